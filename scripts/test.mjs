@@ -1,0 +1,92 @@
+// Runs the whole suite on Bun, Deno and Node (in that order, so Node's summary closes the output),
+// then prints one total line. Usage: node scripts/test.mjs [node|bun|deno ...] [-- file filters]
+// Test files: test/**/*.test.ts and *.test.ts beside the code in src/, plugins/, adapters/.
+import { build } from 'esbuild';
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const args = process.argv.slice(2);
+const sep = args.indexOf('--');
+const runtimes = (sep < 0 ? args : args.slice(0, sep)).filter((a) => ['node', 'bun', 'deno'].includes(a));
+const filters = sep < 0 ? [] : args.slice(sep + 1);
+const which = runtimes.length ? runtimes : ['bun', 'deno', 'node'];
+
+function walk(dir, out = []) {
+  let names = [];
+  try { names = readdirSync(dir); } catch { return out; }
+  for (const n of names) {
+    if (n === 'node_modules' || n.startsWith('.')) continue;
+    const p = join(dir, n);
+    if (statSync(p).isDirectory()) walk(p, out);
+    else if (n.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+const files = ['test', 'src', 'plugins', 'adapters'].flatMap((d) => walk(d)).sort()
+  .filter((f) => !filters.length || filters.some((x) => f.includes(x)));
+if (!files.length) { console.error('no test files matched'); process.exit(1); }
+
+function binOf(pkg, name) {
+  // The deno and bun npm packages ship the real binaries; node_modules/.bin has their launchers.
+  return join(process.cwd(), 'node_modules', '.bin', name);
+}
+
+function run(cmd, argv, env = {}) {
+  return new Promise((resolve) => {
+    let out = '';
+    const p = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
+    p.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
+    p.on('close', (code) => resolve({ code: code ?? 1, out }));
+    p.on('error', (e) => { out += String(e); resolve({ code: 1, out }); });
+  });
+}
+
+const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
+const totals = { passed: 0, failed: 0, skipped: 0 };
+let anyFail = false;
+const results = [];
+
+for (const rt of which) {
+  console.log(`\n=== ${rt}: ${files.length} test files ===`);
+  let r;
+  if (rt === 'node') {
+    rmSync('.build/test', { recursive: true, force: true });
+    const outs = files.map((f) => join('.build/test', relative('.', f)).replace(/\.ts$/, '.mjs'));
+    await build({
+      entryPoints: files.map((f, i) => ({ in: f, out: outs[i].replace(/\.mjs$/, '') })),
+      outdir: '.', outExtension: { '.js': '.mjs' }, bundle: true, platform: 'node', format: 'esm',
+      target: 'node20', packages: 'external', sourcemap: 'inline', logLevel: 'warning',
+    });
+    r = await run(process.execPath, ['--test', '--test-concurrency=1', ...outs], { M7S_TEST_RUNTIME: 'node' });
+    const m = strip(r.out);
+    const pass = +(m.match(/^# pass (\d+)/m)?.[1] ?? 0), fail = +(m.match(/^# fail (\d+)/m)?.[1] ?? 0);
+    const skip = +(m.match(/^# skipped (\d+)/m)?.[1] ?? 0) + +(m.match(/^# todo (\d+)/m)?.[1] ?? 0);
+    results.push({ rt, pass, fail, skip, code: r.code });
+  } else if (rt === 'deno') {
+    r = await run(binOf('deno', 'deno'), ['test', '-A', '--no-check', ...files], { M7S_TEST_RUNTIME: 'deno', NO_COLOR: '1' });
+    const m = strip(r.out).match(/(ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored)?/);
+    // describe/it become steps under Deno; count steps when present so the figures compare with Node's.
+    const pass = m ? +(m[3] ?? m[2]) : 0, fail = m ? +(m[5] ?? m[4]) : 0, skip = m ? +(m[6] ?? 0) : 0;
+    results.push({ rt, pass, fail, skip, code: r.code });
+  } else {
+    r = await run(binOf('bun', 'bun'), ['test', '--timeout', '300000', ...files.map((f) => './' + f)], { M7S_TEST_RUNTIME: 'bun' });
+    const m = strip(r.out);
+    const pass = +(m.match(/^\s*(\d+) pass/m)?.[1] ?? 0), fail = +(m.match(/^\s*(\d+) fail/m)?.[1] ?? 0);
+    const skip = +(m.match(/^\s*(\d+) skip/m)?.[1] ?? 0);
+    results.push({ rt, pass, fail, skip, code: r.code });
+  }
+  if (r.code !== 0) anyFail = true;
+}
+
+console.log('\n=== summary ===');
+for (const x of results) {
+  console.log(`${x.rt.padEnd(5)} ${x.pass} passed, ${x.fail} failed, ${x.skip} skipped (exit ${x.code})`);
+  totals.passed += x.pass; totals.failed += x.fail; totals.skipped += x.skip;
+  if (x.code !== 0 && x.fail === 0) totals.failed += 1; // a runner that crashed counts as a failure
+}
+console.log(`total: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(anyFail || totals.failed ? 1 : 0);

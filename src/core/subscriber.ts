@@ -1,0 +1,247 @@
+// A Subscriber is a cursor into its stream's ring, not a copy of the frames. It starts at the latest
+// sync point (the GOP cache: the first frame is a keyframe at once), sends everything up to the live edge,
+// and then follows the writer. When its connection will not drain, it stops (state 'blocked') and lets
+// the ring move on; when it resumes and finds itself evicted or too far behind, it skips to a keyframe.
+// Frames are never queued per subscriber: the only per-subscriber memory is what its connection buffers
+// (bounded by the connection's high-water mark) plus this small object.
+
+import type { SubscribeConfig } from './config.ts';
+import type { CodecConfig, Frame, Track } from './frame.ts';
+import type { Stream } from './stream.ts';
+
+/** What a protocol plugin implements to receive a stream. */
+export interface SubscriberSink {
+  /** Called once before anything else, when the stream is ready (tracks known). Write headers here. */
+  begin?(sub: Subscriber): void;
+  /**
+   * The codec config of `track`: called before the first frame of a track and again whenever it changes
+   * (write a sequence header). Returns the bytes queued.
+   */
+  config?(track: Track, cfg: CodecConfig, sub: Subscriber): number;
+  /** One frame, `dts` rebased for this subscriber (track clock units, starts near 0). Returns bytes queued. */
+  frame(f: Frame, dts: number, sub: Subscriber): number;
+  /** End of a batch: write out what was queued. Return false if the connection is backpressured; call
+   * `sub.resume()` when it drains. */
+  flush(sub: Subscriber): boolean;
+  /** The subscription ended from the engine's side (stream closed, kicked, timeout). Close the connection. */
+  close?(reason: string, sub: Subscriber): void;
+}
+
+export type SubscriberState = 'waiting' | 'live' | 'blocked' | 'closed';
+
+export interface SubscriberInfo {
+  id: number;
+  protocol: string;
+  type: string;
+  remote?: string;
+  startTime: string;
+  state: SubscriberState;
+  submode: string;
+  framesSent: number;
+  bytesSent: number;
+  framesDropped: number;
+  skips: number;
+  /** How far behind the live edge (ms of arrival time). */
+  lagMs: number;
+  /** Bytes waiting in this subscriber's connection, as its plugin reports. */
+  buffered: number;
+  args: Record<string, string>;
+}
+
+let subIds = 0;
+
+/** Flush a batch once it holds this many bytes, so backpressure is noticed within a GOP burst. */
+const MAX_BATCH_BYTES = 64 * 1024;
+
+export class Subscriber {
+  readonly id = ++subIds;
+  readonly startTime = Date.now();
+  state: SubscriberState = 'waiting';
+  /** Next ring sequence number to send. */
+  cursor = 0;
+  framesSent = 0;
+  bytesSent = 0;
+  framesDropped = 0;
+  skips = 0;
+  /** Set by the plugin: bytes buffered in its connection (shown in the API). */
+  bufferedFn: (() => number) | null = null;
+  /** Counts towards the stream's audience (delayclosetimeout/idletimeout); recorders/pushers don't. */
+  readonly counted: boolean;
+
+  private needKey = true;
+  private baseSec = NaN;
+  private readonly cfgSent = new Map<number, number>(); // track id -> config version sent
+  private readonly wantVideo: boolean;
+  private readonly wantAudio: boolean;
+  private readonly wantData: boolean;
+  private readonly videoIndex: number;
+  private readonly audioIndex: number;
+  private pumping = false;
+  /** Bytes to batch before a flush: large for the first GOP burst, one frame while recovering from a block. */
+  private flushEvery = MAX_BATCH_BYTES;
+
+  constructor(
+    readonly stream: Stream,
+    readonly config: SubscribeConfig,
+    readonly sink: SubscriberSink,
+    readonly protocol: string,
+    readonly type: string,
+    readonly args: Record<string, string>,
+    readonly remote?: string,
+    opts: { data?: boolean; counted?: boolean } = {},
+  ) {
+    this.wantVideo = config.subvideo;
+    this.wantAudio = config.subaudio;
+    this.wantData = opts.data ?? false;
+    this.counted = opts.counted ?? (type === 'server' || type === 'vod');
+    this.videoIndex = Math.max(0, parseInt(args[config.subvideoargname] ?? '0', 10) || 0);
+    this.audioIndex = Math.max(0, parseInt(args[config.subaudioargname] ?? '0', 10) || 0);
+  }
+
+  /** Whether this subscriber takes frames of `t`. */
+  wants(t: Track): boolean {
+    if (t.kind === 'video') return this.wantVideo && t.index === this.videoIndex;
+    if (t.kind === 'audio') return this.wantAudio && t.index === this.audioIndex;
+    return this.wantData;
+  }
+
+  /** The tracks this subscriber will receive (for headers: has audio / has video). */
+  tracks(): Track[] { return this.stream.tracks.filter((t) => this.wants(t)); }
+
+  /** @internal Position the cursor and start sending. Called by the stream when it is ready. */
+  start(): void {
+    if (this.state !== 'waiting') return;
+    const ring = this.stream.ring;
+    let pos: number | undefined;
+    if (!this.stream.publisher) pos = ring.head;
+    else if (this.config.submode === 'buffer' && this.config.buffertime > 0) pos = this.stream.syncForBuffer(this.config.buffertime);
+    else pos = ring.latestSync();
+    this.cursor = pos ?? ring.head;
+    this.needKey = true;
+    this.state = 'live';
+    this.sink.begin?.(this);
+    this.pump();
+  }
+
+  /** The connection drained: continue from where we stopped. */
+  resume(): void {
+    if (this.state !== 'blocked') return;
+    this.state = 'live';
+    // A connection that pushed back gets one frame per flush until it is back at the live edge, so it
+    // never overshoots its high-water mark by more than one frame.
+    this.flushEvery = 0;
+    this.pump();
+  }
+
+  /** @internal The publisher changed: wait for its first keyframe before sending video again. */
+  publisherChanged(): void { this.needKey = true; }
+
+  /** Send everything from the cursor to the live edge (or until the connection pushes back). */
+  pump(): void {
+    if (this.state !== 'live' || this.pumping) return;
+    this.pumping = true;
+    try { this.pumpInner(); } finally { this.pumping = false; }
+  }
+
+  private pumpInner(): void {
+    const ring = this.stream.ring;
+    let c = this.cursor;
+    if (c >= ring.head) return;
+    if (c < ring.tail) {
+      // Evicted while we were blocked: jump to the oldest sync point still held.
+      const s = ring.syncAtOrAfter(ring.tail) ?? ring.head;
+      this.skip(c, s);
+      c = s;
+    }
+    if (this.config.submode === 'real') {
+      const newest = ring.last(), cur = ring.get(c);
+      if (newest && cur && newest.arrival - cur.arrival > this.config.maxlag) {
+        const s = ring.latestSync();
+        if (s !== undefined && s > c) { this.skip(c, s); c = s; }
+      }
+    }
+    const sink = this.sink;
+    const keyOnly = this.config.iframeonly;
+    let batch = 0;
+    while (c < ring.head) {
+      const f = ring.get(c++)!;
+      const t = f.track;
+      if (!this.wants(t)) continue;
+      if (t.kind === 'video') {
+        if (this.needKey) {
+          if (!f.key) continue;
+          this.needKey = false;
+        } else if (keyOnly && !f.key) continue;
+      }
+      if (this.cfgSent.get(t.id) !== f.configVersion) {
+        this.cfgSent.set(t.id, f.configVersion);
+        if (sink.config) batch += sink.config(t, f.config, this);
+      }
+      if (this.baseSec !== this.baseSec) this.baseSec = f.dts / t.clockRate; // NaN check: first frame
+      let dts = Math.round(f.dts - this.baseSec * t.clockRate);
+      if (dts < 0) dts = 0;
+      const n = sink.frame(f, dts, this);
+      batch += n;
+      this.bytesSent += n;
+      this.framesSent++;
+      if (batch > this.flushEvery) {
+        this.cursor = c;
+        batch = 0;
+        if (!sink.flush(this)) {
+          if (this.state === 'live') this.state = 'blocked';
+          return;
+        }
+        if (this.state !== 'live') return; // closed from inside the sink
+      }
+    }
+    this.cursor = c;
+    if (batch > 0 && !sink.flush(this)) {
+      if (this.state === 'live') this.state = 'blocked';
+      return;
+    }
+    this.flushEvery = MAX_BATCH_BYTES; // caught up without pushback
+  }
+
+  private skip(from: number, to: number): void {
+    // Count only the frames this subscriber would have sent.
+    const ring = this.stream.ring;
+    let n = 0;
+    for (let s = Math.max(from, ring.tail); s < to; s++) { const f = ring.get(s); if (f && this.wants(f.track)) n++; }
+    if (from < ring.tail) n += ring.tail - from; // already evicted: count them all (upper bound)
+    this.framesDropped += n;
+    this.skips++;
+    this.needKey = true;
+  }
+
+  /** Frames between the cursor and the live edge, as arrival time (ms). */
+  lagMs(): number {
+    const ring = this.stream.ring;
+    const newest = ring.last();
+    const cur = ring.get(Math.max(this.cursor, ring.tail));
+    if (!newest || !cur || this.cursor >= ring.head) return 0;
+    return newest.arrival - cur.arrival;
+  }
+
+  /** Stop the subscription (the plugin's connection closed, or the API stopped it). */
+  close(reason = 'closed'): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.stream.removeSubscriber(this, reason);
+  }
+
+  /** @internal The engine ends it: tell the plugin. */
+  end(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    try { this.sink.close?.(reason, this); } catch { /* the plugin's problem; the engine carries on */ }
+  }
+
+  info(): SubscriberInfo {
+    return {
+      id: this.id, protocol: this.protocol, type: this.type, remote: this.remote,
+      startTime: new Date(this.startTime).toISOString(), state: this.state, submode: this.config.submode,
+      framesSent: this.framesSent, bytesSent: this.bytesSent, framesDropped: this.framesDropped, skips: this.skips,
+      lagMs: this.lagMs(), buffered: this.bufferedFn?.() ?? 0, args: this.args,
+    };
+  }
+}

@@ -1,0 +1,177 @@
+// The socket, HTTP and host interfaces that each runtime adapter (adapters/node, bun, deno) implements.
+// The hot path uses small callback interfaces, not Web Streams: on Node 20 wrapping a socket in Web
+// Streams costs ~1.5x CPU per write (see docs/architecture.md). Web Streams appear only where they are
+// natural: HTTP response bodies.
+
+/** A TCP (or TLS) connection. Writes never block: the adapter queues and reports how much is queued. */
+export interface TcpConn {
+  readonly id: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  /** Bytes accepted by write() but not yet handed to the kernel. */
+  readonly buffered: number;
+  readonly closed: boolean;
+  /** Queue one chunk. Returns false when `buffered` is above the high-water mark: stop and wait for onDrain. */
+  write(chunk: Uint8Array): boolean;
+  /** Queue several chunks as one vectored write (one syscall where the runtime allows). Same return as write(). */
+  writev(chunks: Uint8Array[]): boolean;
+  /** Called with each chunk read. The chunk may be reused by the adapter after the call returns only if
+   * `reusesReadBuffer` is true; otherwise it is owned by the callee. */
+  onData: ((chunk: Uint8Array) => void) | null;
+  /** Called once the write queue drops below the high-water mark after write() returned false. */
+  onDrain: (() => void) | null;
+  /** Called exactly once when the connection is gone (either side). `err` is set on an error. */
+  onClose: ((err?: Error) => void) | null;
+  /** Stop / restart reading (read-side backpressure). */
+  pause(): void;
+  resume(): void;
+  setNoDelay(on: boolean): void;
+  /** Close after the queued bytes are written. */
+  end(): void;
+  /** Close now, dropping queued bytes. */
+  destroy(err?: Error): void;
+}
+
+export interface TlsOptions {
+  /** PEM text. */
+  cert: string;
+  key: string;
+}
+
+export interface ListenOptions {
+  port: number;
+  /** Default: all interfaces. */
+  host?: string;
+  /** Serve TLS on this listener (RTMPS, RTSPS). */
+  tls?: TlsOptions;
+  /** write() returns false above this many queued bytes. Default 1 MiB. */
+  highWaterMark?: number;
+}
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  tls?: boolean | { servername?: string; rejectUnauthorized?: boolean; ca?: string };
+  /** Milliseconds to wait for the connection. Default 10 000. */
+  timeout?: number;
+  highWaterMark?: number;
+}
+
+export interface TcpServer {
+  readonly port: number;
+  readonly host: string;
+  /** Stop accepting; existing connections stay until they close. */
+  close(): Promise<void>;
+}
+
+export interface UdpSocket {
+  readonly port: number;
+  readonly host: string;
+  send(data: Uint8Array, port: number, host: string): void;
+  onMessage: ((data: Uint8Array, from: { address: string; port: number }) => void) | null;
+  close(): Promise<void>;
+}
+
+export interface UdpOptions {
+  port: number;
+  host?: string;
+  /** 'udp4' (default) or 'udp6'. */
+  type?: 'udp4' | 'udp6';
+  /** Kernel receive buffer size in bytes, where the runtime allows. */
+  recvBufferSize?: number;
+}
+
+/** A WebSocket as the core sees it, whichever runtime hosts it. */
+export interface WsConn {
+  readonly id: number;
+  /** Bytes queued by send() and not yet written. */
+  readonly buffered: number;
+  /** True once the socket has closed (either side); send() is then a no-op. */
+  readonly closed: boolean;
+  send(data: Uint8Array | string): void;
+  close(code?: number, reason?: string): void;
+}
+
+export interface WsHandler {
+  onOpen?(ws: WsConn): void;
+  onMessage?(ws: WsConn, data: Uint8Array | string): void;
+  onClose?(ws: WsConn, code: number, reason: string): void;
+}
+
+/** The fetch handler of the shared HTTP server (a hono app's `fetch`). */
+export type FetchHandler = (req: Request, env?: unknown, ctx?: unknown) => Response | Promise<Response>;
+
+export interface HttpServeOptions {
+  port: number;
+  host?: string;
+  tls?: TlsOptions;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  readonly host: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The WebSocket upgrade the adapter provides. The HTTP layer calls it from a route handler with the
+ * request; the adapter returns the upgrade Response (or undefined when the request is not an upgrade).
+ * Implemented with hono's per-runtime helpers (@hono/node-server, hono/bun, hono/deno).
+ */
+export type UpgradeWebSocket = (c: unknown, handler: WsHandler) => Response | Promise<Response | undefined> | undefined;
+
+export interface FileStat {
+  size: number;
+  mtimeMs: number;
+  isFile: boolean;
+  isDirectory: boolean;
+}
+
+export interface SysInfo {
+  runtime: 'node' | 'bun' | 'deno' | 'edge';
+  runtimeVersion: string;
+  os: string;
+  arch: string;
+  cpus: number;
+  hostname: string;
+  pid: number;
+  /** Resident set size and JS heap in bytes (0 where unknown). */
+  memory: { rss: number; heapUsed: number; heapTotal: number; total: number; free: number };
+  /** Process CPU time in microseconds since start (user, system). */
+  cpuUsage: { user: number; system: number };
+  loadavg: number[];
+}
+
+/** Everything the runtime-agnostic code needs from its host. One implementation per runtime. */
+export interface Runtime {
+  readonly name: SysInfo['runtime'];
+  listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => void): Promise<TcpServer>;
+  connectTcp(opts: ConnectOptions): Promise<TcpConn>;
+  bindUdp(opts: UdpOptions): Promise<UdpSocket>;
+  /** Serve one fetch handler (the hono app). WebSocket upgrades go through `upgradeWebSocket`. */
+  serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer>;
+  upgradeWebSocket: UpgradeWebSocket;
+  readFile(path: string): Promise<Uint8Array>;
+  readTextFile(path: string): Promise<string>;
+  writeFile(path: string, data: Uint8Array | string): Promise<void>;
+  /** Open a file for appending chunks (recorders). */
+  openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
+  stat(path: string): Promise<FileStat | null>;
+  mkdir(path: string): Promise<void>;
+  remove(path: string): Promise<void>;
+  readDir(path: string): Promise<string[]>;
+  /** Call `onChange` (debounced) when the file changes. Returns a function that stops watching. */
+  watchFile(path: string, onChange: () => void): () => void;
+  /** Environment variables (a snapshot). */
+  env(): Record<string, string | undefined>;
+  /** Command-line arguments after the script name. */
+  args(): string[];
+  /** True when stdout is a terminal (pretty logs). */
+  isTTY(): boolean;
+  /** Write one line of log output. */
+  writeLog(line: string, stream: 'stdout' | 'stderr'): void;
+  onSignal(signal: 'SIGINT' | 'SIGTERM' | 'SIGHUP', handler: () => void): void;
+  exit(code: number): never;
+  sysinfo(): SysInfo;
+}

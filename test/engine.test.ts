@@ -1,0 +1,366 @@
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Engine, EngineError, type Frame, md5Hex, parseStreamPath, Ring, SyntheticSource, syntheticIndex,
+  type Subscriber, type SubscriberSink, makeKeyAuthArgs, defaultPublish, defaultSubscribe, Track, Frame as FrameClass,
+} from '../src/core/index.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A sink that records what it gets and simulates a connection with a write queue and a high-water mark. */
+class RecSink implements SubscriberSink {
+  got: { kind: string; dts: number; key: boolean; index: number; bytes: number }[] = [];
+  configs = 0;
+  queued = 0;          // bytes "in the socket buffer"
+  maxQueued = 0;
+  closedReason = '';
+  began = false;
+  constructor(public highWater = Infinity, public drains = true) {}
+  begin() { this.began = true; }
+  config() { this.configs++; return 10; }
+  frame(f: Frame, dts: number) {
+    const kind = f.track.kind;
+    this.got.push({ kind, dts, key: f.key, index: syntheticIndex(f.data, kind as 'video' | 'audio'), bytes: f.data.length });
+    this.queued += f.data.length;
+    if (this.queued > this.maxQueued) this.maxQueued = this.queued;
+    return f.data.length;
+  }
+  flush() {
+    if (this.drains) this.queued = 0;
+    return this.queued < this.highWater;
+  }
+  close(reason: string) { this.closedReason = reason; }
+  video() { return this.got.filter((g) => g.kind === 'video'); }
+}
+
+function assertMonotonic(list: { dts: number }[], what: string) {
+  for (let i = 1; i < list.length; i++) {
+    assert.ok(list[i].dts >= list[i - 1].dts, `${what}: dts went back at ${i}: ${list[i - 1].dts} -> ${list[i].dts}`);
+  }
+}
+
+const engines: Engine[] = [];
+function mkEngine(pub: Partial<typeof defaultPublish> = {}, sub: Partial<typeof defaultSubscribe> = {}) {
+  const e = new Engine({ publish: { ...defaultPublish, ...pub }, subscribe: { ...defaultSubscribe, ...sub } });
+  engines.push(e);
+  return e;
+}
+after(() => { for (const e of engines) e.shutdown(); });
+
+describe('md5 and stream paths', () => {
+  it('md5 matches RFC 1321 test vectors', () => {
+    assert.equal(md5Hex(''), 'd41d8cd98f00b204e9800998ecf8427e');
+    assert.equal(md5Hex('abc'), '900150983cd24fb0d6963f7d28e17f72');
+    assert.equal(md5Hex('12345678901234567890123456789012345678901234567890123456789012345678901234567890'), '57edf4a22be3c955ac49da2e2107b67a');
+  });
+  it('parses and rejects stream paths', () => {
+    const p = parseStreamPath('/live/cam1?secret=ab&expire=ff');
+    assert.deepEqual([p.path, p.app, p.name, p.args.secret, p.args.expire], ['live/cam1', 'live', 'cam1', 'ab', 'ff']);
+    assert.equal(parseStreamPath('a/b/c').app, 'a/b');
+    for (const bad of ['live', '', 'live/../x', 'live//x', 'live/x y', 'a/' + 'x'.repeat(300), 'live/%zz']) {
+      assert.throws(() => parseStreamPath(bad), (e: unknown) => e instanceof EngineError && e.code === 'BadPath', bad);
+    }
+  });
+});
+
+describe('ring', () => {
+  it('indexes by sequence, grows, evicts and finds sync points', () => {
+    const r = new Ring(16, 64);
+    const t = new Track('video', 0, 90000, { codec: 'h264' });
+    for (let i = 0; i < 40; i++) r.push(new FrameClass(t, i * 3000, 0, i % 10 === 0, new Uint8Array(10), 0), i % 10 === 0);
+    assert.equal(r.size, 40);
+    assert.equal(r.get(17)!.dts, 17 * 3000);
+    assert.deepEqual([r.syncAt(0), r.latestSync(), r.syncAtOrAfter(11), r.syncAtOrBefore(29)], [0, 30, 20, 20]);
+    r.evictTo(15);
+    assert.equal(r.get(14), undefined);
+    assert.equal(r.syncAt(0), 20);
+    assert.equal(r.bytes, 25 * 10);
+    for (let i = 40; i < 200; i++) r.push(new FrameClass(t, i * 3000, 0, false, new Uint8Array(1), 0), false);
+    assert.ok(r.size <= 64, 'bounded by maxCapacity');
+    assert.equal(r.last()!.dts, 199 * 3000);
+  });
+});
+
+describe('engine: publish and subscribe', () => {
+  it('the first frame a new subscriber gets is the latest keyframe, then every frame in order', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/first', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { gop: 10 });
+    src.burst(25); // keyframes at 0, 10, 20
+    const sink = new RecSink();
+    await e.subscribe('live/first', { protocol: 'test', sink });
+    assert.ok(sink.began);
+    const v = sink.video();
+    assert.equal(v[0].key, true);
+    assert.equal(v[0].index, 20, 'starts at the latest keyframe, not the oldest');
+    assert.equal(v[0].dts, 0, 'rebased to start at 0');
+    src.burst(15);
+    const idx = sink.video().map((g) => g.index);
+    assert.deepEqual(idx, Array.from({ length: 20 }, (_, i) => 20 + i));
+    assert.equal(sink.configs, 2, 'one config (sequence header) per track');
+    assertMonotonic(sink.video(), 'video');
+  });
+
+  it('a never-draining subscriber stays within its bound and skips to keyframes; another gets every frame', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/slow', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { gop: 30, videoBytes: 20_000 });
+    src.burst(1);
+    const fast = new RecSink();
+    const HW = 512 * 1024;
+    const slow = new RecSink(HW, false); // its socket never drains
+    await e.subscribe('live/slow', { protocol: 'test', sink: fast });
+    const sub = await e.subscribe('live/slow', { protocol: 'test', sink: slow });
+    src.burst(600); // 20 s of video at ~4.8 Mb/s
+    // Bound: high-water mark + one batch (64 KiB) + one frame.
+    const bound = HW + 64 * 1024 + 100_000;
+    assert.ok(slow.maxQueued <= bound, `slow subscriber queued ${slow.maxQueued} > bound ${bound}`);
+    assert.equal(sub.state, 'blocked');
+    const fastIdx = fast.video().map((g) => g.index);
+    assert.deepEqual(fastIdx, Array.from({ length: 601 }, (_, i) => i), 'fast subscriber got every frame in order');
+    // The slow one drains now: it must resume at a keyframe and count what it skipped.
+    slow.queued = 0; slow.drains = true;
+    const before = slow.video().length;
+    sub.resume();
+    const after = slow.video().slice(before);
+    assert.ok(after.length > 0);
+    assert.equal(after[0].key, true, 'resumes at a keyframe');
+    assert.ok(sub.framesDropped > 0 && sub.skips > 0, 'drops are counted');
+    assertMonotonic(slow.video(), 'slow');
+    const info = sub.info();
+    assert.equal(info.framesDropped, sub.framesDropped);
+    // Memory of the stream itself stays bounded by GOPs, not by the slow reader.
+    const ring = e.getStream('live/slow')!.ring;
+    assert.ok(ring.size <= 2 * 30 + 2 * 60 + 10, `ring holds ${ring.size} frames`);
+  });
+
+  it('a slow reader (10% drain, real time) keeps getting keyframes', async () => {
+    const e = mkEngine({}, { maxlag: 1000 });
+    const pub = await e.publish('live/trickle', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 50, gop: 25, videoBytes: 4000, audio: false });
+    src.burst(1);
+    const slow = new RecSink(16 * 1024, false);
+    const sub = await e.subscribe('live/trickle', { protocol: 'test', sink: slow });
+    // Average bitrate: (5 + 24) * 4000 B per 25 frames at 50 fps = 232 kB/s; drain 10 % of it.
+    const drainPerTick = Math.round((232_000 * 0.1) / 50);
+    src.start();
+    const t = setInterval(() => {
+      slow.queued = Math.max(0, slow.queued - drainPerTick);
+      if (slow.queued < slow.highWater) sub.resume();
+    }, 20);
+    await sleep(3000);
+    clearInterval(t);
+    src.stop();
+    const keys = slow.video().filter((g) => g.key).length;
+    assert.ok(keys >= 3, `got ${keys} keyframes in 3 s`);
+    assert.ok(sub.framesDropped > 0, 'skipped frames are counted');
+    assert.ok(slow.maxQueued <= 16 * 1024 + 64 * 1024 + 20_000, `bounded: ${slow.maxQueued}`);
+    assertMonotonic(slow.video(), 'trickle');
+  });
+
+  it('publisher drops and another returns within waittimeout: subscribers continue with monotonic timestamps', async () => {
+    const e = mkEngine({}, { waittimeout: 2000 });
+    const pub1 = await e.publish('live/re', { protocol: 'test' });
+    const src1 = new SyntheticSource(pub1, { gop: 10 });
+    src1.burst(30);
+    const sink = new RecSink();
+    const sub = await e.subscribe('live/re', { protocol: 'test', sink });
+    src1.burst(20);
+    pub1.close('connection lost');
+    assert.equal(e.getStream('live/re')!.state, 'waiting');
+    await sleep(100);
+    const pub2 = await e.publish('live/re', { protocol: 'test' });
+    // The new source starts its clock from 0 again.
+    const src2 = new SyntheticSource(pub2, { gop: 10 });
+    src2.burst(30);
+    assert.equal(sub.state, 'live');
+    assert.equal(sink.closedReason, '');
+    assertMonotonic(sink.video(), 'video across reconnect');
+    assertMonotonic(sink.got.filter((g) => g.kind === 'audio'), 'audio across reconnect');
+    // After the reconnect, video resumes at a keyframe of the new publisher.
+    const v = sink.video();
+    const firstNew = v.findIndex((g, i) => i > 0 && g.index < v[i - 1].index);
+    assert.ok(firstNew > 0 && v[firstNew].key && v[firstNew].index === 0);
+    assert.equal(e.getStream('live/re')!.publishCount, 2);
+  });
+
+  it('publisher lost and not back within waittimeout: subscribers are ended', async () => {
+    const e = mkEngine({}, { waittimeout: 200 });
+    const pub = await e.publish('live/gone', { protocol: 'test' });
+    new SyntheticSource(pub).burst(5);
+    const sink = new RecSink();
+    await e.subscribe('live/gone', { protocol: 'test', sink });
+    pub.close();
+    await sleep(400);
+    assert.match(sink.closedReason, /did not return/);
+    assert.equal(e.getStream('live/gone'), undefined);
+  });
+
+  it('duplicate publish is refused; kickexist takes over', async () => {
+    const e = mkEngine();
+    const a = await e.publish('live/k', { protocol: 'test' });
+    await assert.rejects(e.publish('live/k', { protocol: 'test' }), (err: unknown) => err instanceof EngineError && err.code === 'DuplicatePublish');
+    let stopped = '';
+    a.onStop = (r) => { stopped = r; };
+    const sink = new RecSink();
+    new SyntheticSource(a).burst(3);
+    await e.subscribe('live/k', { protocol: 'test', sink });
+    const b = await e.publish('live/k?kickexist=1', { protocol: 'test', config: { ...defaultPublish, kickexist: true } });
+    assert.match(stopped, /kicked/);
+    assert.equal(a.closed, true);
+    assert.equal(e.getStream('live/k')!.publisher, b);
+    assert.equal(sink.closedReason, '', 'subscribers are adopted by the new publisher');
+  });
+
+  it('publishtimeout ends a publisher that sends nothing', async () => {
+    const e = mkEngine({ publishtimeout: 300 });
+    const pub = await e.publish('live/quiet', { protocol: 'test' });
+    let reason = '';
+    pub.onStop = (r) => { reason = r; };
+    new SyntheticSource(pub).burst(2);
+    await sleep(800);
+    assert.match(reason, /publishtimeout/);
+    assert.equal(e.getStream('live/quiet'), undefined, 'no subscribers: the stream is gone');
+  });
+
+  it('delayclosetimeout stops the stream after the last subscriber leaves', async () => {
+    const e = mkEngine({ delayclosetimeout: 300 });
+    const pub = await e.publish('live/dc', { protocol: 'test' });
+    let reason = '';
+    pub.onStop = (r) => { reason = r; };
+    const src = new SyntheticSource(pub);
+    src.burst(2);
+    const s1 = await e.subscribe('live/dc', { protocol: 'test', sink: new RecSink() });
+    await sleep(400);
+    assert.equal(reason, '', 'still watched: keeps running');
+    s1.close();
+    await sleep(150);
+    const s2 = await e.subscribe('live/dc', { protocol: 'test', sink: new RecSink() });
+    await sleep(300);
+    assert.equal(reason, '', 'a subscriber came back within the delay');
+    s2.close();
+    await sleep(500);
+    assert.match(reason, /delayclosetimeout/);
+  });
+
+  it('idletimeout stops a stream nobody subscribes to', async () => {
+    const e = mkEngine({ idletimeout: 300 });
+    const pub = await e.publish('live/idle', { protocol: 'test' });
+    const src = new SyntheticSource(pub);
+    src.start();
+    await sleep(800);
+    src.stop();
+    assert.equal(pub.closed, true);
+    assert.match(pub.closeReason, /idletimeout/);
+  });
+
+  it('subscribing to a missing stream runs the on-demand pull with the templated URL, then plays', async () => {
+    const e = mkEngine();
+    const calls: { url: string; streamPath: string }[] = [];
+    e.setPullTriggers('testpull', { 'pull/(.+)': 'rtmp://origin.example/live/$1' }, async ({ url, streamPath }) => {
+      calls.push({ url, streamPath });
+      const pub = await e.publish(streamPath, { protocol: 'testpull', type: 'pull' });
+      new SyntheticSource(pub).burst(3);
+    });
+    const sink = new RecSink();
+    await e.subscribe('pull/cam7', { protocol: 'test', sink });
+    assert.deepEqual(calls, [{ url: 'rtmp://origin.example/live/cam7', streamPath: 'pull/cam7' }]);
+    assert.ok(sink.video().length >= 1);
+    // A path that does not match the pattern times out as not found.
+    await assert.rejects(e.subscribe('other/x', { protocol: 'test', sink: new RecSink(), config: { ...defaultSubscribe, waittimeout: 100 } }),
+      (err: unknown) => err instanceof EngineError && err.code === 'NotFound');
+    assert.equal(calls.length, 1);
+  });
+
+  it('onpub actions run with the templated target when a stream starts', async () => {
+    const e = mkEngine();
+    const got: string[] = [];
+    e.setPublishActions('testpush', 'push', { 'live/(.+)': 'rtmp://cdn.example/app/$1' }, ({ target }) => { got.push(target); });
+    await e.publish('live/act', { protocol: 'test' });
+    await sleep(10);
+    assert.deepEqual(got, ['rtmp://cdn.example/app/act']);
+  });
+
+  it('key auth: a bad or expired secret is rejected, a good one accepted', async () => {
+    const e = mkEngine({ key: 's3cret' }, { key: 'v13w' });
+    const now = Math.floor(Date.now() / 1000);
+    const conf = { key: 's3cret', secretargname: 'secret', expireargname: 'expire' };
+    await assert.rejects(e.publish('live/auth', { protocol: 'test' }), (err: unknown) => err instanceof EngineError && err.code === 'Unauthorized');
+    await assert.rejects(e.publish('live/auth?secret=00&expire=' + (now + 60).toString(16), { protocol: 'test' }), /bad secret/);
+    const expired = makeKeyAuthArgs(conf, 'live/auth', now - 10);
+    await assert.rejects(e.publish('live/auth', { protocol: 'test', args: expired }), /expired/);
+    const good = makeKeyAuthArgs(conf, 'live/auth', now + 60);
+    const pub = await e.publish('live/auth', { protocol: 'test', args: good });
+    new SyntheticSource(pub).burst(2);
+    await assert.rejects(e.subscribe('live/auth', { protocol: 'test', sink: new RecSink(), args: good }), /bad secret/, 'subscribe has its own key');
+    const subArgs = makeKeyAuthArgs({ ...conf, key: 'v13w' }, 'live/auth', now + 60);
+    await e.subscribe('live/auth', { protocol: 'test', sink: new RecSink(), args: subArgs });
+    assert.equal(e.totals.authFailures, 4);
+  });
+
+  it('auth hooks can deny, and every protocol passes the same gate', async () => {
+    const e = mkEngine();
+    e.addAuthHook('jwt', (req) => req.args.token === 'ok');
+    await assert.rejects(e.publish('live/h', { protocol: 'rtmp' }), /denied by jwt/);
+    await e.publish('live/h?token=ok', { protocol: 'rtmp' });
+  });
+
+  it('audio-only, video-only and keyframe-only subscriptions; track selection by arg', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/sel', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { gop: 5 });
+    const small = pub.addTrack('video', { codec: 'h264', width: 160, height: 90 }, { index: 1 });
+    src.burst(1);
+    const audioOnly = new RecSink(), videoOnly = new RecSink(), keysOnly = new RecSink(), smallSink = new RecSink();
+    await e.subscribe('live/sel?subvideo=false', { protocol: 'test', sink: audioOnly, config: { ...defaultSubscribe, subvideo: false } });
+    await e.subscribe('live/sel', { protocol: 'test', sink: videoOnly, config: { ...defaultSubscribe, subaudio: false } });
+    await e.subscribe('live/sel', { protocol: 'test', sink: keysOnly, config: { ...defaultSubscribe, iframeonly: true } });
+    await e.subscribe('live/sel?vts=1', { protocol: 'test', sink: smallSink });
+    for (let i = 0; i < 20; i++) {
+      src.step();
+      pub.write(small, i * 3000, 0, i % 5 === 0, new Uint8Array([0, 0, 0, 1, 0x65, 0, 0, 0, i]));
+    }
+    assert.ok(audioOnly.got.length > 0 && audioOnly.got.every((g) => g.kind === 'audio'));
+    assert.ok(videoOnly.got.length > 0 && videoOnly.got.every((g) => g.kind === 'video'));
+    assert.ok(keysOnly.video().length >= 4 && keysOnly.video().every((g) => g.key));
+    assert.ok(smallSink.video().length > 0 && smallSink.video().every((g) => g.bytes === 9), 'vts=1 picks the small stream');
+  });
+
+  it('subscriber limit and stop via engine', async () => {
+    const e = mkEngine({}, { maxcount: 1 });
+    const pub = await e.publish('live/lim', { protocol: 'test' });
+    new SyntheticSource(pub).burst(2);
+    const sink = new RecSink();
+    await e.subscribe('live/lim', { protocol: 'test', sink });
+    await assert.rejects(e.subscribe('live/lim', { protocol: 'test', sink: new RecSink() }), (err: unknown) => err instanceof EngineError && err.code === 'TooManySubscribers');
+    assert.equal(e.stopStream('live/lim', 'stopped by test'), true);
+    assert.equal(sink.closedReason, 'stopped by test');
+    assert.equal(pub.closed, true);
+  });
+
+  it('source timestamp jumps are tamed into a monotonic timeline', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/jump', { protocol: 'test' });
+    const v = pub.addTrack('video', { codec: 'h264' });
+    const sink = new RecSink();
+    pub.write(v, 0, 0, true, new Uint8Array(9));
+    await e.subscribe('live/jump', { protocol: 'test', sink });
+    const src = [3000, 6000, 9000, 90000 * 3600, 90000 * 3600 + 3000, 500, 3500, 3400, 6500];
+    for (const d of src) pub.write(v, d, 0, false, new Uint8Array(9));
+    const dts = sink.video().map((g) => g.dts);
+    assertMonotonic(sink.video(), 'jumps');
+    assert.ok(dts[dts.length - 1] < 90000 * 10, `no hour-long gap: ${dts}`);
+  });
+
+  it('buffer submode starts buffertime back', async () => {
+    const e = mkEngine({ buffertime: 3000 });
+    const pub = await e.publish('live/buf', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { gop: 30 });
+    src.burst(200);
+    const real = new RecSink(), buf = new RecSink();
+    await e.subscribe('live/buf', { protocol: 'test', sink: real });
+    await e.subscribe('live/buf', { protocol: 'test', sink: buf, config: { ...defaultSubscribe, submode: 'buffer', buffertime: 3000 } });
+    assert.equal(real.video()[0].index, 180);
+    assert.ok(buf.video()[0].index <= 110 && buf.video()[0].key, `buffer mode started at ${buf.video()[0].index}`);
+  });
+});
