@@ -1,0 +1,161 @@
+// The engine's HTTP API under /api: JSON envelope `{code, message, data}`; any GET here streams
+// updates as Server-Sent Events when asked with `Accept: text/event-stream` (see jsonOrSse).
+
+import type { Hono } from 'hono';
+import { parse as parseYaml } from 'yaml';
+import { toYaml } from '../config/load.ts';
+import type { Server } from '../server.ts';
+import { fail, jsonOrSse, ok } from './app.ts';
+
+export function mountApi(app: Hono, server: Server): void {
+  const engine = server.engine;
+  let cpuPrev = { t: Date.now(), ...server.runtime.sysinfo().cpuUsage };
+  let cpuPct = 0;
+  const cpu = () => {
+    const now = Date.now();
+    if (now - cpuPrev.t >= 500) {
+      const u = server.runtime.sysinfo().cpuUsage;
+      cpuPct = Math.round(((u.user + u.system - cpuPrev.user - cpuPrev.system) / 1000 / (now - cpuPrev.t)) * 1000) / 10;
+      cpuPrev = { t: now, ...u };
+    }
+    return cpuPct;
+  };
+
+  app.get('/api/sysinfo', (c) => jsonOrSse(c, () => {
+    const si = server.runtime.sysinfo();
+    return {
+      version: server.version, startTime: new Date(server.startTime).toISOString(), uptimeSec: Math.round((Date.now() - server.startTime) / 1000),
+      runtime: si.runtime, runtimeVersion: si.runtimeVersion, os: si.os, arch: si.arch, cpus: si.cpus, hostname: si.hostname, pid: si.pid,
+      listen: server.listening,
+      plugins: server.pluginStates().map((p) => ({ name: p.name, enabled: p.enabled, reason: p.reason })),
+    };
+  }));
+
+  app.get('/api/summary', (c) => jsonOrSse(c, () => {
+    const si = server.runtime.sysinfo();
+    return {
+      ...engine.summary(),
+      cpuUsage: cpu(),
+      memory: si.memory,
+      loadavg: si.loadavg,
+      streams: [...engine.streams.values()].map((s) => ({
+        path: s.path, state: s.state, subscribers: s.subscribers.size,
+        publisher: s.publisher ? s.publisher.protocol : null,
+        tracks: s.tracks.map((t) => `${t.kind}:${t.codec}`), bps: s.tracks.reduce((a, t) => a + t.bps, 0),
+      })),
+    };
+  }));
+
+  app.get('/api/plugins', (c) => jsonOrSse(c, () => server.pluginStates()));
+
+  app.get('/api/stream/list', (c) => jsonOrSse(c, () => {
+    const all = [...engine.streams.values()];
+    const pageSize = clampInt(c.req.query('pageSize'), 1, 1000, 100);
+    const pageNum = clampInt(c.req.query('pageNum'), 1, 1e9, 1);
+    const list = all.slice((pageNum - 1) * pageSize, pageNum * pageSize).map((s) => s.info());
+    return { total: all.length, pageNum, pageSize, list };
+  }));
+
+  app.get('/api/stream/info/:path{.+}', (c) => {
+    const s = engine.getStream(c.req.param('path'));
+    if (!s) return fail(c, 404, `stream ${c.req.param('path')} not found`);
+    return jsonOrSse(c, () => s.info());
+  });
+
+  app.get('/api/subscribers/:path{.+}', (c) => {
+    const s = engine.getStream(c.req.param('path'));
+    if (!s) return fail(c, 404, `stream ${c.req.param('path')} not found`);
+    return jsonOrSse(c, () => [...s.subscribers].map((x) => x.info()));
+  });
+
+  app.post('/api/stream/stop/:path{.+}', (c) => {
+    const path = c.req.param('path');
+    if (!engine.stopStream(path, 'stopped by API')) return fail(c, 404, `stream ${path} not found`);
+    return ok(c, { path });
+  });
+
+  app.post('/api/subscribe/stop/:id', (c) => {
+    const id = Number(c.req.param('id'));
+    for (const s of engine.streams.values()) {
+      for (const sub of s.subscribers) {
+        if (sub.id === id) { sub.close('stopped by API'); sub.end('stopped by API'); return ok(c, { id }); }
+      }
+    }
+    return fail(c, 404, `subscriber ${id} not found`);
+  });
+
+  // Config: the resolved config (all sections or one), as JSON or ?format=yaml.
+  const showConfig = (name?: string) => {
+    if (!name) return server.config;
+    return server.config[name.toLowerCase()];
+  };
+  app.get('/api/config/get/:name?', (c) => {
+    const name = c.req.param('name');
+    const v = showConfig(name);
+    if (v === undefined) return fail(c, 404, `no config section ${name}`);
+    if (c.req.query('format') === 'yaml') return c.text(toYaml(name ? { [name]: v } : v), 200, { 'content-type': 'text/yaml; charset=utf-8' });
+    return jsonOrSse(c, () => ({ config: showConfig(name), warnings: name ? undefined : server.warnings.map((w) => w.message) }));
+  });
+
+  // Modify: body `{ section: { key: value } }` as JSON or YAML; applied at once and saved to config.yaml
+  // (unless ?save=false). Answers the diff.
+  app.post('/api/config/modify', async (c) => {
+    const text = await c.req.text();
+    if (text.length > 1_000_000) return fail(c, 413, 'config body too large');
+    let body: unknown;
+    try { body = parseYaml(text); } catch (err) { return fail(c, 400, `body is not JSON/YAML: ${(err as Error).message}`); }
+    if (!body || typeof body !== 'object' || Array.isArray(body)) return fail(c, 400, 'body must be an object: { section: { key: value } }');
+    const r = await server.modify(body as Record<string, unknown>, c.req.query('save') !== 'false');
+    if (r.errors.length) return c.json({ code: 400, message: 'invalid config', data: { errors: r.errors.map((e) => e.message) } }, 400);
+    return ok(c, { saved: r.saved, changed: r.diff.map((d) => ({ path: d.path, old: d.old, new: d.new })) });
+  });
+
+  app.get('/api/metrics', (c) => c.text(metrics(server), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
+
+  app.all('/api/*', (c) => fail(c, 404, `no API ${c.req.method} ${new URL(c.req.url).pathname}`));
+}
+
+function clampInt(s: string | undefined, min: number, max: number, def: number): number {
+  const n = s === undefined ? def : parseInt(s, 10);
+  return Number.isFinite(n) ? Math.min(max, Math.max(min, n)) : def;
+}
+
+/** Prometheus text exposition of the engine's counters. */
+export function metrics(server: Server): string {
+  const e = server.engine;
+  const si = server.runtime.sysinfo();
+  const lines: string[] = [];
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  const metric = (name: string, type: string, help: string, samples: [Record<string, string> | null, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of samples) {
+      const l = labels ? '{' + Object.entries(labels).map(([k, x]) => `${k}="${esc(x)}"`).join(',') + '}' : '';
+      lines.push(`${name}${l} ${v}`);
+    }
+  };
+  const streams = [...e.streams.values()];
+  metric('m7s_streams', 'gauge', 'Streams in the engine.', [[null, streams.length]]);
+  metric('m7s_publishers', 'gauge', 'Streams with a publisher.', [[null, streams.filter((s) => s.publisher).length]]);
+  metric('m7s_subscribers', 'gauge', 'Subscribers per stream.', streams.map((s) => [{ stream: s.path }, s.subscribers.size]));
+  metric('m7s_track_bytes_total', 'counter', 'Payload bytes received per track.', streams.flatMap((s) => s.tracks.map((t) => [{ stream: s.path, kind: t.kind, codec: t.codec }, t.bytes] as [Record<string, string>, number])));
+  metric('m7s_track_frames_total', 'counter', 'Frames received per track.', streams.flatMap((s) => s.tracks.map((t) => [{ stream: s.path, kind: t.kind, codec: t.codec }, t.frames] as [Record<string, string>, number])));
+  const subs = streams.flatMap((s) => [...s.subscribers].map((x) => ({ s, x })));
+  metric('m7s_subscriber_bytes_sent_total', 'counter', 'Bytes sent per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.bytesSent));
+  metric('m7s_subscriber_frames_dropped_total', 'counter', 'Frames skipped for slow subscribers, per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.framesDropped));
+  metric('m7s_publish_total', 'counter', 'Publishes since start.', [[null, e.totals.publishes]]);
+  metric('m7s_subscribe_total', 'counter', 'Subscribes since start.', [[null, e.totals.subscribes]]);
+  metric('m7s_auth_failures_total', 'counter', 'Refused publishes and subscribes.', [[null, e.totals.authFailures]]);
+  metric('m7s_process_resident_memory_bytes', 'gauge', 'Resident set size.', [[null, si.memory.rss]]);
+  metric('m7s_process_cpu_seconds_total', 'counter', 'CPU time (user + system).', [[null, (si.cpuUsage.user + si.cpuUsage.system) / 1e6]]);
+  return lines.join('\n') + '\n';
+}
+
+function aggregate<T extends { s: { path: string }; x: { protocol: string } }>(items: T[], v: (o: T) => number): [Record<string, string>, number][] {
+  const m = new Map<string, [Record<string, string>, number]>();
+  for (const o of items) {
+    const k = o.s.path + '\0' + o.x.protocol;
+    const e = m.get(k);
+    if (e) e[1] += v(o); else m.set(k, [{ stream: o.s.path, protocol: o.x.protocol }, v(o)]);
+  }
+  return [...m.values()];
+}

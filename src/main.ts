@@ -1,0 +1,77 @@
+// The command line: `m7s [-c config.yaml] [--check]`. Runtime-agnostic: each adapter's main.ts calls
+// main(runtime, plugins). Prints what listens where; SIGINT/SIGTERM stop gracefully.
+
+import type { Runtime } from './net/types.ts';
+import type { PluginDef } from './plugin.ts';
+import { ConfigInvalidError, Server } from './server.ts';
+import { VERSION } from './version.ts';
+
+const USAGE = `m7s ${VERSION} — streaming media server
+
+usage: m7s [options]
+  -c, --config FILE   config file (default: ./config.yaml when it exists)
+      --check         validate the config and exit
+  -v, --version       print the version
+  -h, --help          this help
+
+Environment overrides: <SECTION>_<KEY>=value, e.g. GLOBAL_HTTP_LISTENADDR=:9090 RTMP_ENABLE=false
+Docs: docs/configuration.md, docs/api.md`;
+
+export interface CliArgs { config?: string; check: boolean; help: boolean; version: boolean; error?: string }
+
+export function parseArgs(argv: string[]): CliArgs {
+  const a: CliArgs = { check: false, help: false, version: false };
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i];
+    if (x === '-c' || x === '--config') {
+      if (!argv[i + 1]) { a.error = `${x} needs a file name`; break; }
+      a.config = argv[++i];
+    } else if (x.startsWith('--config=')) a.config = x.slice(9);
+    else if (x === '--check') a.check = true;
+    else if (x === '-h' || x === '--help') a.help = true;
+    else if (x === '-v' || x === '--version') a.version = true;
+    else { a.error = `unknown argument ${x}`; break; }
+  }
+  return a;
+}
+
+export async function main(rt: Runtime, plugins: PluginDef<any>[]): Promise<Server | null> {
+  const out = (s: string) => rt.writeLog(s, 'stdout');
+  const err = (s: string) => rt.writeLog(s, 'stderr');
+  const args = parseArgs(rt.args());
+  if (args.error) { err(`m7s: ${args.error}\n\n${USAGE}`); rt.exit(2); }
+  if (args.help) { out(USAGE); rt.exit(0); }
+  if (args.version) { out(VERSION); rt.exit(0); }
+  let configFile = args.config;
+  if (!configFile && (await rt.stat('config.yaml'))?.isFile) configFile = 'config.yaml';
+
+  let server: Server;
+  try {
+    server = await Server.start({ runtime: rt, plugins, configFile, watch: !args.check });
+  } catch (e) {
+    if (e instanceof ConfigInvalidError) err(`m7s: ${e.message}`);
+    else err(`m7s: failed to start: ${(e as Error)?.stack ?? String(e)}`);
+    rt.exit(1);
+  }
+  if (args.check) {
+    await server.stop();
+    out(`config OK${configFile ? ' (' + configFile + ')' : ' (defaults)'}${server.warnings.length ? `, ${server.warnings.length} warning(s)` : ''}`);
+    rt.exit(0);
+  }
+  out(`m7s ${VERSION} on ${rt.name} ${rt.sysinfo().runtimeVersion}${configFile ? ', config ' + configFile : ', default config'}`);
+  for (const l of server.describeListeners()) out('  ' + l);
+  const disabled = server.pluginStates().filter((p) => !p.enabled && !/enable: false|disableall/.test(p.reason ?? ''));
+  for (const p of disabled) err(`  plugin ${p.name} disabled: ${p.reason}`);
+
+  let stopping = false;
+  const stop = (sig: string) => {
+    if (stopping) { err('m7s: forced exit'); rt.exit(1); }
+    stopping = true;
+    server.logger.info(`received ${sig}, stopping`);
+    const force = setTimeout(() => { err('m7s: stop took too long, exiting'); rt.exit(1); }, 5000);
+    server.stop().then(() => { clearTimeout(force); rt.exit(0); });
+  };
+  rt.onSignal('SIGINT', () => stop('SIGINT'));
+  rt.onSignal('SIGTERM', () => stop('SIGTERM'));
+  return server;
+}

@@ -1,0 +1,109 @@
+// The plugin API: the only door a plugin uses into the engine.
+//
+//   export default definePlugin({
+//     name: 'rtmp',
+//     defaults: { tcp: { listenaddr: ':1935' }, chunksize: t.num(4096, { min: 128 }) },
+//     async setup(ctx) {
+//       await ctx.listenTcp(ctx.config.tcp.listenaddr, (conn) => ...);
+//       ctx.http.get('/api/list', (c) => ctx.ok(c, [...]));        // → GET /rtmp/api/list
+//       ctx.registerPuller(async ({ streamPath, url }) => ...);    // onsub.pull + pull-on-start
+//     },
+//   });
+//
+// A plugin's section in config.yaml has its own keys plus `enable`, and inherits `publish`/`subscribe`
+// from `global:` (overridable per plugin). A plugin whose setup throws is disabled and the reason is
+// shown in /api/plugins; the other plugins run.
+
+import type { Context, Hono } from 'hono';
+import type { ConfigDiff } from './config/load.ts';
+import { type Defaults, type Resolved, t } from './config/schema.ts';
+import type { PublishConfig, SubscribeConfig } from './core/config.ts';
+import type { Engine, EngineEvents, PublishActionFn, PullFn, PublishOptions, SubscribeOptions } from './core/engine.ts';
+import type { Publisher } from './core/publisher.ts';
+import type { Subscriber } from './core/subscriber.ts';
+import type { EventBus } from './events.ts';
+import type { Logger } from './log.ts';
+import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpSocket, WsHandler } from './net/types.ts';
+
+/** Keys every plugin that pulls or pushes may use (added to its schema by `pull: true` / `push: true`). */
+export const pullSchema = {
+  /** Pull these at start: streamPath → URL. */
+  pull: t.map(t.str('')),
+  /** On-demand pull: a subscriber to a missing stream whose path matches the regex pulls the URL ($1…). */
+  onsub: { pull: t.map(t.str('')) },
+};
+export const pushSchema = {
+  /** When a stream whose path matches starts, push it to the URL ($1…). */
+  onpub: { push: t.map(t.str('')), record: t.map(t.str('')), transform: t.map(t.str('')) },
+};
+
+export interface PluginDef<D extends Defaults = Defaults> {
+  name: string;
+  description?: string;
+  /** Settings with their defaults and types (see src/config/schema.ts `t`). */
+  defaults: D;
+  /** Adds `pull` and `onsub.pull` to the schema. */
+  pull?: boolean;
+  /** Adds `onpub.push/record/transform` to the schema. */
+  push?: boolean;
+  setup(ctx: PluginContext<PluginConfig<D>>): void | Promise<void>;
+}
+
+/** A plugin's resolved config: its own settings plus what every section has. */
+export type PluginConfig<D extends Defaults> = Resolved<D> & {
+  enable: boolean;
+  publish: PublishConfig;
+  subscribe: SubscribeConfig;
+  pull?: Record<string, string>;
+  onsub?: { pull: Record<string, string> };
+  onpub?: { push: Record<string, string>; record: Record<string, string>; transform: Record<string, string> };
+};
+
+export function definePlugin<const D extends Defaults>(def: PluginDef<D>): PluginDef<D> {
+  if (!/^[a-z][a-z0-9]*$/.test(def.name)) throw new Error(`plugin name "${def.name}" must be lower-case letters and digits`);
+  return def;
+}
+
+export interface ListenInfo { plugin: string; proto: 'tcp' | 'tls' | 'udp' | 'http' | 'https'; host: string; port: number; what?: string }
+
+/** What setup() gets. Everything a plugin opens through it is closed when the server stops. */
+export interface PluginContext<C = Record<string, any>> {
+  readonly name: string;
+  /** The plugin's resolved section. Updated in place on hot reload (see onConfigChange). */
+  readonly config: C;
+  readonly logger: Logger;
+  readonly engine: Engine;
+  readonly runtime: Runtime;
+  readonly events: EventBus<EngineEvents>;
+  /** Routes mounted under `/{name}/` on the shared HTTP server (a hono app). */
+  readonly http: Hono;
+  /** Upgrade a request to a WebSocket (inside an http route). Undefined when it is not an upgrade. */
+  upgradeWebSocket(c: Context, handler: WsHandler): Response | Promise<Response | undefined> | undefined;
+  /** `{ code: 0, message: 'ok', data }` */
+  ok(c: Context, data?: unknown): Response;
+  /** `{ code, message }` with an HTTP status. */
+  fail(c: Context, status: number, message: string): Response;
+
+  /** Listen on `addr` (":1935", "127.0.0.1:1935"); with `tls`, serve TLS. Empty addr = don't listen (returns null). */
+  listenTcp(addr: string, onConn: (conn: TcpConn) => void, opts?: { tls?: TlsOptions; what?: string }): Promise<TcpServer | null>;
+  listenUdp(addr: string, opts?: { what?: string }): Promise<UdpSocket | null>;
+  connectTcp(opts: ConnectOptions): Promise<TcpConn>;
+
+  /** engine.publish with this plugin's name and publish config. */
+  publish(streamPath: string, opts?: Omit<PublishOptions, 'protocol'> & { protocol?: string }): Promise<Publisher>;
+  /** engine.subscribe with this plugin's name and subscribe config. */
+  subscribe(streamPath: string, opts: Omit<SubscribeOptions, 'protocol'> & { protocol?: string }): Promise<Subscriber>;
+
+  /** This plugin can pull `url` into `streamPath`: used for `onsub.pull` (on demand) and `pull` (at start). */
+  registerPuller(fn: PullFn): void;
+  /** This plugin can push a stream to a URL: used for `onpub.push`. */
+  registerPusher(fn: PublishActionFn): void;
+  /** This plugin records streams: used for `onpub.record`. */
+  registerRecorder(fn: PublishActionFn): void;
+  /** Called after a hot reload changed this plugin's section (ctx.config already holds the new values). */
+  onConfigChange(fn: (diff: ConfigDiff[], config: C) => void): void;
+  /** Called when the server stops (after listeners close). */
+  onStop(fn: () => void | Promise<void>): void;
+  /** Resolve a file path relative to the config file's folder. */
+  resolvePath(p: string): string;
+}

@@ -1,0 +1,375 @@
+// The server: builds the config, creates the engine, starts each enabled plugin, mounts the HTTP app
+// and serves it. Hot reload (file change or API) is delivered to the engine and to plugins as a diff.
+
+import { Hono } from 'hono';
+import { applyArgs, buildConfig, type ConfigDiff, diffConfig, sectionDiffs, setInYamlText } from './config/load.ts';
+import { type ConfigIssue, type Defaults, type SchemaLike } from './config/schema.ts';
+import { normSubMode, type PublishConfig, type SubscribeConfig } from './core/config.ts';
+import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
+import { mountApi } from './http/api.ts';
+import { applyMiddleware, fail, ok } from './http/app.ts';
+import { type LogLevel, Logger } from './log.ts';
+import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
+import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
+import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
+import { VERSION } from './version.ts';
+
+export interface ServerOptions {
+  runtime: Runtime;
+  plugins: PluginDef<any>[];
+  /** Path of config.yaml (watched for changes). */
+  configFile?: string;
+  /** Config text instead of a file (tests). */
+  configText?: string;
+  /** Environment for overrides (default: the runtime's). */
+  env?: Record<string, string | undefined>;
+  /** A logger to use (default: one writing to the runtime's stdout). */
+  logger?: Logger;
+  /** Watch the config file and reload on change (default true when configFile is set). */
+  watch?: boolean;
+}
+
+export interface PluginState {
+  name: string;
+  description: string;
+  enabled: boolean;
+  /** Why it is not running (disabled in config, or setup failed). */
+  reason?: string;
+  listen: ListenInfo[];
+}
+
+interface PluginRuntime {
+  def: PluginDef<any>;
+  state: PluginState;
+  ctx?: PluginContext<any>;
+  config: Record<string, any>;
+  changeFns: ((d: ConfigDiff[], c: any) => void)[];
+  stopFns: (() => void | Promise<void>)[];
+  closers: (() => Promise<void>)[];
+  puller?: PullFn;
+  pusher?: PublishActionFn;
+  recorder?: PublishActionFn;
+}
+
+export class ConfigInvalidError extends Error {
+  constructor(readonly issues: ConfigIssue[]) {
+    super('invalid configuration:\n' + issues.map((i) => '  ' + i.message).join('\n'));
+    this.name = 'ConfigInvalidError';
+  }
+}
+
+export class Server {
+  readonly engine: Engine;
+  readonly logger: Logger;
+  readonly app: Hono;
+  readonly runtime: Runtime;
+  readonly startTime = Date.now();
+  readonly version = VERSION;
+  config: Record<string, any>;
+  warnings: ConfigIssue[];
+  http: HttpServer | null = null;
+  readonly listening: ListenInfo[] = [];
+  private readonly plugins: PluginRuntime[] = [];
+  private readonly sections: Record<string, SchemaLike>;
+  private modified: Record<string, any> = {};
+  private fileText: string | undefined;
+  private unwatch: (() => void) | null = null;
+  private stopping: Promise<void> | null = null;
+
+  private constructor(private readonly opts: ServerOptions, built: { config: Record<string, any>; warnings: ConfigIssue[] }, sections: Record<string, SchemaLike>, fileText: string | undefined, logger: Logger) {
+    this.runtime = opts.runtime;
+    this.config = built.config;
+    this.warnings = built.warnings;
+    this.sections = sections;
+    this.fileText = fileText;
+    this.logger = logger;
+    const g = this.config.global;
+    this.engine = new Engine({
+      publish: g.publish as PublishConfig,
+      subscribe: { ...(g.subscribe as SubscribeConfig), submode: normSubMode(g.subscribe.submode) },
+      logger,
+      argsOverride: (section, conf, args) => {
+        const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, deny: ARGS_DENY });
+        for (const e of r.errors) logger.warn('ignored query arg', { error: e.message });
+        return r.value;
+      },
+    });
+    this.app = new Hono();
+  }
+
+  /** Build the config, start the plugins and the HTTP server. Throws ConfigInvalidError on bad config. */
+  static async start(opts: ServerOptions): Promise<Server> {
+    const rt = opts.runtime;
+    const sections: Record<string, SchemaLike> = { global: globalSchema };
+    const seen = new Set<string>();
+    for (const p of opts.plugins) {
+      if (seen.has(p.name) || p.name === 'global' || p.name === 'api') throw new Error(`plugin name "${p.name}" is taken`);
+      seen.add(p.name);
+      sections[p.name] = { ...(p.pull ? pullSchema : {}), ...(p.push ? pushSchema : {}), ...p.defaults } as Defaults;
+    }
+    let fileText = opts.configText;
+    if (fileText === undefined && opts.configFile) {
+      if (!(await rt.stat(opts.configFile))?.isFile) throw new ConfigInvalidError([{ path: '', message: `config file ${opts.configFile} not found` }]);
+      fileText = await rt.readTextFile(opts.configFile);
+    }
+    const env = opts.env ?? rt.env();
+    const built = buildConfig({ sections, inherit: ['publish', 'subscribe'], fileText, filename: opts.configFile ?? 'config.yaml', env });
+    if (built.errors.length) throw new ConfigInvalidError(built.errors);
+    const g = built.config.global;
+    const pretty = g.logformat === 'pretty' || (g.logformat === 'auto' && rt.isTTY());
+    const logger = opts.logger ?? Logger.create({ pretty, write: (line, s) => rt.writeLog(line, s) }, g.loglevel as LogLevel);
+    if (opts.logger) logger.setLevel(g.loglevel);
+    for (const w of built.warnings) logger.warn('config: ' + w.message);
+    const server = new Server(opts, built, sections, fileText, logger);
+    try {
+      await server.boot();
+    } catch (err) {
+      await server.stop();
+      throw err;
+    }
+    return server;
+  }
+
+  private async boot(): Promise<void> {
+    const g = this.config.global;
+    applyMiddleware(this.app, () => this.config.global.http, this.logger);
+    mountApi(this.app, this);
+    for (const def of this.opts.plugins) await this.startPlugin(def);
+    this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+    const addr = parseListenAddr(g.http.listenaddr, 'global.http.listenaddr');
+    if (addr) {
+      this.http = await this.runtime.serveHttp({ port: addr.port, host: addr.host }, this.app.fetch);
+      this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
+    }
+    if (g.http.listenaddrtls) {
+      const tlsAddr = parseListenAddr(g.http.listenaddrtls, 'global.http.listenaddrtls')!;
+      const tls = { cert: await this.runtime.readTextFile(this.resolvePath(g.http.certfile)), key: await this.runtime.readTextFile(this.resolvePath(g.http.keyfile)) };
+      const https = await this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls }, this.app.fetch);
+      const close = https.close.bind(https);
+      this.extraClosers.push(close);
+      this.listening.push({ plugin: 'global', proto: 'https', host: https.host, port: https.port, what: 'HTTPS' });
+    }
+    if (this.opts.configFile && this.opts.watch !== false) {
+      this.unwatch = this.runtime.watchFile(this.opts.configFile, () => { void this.reloadFromFile(); });
+    }
+    this.logger.info('m7s started', { version: VERSION, runtime: this.runtime.name, plugins: this.plugins.filter((p) => p.state.enabled).map((p) => p.def.name).join(',') });
+  }
+
+  private readonly extraClosers: (() => Promise<void>)[] = [];
+
+  private async startPlugin(def: PluginDef<any>): Promise<void> {
+    const config = this.config[def.name];
+    const state: PluginState = { name: def.name, description: def.description ?? '', enabled: false, listen: [] };
+    const pr: PluginRuntime = { def, state, config, changeFns: [], stopFns: [], closers: [] };
+    this.plugins.push(pr);
+    if (!config.enable) {
+      state.reason = this.config.global.disableall ? 'disabled by global.disableall' : 'disabled in config (enable: false)';
+      return;
+    }
+    const log = this.logger.child({ plugin: def.name });
+    const sub = new Hono();
+    const self = this;
+    const track = <T extends TcpServer | UdpSocket>(s: T, proto: ListenInfo['proto'], what?: string): T => {
+      const info: ListenInfo = { plugin: def.name, proto, host: s.host, port: s.port, what };
+      state.listen.push(info);
+      this.listening.push(info);
+      pr.closers.push(() => s.close());
+      return s;
+    };
+    const ctx: PluginContext<any> = {
+      name: def.name, config, logger: log, engine: this.engine, runtime: this.runtime, events: this.engine.events, http: sub,
+      upgradeWebSocket: (c, h) => this.runtime.upgradeWebSocket(c, h),
+      ok, fail,
+      async listenTcp(addr, onConn, o = {}) {
+        const a = parseListenAddr(addr, `${def.name} listen address`);
+        if (!a) return null;
+        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls }, (conn) => {
+          try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
+        });
+        return track(s, o.tls ? 'tls' : 'tcp', o.what);
+      },
+      async listenUdp(addr, o = {}) {
+        const a = parseListenAddr(addr, `${def.name} listen address`);
+        if (!a) return null;
+        return track(await self.runtime.bindUdp({ port: a.port, host: a.host }), 'udp', o.what);
+      },
+      connectTcp: (o) => this.runtime.connectTcp(o),
+      publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
+      subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
+      registerPuller: (fn) => { pr.puller = fn; this.applyRegistries(pr); },
+      registerPusher: (fn) => { pr.pusher = fn; this.applyRegistries(pr); },
+      registerRecorder: (fn) => { pr.recorder = fn; this.applyRegistries(pr); },
+      onConfigChange: (fn) => { pr.changeFns.push(fn); },
+      onStop: (fn) => { pr.stopFns.push(fn); },
+      resolvePath: (p) => this.resolvePath(p),
+    };
+    pr.ctx = ctx;
+    try {
+      await def.setup(ctx);
+      state.enabled = true;
+      this.app.route(`/${def.name}`, sub);
+      if (pr.puller && config.pull) this.pullOnStart(pr);
+    } catch (err) {
+      state.enabled = false;
+      state.reason = `setup failed: ${(err as Error)?.message ?? String(err)}`;
+      log.error('plugin disabled: setup failed', { error: err });
+      await this.closePlugin(pr);
+    }
+  }
+
+  /** (Re)register a plugin's onsub/onpub patterns with the engine from its current config. */
+  private applyRegistries(pr: PluginRuntime): void {
+    const c = pr.config, name = pr.def.name;
+    try {
+      if (pr.puller) this.engine.setPullTriggers(name, c.onsub?.pull ?? {}, pr.puller);
+      if (pr.pusher) this.engine.setPublishActions(name, 'push', c.onpub?.push ?? {}, pr.pusher);
+      if (pr.recorder) this.engine.setPublishActions(name, 'record', c.onpub?.record ?? {}, pr.recorder);
+    } catch (err) {
+      pr.ctx?.logger.error('bad pattern in config', { error: err });
+    }
+  }
+
+  private pullOnStart(pr: PluginRuntime): void {
+    for (const [streamPath, url] of Object.entries(pr.config.pull as Record<string, string>)) {
+      Promise.resolve().then(() => pr.puller!({ streamPath, url, args: {} }))
+        .catch((err) => pr.ctx?.logger.error('pull failed', { stream: streamPath, url, error: err }));
+    }
+  }
+
+  private async closePlugin(pr: PluginRuntime): Promise<void> {
+    for (const c of pr.closers.splice(0)) await c().catch(() => {});
+    for (const f of pr.stopFns.splice(0)) {
+      try { await f(); } catch (err) { this.logger.warn('plugin stop hook failed', { plugin: pr.def.name, error: err }); }
+    }
+  }
+
+  resolvePath(p: string): string {
+    if (!p || p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || !this.opts.configFile) return p;
+    const dir = this.opts.configFile.replace(/[^/\\]*$/, '');
+    return dir ? dir + p : p;
+  }
+
+  pluginStates(): PluginState[] { return this.plugins.map((p) => p.state); }
+
+  // ---------------------------------------------------------------- hot reload
+
+  private async reloadFromFile(): Promise<void> {
+    if (!this.opts.configFile) return;
+    let text: string;
+    try { text = await this.runtime.readTextFile(this.opts.configFile); } catch (err) {
+      this.logger.warn('config reload: cannot read file', { file: this.opts.configFile, error: err });
+      return;
+    }
+    if (text === this.fileText) return;
+    const r = this.reload(text);
+    if (r.errors.length) this.logger.error('config reload rejected; keeping the running config', { errors: r.errors.map((e) => e.message) });
+  }
+
+  /** Rebuild the config from `fileText` (default: current) and the API modifications; apply the diff. */
+  reload(fileText = this.fileText): { diff: ConfigDiff[]; errors: ConfigIssue[] } {
+    const built = buildConfig({
+      sections: this.sections, inherit: ['publish', 'subscribe'], fileText, filename: this.opts.configFile ?? 'config.yaml',
+      env: this.opts.env ?? this.runtime.env(), modified: this.modified,
+    });
+    if (built.errors.length) return { diff: [], errors: built.errors };
+    this.fileText = fileText;
+    const diff = diffConfig(this.config, built.config);
+    if (diff.length) this.apply(built.config, diff);
+    this.warnings = built.warnings;
+    return { diff, errors: [] };
+  }
+
+  /** API modification: `{ section: { key: value } }`, highest priority; saved into config.yaml when there is one. */
+  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean }> {
+    const merged = mergeDeep(structuredClone(this.modified), changes);
+    const prev = this.modified;
+    this.modified = merged;
+    const r = this.reload();
+    if (r.errors.length) { this.modified = prev; return { ...r, saved: false }; }
+    let saved = false;
+    if (save && this.opts.configFile) {
+      let text = this.fileText ?? '';
+      for (const [path, value] of leaves(changes)) text = setInYamlText(text, path, value, this.opts.configFile);
+      this.fileText = text; // our own write: the watcher sees no change
+      await this.runtime.writeFile(this.opts.configFile, text);
+      saved = true;
+    }
+    return { ...r, saved };
+  }
+
+  private apply(next: Record<string, any>, diff: ConfigDiff[]): void {
+    const bySection = sectionDiffs(diff);
+    for (const [section, d] of bySection) {
+      const target = this.config[section];
+      if (target && next[section]) replaceInPlace(target, next[section]);
+      else this.config[section] = next[section];
+      this.logger.info('config changed', { section, keys: d.map((x) => x.path).join(', ') });
+      if (section === 'global') {
+        const g = this.config.global;
+        this.logger.setLevel(g.loglevel);
+        this.engine.publishConfig = g.publish;
+        this.engine.subscribeConfig = { ...g.subscribe, submode: normSubMode(g.subscribe.submode) };
+        if (d.some((x) => x.parts[1] === 'http' && /listenaddr/.test(x.parts[2] ?? ''))) this.logger.warn('global.http listen address changes take effect after a restart');
+        continue;
+      }
+      const pr = this.plugins.find((p) => p.def.name === section);
+      if (!pr) continue;
+      if (d.some((x) => x.parts[1] === 'enable')) this.logger.warn(`${section}.enable changes take effect after a restart`);
+      if (!pr.state.enabled) continue;
+      this.applyRegistries(pr);
+      for (const fn of pr.changeFns) {
+        try { fn(d, pr.config); } catch (err) { this.logger.error('plugin config change handler failed', { plugin: section, error: err }); }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- stop
+
+  /** Graceful stop: close listeners, end streams, run plugins' stop hooks, close HTTP. */
+  stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = (async () => {
+        this.unwatch?.();
+        this.logger.info('m7s stopping');
+        for (const pr of this.plugins) await this.closePlugin(pr);
+        this.engine.shutdown();
+        for (const c of this.extraClosers) await c().catch(() => {});
+        await this.http?.close().catch(() => {});
+      })();
+    }
+    return this.stopping;
+  }
+
+  /** One line per listener: what a person needs to connect. */
+  describeListeners(): string[] {
+    return this.listening.map((l) => {
+      const host = !l.host || l.host === '0.0.0.0' || l.host === '::' ? 'localhost' : l.host;
+      return `${l.plugin.padEnd(10)} ${l.proto.padEnd(5)} ${host}:${l.port}${l.what ? '  ' + l.what : ''}`;
+    });
+  }
+}
+
+function replaceInPlace(target: Record<string, any>, src: Record<string, any>): void {
+  for (const k of Object.keys(target)) if (!(k in src)) delete target[k];
+  for (const [k, v] of Object.entries(src)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && target[k] && typeof target[k] === 'object' && !Array.isArray(target[k])) replaceInPlace(target[k], v);
+    else target[k] = v;
+  }
+}
+
+function mergeDeep(a: Record<string, any>, b: Record<string, any>): Record<string, any> {
+  for (const [k, v] of Object.entries(b)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object') mergeDeep(a[k], v);
+    else a[k] = v;
+  }
+  return a;
+}
+
+function leaves(o: Record<string, any>, prefix: string[] = []): [string[], unknown][] {
+  const out: [string[], unknown][] = [];
+  for (const [k, v] of Object.entries(o)) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length) out.push(...leaves(v, [...prefix, k]));
+    else out.push([[...prefix, k], v]);
+  }
+  return out;
+}
