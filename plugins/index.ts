@@ -1,4 +1,6 @@
 // The plugins built into the m7s executable, in start order.
 import type { PluginDef } from '../src/plugin.ts';
+import rtmp from './rtmp/index.ts';
+import flv from './flv/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv];

@@ -44,6 +44,8 @@ export class Track {
   fps = 0;
   bps = 0;
   lastWrite = 0;
+  /** Ring position of this track's newest frame (-1 before the first). */
+  lastSeq = -1;
   private winFrames = 0;
   private winBytes = 0;
   private winStart = 0;
@@ -113,6 +115,12 @@ export function sameBytes(a?: Uint8Array, b?: Uint8Array): boolean {
 export class Frame {
   /** Position in the stream's ring; set when written. */
   seq = -1;
+  /** Ring position of the previous frame of the same track (-1 for a track's first frame). A subscriber
+   * that sent that frame can use packagings that encode this frame relative to it (RTMP type-1 chunk
+   * headers carry the delta, so they are the same for every subscriber). */
+  prevSeq = -1;
+  /** dts - previous frame's dts in the same track (0 for the first). */
+  delta = 0;
   /** The track config in force when this frame was written. */
   readonly config: CodecConfig;
   readonly configVersion: number;

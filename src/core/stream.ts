@@ -131,7 +131,9 @@ export class Stream {
       }
     }
     t.account(f.data.byteLength, f.arrival);
-    this.ring.push(f, isSync);
+    const prev = t.lastSeq >= 0 ? this.ring.get(t.lastSeq) : undefined;
+    if (prev && prev.track === t) { f.prevSeq = prev.seq; f.delta = f.dts - prev.dts; }
+    t.lastSeq = this.ring.push(f, isSync);
     if (isSync) this.evictOld();
     const cfg = this.pubConfig;
     if (this.ring.size > cfg.ringsize || this.ring.bytes > cfg.ringbytes) this.evictHard();

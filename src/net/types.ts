@@ -100,7 +100,8 @@ export interface WsHandler {
 }
 
 /** The fetch handler of the shared HTTP server (a hono app's `fetch`). */
-export type FetchHandler = (req: Request, env?: unknown, ctx?: unknown) => Response | Promise<Response>;
+// deno-lint-ignore no-explicit-any
+export type FetchHandler = (req: Request, env?: any, ctx?: any) => Response | Promise<Response>;
 
 export interface HttpServeOptions {
   port: number;

@@ -1,0 +1,96 @@
+// The command line on each runtime: starts, prints what listens where, answers /api/sysinfo within
+// 5 s, and stops gracefully on SIGTERM. Driven from one process (it starts node, bun and deno itself),
+// so it runs in the Node pass only.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { detectRuntime } from '../adapters/current.ts';
+
+const onNode = detectRuntime() === 'node';
+const root = resolve('.');
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => res(p)); });
+  });
+}
+
+const commands: Record<string, (cfg: string) => [string, string[]]> = {
+  node: (cfg) => [process.execPath, [join(root, 'dist/m7s.mjs'), '-c', cfg]],
+  bun: (cfg) => [join(root, 'node_modules/.bin/bun'), [join(root, 'adapters/bun/main.ts'), '-c', cfg]],
+  deno: (cfg) => [join(root, 'node_modules/.bin/deno'), ['run', '-A', join(root, 'adapters/deno/main.ts'), '-c', cfg]],
+};
+
+describe('CLI on node, bun and deno', { skip: onNode ? false : 'drives all three runtimes from the Node pass' }, () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'm7s-cli-'));
+    if (!existsSync(join(root, 'dist/m7s.mjs'))) {
+      const b = spawnSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root });
+      assert.equal(b.status, 0, String(b.stderr));
+    }
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const [rt, cmd] of Object.entries(commands)) {
+    it(`${rt}: answers /api/sysinfo within 5 s and exits 0 on SIGTERM`, async () => {
+      const port = await freePort();
+      const cfg = join(dir, `${rt}.yaml`);
+      // All plugins off so the test needs no other ports; the engine and API are what is under test.
+      writeFileSync(cfg, `global:\n  disableall: true\n  logformat: json\n  http:\n    listenaddr: "127.0.0.1:${port}"\n`);
+      const [bin, args] = cmd(cfg);
+      const started = Date.now();
+      const p = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      p.stdout!.on('data', (d) => { out += d; });
+      p.stderr!.on('data', (d) => { out += d; });
+      let info: any;
+      try {
+        while (Date.now() - started < 5000) {
+          try {
+            const r = await fetch(`http://127.0.0.1:${port}/api/sysinfo`);
+            info = await r.json();
+            break;
+          } catch { await new Promise((r) => setTimeout(r, 100)); }
+        }
+        assert.ok(info, `no answer within 5 s; output:\n${out}`);
+        assert.equal(info.code, 0);
+        assert.equal(info.data.runtime, rt);
+        assert.match(out, new RegExp(`global\\s+http\\s+127\\.0\\.0\\.1:${port}`), 'prints what listens where');
+        const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
+        p.kill('SIGTERM');
+        const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('timeout'), 5000))]);
+        assert.equal(code, 0, `graceful exit; output:\n${out}`);
+        assert.match(out, /stopping/);
+      } finally {
+        if (p.exitCode === null) p.kill('SIGKILL');
+      }
+    });
+  }
+
+  it('a bad config exits 1 and names the key and line', () => {
+    const cfg = join(dir, 'bad.yaml');
+    writeFileSync(cfg, 'global:\n  http:\n    cors: maybe\n');
+    const r = spawnSync(process.execPath, [join(root, 'dist/m7s.mjs'), '-c', cfg], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /global\.http\.cors \(.*bad\.yaml:3\)/);
+  });
+
+  it('--check validates without starting; --version and unknown flags', () => {
+    const cfg = join(dir, 'ok.yaml');
+    writeFileSync(cfg, 'global:\n  disableall: true\n  http:\n    listenaddr: ""\n');
+    const r = spawnSync(process.execPath, [join(root, 'dist/m7s.mjs'), '-c', cfg, '--check'], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /config OK/);
+    const v = spawnSync(process.execPath, [join(root, 'dist/m7s.mjs'), '--version'], { encoding: 'utf8' });
+    assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+    const u = spawnSync(process.execPath, [join(root, 'dist/m7s.mjs'), '--nope'], { encoding: 'utf8' });
+    assert.equal(u.status, 2);
+  });
+});
