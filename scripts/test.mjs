@@ -54,8 +54,11 @@ for (const rt of which) {
   console.log(`\n=== ${rt}: ${files.length} test files ===`);
   let r;
   if (rt === 'node') {
-    rmSync('.build/test', { recursive: true, force: true });
-    const outs = files.map((f) => join('.build/test', relative('.', f)).replace(/\.ts$/, '.mjs'));
+    // A build folder per run, so two runs at once (two developers, or a developer and CI) don't clash.
+    const buildDir = join('.build', `test-${process.pid}`);
+    rmSync(buildDir, { recursive: true, force: true });
+    process.on('exit', () => rmSync(buildDir, { recursive: true, force: true }));
+    const outs = files.map((f) => join(buildDir, relative('.', f)).replace(/\.ts$/, '.mjs'));
     await build({
       entryPoints: files.map((f, i) => ({ in: f, out: outs[i].replace(/\.mjs$/, '') })),
       outdir: '.', outExtension: { '.js': '.mjs' }, bundle: true, platform: 'node', format: 'esm',
@@ -68,9 +71,9 @@ for (const rt of which) {
     results.push({ rt, pass, fail, skip, code: r.code });
   } else if (rt === 'deno') {
     r = await run(binOf('deno', 'deno'), ['test', '-A', '--no-check', ...files], { M7S_TEST_RUNTIME: 'deno', NO_COLOR: '1' });
-    const m = strip(r.out).match(/(ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored)?/);
+    const m = strip(r.out).match(/(ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored(?: \((\d+) steps?\))?)?/);
     // describe/it become steps under Deno; count steps when present so the figures compare with Node's.
-    const pass = m ? +(m[3] ?? m[2]) : 0, fail = m ? +(m[5] ?? m[4]) : 0, skip = m ? +(m[6] ?? 0) : 0;
+    const pass = m ? +(m[3] ?? m[2]) : 0, fail = m ? +(m[5] ?? m[4]) : 0, skip = m ? +(m[7] ?? m[6] ?? 0) : 0;
     results.push({ rt, pass, fail, skip, code: r.code });
   } else {
     r = await run(binOf('bun', 'bun'), ['test', '--timeout', '300000', ...files.map((f) => './' + f)], { M7S_TEST_RUNTIME: 'bun' });

@@ -16,8 +16,8 @@ export interface TcpConn {
   write(chunk: Uint8Array): boolean;
   /** Queue several chunks as one vectored write (one syscall where the runtime allows). Same return as write(). */
   writev(chunks: Uint8Array[]): boolean;
-  /** Called with each chunk read. The chunk may be reused by the adapter after the call returns only if
-   * `reusesReadBuffer` is true; otherwise it is owned by the callee. */
+  /** Called with each chunk read; the chunk belongs to the callee (adapters never reuse read buffers).
+   * Reading starts when this is first set, so nothing is lost while the owner sets up. */
   onData: ((chunk: Uint8Array) => void) | null;
   /** Called once the write queue drops below the high-water mark after write() returned false. */
   onDrain: (() => void) | null;
@@ -154,6 +154,12 @@ export interface Runtime {
   serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer>;
   upgradeWebSocket: UpgradeWebSocket;
   readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Read a file as a stream of chunks (large files: FLV/MP4 pulls, VOD), reading only as fast as the
+   * consumer pulls. Errors (not found, permission) surface on the first read. Optional: hosts without
+   * it (edge) make callers fall back to readFile.
+   */
+  readFileStream?(path: string, opts?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   readTextFile(path: string): Promise<string>;
   writeFile(path: string, data: Uint8Array | string): Promise<void>;
   /** Open a file for appending chunks (recorders). */

@@ -1,0 +1,65 @@
+// The Bun Runtime: sockets, files and process come from the node adapter (node:net, node:dgram,
+// node:tls, node:fs work unchanged on Bun); HTTP is Bun.serve with hono/bun's WebSocket helpers.
+
+import type { Context } from 'hono';
+import { upgradeWebSocket as honoUpgrade, websocket } from 'hono/bun';
+import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
+import { hostSysinfo, nodeHost } from '../node/host.ts';
+import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
+
+/** The slice of Bun's API used here (this file is type-checked without bun-types). */
+interface BunServer {
+  readonly port: number;
+  readonly hostname: string;
+  stop(closeActiveConnections?: boolean): Promise<void> | void;
+}
+interface BunGlobal {
+  version: string;
+  serve(options: Record<string, unknown>): BunServer;
+}
+interface BunServerWebSocket {
+  getBufferedAmount(): number;
+}
+
+const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
+
+async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
+  const server = Bun.serve({
+    port: opts.port,
+    hostname: opts.host,
+    // hono/bun finds the server (for upgrades) in the handler's second argument.
+    fetch: (req: Request, srv: unknown) => fetch(req, srv),
+    websocket,
+    // Bun closes connections idle for 10 s by default; a live stream may pause longer than that.
+    idleTimeout: 0,
+    ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+    // A handler that throws must answer 500, not take the server down.
+    error: () => new Response('internal error', { status: 500 }),
+  });
+  return {
+    port: server.port,
+    host: server.hostname,
+    // true: also close open connections (live responses and WebSockets never end by themselves).
+    close: async () => {
+      await server.stop(true);
+    },
+  };
+}
+
+const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
+  const ctx = c as Context;
+  if (!isUpgrade(ctx.req.raw)) return undefined;
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as BunServerWebSocket).getBufferedAmount()));
+};
+
+export const bunRuntime: Runtime = {
+  ...nodeHost,
+  name: 'bun',
+  listenTcp,
+  connectTcp,
+  bindUdp,
+  serveHttp,
+  upgradeWebSocket,
+  sysinfo: () => hostSysinfo('bun', Bun.version),
+};

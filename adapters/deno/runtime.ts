@@ -1,0 +1,88 @@
+// The Deno Runtime: sockets, files and process come from the node adapter (node:net, node:dgram,
+// node:tls, node:fs work unchanged on Deno with -A); HTTP is Deno.serve with hono/deno's WebSocket
+// helper.
+
+import type { Context } from 'hono';
+import { upgradeWebSocket as honoUpgrade } from 'hono/deno';
+import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
+import { hostSysinfo, nodeHost } from '../node/host.ts';
+import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
+
+/** The slice of Deno's API used here (this file is type-checked without Deno's types). */
+interface DenoHttpServer {
+  readonly addr: { hostname: string; port: number };
+  readonly finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+interface DenoGlobal {
+  version: { deno: string };
+  serve(
+    options: Record<string, unknown>,
+    handler: (req: Request, info: unknown) => Response | Promise<Response>,
+  ): DenoHttpServer;
+}
+
+const Deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
+
+/**
+ * How long close() waits for open responses. Deno.serve only has a graceful shutdown, which waits for
+ * every response body to end; a live stream whose owner has not ended it would hold close() forever.
+ * After this grace period close() resolves anyway (the listener is already closed; leftover
+ * connections end when their streams end or the process exits).
+ */
+const SHUTDOWN_GRACE_MS = 2000;
+
+async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
+  let server!: DenoHttpServer;
+  await new Promise<void>((resolve, reject) => {
+    try {
+      server = Deno.serve(
+        {
+          port: opts.port,
+          hostname: opts.host,
+          ...(opts.tls ? { cert: opts.tls.cert, key: opts.tls.key } : {}),
+          // Without onListen Deno prints "Listening on …" to stdout.
+          onListen: () => resolve(),
+          // A handler that throws answers 500 instead of logging a stack per request.
+          onError: () => new Response('internal error', { status: 500 }),
+        },
+        (req, info) => fetch(req, info),
+      );
+    } catch (err) {
+      reject(err);
+    }
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    port: server.addr.port,
+    host: server.addr.hostname,
+    close: () =>
+      (closing ??= Promise.race([
+        server.shutdown(),
+        new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, SHUTDOWN_GRACE_MS);
+          // Don't let the grace timer alone keep the process alive.
+          (t as unknown as { unref?: () => void }).unref?.();
+          server.finished.then(() => clearTimeout(t), () => clearTimeout(t));
+        }),
+      ])),
+  };
+}
+
+const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
+  const ctx = c as Context;
+  if (!isUpgrade(ctx.req.raw)) return undefined;
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as WebSocket).bufferedAmount));
+};
+
+export const denoRuntime: Runtime = {
+  ...nodeHost,
+  name: 'deno',
+  listenTcp,
+  connectTcp,
+  bindUdp,
+  serveHttp,
+  upgradeWebSocket,
+  sysinfo: () => hostSysinfo('deno', Deno.version.deno),
+};

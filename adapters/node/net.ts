@@ -1,0 +1,376 @@
+// TCP, TLS and UDP on top of node:net, node:tls and node:dgram.
+//
+// These modules behave the same under Node, Bun and Deno (measured, see docs/architecture.md), so all
+// three runtime adapters use this file. The shapes implemented here are declared in src/net/types.ts.
+//
+// Rules this file keeps:
+// - A socket error never escapes: every socket has an 'error' listener, and the error is handed to
+//   onClose(err) instead. A callback of ours that throws (for example a parser choking on hostile
+//   bytes) destroys that one connection, never the process.
+// - Writes never block and never throw. They queue in the socket's userland buffer; the return value
+//   tells the producer when that buffer is above our own high-water mark (1 MiB by default, not Node's
+//   16 KiB: a live stream writes whole frames, and 16 KiB would report backpressure on every key frame).
+// - Chunks handed to onData / onMessage are plain Uint8Array views (no copy) rather than Buffers, so
+//   the core sees the same type everywhere (Buffer#slice shares memory, Uint8Array#slice copies).
+
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import * as dgram from 'node:dgram';
+import type {
+  ConnectOptions,
+  ListenOptions,
+  TcpConn,
+  TcpServer,
+  UdpOptions,
+  UdpSocket,
+} from '../../src/net/types.ts';
+
+/** Default high-water mark for a connection's write queue. */
+export const DEFAULT_HIGH_WATER_MARK = 1 << 20;
+const DEFAULT_CONNECT_TIMEOUT = 10_000;
+
+/** Connection ids are unique within the process (shared by TCP and TLS, server and client side). */
+let nextConnId = 1;
+
+/** A Buffer (or any view) as a plain Uint8Array over the same memory. */
+export function asU8(b: Uint8Array): Uint8Array {
+  return b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Node reports IPv4 peers of a dual-stack listener as "::ffff:1.2.3.4"; the core wants "1.2.3.4". */
+export function normalizeAddress(addr: string | undefined): string {
+  if (!addr) return '';
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * TcpConn over a net.Socket (or tls.TLSSocket, which is one).
+ *
+ * Reading starts when onData is first assigned: until then the socket stays paused and incoming bytes
+ * wait in the kernel, so nothing is lost between accept/connect and the moment the owner wires its
+ * parser (possibly after an await). A peer's close is noticed through reading, so a connection that
+ * never reads should still set a no-op onData.
+ */
+class NodeTcpConn implements TcpConn {
+  readonly id = nextConnId++;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localPort: number;
+  onDrain: (() => void) | null = null;
+  onClose: ((err?: Error) => void) | null = null;
+
+  readonly #socket: net.Socket;
+  readonly #hwm: number;
+  #onData: ((chunk: Uint8Array) => void) | null = null;
+  #reading = false;
+  #paused = false;
+  #waitingDrain = false;
+  #closed = false;
+  #error: Error | undefined;
+
+  constructor(socket: net.Socket, highWaterMark: number) {
+    this.#socket = socket;
+    this.#hwm = highWaterMark;
+    // Captured now: Node clears these once the socket is destroyed, and logs want them afterwards.
+    this.remoteAddress = normalizeAddress(socket.remoteAddress);
+    this.remotePort = socket.remotePort ?? 0;
+    this.localPort = socket.localPort ?? 0;
+    socket.setNoDelay(true);
+    socket.on('error', (err) => {
+      // Keep the first error; 'close' follows and reports it.
+      this.#error ??= err;
+    });
+    socket.on('drain', () => {
+      if (!this.#waitingDrain || this.#closed) return;
+      this.#waitingDrain = false;
+      this.#call(this.onDrain);
+    });
+    socket.on('close', () => {
+      if (this.#closed) return;
+      this.#closed = true;
+      const cb = this.onClose;
+      this.onClose = null;
+      this.onDrain = null;
+      try {
+        cb?.(this.#error);
+      } catch {
+        // The connection is already gone; nothing else to unwind.
+      }
+    });
+  }
+
+  get buffered(): number {
+    return this.#socket.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get onData(): ((chunk: Uint8Array) => void) | null {
+    return this.#onData;
+  }
+
+  set onData(fn: ((chunk: Uint8Array) => void) | null) {
+    this.#onData = fn;
+    if (fn && !this.#reading) {
+      this.#reading = true;
+      this.#socket.on('data', (chunk: Buffer) => {
+        const handler = this.#onData;
+        if (!handler || this.#closed) return;
+        try {
+          handler(asU8(chunk));
+        } catch (err) {
+          this.destroy(toError(err));
+        }
+      });
+      // Adding a 'data' listener switches the socket to flowing mode unless pause() was called.
+      if (this.#paused) this.#socket.pause();
+    }
+  }
+
+  write(chunk: Uint8Array): boolean {
+    const s = this.#socket;
+    if (this.#closed || s.destroyed || s.writableEnded) return false;
+    if (chunk.byteLength > 0) s.write(chunk);
+    return this.#afterWrite();
+  }
+
+  writev(chunks: Uint8Array[]): boolean {
+    const s = this.#socket;
+    if (this.#closed || s.destroyed || s.writableEnded) return false;
+    // cork/uncork makes the stream hand all chunks to the kernel in one writev().
+    s.cork();
+    for (const c of chunks) if (c.byteLength > 0) s.write(c);
+    s.uncork();
+    return this.#afterWrite();
+  }
+
+  #afterWrite(): boolean {
+    if (this.#socket.writableLength < this.#hwm) return true;
+    // Node emits 'drain' once its buffer is empty after a write that crossed its own (smaller)
+    // high-water mark, which is always the case here since ours is larger.
+    this.#waitingDrain = true;
+    return false;
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#socket.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    // Without a 'data' listener, resuming would discard incoming bytes; onData's setter resumes later.
+    if (this.#reading) this.#socket.resume();
+  }
+
+  setNoDelay(on: boolean): void {
+    this.#socket.setNoDelay(on);
+  }
+
+  end(): void {
+    if (!this.#socket.destroyed) this.#socket.end();
+  }
+
+  destroy(err?: Error): void {
+    this.#socket.destroy(err);
+  }
+
+  #call(fn: (() => void) | null): void {
+    if (!fn) return;
+    try {
+      fn();
+    } catch (err) {
+      this.destroy(toError(err));
+    }
+  }
+}
+
+export async function listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => void): Promise<TcpServer> {
+  const hwm = opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+  const accept = (socket: net.Socket) => {
+    // The peer may already be gone (a port scanner, a reset during the TLS handshake).
+    if (socket.destroyed) return;
+    const conn = new NodeTcpConn(socket, hwm);
+    try {
+      onConn(conn);
+    } catch (err) {
+      conn.destroy(toError(err));
+    }
+  };
+
+  let server: net.Server;
+  if (opts.tls) {
+    const tlsServer = tls.createServer({ cert: opts.tls.cert, key: opts.tls.key });
+    tlsServer.on('secureConnection', accept);
+    // A failed handshake destroys that socket; listening means it is not reported as unhandled.
+    tlsServer.on('tlsClientError', () => {});
+    server = tlsServer;
+  } else {
+    server = net.createServer(accept);
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  // After listening, errors (EMFILE on accept and the like) must not crash the process.
+  server.on('error', () => {});
+
+  const addr = server.address() as net.AddressInfo;
+  return {
+    port: addr.port,
+    host: addr.address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (!server.listening) return resolve();
+        // server.close()'s callback waits for every open connection; the contract is only that the
+        // listener stops, which the 'close' of the handle does not tell us, so resolve on the next turn.
+        server.close();
+        setTimeout(resolve, 0);
+      }),
+  };
+}
+
+export function connectTcp(opts: ConnectOptions): Promise<TcpConn> {
+  const hwm = opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+  const timeout = opts.timeout ?? DEFAULT_CONNECT_TIMEOUT;
+  return new Promise<TcpConn>((resolve, reject) => {
+    let socket: net.Socket;
+    let readyEvent: string;
+    if (opts.tls) {
+      const t = opts.tls === true ? {} : opts.tls;
+      // SNI is for host names only; sending an IP address as servername is a protocol error.
+      const servername = t.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
+      socket = tls.connect({
+        host: opts.host,
+        port: opts.port,
+        servername,
+        rejectUnauthorized: t.rejectUnauthorized ?? true,
+        ca: t.ca,
+      });
+      readyEvent = 'secureConnect';
+    } else {
+      socket = net.connect({ host: opts.host, port: opts.port });
+      readyEvent = 'connect';
+    }
+
+    let settled = false;
+    const timer = setTimeout(() => {
+      fail(new Error(`connect to ${opts.host}:${opts.port} timed out after ${timeout} ms`));
+    }, timeout);
+    function fail(err: Error) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    }
+    function ready() {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.off('error', fail);
+      resolve(new NodeTcpConn(socket, hwm));
+    }
+    // Stays attached until the connection is handed over, so a late error after a timeout is swallowed.
+    socket.on('error', fail);
+    socket.once(readyEvent, ready);
+  });
+}
+
+/**
+ * A received datagram as a right-sized Uint8Array. Deno's node:dgram hands each datagram out as a view
+ * into its own 64 KiB buffer; a consumer that keeps packets (jitter buffer, GOP cache) would then pin
+ * 64 KiB per packet, so such views are copied (a 1.2 KB copy is cheap next to a receive).
+ */
+function ownDatagram(msg: Uint8Array): Uint8Array {
+  const backing = msg.buffer.byteLength;
+  if (backing > 8192 && backing > 2 * msg.byteLength) return new Uint8Array(msg);
+  return asU8(msg);
+}
+
+class NodeUdpSocket implements UdpSocket {
+  readonly port: number;
+  readonly host: string;
+  onMessage: ((data: Uint8Array, from: { address: string; port: number }) => void) | null = null;
+  readonly #sock: dgram.Socket;
+  #closed = false;
+
+  constructor(sock: dgram.Socket) {
+    this.#sock = sock;
+    const addr = sock.address();
+    this.port = addr.port;
+    this.host = addr.address;
+    // ICMP errors (port unreachable) and the like arrive here; UDP is lossy by nature, so ignore them.
+    sock.on('error', () => {});
+    sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
+      const handler = this.onMessage;
+      if (!handler) return;
+      try {
+        handler(ownDatagram(msg), { address: normalizeAddress(rinfo.address), port: rinfo.port });
+      } catch {
+        // One bad datagram must not stop the socket (or the process).
+      }
+    });
+  }
+
+  send(data: Uint8Array, port: number, host: string): void {
+    if (this.#closed) return;
+    try {
+      // The callback keeps a failed send (EHOSTUNREACH, ENOBUFS…) from becoming an 'error' event.
+      this.#sock.send(data, port, host, () => {});
+    } catch {
+      // Bad port or address: drop the datagram, as the network would.
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    this.onMessage = null;
+    return new Promise<void>((resolve) => {
+      try {
+        this.#sock.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}
+
+export async function bindUdp(opts: UdpOptions): Promise<UdpSocket> {
+  const sock = dgram.createSocket({ type: opts.type ?? 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => {
+      try {
+        sock.close();
+      } catch {
+        // not bound: nothing to close
+      }
+      reject(err);
+    };
+    sock.once('error', onError);
+    sock.bind(opts.port, opts.host, () => {
+      sock.off('error', onError);
+      resolve();
+    });
+  });
+  if (opts.recvBufferSize) {
+    try {
+      sock.setRecvBufferSize(opts.recvBufferSize);
+    } catch {
+      // Not supported by every runtime, or above the kernel's limit: keep the default.
+    }
+  }
+  return new NodeUdpSocket(sock);
+}

@@ -1,0 +1,72 @@
+// The Node.js Runtime: sockets from ./net.ts, files/process from ./host.ts, HTTP from
+// @hono/node-server 2.x, whose built-in WebSocket support uses the `ws` package.
+
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { serve, upgradeWebSocket as honoUpgrade } from '@hono/node-server';
+import { WebSocketServer } from 'ws';
+import type { Context } from 'hono';
+import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import { bindUdp, connectTcp, listenTcp } from './net.ts';
+import { hostSysinfo, nodeHost } from './host.ts';
+import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
+
+async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
+  const wss = new WebSocketServer({ noServer: true });
+  const tlsOpts = opts.tls
+    ? { createServer: createHttpsServer, serverOptions: { cert: opts.tls.cert, key: opts.tls.key } }
+    : {};
+  let server!: Server;
+  let onListenError: (err: Error) => void = () => {};
+  await new Promise<void>((resolve, reject) => {
+    onListenError = reject;
+    server = serve(
+      {
+        // @hono/node-server passes its bindings ({ incoming, outgoing }) as env; upgradeWebSocket needs them.
+        fetch: (req, env) => fetch(req, env),
+        port: opts.port,
+        hostname: opts.host,
+        websocket: { server: wss },
+        ...tlsOpts,
+      },
+      () => resolve(),
+    ) as Server;
+    server.once('error', onListenError);
+  });
+  server.off('error', onListenError);
+  // Errors after listening (EMFILE on accept and the like) must not crash the process. Malformed
+  // requests are answered 400 by node:http's default 'clientError' handling.
+  server.on('error', () => {});
+
+  const addr = server.address() as AddressInfo;
+  return {
+    port: addr.port,
+    host: addr.address,
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Live responses never finish on their own: close every connection, WebSockets included
+        // (upgraded sockets are no longer tracked by the HTTP server).
+        for (const ws of wss.clients) ws.terminate();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
+  const ctx = c as Context;
+  if (!isUpgrade(ctx.req.raw)) return undefined;
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as { bufferedAmount: number }).bufferedAmount));
+};
+
+export const nodeRuntime: Runtime = {
+  ...nodeHost,
+  name: 'node',
+  listenTcp,
+  connectTcp,
+  bindUdp,
+  serveHttp,
+  upgradeWebSocket,
+  sysinfo: () => hostSysinfo('node', process.versions.node),
+};
