@@ -91,6 +91,14 @@ describe('AMF0', () => {
     assert.equal(amf0Encode({})[0], 0x03);
   });
 
+  it('strings that make the writer grow keep their length (regression)', () => {
+    // Each string crosses the writer's capacity at a different point; all must round-trip.
+    for (let len = 1; len < 1200; len += 37) {
+      const values = ['onStatus', 0, null, { level: 'error', code: 'NetStream.Play.Failed', description: 'x'.repeat(len) }, 'y'.repeat(len)];
+      assert.deepEqual(amf0Decode(amf0Encode(...values)), values.map((v) => (v && typeof v === 'object' ? { ...v } : v)), `length ${len}`);
+    }
+  });
+
   it('uses long strings above 65535 bytes', () => {
     const s = 'x'.repeat(70000);
     const enc = amf0Encode(s, 'é'.repeat(40000));

@@ -517,7 +517,9 @@ function writeString(w: ByteWriter, s: string): void {
     w.u8(A0_STRING);
     const at = w.pos;
     w.u16(0);
-    w.view.setUint16(at, w.utf8(s));
+    // utf8() may grow the buffer (a new view): take the length first, then patch through the new view.
+    const n = w.utf8(s);
+    w.view.setUint16(at, n);
     return;
   }
   const bytes = textEncoder.encode(s);
