@@ -1,4 +1,128 @@
-// Placeholder: replaced by the real plugin.
-import { definePlugin } from '../../src/plugin.ts';
+// The RTMP plugin: an RTMP/RTMPS server (publish and play), and pull/push clients.
+//
+//   ffmpeg -re -i in.mp4 -c copy -f flv rtmp://host/live/x     publish live/x
+//   ffplay rtmp://host/live/x                                   play it
+//   pull:  rtmp: { pull: { live/cam: rtmp://origin/live/cam } }
+//   push:  rtmp: { onpub: { push: { "live/(.+)": rtmp://cdn/live/$1 } } }
+//   API:   POST /rtmp/api/pull {streamPath,url}, POST /rtmp/api/push {streamPath,url},
+//          GET /rtmp/api/list, POST /rtmp/api/stop/:id
+// See docs/plugins/rtmp.md.
 
-export default definePlugin({ name: 'rtmp', defaults: {}, setup() {} });
+import { t } from '../../src/config/schema.ts';
+import { definePlugin } from '../../src/plugin.ts';
+import type { TcpConn } from '../../src/net/types.ts';
+import { type ClientEnv, parseRtmpUrl, RtmpJob } from './client.ts';
+import { RtmpSession, type SessionEnv } from './session.ts';
+
+export default definePlugin({
+  name: 'rtmp',
+  description: 'RTMP/RTMPS server (publish, play) and pull/push client',
+  pull: true,
+  push: true,
+  defaults: {
+    tcp: { listenaddr: ':1935', listenaddrtls: '' },
+    /** PEM certificate and key for RTMPS (tcp.listenaddrtls). */
+    certfile: '',
+    keyfile: '',
+    /** Outgoing chunk size, announced with Set Chunk Size after connect. */
+    chunksize: t.num(4096, { min: 128, max: 65536, int: true }),
+    /** Close a connection that has not completed the handshake in this time. */
+    handshaketimeout: t.dur('10s'),
+    /** Close a connection that is not playing and has sent nothing for this long. */
+    idletimeout: t.dur('30s'),
+    /** Largest RTMP message accepted; a bigger one closes the connection. */
+    maxmessagesize: t.num(16 * 1024 * 1024, { min: 64 * 1024, max: 256 * 1024 * 1024, int: true }),
+    /** Pull/push: retries after a failure (-1 = forever) and the first retry delay (doubles, capped at 30 s). */
+    retrycount: t.num(-1, { min: -1, int: true }),
+    retryinterval: t.dur('2s'),
+    /** Pull/push: how long to wait for the remote server's answers. */
+    clienttimeout: t.dur('10s'),
+    /** Verify certificates of rtmps:// servers we pull from or push to. */
+    tlsverify: true,
+  },
+  async setup(ctx) {
+    const cfg = ctx.config;
+    const sessions = new Map<number, RtmpSession>();
+    const jobs = new Map<number, RtmpJob>();
+    const sessionEnv = (): SessionEnv => ({ ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, sessions });
+    const clientEnv = (): ClientEnv => ({
+      ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, tlsVerify: cfg.tlsverify,
+      retryCount: cfg.retrycount, retryInterval: cfg.retryinterval, timeout: cfg.clienttimeout,
+    });
+    let stopping = false;
+
+    const onConn = (conn: TcpConn) => {
+      if (stopping) { conn.destroy(); return; }
+      conn.setNoDelay(true);
+      new RtmpSession(conn, sessionEnv());
+    };
+    await ctx.listenTcp(cfg.tcp.listenaddr, onConn, { what: 'RTMP' });
+    if (cfg.tcp.listenaddrtls) {
+      if (!cfg.certfile || !cfg.keyfile) throw new Error('rtmp.tcp.listenaddrtls needs rtmp.certfile and rtmp.keyfile');
+      const tls = {
+        cert: await ctx.runtime.readTextFile(ctx.resolvePath(cfg.certfile)),
+        key: await ctx.runtime.readTextFile(ctx.resolvePath(cfg.keyfile)),
+      };
+      await ctx.listenTcp(cfg.tcp.listenaddrtls, onConn, { tls, what: 'RTMPS' });
+    }
+
+    // Handshake and idle timeouts: one sweep a second over all sessions.
+    const sweep = setInterval(() => {
+      const now = Date.now();
+      for (const s of sessions.values()) {
+        if (!s.handshakeDone) {
+          if (now - s.startTime > cfg.handshaketimeout) s.fail(new Error(`handshake not completed within ${cfg.handshaketimeout} ms`));
+        } else if (cfg.idletimeout > 0 && !s.playing && now - s.lastRead > cfg.idletimeout) {
+          s.fail(new Error(`nothing received for ${cfg.idletimeout} ms (idletimeout)`));
+        }
+      }
+    }, 1000);
+
+    const startJob = (kind: 'pull' | 'push', streamPath: string, url: string): RtmpJob => {
+      parseRtmpUrl(url); // throws on a bad URL before anything starts
+      const job = new RtmpJob(kind, streamPath, url, clientEnv(), jobs);
+      void job.run();
+      return job;
+    };
+
+    ctx.registerPuller(({ streamPath, url }) => { startJob('pull', streamPath, url); });
+    ctx.registerPusher(({ streamPath, target }) => { startJob('push', streamPath, target); });
+
+    ctx.onStop(() => {
+      stopping = true;
+      clearInterval(sweep);
+      for (const j of [...jobs.values()]) j.stop('server shutting down');
+      for (const s of [...sessions.values()]) s.close('server shutting down');
+    });
+
+    // ------------------------------------------------------------------------------------ HTTP API
+    const startFromApi = async (c: any, kind: 'pull' | 'push') => {
+      let body: any;
+      try { body = await c.req.json(); } catch { return ctx.fail(c, 400, 'body must be JSON {streamPath, url}'); }
+      const streamPath = typeof body?.streamPath === 'string' ? body.streamPath.replace(/^\/+/, '') : '';
+      const url = typeof body?.url === 'string' ? body.url : '';
+      if (!/^[^/?]+\/[^?]+$/.test(streamPath)) return ctx.fail(c, 400, 'streamPath must be app/name');
+      try {
+        const job = startJob(kind, streamPath, url);
+        return ctx.ok(c, { id: job.id });
+      } catch (err) {
+        return ctx.fail(c, 400, (err as Error).message);
+      }
+    };
+    ctx.http.post('/api/pull', (c) => startFromApi(c, 'pull'));
+    ctx.http.post('/api/push', (c) => startFromApi(c, 'push'));
+    ctx.http.get('/api/list', (c) => ctx.ok(c, {
+      sessions: [...sessions.values()].map((s) => s.info()),
+      pulls: [...jobs.values()].filter((j) => j.kind === 'pull').map((j) => j.info()),
+      pushes: [...jobs.values()].filter((j) => j.kind === 'push').map((j) => j.info()),
+    }));
+    ctx.http.post('/api/stop/:id', (c) => {
+      const id = Number(c.req.param('id'));
+      const job = jobs.get(id);
+      if (job) { job.stop('stopped by API'); return ctx.ok(c, { id, kind: job.kind }); }
+      const s = sessions.get(id);
+      if (s) { s.close('stopped by API'); return ctx.ok(c, { id, kind: 'session' }); }
+      return ctx.fail(c, 404, `no pull, push or session with id ${id}`);
+    });
+  },
+});

@@ -201,8 +201,8 @@ export function flvSequenceHeader(t: Track, cfg: CodecConfig): FlvBody | null {
   return null;
 }
 
-/** An onMetaData body describing the tracks a subscriber will receive. */
-export function flvMetaData(tracks: Track[], extra: Record<string, unknown> = {}): Uint8Array {
+/** onMetaData fields describing the tracks a subscriber will receive. */
+export function flvMetaFields(tracks: Track[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   const meta: Record<string, unknown> = {};
   const v = tracks.find((t) => t.kind === 'video' && flvCanCarry(t));
   const a = tracks.find((t) => t.kind === 'audio' && flvCanCarry(t));
@@ -220,7 +220,12 @@ export function flvMetaData(tracks: Track[], extra: Record<string, unknown> = {}
     if (c.channels) meta.stereo = c.channels > 1;
   }
   meta.encoder = 'm7s';
-  return buildOnMetaData({ ...meta, ...extra });
+  return { ...meta, ...extra };
+}
+
+/** An onMetaData script-tag body describing the tracks a subscriber will receive. */
+export function flvMetaData(tracks: Track[], extra: Record<string, unknown> = {}): Uint8Array {
+  return buildOnMetaData(flvMetaFields(tracks, extra));
 }
 
 export { FormatError };

@@ -1,0 +1,149 @@
+// Sending a stream over RTMP: a SubscriberSink used by the server for players and by the client for
+// pushes.
+//
+// Shared chunking. Every frame's RTMP chunks are built once per (chunk size, chunk stream id) and reused
+// by every subscriber: the packaging (cache key "rtmp:<chunkSize>:<csid>") is
+//   head: a fmt-1 header carrying the timestamp delta to the previous frame of the same track
+//   body: [payload 1][fmt-3 header][payload 2]...   (payload slices are views of the FLV tag body)
+// A subscriber whose last message on that chunk stream was exactly the previous frame of the track
+// (f.prevSeq) sends head + body as they are: the player computes the same absolute timestamp from the
+// delta. Otherwise (first frame, after a skip, after a sequence header or metadata on that chunk stream)
+// it sends its own fmt-0 header with an absolute timestamp, followed by the same shared body. Only an
+// absolute timestamp at or above 0xFFFFFF (4.6 hours) needs per-subscriber chunks (the continuation
+// headers then repeat an extended timestamp).
+//
+// The fmt-1 header carries no message stream id: it continues the one of the subscriber's own fmt-0
+// header, so players of different stream ids share the same chunks as long as the csids match.
+
+import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
+import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
+import { AmfEcmaArray, amf0Encode } from '../../src/format/amf.ts';
+import { flvBody, flvCanCarry, flvMetaFields, flvSequenceHeader } from '../../src/format/flv-media.ts';
+import { chunkBody, chunkMessage, MSG, type0Header, type1Header, UC } from './chunk.ts';
+import type { RtmpConnection } from './conn.ts';
+
+/** The shared packaging of a frame on one chunk stream at one chunk size. */
+export interface SharedChunks {
+  /** fmt-1 header with the delta to the previous frame of the track (null: delta too large to share). */
+  head: Uint8Array | null;
+  /** Payload chunks with the fmt-3 continuation headers between them. */
+  body: Uint8Array[];
+  /** The delta the head carries, in ms. */
+  deltaMs: number;
+  /** Message length. */
+  size: number;
+}
+
+/** A track's timeline in ms (what shared deltas are differences of). */
+const trackMs = (t: Track, dts: number) => Math.round((dts * 1000) / t.clockRate);
+
+export function sharedChunks(f: Frame, chunkSize: number, csid: number): SharedChunks {
+  return f.pack('rtmp:' + chunkSize + ':' + csid, (fr): SharedChunks => {
+    const t = fr.track;
+    const b = flvBody(fr);
+    const type = t.kind === 'video' ? MSG.VIDEO : MSG.AUDIO;
+    const deltaMs = trackMs(t, fr.dts) - trackMs(t, fr.dts - fr.delta);
+    const head = fr.prevSeq >= 0 && deltaMs >= 0 && deltaMs < 0xffffff ? type1Header(csid, deltaMs, b.size, type) : null;
+    return { head, body: chunkBody(csid, b.parts, chunkSize), deltaMs, size: b.size };
+  });
+}
+
+/** Index of a track kind in the per-csid state arrays. */
+const KIND = { audio: 0, data: 1, video: 2 } as const;
+
+export interface PlaySinkHooks {
+  /** Before metadata: status messages (server) — called from begin(). */
+  begin?(sub: Subscriber): void;
+  /** The engine ended the subscription. */
+  end?(reason: string, sub: Subscriber): void;
+  /** Metadata as '@setDataFrame' (push) instead of 'onMetaData' (play). */
+  setDataFrame?: boolean;
+}
+
+export class RtmpPlaySink implements SubscriberSink {
+  private batch: Uint8Array[] = [];
+  /** Per kind: ring position of the last frame sent on its chunk stream (-1: none / not continuable). */
+  private readonly lastSeq = [-1, -1, -1];
+  /** Per kind: the last timestamp (ms) the peer saw on its chunk stream. */
+  private readonly lastMs = [0, 0, 0];
+  /** Chunk stream ids: audio, data, video. */
+  readonly csids: [number, number, number];
+  /** Counters for tests and the API: frames sent with shared chunks as-is / with an own fmt-0 header. */
+  shared = 0;
+  own = 0;
+
+  constructor(readonly rc: RtmpConnection, readonly streamId: number, csidBase: number, private readonly hooks: PlaySinkHooks = {}) {
+    this.csids = [csidBase, csidBase + 1, csidBase + 2];
+  }
+
+  begin(sub: Subscriber): void {
+    this.rc.subscribers.add(sub);
+    sub.bufferedFn = () => this.rc.conn.buffered;
+    this.hooks.begin?.(sub);
+    const tracks = sub.tracks().filter(flvCanCarry);
+    const meta = new AmfEcmaArray(flvMetaFields(tracks));
+    const payload = this.hooks.setDataFrame ? amf0Encode('@setDataFrame', 'onMetaData', meta) : amf0Encode('onMetaData', meta);
+    this.batch.push(...chunkMessage(this.csids[KIND.data], MSG.DATA_AMF0, this.streamId, 0, [payload], this.rc.outChunkSize));
+  }
+
+  config(track: Track, cfg: CodecConfig): number {
+    if (!flvCanCarry(track)) return 0;
+    const sh = flvSequenceHeader(track, cfg);
+    if (!sh) return 0;
+    const k = KIND[track.kind];
+    const type = track.kind === 'video' ? MSG.VIDEO : MSG.AUDIO;
+    this.batch.push(...chunkMessage(this.csids[k], type, this.streamId, this.lastMs[k], sh.parts, this.rc.outChunkSize));
+    this.lastSeq[k] = -1; // the next frame needs an absolute timestamp
+    return sh.size;
+  }
+
+  frame(f: Frame, dts: number): number {
+    const t = f.track;
+    if (!flvCanCarry(t)) return 0;
+    const k = KIND[t.kind];
+    const csid = this.csids[k];
+    const cs = this.rc.outChunkSize;
+    const sh = sharedChunks(f, cs, csid);
+    const batch = this.batch;
+    if (sh.head && f.prevSeq >= 0 && this.lastSeq[k] === f.prevSeq) {
+      // Continuing the track on this chunk stream: the shared bytes are right for us too.
+      batch.push(sh.head);
+      for (const c of sh.body) batch.push(c);
+      this.lastMs[k] = (this.lastMs[k] + sh.deltaMs) >>> 0;
+      this.lastSeq[k] = f.seq;
+      this.shared++;
+      return sh.size;
+    }
+    let ms = Math.round((dts * 1000) / t.clockRate);
+    if (ms < this.lastMs[k]) ms = this.lastMs[k]; // never go back on a chunk stream
+    const type = t.kind === 'video' ? MSG.VIDEO : MSG.AUDIO;
+    if (ms >= 0xffffff) {
+      // Extended timestamp: continuation headers carry it too, so these chunks are ours alone.
+      for (const c of chunkMessage(csid, type, this.streamId, ms, flvBody(f).parts, cs)) batch.push(c);
+    } else {
+      batch.push(type0Header(csid, ms, sh.size, type, this.streamId));
+      for (const c of sh.body) batch.push(c);
+    }
+    this.lastMs[k] = ms;
+    this.lastSeq[k] = f.seq;
+    this.own++;
+    return sh.size;
+  }
+
+  flush(): boolean {
+    if (this.batch.length === 0) return !this.rc.closed;
+    const b = this.batch;
+    this.batch = [];
+    if (this.rc.closed || this.rc.conn.closed) return false;
+    return this.rc.conn.writev(b);
+  }
+
+  /** The engine ended the subscription: Stream EOF, and let the owner decide about the connection. */
+  close(reason: string, sub: Subscriber): void {
+    this.rc.subscribers.delete(sub);
+    if (this.batch.length && !this.rc.closed) this.rc.conn.writev(this.batch);
+    this.batch = [];
+    if (!this.rc.closed) this.rc.sendUserControl(UC.STREAM_EOF, this.streamId);
+    this.hooks.end?.(reason, sub);
+  }
+}
