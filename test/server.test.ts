@@ -250,7 +250,8 @@ describe('server: config errors and options', () => {
     } finally { await s.stop(); }
   });
   it('basic auth protects the API when configured', async () => {
-    const s = await Server.start({ runtime: await currentRuntime(), plugins: [], configText: 'global:\n  http:\n    listenaddr: "127.0.0.1:0"\n    username: admin\n    password: pw\n', logger: Logger.silent() });
+    const { plugin } = makeTestPlugin();
+    const s = await Server.start({ runtime: await currentRuntime(), plugins: [plugin], configText: 'global:\n  http:\n    listenaddr: "127.0.0.1:0"\n    username: admin\n    password: pw\n', logger: Logger.silent() });
     try {
       const u = `http://127.0.0.1:${s.http!.port}/api/sysinfo`;
       const r1 = await fetch(u);
@@ -259,6 +260,13 @@ describe('server: config errors and options', () => {
       const r2 = await fetch(u, { headers: { authorization: 'Basic ' + btoa('admin:pw') } });
       assert.equal(r2.status, 200);
       await r2.body?.cancel();
+      // Plugin APIs are guarded too (they start pulls, stop streams); other plugin routes are not.
+      const r3 = await fetch(`http://127.0.0.1:${s.http!.port}/testp/api/anything`);
+      assert.equal(r3.status, 401);
+      await r3.body?.cancel();
+      const r4 = await fetch(`http://127.0.0.1:${s.http!.port}/testp/hello`);
+      assert.notEqual(r4.status, 401);
+      await r4.body?.cancel();
     } finally { await s.stop(); }
   });
   it('CLI arguments', () => {

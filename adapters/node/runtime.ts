@@ -38,6 +38,9 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
   // Errors after listening (EMFILE on accept and the like) must not crash the process. Malformed
   // requests are answered 400 by node:http's default 'clientError' handling.
   server.on('error', () => {});
+  // Live media requests last as long as the stream: an HTTP-FLV POST publish sends its body for hours,
+  // so Node's whole-request deadline (300 s by default) must not apply. Header timeouts stay.
+  server.requestTimeout = 0;
 
   const addr = server.address() as AddressInfo;
   return {

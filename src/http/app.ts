@@ -41,9 +41,11 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
       }
     }
   });
-  app.use('/api/*', async (c, next) => {
+  // Basic auth guards the engine API and every plugin's API (/{plugin}/api/...): those start pulls
+  // (the server fetches URLs, reads files) and stop streams. Players and publishers use stream keys.
+  app.use('*', async (c, next) => {
     const conf = http();
-    if (conf.username && conf.password) {
+    if (conf.username && conf.password && isApiPath(new URL(c.req.url).pathname)) {
       const h = c.req.header('authorization') ?? '';
       const want = 'Basic ' + btoa(`${conf.username}:${conf.password}`);
       if (h !== want) {
@@ -57,6 +59,11 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
     logger.error('HTTP handler failed', { path: new URL(c.req.url).pathname, error: err });
     return fail(c, 500, 'internal error: ' + ((err as Error)?.message ?? String(err)));
   });
+}
+
+/** /api/... or /{plugin}/api/... */
+export function isApiPath(path: string): boolean {
+  return path === '/api' || path.startsWith('/api/') || /^\/[a-z][a-z0-9]*\/api(\/|$)/.test(path);
 }
 
 /**
