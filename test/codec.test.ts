@@ -10,46 +10,7 @@ import {
   splitAnnexB, splitAvcc, unescapeRbsp, AAC_SAMPLES_PER_FRAME,
 } from '../src/codec/index.ts';
 import { BitReader, BitWriter, ByteReader, ByteWriter, concat, FormatError, fromHex, toHex, UnsupportedFormatError } from '../src/format/bytes.ts';
-
-/** Deterministic PRNG (mulberry32) so a failing fuzz case reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Run fn on random, truncated and mutated inputs; only FormatError may escape. */
-function fuzz(name: string, seeds: Uint8Array[], fn: (b: Uint8Array) => unknown, cases = 3000, seed = 1): void {
-  const rnd = prng(seed);
-  const int = (n: number) => Math.floor(rnd() * n);
-  for (let i = 0; i < cases; i++) {
-    let input: Uint8Array;
-    const kind = i % 4;
-    const base = seeds[int(seeds.length)]!;
-    if (kind === 0) {
-      input = new Uint8Array(int(64));
-      for (let j = 0; j < input.length; j++) input[j] = int(256);
-    } else if (kind === 1) {
-      input = base.slice(0, int(base.length + 1));
-    } else {
-      input = base.slice();
-      const flips = 1 + int(kind === 2 ? 1 : 4);
-      for (let f = 0; f < flips && input.length; f++) input[int(input.length)] = int(256);
-    }
-    try {
-      fn(input);
-    } catch (e) {
-      if (!(e instanceof FormatError)) {
-        assert.fail(`${name}: case ${i} (seed ${seed}) threw ${(e as Error)?.name}: ${(e as Error)?.message} for ${toHex(input)}`);
-      }
-    }
-  }
-}
+import { prng, fuzz } from './helpers/fuzz.ts';
 
 // x264 SPS/PPS from `ffmpeg -f lavfi -i testsrc=size=WxH:rate=R -c:v libx264 ...` (Annex B output).
 const SPS_720P_HIGH = fromHex('6764001facd9405005bb0110000003001000000303c0f1831960'); // 1280x720 High L3.1 30 fps

@@ -12,6 +12,7 @@ import { FlvDemuxer, flvHeader, parseVideoTagBody, FLV_TAG_VIDEO, type FlvTag } 
 import { FormatError } from '../src/format/bytes.ts';
 import { FlvFeed } from '../plugins/flv/feed.ts';
 import { ffmpegPath, ffprobe, run, sleep, start, startServer, testSourceArgs, until, type TestServer } from './helpers/media.ts';
+import { prng } from './helpers/fuzz.ts';
 
 interface Tag { type: number; ts: number; key: boolean; seq: boolean; size: number; at: number }
 
@@ -450,18 +451,6 @@ describe('flv plugin', () => {
     assert.ok(grown < 64e6, `heap grew ${grown} bytes`);
   });
 });
-
-/** Deterministic PRNG (mulberry32): a failing fuzz case reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Just enough of a Publisher for FlvIngest: tracks are plain objects, frames are dropped. */
 function makeFakePublisher() {

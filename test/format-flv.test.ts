@@ -12,18 +12,7 @@ import { amf0Encode } from '../src/format/amf.ts';
 import { concat, FormatError, fromHex, toHex, UnsupportedFormatError } from '../src/format/bytes.ts';
 import { parseAvcC } from '../src/codec/h264.ts';
 import { parseAsc } from '../src/codec/aac.ts';
-
-/** Deterministic PRNG (mulberry32) so a failing fuzz case reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers/fuzz.ts';
 
 /** Run fn on random, truncated and mutated inputs; only FormatError may escape. */
 function fuzz(name: string, seeds: Uint8Array[], fn: (b: Uint8Array) => unknown, cases = 3000, seed = 1): void {

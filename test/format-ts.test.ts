@@ -8,18 +8,7 @@ import { bytesEqual, FormatError, toHex } from '../src/format/bytes.ts';
 import { buildAsc } from '../src/codec/aac.ts';
 import { buildOpusHead } from '../src/codec/opus.ts';
 import { h264AacFrames, h265Frames, probeFile, tempDir, writeParts, type TestMedia } from './helpers/frames.ts';
-
-/** Deterministic PRNG (mulberry32) so a failing case reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers/fuzz.ts';
 
 // Tiny synthetic H.264 parameter sets (contents are opaque to the muxer): avcC with one SPS and one PPS.
 const SPS = Uint8Array.from([0x67, 0x42, 0xc0, 0x1e, 0xda, 0x02, 0x80, 0xbf, 0xe5, 0x84]);

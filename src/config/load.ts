@@ -241,7 +241,7 @@ export interface BuildConfigInput {
   fileText?: string;
   /** Name used in messages (default `config.yaml`). */
   filename?: string;
-  /** Environment variables (the caller passes e.g. `process.env`). */
+  /** Environment variables (the caller passes the runtime's environment). */
   env?: Record<string, string | undefined>;
   /** API modifications, `{ section: { key: value } }`; the highest priority. */
   modified?: Record<string, unknown>;
