@@ -338,6 +338,35 @@ describe('engine: publish and subscribe', () => {
     assert.equal(pub.closed, true);
   });
 
+  it('a sink that throws ends only its own subscriber; the publisher and the others carry on', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/boom', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { gop: 5 });
+    src.burst(1);
+    const good = new RecSink();
+    let told = '';
+    await e.subscribe('live/boom', { protocol: 'test', sink: good });
+    const bad = await e.subscribe('live/boom', { protocol: 'test', sink: {
+      frame(f) { if (f.track.kind === 'video' && !f.key) throw new Error('plugin bug'); return 1; },
+      flush: () => true,
+      close: (r) => { told = r; },
+    } });
+    src.burst(10); // must not throw out of the publisher
+    assert.equal(bad.state, 'closed');
+    assert.match(bad.info().error ?? '', /plugin bug/);
+    assert.match(told, /sink failed/, 'the plugin is told');
+    assert.equal(e.getStream('live/boom')!.subscribers.size, 1);
+    assert.equal(good.video().length, 11);
+  });
+
+  it('waittimeout 0 means do not wait for a missing stream', async () => {
+    const e = mkEngine({}, { waittimeout: 0 });
+    const t0 = Date.now();
+    await assert.rejects(e.subscribe('live/never', { protocol: 'test', sink: new RecSink() }), (err: unknown) => err instanceof EngineError && err.code === 'NotFound');
+    assert.ok(Date.now() - t0 < 200);
+    assert.equal(e.getStream('live/never'), undefined, 'nothing left behind');
+  });
+
   it('source timestamp jumps are tamed into a monotonic timeline', async () => {
     const e = mkEngine();
     const pub = await e.publish('live/jump', { protocol: 'test' });

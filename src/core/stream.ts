@@ -217,17 +217,17 @@ export class Stream {
     return (last.arrival - first.arrival) >= 1000 || a.frames >= 50;
   }
 
-  /** Resolves when isReady(want); rejects after `timeoutMs` or when the stream closes. */
+  /** Resolves when isReady(want); rejects after `timeoutMs` (0 = don't wait) or when the stream closes. */
   waitReady(want: WaitTrack, timeoutMs: number): Promise<void> {
     if (this.isReady(want)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const w: ReadyWaiter = { want, resolve, reject, timer: undefined };
-      if (timeoutMs > 0) {
+      {
         w.timer = setTimeout(() => {
           this.waiters = this.waiters.filter((x) => x !== w);
           reject(new EngineError(this.publisher ? 'Timeout' : 'NotFound',
             this.publisher ? `stream ${this.path} has no ${want} data after ${timeoutMs} ms` : `stream ${this.path} not found (waited ${timeoutMs} ms)`));
-        }, timeoutMs);
+        }, Math.max(0, timeoutMs));
       }
       this.waiters.push(w);
     });

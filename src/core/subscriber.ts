@@ -45,6 +45,8 @@ export interface SubscriberInfo {
   lagMs: number;
   /** Bytes waiting in this subscriber's connection, as its plugin reports. */
   buffered: number;
+  /** Set when the subscriber ended because its plugin's sink threw. */
+  error?: string;
   args: Record<string, string>;
 }
 
@@ -65,6 +67,8 @@ export class Subscriber {
   skips = 0;
   /** Set by the plugin: bytes buffered in its connection (shown in the API). */
   bufferedFn: (() => number) | null = null;
+  /** Why the subscriber ended with an error (a sink that threw), for the API. */
+  error = '';
   /** Counts towards the stream's audience (delayclosetimeout/idletimeout); recorders/pushers don't. */
   readonly counted: boolean;
 
@@ -119,7 +123,14 @@ export class Subscriber {
     this.cursor = pos ?? ring.head;
     this.needKey = true;
     this.state = 'live';
-    this.sink.begin?.(this);
+    try {
+      this.sink.begin?.(this);
+    } catch (err) {
+      this.error = err instanceof Error ? err.message : String(err);
+      this.close(`sink failed: ${this.error}`);
+      this.end(`sink failed: ${this.error}`);
+      return;
+    }
     this.pump();
   }
 
@@ -140,7 +151,17 @@ export class Subscriber {
   pump(): void {
     if (this.state !== 'live' || this.pumping) return;
     this.pumping = true;
-    try { this.pumpInner(); } finally { this.pumping = false; }
+    try {
+      this.pumpInner();
+    } catch (err) {
+      // A plugin's sink threw: end this subscriber only. The publisher's write() and every other
+      // subscriber of the stream carry on.
+      this.error = err instanceof Error ? err.message : String(err);
+      this.close(`sink failed: ${this.error}`);
+      this.end(`sink failed: ${this.error}`);
+    } finally {
+      this.pumping = false;
+    }
   }
 
   private pumpInner(): void {
@@ -231,17 +252,19 @@ export class Subscriber {
 
   /** @internal The engine ends it: tell the plugin. */
   end(reason: string): void {
-    if (this.state === 'closed') return;
+    if (this.ended) return;
+    this.ended = true;
     this.state = 'closed';
     try { this.sink.close?.(reason, this); } catch { /* the plugin's problem; the engine carries on */ }
   }
+  private ended = false;
 
   info(): SubscriberInfo {
     return {
       id: this.id, protocol: this.protocol, type: this.type, remote: this.remote,
       startTime: new Date(this.startTime).toISOString(), state: this.state, submode: this.config.submode,
       framesSent: this.framesSent, bytesSent: this.bytesSent, framesDropped: this.framesDropped, skips: this.skips,
-      lagMs: this.lagMs(), buffered: this.bufferedFn?.() ?? 0, args: this.args,
+      lagMs: this.lagMs(), buffered: this.bufferedFn?.() ?? 0, args: this.args, ...(this.error ? { error: this.error } : {}),
     };
   }
 }
