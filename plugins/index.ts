@@ -2,5 +2,8 @@
 import type { PluginDef } from '../src/plugin.ts';
 import rtmp from './rtmp/index.ts';
 import flv from './flv/index.ts';
+import hls from './hls/index.ts';
+import llhls from './hls/llhls.ts';
+import mp4 from './mp4/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4];

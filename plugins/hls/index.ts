@@ -1,0 +1,146 @@
+// The hls plugin: live HLS out of memory (MPEG-TS or fMP4 segments), and HLS pulls in. LL-HLS lives in
+// ./llhls.ts (its own plugin, for the /llhls route prefix) and shares the segmenters through
+// ./manager.ts. See docs/plugins/hls.md.
+//
+//   GET  /hls/{streamPath}.m3u8            live playlist (TS; fMP4 with ?fmp4 or segmenttype: fmp4)
+//        ?timeout=10s                      wait that long for a stream that has not started
+//   GET  /hls/{streamPath}/{msn}.ts        a segment (.m4s for fMP4, plus init-{v}.mp4 / init.mp4)
+//   POST /hls/api/pull {streamPath, url}   pull an external HLS playlist into a local stream → { id }
+//   GET  /hls/api/list                     segmenters and pulls
+//   POST /hls/api/stop/:id                 stop a pull
+
+import { EngineError } from '../../src/core/errors.ts';
+import { t } from '../../src/config/schema.ts';
+import { expandTemplate } from '../../src/core/engine.ts';
+import { definePlugin } from '../../src/plugin.ts';
+import { managerFor } from './manager.ts';
+import { HlsPullJob, type PullSettings } from './pull.ts';
+import { playlistResponse, serveInit, serveSegment, sessionFor } from './serve.ts';
+import type { SegmentKind } from './segmenter.ts';
+
+export default definePlugin({
+  name: 'hls',
+  description: 'HLS (MPEG-TS and fMP4 segments) from memory, and HLS pull',
+  pull: true,
+  push: true,
+  defaults: {
+    /** Target segment duration: segments are cut at the first keyframe after it. */
+    fragment: t.dur('2s'),
+    /** Segments listed in a playlist. */
+    window: t.num(3, { min: 1, max: 100, int: true }),
+    /** Segments still served after they leave the playlist (for players that lag). */
+    extra: t.num(3, { min: 0, max: 100, int: true }),
+    /** Segment container when the playlist URL does not say (?fmp4). */
+    segmenttype: t.str('ts', { enum: ['ts', 'fmp4'] }),
+    /** Stop segmenting a stream nobody fetched from for this long; 0 = 3 × window × fragment. */
+    idletimeout: t.dur('0s'),
+    /** HLS pull: size limits, per-request timeout, longest retry delay. */
+    maxplaylistsize: t.num(1 << 20, { min: 1024, int: true }),
+    maxsegmentsize: t.num(64 << 20, { min: 1024, int: true }),
+    timeout: t.dur('10s'),
+    retrymax: t.dur('10s'),
+  },
+  setup(ctx) {
+    const log = ctx.logger;
+    const mgr = managerFor(ctx.engine, log);
+    mgr.acquire();
+    const apply = () => {
+      const c = ctx.config;
+      Object.assign(mgr.settings, { fragment: c.fragment, window: c.window, extra: c.extra, idletimeout: c.idletimeout });
+    };
+    apply();
+    ctx.onConfigChange(apply);
+
+    // ---------------------------------------------------------------------------- pulls
+
+    const pulls = new Map<number, HlsPullJob>();
+    let nextId = 1;
+    const settings = (): PullSettings => ({
+      maxplaylistsize: ctx.config.maxplaylistsize, maxsegmentsize: ctx.config.maxsegmentsize,
+      timeout: ctx.config.timeout, retrymax: ctx.config.retrymax,
+    });
+    const startPull = (streamPath: string, url: string): HlsPullJob => {
+      for (const j of pulls.values()) if (j.streamPath === streamPath && !j.stopped) return j;
+      for (const [id, j] of pulls) if (j.stopped && Date.now() - j.startTime > 60_000) pulls.delete(id);
+      const job = new HlsPullJob(nextId++, streamPath, url, ctx, settings, log);
+      pulls.set(job.id, job);
+      log.info('hls pull started', { stream: streamPath, url, id: job.id });
+      void job.done.then(() => log.info('hls pull ended', { stream: streamPath, id: job.id, reason: job.stopReason }));
+      return job;
+    };
+    const isHttp = (u: string) => /^https?:\/\//i.test(u);
+    ctx.registerPuller(({ streamPath, url }) => {
+      if (!isHttp(url)) throw new EngineError('BadArgument', `hls cannot pull ${url}`);
+      startPull(streamPath, url);
+    });
+
+    // ---------------------------------------------------------------------------- onpub.transform
+    // `onpub: { transform: { "live/.*": "" } }`: segment matching streams from the moment they start
+    // (TS, or fMP4 when the value is "fmp4"), so the first player gets a full playlist at once.
+    const onPublish = ({ stream, republish }: { stream: { path: string }; republish: boolean }) => {
+      if (republish) return;
+      for (const [re, value] of Object.entries(ctx.config.onpub?.transform ?? {})) {
+        let m: RegExpExecArray | null;
+        try { m = new RegExp(`^(?:${re})$`).exec(stream.path); } catch { continue; }
+        if (!m) continue;
+        const kind: SegmentKind = expandTemplate(String(value), m).includes('fmp4') ? 'fmp4' : 'ts';
+        mgr.open(stream.path, stream.path, kind, 1000, ctx.subscribe, { pinned: true, subscribeConfig: ctx.config.subscribe })
+          .catch((err) => log.warn('hls transform failed', { stream: stream.path, error: err }));
+        return;
+      }
+    };
+    const offPublish = ctx.events.on('publish', onPublish);
+
+    ctx.onStop(() => {
+      offPublish();
+      for (const j of pulls.values()) j.stop('server shutting down');
+      mgr.release();
+    });
+
+    // ---------------------------------------------------------------------------- API
+
+    ctx.http.post('/api/pull', async (c) => {
+      let body: any;
+      try { body = await c.req.json(); } catch { return ctx.fail(c, 400, 'body must be JSON: { "streamPath": "live/x", "url": "http://…/index.m3u8" }'); }
+      const streamPath = typeof body?.streamPath === 'string' ? body.streamPath.replace(/^\/+/, '') : '';
+      const url = typeof body?.url === 'string' ? body.url : '';
+      if (!streamPath || !url) return ctx.fail(c, 400, 'streamPath and url are required');
+      if (!isHttp(url)) return ctx.fail(c, 400, `cannot pull ${url.slice(0, 100)}: use an http(s) URL of an .m3u8`);
+      return ctx.ok(c, { id: startPull(streamPath, url).id });
+    });
+
+    ctx.http.get('/api/list', (c) => ctx.ok(c, { segmenters: mgr.info(), pulls: [...pulls.values()].map((j) => j.info()) }));
+
+    ctx.http.post('/api/stop/:id', (c) => {
+      const job = pulls.get(Number(c.req.param('id')));
+      if (!job) return ctx.fail(c, 404, `no hls pull with id ${c.req.param('id')}`);
+      job.stop('stopped by API');
+      return ctx.ok(c, { id: job.id });
+    });
+
+    // ---------------------------------------------------------------------------- playlists, segments
+
+    ctx.http.on(['GET', 'HEAD'], '/*', async (c, next) => {
+      const url = new URL(c.req.url);
+      let p: string;
+      try { p = decodeURIComponent(url.pathname); } catch { return ctx.fail(c, 400, 'bad URL encoding'); }
+      let m = /^\/hls\/(.+)\.m3u8$/i.exec(p);
+      if (m) {
+        const path = m[1]!;
+        const kind: SegmentKind = url.searchParams.has('fmp4') || ctx.config.segmenttype === 'fmp4' ? 'fmp4' : 'ts';
+        const s = await sessionFor(ctx, mgr, c, path, kind, url);
+        if (s instanceof Response) return s;
+        const name = path.slice(path.lastIndexOf('/') + 1);
+        return playlistResponse(s.seg.playlist(`${encodeURIComponent(name)}/`, false));
+      }
+      m = /^\/hls\/(.+)\/(\d{1,15})\.(ts|m4s)$/i.exec(p);
+      if (m) {
+        const kind: SegmentKind = m[3]!.toLowerCase() === 'ts' ? 'ts' : 'fmp4';
+        return serveSegment(ctx, mgr, c, mgr.find(m[1]!, kind), Number(m[2]), `segment ${m[2]}`);
+      }
+      m = /^\/hls\/(.+)\/init(?:-(\d{1,9}))?\.mp4$/i.exec(p);
+      if (m) return serveInit(ctx, mgr, c, mgr.find(m[1]!, 'fmp4'), m[2] === undefined ? undefined : Number(m[2]));
+      return next();
+    });
+  },
+});

@@ -1,0 +1,95 @@
+// HTTP answers shared by the hls and llhls plugins: playlists (with the first-segment wait, `?timeout=`
+// and LL-HLS blocking reloads), segments, parts and init segments from a segmenter's memory, with the
+// content types and cache headers a CDN can use.
+
+import type { Context } from 'hono';
+import { EngineError } from '../../src/core/errors.ts';
+import { parseDuration } from '../../src/config/schema.ts';
+import type { PluginContext } from '../../src/plugin.ts';
+import type { HlsManager, Session } from './manager.ts';
+import type { SegmentKind } from './segmenter.ts';
+
+export const M3U8_TYPE = 'application/vnd.apple.mpegurl';
+/** Playlists change all the time: a CDN revalidates each (blocking reloads carry their own URL). */
+const PLAYLIST_CACHE = 'no-cache';
+/** Query args this plugin consumes (not passed to the engine as stream args). */
+const OWN_ARGS = ['timeout', 'fmp4', '_HLS_msn', '_HLS_part', '_HLS_skip'];
+
+export function mediaHeaders(type: string, maxAgeSec: number): Record<string, string> {
+  return { 'content-type': type, 'cache-control': `public, max-age=${Math.max(1, Math.round(maxAgeSec))}, immutable` };
+}
+
+/** `?timeout=`: a Go duration ("10s", "500ms") or a bare number of seconds. */
+export function timeoutArg(v: string | null): number | undefined {
+  if (v === null || v === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
+  const ms = parseDuration(v);
+  return ms !== undefined && ms >= 0 ? ms : undefined;
+}
+
+/** The stream args of a request: its query without our own keys. */
+export function streamTarget(path: string, url: URL): string {
+  const q = new URLSearchParams(url.search);
+  for (const k of OWN_ARGS) q.delete(k);
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+export function errorResponse(ctx: PluginContext<any>, c: Context, err: unknown): Response {
+  if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
+  ctx.logger.error('hls request failed', { error: err });
+  return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
+}
+
+/** Start (or find) the segmenter for a playlist request and wait for its first segment. */
+export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Context, path: string, kind: SegmentKind, url: URL): Promise<Session | Response> {
+  const raw = url.searchParams.get('timeout');
+  const wait = timeoutArg(raw);
+  if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
+  let s: Session;
+  try {
+    s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe });
+  } catch (err) {
+    return errorResponse(ctx, c, err);
+  }
+  // A fresh segmenter has no complete segment yet: hold the first playlist until it has one.
+  const seg = s.seg;
+  const firstWait = 2 * mgr.settings.fragment + 5000;
+  await seg.waitFor(() => seg.complete().length > 0, firstWait);
+  if (!seg.complete().length) {
+    return ctx.fail(c, seg.ended ? 404 : 503, seg.ended ? `stream ${path} ended: ${seg.endReason}` : `no segment of ${path} yet`);
+  }
+  return s;
+}
+
+export function playlistResponse(text: string): Response {
+  return new Response(text, { status: 200, headers: { 'content-type': M3U8_TYPE, 'cache-control': PLAYLIST_CACHE } });
+}
+
+/** How long a segment stays valid for a cache: the time it is held (window + extra segments). */
+export function segmentMaxAge(mgr: HlsManager): number {
+  const s = mgr.settings;
+  return ((s.window + s.extra) * s.fragment) / 1000;
+}
+
+/** A segment of a running segmenter: 404 when unknown or out of the window; waits for the one being written. */
+export async function serveSegment(ctx: PluginContext<any>, mgr: HlsManager, c: Context, s: Session | undefined, msn: number, what: string): Promise<Response> {
+  if (!s) return ctx.fail(c, 404, `${what}: no HLS session for this stream (fetch the playlist first)`);
+  const seg = s.seg;
+  const x = seg.segment(msn);
+  if (x && !x.complete) {
+    await seg.waitFor(() => x.complete, 2 * seg.targetDuration() * 1000);
+    if (!x.complete) return ctx.fail(c, 503, `${what} is not complete yet`);
+  }
+  if (!x) return ctx.fail(c, 404, `${what} is not available (outside the window)`);
+  const type = s.kind === 'ts' ? 'video/mp2t' : 'video/mp4';
+  return new Response(seg.body(x) as Uint8Array<ArrayBuffer>, { status: 200, headers: mediaHeaders(type, segmentMaxAge(mgr)) });
+}
+
+export function serveInit(ctx: PluginContext<any>, mgr: HlsManager, c: Context, s: Session | undefined, version: number | undefined): Response {
+  if (!s || s.kind !== 'fmp4') return ctx.fail(c, 404, 'no fMP4 HLS session for this stream');
+  const v = version ?? s.seg.initVersion;
+  const init = s.seg.inits.get(v);
+  if (!init) return ctx.fail(c, 404, `init segment ${v} is not available`);
+  return new Response(init as Uint8Array<ArrayBuffer>, { status: 200, headers: mediaHeaders('video/mp4', version === undefined ? 1 : segmentMaxAge(mgr) * 10) });
+}
