@@ -45,18 +45,25 @@ export async function main(rt: Runtime, plugins: PluginDef<any>[]): Promise<Serv
   let configFile = args.config;
   if (!configFile && (await rt.stat('config.yaml'))?.isFile) configFile = 'config.yaml';
 
+  if (args.check) {
+    // Validate only: nothing listens, so this works next to a running server.
+    try {
+      const { warnings } = await Server.loadConfig({ runtime: rt, plugins, configFile });
+      for (const w of warnings) err(`warning: ${w.message}`);
+      out(`config OK${configFile ? ' (' + configFile + ')' : ' (defaults)'}${warnings.length ? `, ${warnings.length} warning(s)` : ''}`);
+      rt.exit(0);
+    } catch (e) {
+      err(`m7s: ${(e as Error).message}`);
+      rt.exit(1);
+    }
+  }
   let server: Server;
   try {
-    server = await Server.start({ runtime: rt, plugins, configFile, watch: !args.check });
+    server = await Server.start({ runtime: rt, plugins, configFile });
   } catch (e) {
     if (e instanceof ConfigInvalidError) err(`m7s: ${e.message}`);
     else err(`m7s: failed to start: ${(e as Error)?.stack ?? String(e)}`);
     rt.exit(1);
-  }
-  if (args.check) {
-    await server.stop();
-    out(`config OK${configFile ? ' (' + configFile + ')' : ' (defaults)'}${server.warnings.length ? `, ${server.warnings.length} warning(s)` : ''}`);
-    rt.exit(0);
   }
   out(`m7s ${VERSION} on ${rt.name} ${rt.sysinfo().runtimeVersion}${configFile ? ', config ' + configFile : ', default config'}`);
   for (const l of server.describeListeners()) out('  ' + l);

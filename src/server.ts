@@ -97,16 +97,20 @@ export class Server {
     this.app = new Hono();
   }
 
-  /** Build the config, start the plugins and the HTTP server. Throws ConfigInvalidError on bad config. */
-  static async start(opts: ServerOptions): Promise<Server> {
-    const rt = opts.runtime;
+  /** The config schema of every section: global plus one per plugin. */
+  private static sectionsOf(plugins: PluginDef<any>[]): Record<string, SchemaLike> {
     const sections: Record<string, SchemaLike> = { global: globalSchema };
-    const seen = new Set<string>();
-    for (const p of opts.plugins) {
-      if (seen.has(p.name) || p.name === 'global' || p.name === 'api') throw new Error(`plugin name "${p.name}" is taken`);
-      seen.add(p.name);
+    for (const p of plugins) {
+      if (sections[p.name] || p.name === 'api') throw new Error(`plugin name "${p.name}" is taken`);
       sections[p.name] = { ...(p.pull ? pullSchema : {}), ...(p.push ? pushSchema : {}), ...p.defaults } as Defaults;
     }
+    return sections;
+  }
+
+  /** Read and resolve the config without starting anything. Throws ConfigInvalidError on bad config. */
+  static async loadConfig(opts: ServerOptions): Promise<{ sections: Record<string, SchemaLike>; fileText?: string; config: Record<string, any>; warnings: ConfigIssue[] }> {
+    const rt = opts.runtime;
+    const sections = Server.sectionsOf(opts.plugins);
     let fileText = opts.configText;
     if (fileText === undefined && opts.configFile) {
       if (!(await rt.stat(opts.configFile))?.isFile) throw new ConfigInvalidError([{ path: '', message: `config file ${opts.configFile} not found` }]);
@@ -115,6 +119,13 @@ export class Server {
     const env = opts.env ?? rt.env();
     const built = buildConfig({ sections, inherit: ['publish', 'subscribe'], fileText, filename: opts.configFile ?? 'config.yaml', env });
     if (built.errors.length) throw new ConfigInvalidError(built.errors);
+    return { sections, fileText, config: built.config, warnings: built.warnings };
+  }
+
+  /** Build the config, start the plugins and the HTTP server. Throws ConfigInvalidError on bad config. */
+  static async start(opts: ServerOptions): Promise<Server> {
+    const rt = opts.runtime;
+    const { sections, fileText, ...built } = await Server.loadConfig(opts);
     const g = built.config.global;
     const pretty = g.logformat === 'pretty' || (g.logformat === 'auto' && rt.isTTY());
     const logger = opts.logger ?? Logger.create({ pretty, write: (line, s) => rt.writeLog(line, s) }, g.loglevel as LogLevel);
