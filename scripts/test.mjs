@@ -46,6 +46,18 @@ function run(cmd, argv, env = {}) {
 }
 
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
+
+// A full run (no file filter) type-checks first: a type error fails the suite like a failing test.
+if (!filters.length) {
+  console.log('=== typecheck: deno check src/ adapters/ plugins/ test/ ===');
+  const t = await run(binOf('deno', 'deno'), ['check', '--quiet', 'src/', 'adapters/', 'plugins/', 'test/'], { NO_COLOR: '1' });
+  if (t.code !== 0) {
+    console.log('typecheck failed');
+    console.log('\n=== summary ===\ntotal: 0 passed, 1 failed, 0 skipped');
+    process.exit(1);
+  }
+  console.log('typecheck ok');
+}
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let anyFail = false;
 const results = [];

@@ -1,0 +1,192 @@
+#!/usr/bin/env node
+// N players in one process (one event loop), for the fan-out bench.
+//
+//   node bench/load/players.mjs --proto rtmp|flv|ws --url URL --n 100 [--warmup 4] [--seconds 15]
+//                               [--ramp 50] [--join-timeout 20]
+//
+// Players connect in batches of --ramp per 20 ms. After the last one has joined (or timed out) the
+// process waits --warmup seconds (at least 3, so every latency sample is from a frame received more
+// than 3 s after its player joined), then measures for --seconds. It prints JSON lines on stdout:
+//   {"event":"joined",...}  {"event":"window-start"}  {"event":"window-end"}  {"event":"result",...}
+// so the runner can sample the server's /proc counters at exactly the window edges.
+//
+// Per player: first-frame time (connect start -> first video message), bytes in the window, and the
+// latency of every video frame in the window = now - the SEI wall clock the publisher stamped into it.
+// Latencies go into one shared histogram (no per-sample allocation).
+
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import { FlvReader, HttpBody, splitHead, WsFrames } from './flv.mjs';
+import { findSeiMicros, wallMicros } from './media.mjs';
+import { rtmpSession } from './rtmp.mjs';
+
+const { values: a } = parseArgs({
+  options: {
+    proto: { type: 'string', default: 'rtmp' }, url: { type: 'string' }, n: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '4' }, seconds: { type: 'string', default: '15' },
+    ramp: { type: 'string', default: '50' }, 'join-timeout': { type: 'string', default: '20' },
+  },
+});
+const N = Math.max(1, Number(a.n));
+const WARMUP = Math.max(3, Number(a.warmup));
+const SECONDS = Math.max(1, Number(a.seconds));
+const RAMP = Math.max(1, Number(a.ramp));
+const JOIN_TIMEOUT = Number(a['join-timeout']) * 1000;
+const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+
+// ---- latency histogram: 10 µs bins to 50 ms, then 1 ms bins to 60 s, then overflow
+const FINE = 5000, COARSE = 60000;
+const hist = new Uint32Array(FINE + COARSE + 1);
+let samples = 0, latMax = 0;
+function record(us) {
+  if (us < 0) us = 0;
+  if (us > latMax) latMax = us;
+  const b = us < FINE * 10 ? Math.floor(us / 10) : Math.min(FINE + Math.floor(us / 1000), FINE + COARSE);
+  hist[b]++; samples++;
+}
+function quantileMs(q) {
+  if (samples === 0) return null;
+  const want = Math.ceil(q * samples);
+  let acc = 0;
+  for (let b = 0; b < hist.length; b++) {
+    acc += hist[b];
+    if (acc >= want) return b < FINE ? (b * 10 + 5) / 1000 : b - FINE + 0.5;
+  }
+  return latMax / 1000;
+}
+
+// ---- players
+let measuring = false;
+const players = [];
+
+class Player {
+  constructor(i) {
+    this.i = i; this.t0 = 0; this.joinedAt = 0; this.firstFrameMs = -1;
+    this.bytes = 0; this.bytesAtStart = 0; this.bytesAtEnd = 0;
+    this.videoFrames = 0; this.seiFrames = 0; this.error = null; this.closed = false; this.socket = null;
+  }
+  /** Called for every video message/tag with the first bytes of its body. */
+  video(prefix, len) {
+    this.videoFrames++;
+    const now = performance.now();
+    if (this.firstFrameMs < 0) this.firstFrameMs = now - this.t0;
+    const sent = findSeiMicros(prefix, len);
+    if (sent < 0) return;
+    this.seiFrames++;
+    if (measuring && now - this.joinedAt > 3000) record(wallMicros() - sent);
+  }
+  fail(e) { if (!this.error) this.error = String(e?.message ?? e); }
+}
+
+const target = new URL(a.url);
+
+function startRtmp(p) {
+  return rtmpSession(a.url, 'play', {
+    onMedia: (type, _ts, prefix, len) => { if (type === 9) p.video(prefix, len); },
+    onError: (e) => { p.fail(e); p.closed = true; },
+    timeoutMs: JOIN_TIMEOUT,
+  }).then(({ socket }) => {
+    p.socket = socket;
+    // count bytes from here on (the handshake and commands are negligible)
+    socket.prependListener('data', (d) => { p.bytes += d.length; });
+  });
+}
+
+/** HTTP-FLV or WS-FLV over a raw socket: request, response head, then the body decoders. */
+function startHttp(p, ws) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: target.hostname, port: Number(target.port || 80) });
+    p.socket = socket;
+    socket.setNoDelay(true);
+    const timer = setTimeout(() => { socket.destroy(); reject(new Error('join timeout')); }, JOIN_TIMEOUT);
+    const flv = new FlvReader((type, _ts, prefix, len) => { if (type === 9) p.video(prefix, len); });
+    const feedFlv = (b, s, e) => flv.push(b, s, e);
+    let head = Buffer.alloc(0), body = null;
+    socket.on('connect', () => {
+      const path = target.pathname + target.search;
+      const extra = ws
+        ? 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: bTdzLWJlbmNoLWtleS0xMg==\r\n'
+        : 'Connection: keep-alive\r\n';
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: m7s-bench\r\n${extra}\r\n`);
+    });
+    socket.on('data', (d) => {
+      p.bytes += d.length;
+      try {
+        if (body) { body.push(d, 0, d.length); return; }
+        head = head.length ? Buffer.concat([head, d]) : d;
+        const split = splitHead(head);
+        if (!split) { if (head.length > 16384) throw new Error('response head too large'); return; }
+        const [text, start] = split;
+        const status = Number(text.split(' ', 2)[1]);
+        if (ws ? status !== 101 : status !== 200) throw new Error(`HTTP ${status}: ${text.split('\r\n', 1)[0]}`);
+        if (ws) body = new WsFrames(feedFlv, (f) => socket.write(f));
+        else body = new HttpBody(/transfer-encoding:\s*chunked/i.test(text), feedFlv);
+        clearTimeout(timer);
+        resolve();
+        if (start < head.length) body.push(head, start, head.length);
+        head = null;
+      } catch (e) { p.fail(e); clearTimeout(timer); socket.destroy(); reject(e); }
+    });
+    socket.on('error', (e) => { p.fail(e); clearTimeout(timer); reject(e); });
+    socket.on('close', () => { p.closed = true; clearTimeout(timer); reject(new Error('closed')); });
+  });
+}
+
+function start(p) {
+  p.t0 = performance.now();
+  const go = a.proto === 'rtmp' ? startRtmp(p) : a.proto === 'flv' ? startHttp(p, false) : a.proto === 'ws' ? startHttp(p, true) : null;
+  if (!go) throw new Error(`unknown --proto ${a.proto}`);
+  return go.then(() => { p.joinedAt = performance.now(); }, (e) => { p.fail(e); p.closed = true; });
+}
+
+const median = (xs) => { if (!xs.length) return null; const s = [...xs].sort((x, y) => x - y); return s[Math.floor((s.length - 1) / 2)]; };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function main() {
+  const cpu0 = process.cpuUsage();
+  const joins = [];
+  for (let i = 0; i < N; i++) {
+    const p = new Player(i);
+    players.push(p);
+    joins.push(start(p));
+    if ((i + 1) % RAMP === 0) await sleep(20);
+  }
+  await Promise.all(joins);
+  const ok = players.filter((p) => !p.error).length;
+  emit({ event: 'joined', ok, failed: N - ok, firstError: players.find((p) => p.error)?.error ?? null });
+  await sleep(WARMUP * 1000);
+
+  // ---- the window
+  for (const p of players) p.bytesAtStart = p.bytes;
+  const cpuA = process.cpuUsage(), tA = performance.now();
+  measuring = true;
+  emit({ event: 'window-start' });
+  await sleep(SECONDS * 1000);
+  measuring = false;
+  const cpuB = process.cpuUsage(), tB = performance.now();
+  for (const p of players) p.bytesAtEnd = p.bytes;
+  emit({ event: 'window-end' });
+
+  const secs = (tB - tA) / 1000;
+  const kbps = players.map((p) => ((p.bytesAtEnd - p.bytesAtStart) * 8) / 1000 / secs);
+  const ff = players.filter((p) => p.firstFrameMs >= 0).map((p) => p.firstFrameMs);
+  const used = (cpuB.user - cpuA.user + cpuB.system - cpuA.system) / 1000 / (tB - tA);
+  emit({
+    event: 'result',
+    proto: a.proto, n: N, windowSeconds: secs,
+    players: { ok: players.filter((p) => !p.error && !p.closed).length, failed: players.filter((p) => p.error).length,
+      closed: players.filter((p) => p.closed).length, noVideo: players.filter((p) => p.videoFrames === 0).length,
+      noSei: players.filter((p) => p.videoFrames > 0 && p.seiFrames === 0).length,
+      firstError: players.find((p) => p.error)?.error ?? null },
+    kbpsMedian: median(kbps), kbpsMin: kbps.length ? Math.min(...kbps) : null, kbpsTotal: kbps.reduce((x, y) => x + y, 0),
+    firstFrameMs: { p50: median(ff), max: ff.length ? Math.max(...ff) : null },
+    latencyMs: { samples, p50: quantileMs(0.5), p99: quantileMs(0.99), max: latMax / 1000 },
+    loadCpu: { pct: used * 100, userPct: ((cpuB.user - cpuA.user) / 1000 / (tB - tA)) * 100,
+      totalSinceStartSec: (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6 },
+  });
+  for (const p of players) p.socket?.destroy();
+  setTimeout(() => process.exit(0), 200).unref();
+}
+
+process.on('SIGTERM', () => process.exit(0));
+main().catch((e) => { emit({ event: 'fatal', error: String(e?.stack ?? e) }); process.exit(1); });

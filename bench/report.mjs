@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// Regenerates docs/BENCHMARKS.md and docs/bench-cpu.svg from bench/results/*.json.
+//
+//   node bench/report.mjs            (bench/run.mjs calls writeReport after a run)
+//
+// Rows from several runs are merged: for each (server, protocol, N) the newest successful row wins,
+// and the machine/method section is taken from the newest run. Failed rows are listed separately.
+
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const PROTO_NAMES = { rtmp: 'RTMP', flv: 'HTTP-FLV', ws: 'WS-FLV' };
+const SERVER_ORDER = ['m7s-node', 'm7s-bun', 'm7s-deno', 'nms', 'nginx'];
+const f = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d));
+
+export function loadResults(root) {
+  const dir = join(root, 'bench/results');
+  let files = [];
+  try { files = readdirSync(dir).filter((n) => n.endsWith('.json')).sort(); } catch { /* no results yet */ }
+  return files.map((n) => ({ file: n, ...JSON.parse(readFileSync(join(dir, n), 'utf8')) }));
+}
+
+/** Newest successful row per (server, proto, n); failures that were never measured successfully. */
+export function mergeRows(runs) {
+  const best = new Map(), failed = new Map();
+  for (const run of runs) {
+    for (const r of run.rows) {
+      const k = `${r.server}|${r.proto}|${r.n}`;
+      if (r.ok) { best.set(k, { ...r, run: run.date }); failed.delete(k); } else if (!best.has(k)) failed.set(k, { ...r, run: run.date });
+    }
+  }
+  const order = (r) => [SERVER_ORDER.indexOf(r.server), r.n];
+  const sort = (xs) => xs.sort((a, b) => { const x = order(a), y = order(b); return x[0] - y[0] || x[1] - y[1]; });
+  return { rows: sort([...best.values()]), failed: sort([...failed.values()]) };
+}
+
+function table(rows) {
+  const out = [
+    '| server | N | CPU % | user % | RSS MB | load-gen CPU % (core 1 busy %) | median kb/s per player | first frame p50 ms | latency p50 ms | latency p99 ms | players ok |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const loadGen = (r.load.publisherPct ?? 0) + (r.load.playersPct ?? 0);
+    const lim = r.loadLimited ? ' **load-limited**' : '';
+    const noisy = r.serverCoreNoisy ? ` † (core busy ${f(r.serverCoreBusyPct, 0)})` : '';
+    out.push(`| ${r.label} | ${r.n} | ${f(r.serverCpu.pct)}${noisy} | ${f(r.serverCpu.userPct)} | ${f(r.rssMB, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${lim} | ${f(r.kbpsMedian, 0)} | ${f(r.firstFrameP50, 0)} | ${f(r.latency.p50)} | ${f(r.latency.p99)} | ${r.players.ok}/${r.n} |`);
+  }
+  return out.join('\n');
+}
+
+/** Hand-written SVG: server CPU % against N (log axis), one line per server/protocol. */
+export function cpuChart(rows) {
+  const W = 760, H = 420, L = 60, R = 230, T = 30, B = 50;
+  const series = new Map();
+  for (const r of rows) {
+    const k = `${r.server}|${r.proto}`;
+    if (!series.has(k)) series.set(k, { name: `${r.server} ${PROTO_NAMES[r.proto] ?? r.proto}`, proto: r.proto, server: r.server, pts: [] });
+    series.get(k).pts.push([r.n, r.serverCpu.pct, r.loadLimited]);
+  }
+  const ns = rows.map((r) => r.n);
+  const nMin = Math.min(...ns, 10), nMax = Math.max(...ns, 100);
+  const yMax = Math.max(100, Math.ceil(Math.max(...rows.map((r) => r.serverCpu.pct), 0) / 20) * 20);
+  const x = (n) => L + ((Math.log10(n) - Math.log10(nMin)) / (Math.log10(nMax) - Math.log10(nMin) || 1)) * (W - L - R);
+  const y = (v) => T + (1 - v / yMax) * (H - T - B);
+  const colors = { 'm7s-node': '#1f77b4', 'm7s-bun': '#9467bd', 'm7s-deno': '#2ca02c', nms: '#d62728', nginx: '#ff7f0e' };
+  const dash = { rtmp: '', flv: '6 4', ws: '2 3' };
+  const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${L}" y="18" font-size="14" font-weight="bold">Server CPU (% of one core) vs players N — 1 publisher, 2.3 Mb/s</text>`,
+  ];
+  for (let v = 0; v <= yMax; v += 20) {
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`, `<text x="${L - 8}" y="${y(v) + 4}" text-anchor="end">${v}</text>`);
+  }
+  for (const n of [...new Set(ns)].sort((a, b) => a - b)) {
+    parts.push(`<line x1="${x(n)}" x2="${x(n)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`, `<text x="${x(n)}" y="${H - B + 18}" text-anchor="middle">${n}</text>`);
+  }
+  parts.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`, `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">players N (log scale)</text>`,
+    `<text x="16" y="${(T + H - B) / 2}" transform="rotate(-90 16 ${(T + H - B) / 2})" text-anchor="middle">CPU %</text>`);
+  let ly = T + 10;
+  for (const s of series.values()) {
+    s.pts.sort((a, b) => a[0] - b[0]);
+    const c = colors[s.server] ?? '#555';
+    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" stroke-dasharray="${dash[s.proto] ?? ''}" points="${s.pts.map(([n, v]) => `${x(n).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}"/>`);
+    for (const [n, v, lim] of s.pts) {
+      parts.push(lim ? `<circle cx="${x(n).toFixed(1)}" cy="${y(v).toFixed(1)}" r="4" fill="white" stroke="${c}" stroke-width="2"/>` : `<circle cx="${x(n).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${c}"/>`);
+    }
+    parts.push(`<line x1="${W - R + 15}" x2="${W - R + 45}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2" stroke-dasharray="${dash[s.proto] ?? ''}"/>`,
+      `<text x="${W - R + 52}" y="${ly + 4}">${esc(s.name)}</text>`);
+    ly += 18;
+  }
+  parts.push(`<text x="${W - R + 15}" y="${ly + 8}" fill="#555">hollow point: load-limited</text>`, '</svg>');
+  return parts.join('\n') + '\n';
+}
+
+export function markdown(runs, merged) {
+  const last = runs[runs.length - 1];
+  const m = last.machine, me = last.method;
+  const protos = ['rtmp', 'flv', 'ws'].filter((p) => merged.rows.some((r) => r.proto === p));
+  const lines = [
+    '# Benchmarks',
+    '',
+    '<!-- Generated by bench/report.mjs from bench/results/*.json. Do not edit by hand: run `node bench/run.mjs`. -->',
+    '',
+    'Fan-out: one real-time RTMP publisher, N players of one protocol, every server started fresh for each',
+    'row. The same load generator (`bench/load/`, our own small RTMP / HTTP-FLV / WS-FLV clients, no m7s',
+    'code) drives every server.',
+    '',
+    '![server CPU against N](bench-cpu.svg)',
+    '',
+    '## Method',
+    '',
+    `- Machine: ${m.nproc} × ${m.cpu}, Linux ${m.kernel}. Node ${m.node}, Bun ${m.bun ?? '–'}, ${m.deno ?? 'Deno –'}; node-media-server ${m.nms ?? '–'}; ${m.nginx ?? 'nginx –'}. m7s ${m.m7s} (${m.m7sCommit}).`,
+    `- Stream: 1280×720 30 fps H.264 (synthetic: valid SPS/PPS, fake slices; IDR every 2 s at 5× a P frame) ≈ 2 Mb/s, plus AAC 44.1 kHz 1024-sample frames ≈ 128 kb/s; ≈ 2.2 Mb/s with FLV/RTMP overhead.`,
+    `- Pinning: the server on core ${me.serverCore} (\`taskset -c ${me.serverCore}\`), the publisher and all players on core ${me.loadCore}. Loopback only.`,
+    `- Window: players join (batches of 50 per 20 ms), ${me.warmup} s warm-up, then a ${me.seconds} s measurement window.`,
+    '- CPU %: the server process\'s utime+stime over the window (/proc/<pid>/stat) as % of one core; user % is the user part. RSS: highest VmRSS sampled each second in the window.',
+    `- Load-gen CPU %: publisher + players processes (utime+stime); in brackets how busy core ${me.loadCore} was as a whole (including kernel work such as loopback TCP). Rows where the load generator\'s processes used more than ${me.loadLimitPct} % of their core are marked **load-limited**: there the client, not the server, may have set the pace, and latency includes client queueing. Core 1 busy well above the load generator\'s own share means kernel work or other processes on that core.`,
+    `- Noise: before each row the runner waits (up to 20 s) for both cores to be < 15 % busy; † marks a row where core ${me.serverCore} was more than 15 points busier than the server itself during the window (something else ran there).`,
+    '- Latency: every video frame carries an SEI NAL (user_data_unregistered, fixed UUID) with the publisher\'s wall clock in µs, stamped just before the frame is written; a player records now − stamp for each frame received during the window and more than 3 s after it joined. p50/p99 over all players\' frames.',
+    '- First frame: from the player starting to connect to its first video message/tag (with N players joining at once).',
+    '- Median kb/s: each player\'s received bytes over the window, median over players (≈ 2200 means it kept up).',
+    '- Servers: m7s from this tree (bundled like `npm run build`, run as `node …/m7s.mjs -c`, `bun adapters/bun/main.ts -c`, `deno run -A adapters/deno/main.ts -c`; log level warn); node-media-server with its v4 defaults (webadmin off); nginx-rtmp (Debian, one process, `live on`, RTMP only).',
+    '',
+    `Reproduce: \`npm ci && node bench/run.mjs --n 10,100,1000 --proto rtmp,flv,ws\` (nginx rows need \`apt-get install nginx libnginx-mod-rtmp\`). Runs: ${runs.map((r) => `\`${r.command}\` (${r.date})`).join('; ')}.`,
+    '',
+  ];
+  for (const p of protos) {
+    lines.push(`## ${PROTO_NAMES[p]}`, '', table(merged.rows.filter((r) => r.proto === p)), '');
+  }
+  if (merged.failed.length) {
+    lines.push('## Not measured', '');
+    for (const r of merged.failed) lines.push(`- ${r.label}, ${PROTO_NAMES[r.proto]}, N=${r.n}: ${r.error}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export function writeReport(root) {
+  const runs = loadResults(root);
+  if (!runs.length) return [];
+  const merged = mergeRows(runs);
+  const md = join(root, 'docs/BENCHMARKS.md'), svg = join(root, 'docs/bench-cpu.svg');
+  writeFileSync(md, markdown(runs, merged));
+  writeFileSync(svg, cpuChart(merged.rows));
+  return [md, svg];
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const root = join(fileURLToPath(import.meta.url), '../..');
+  console.log(writeReport(root).join('\n') || 'no results in bench/results');
+}
