@@ -19,7 +19,7 @@
 //
 // Memory. The same server, N in-process RTMP publishers (synthetic H.264/AAC from bench/load, --kbps
 // each, keyframe every second so segments are 1 s), then every stream's HLS playlist is fetched every
-// 2 s (segmenters on) for --seconds. The server's RSS (/proc) and V8 heap (/api/sysinfo) are sampled:
+// 2 s (segmenters on) for --seconds. The server's RSS (/proc) and V8 heap (/api/summary) are sampled:
 // idle, with N publishers and no HLS, and with HLS on.
 
 import { spawn } from 'node:child_process';
@@ -183,7 +183,9 @@ async function latency() {
       if (i === 99) throw new Error(`no stream: ffmpeg ${pub.stderr()}`);
       await sleep(100);
     }
-    for (const mode of a.modes.split(',')) {
+    // Each mode twice: 'cold' is the first player (its playlist request starts the segmenter, so hls.js
+    // starts with one segment listed); 'warm' joins ~10 s later with the playlist window full.
+    for (const [mode, run] of a.modes.split(',').flatMap((m) => [[m, 'cold'], [m, 'warm']])) {
       const page = await browser.newPage({ viewport: { width: 640, height: 520 } });
       await page.setContent(readFileSync(join(ROOT, 'test/browser/player.html'), 'utf8'));
       await page.addScriptTag({ path: require.resolve('hls.js/dist/hls.min.js') });
@@ -206,9 +208,9 @@ async function latency() {
         await sleep(500);
       }
       const r = await page.evaluate(() => ({ ...window.m7s.report(), clock: window.g2g }));
-      await page.screenshot({ path: join(dir, `${mode}.png`) });
+      await page.screenshot({ path: join(dir, `${mode}-${run}.png`) });
       const sum = (xs) => ({ n: xs.length, p50: Math.round(pct(xs, 50)), p95: Math.round(pct(xs, 95)), min: Math.round(Math.min(...xs)), max: Math.round(Math.max(...xs)) });
-      const row = { mode, startupMs: startup, g2g: sum(g2g), pdt: sum(pdt), stalls: r.stalls, error: r.error, clockFrames: r.clock.frames, clockBad: r.clock.bad };
+      const row = { mode, run, startupMs: startup, g2g: sum(g2g), pdt: sum(pdt), stalls: r.stalls, error: r.error, clockFrames: r.clock.frames, clockBad: r.clock.bad };
       results.push(row);
       log(JSON.stringify(row));
       await page.close();
@@ -219,10 +221,10 @@ async function latency() {
     await S.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log('| mode | glass-to-glass p50 ms | p95 ms | min–max ms | PDT (server→screen) p50 ms | p95 ms | samples | stalls | first frame ms |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  console.log('| mode | player | glass-to-glass p50 ms | p95 ms | min–max ms | PDT (server→screen) p50 ms | p95 ms | samples | stalls | first frame ms |');
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results) {
-    console.log(`| ${r.mode} | ${r.g2g.p50} | ${r.g2g.p95} | ${r.g2g.min}–${r.g2g.max} | ${r.pdt.p50} | ${r.pdt.p95} | ${r.g2g.n} | ${r.stalls.length} | ${r.startupMs} |`);
+    console.log(`| ${r.mode} | ${r.run} | ${r.g2g.p50} | ${r.g2g.p95} | ${r.g2g.min}–${r.g2g.max} | ${r.pdt.p50} | ${r.pdt.p95} | ${r.g2g.n} | ${r.stalls.length} | ${r.startupMs} |`);
   }
 }
 
@@ -235,7 +237,7 @@ async function memory(n) {
   const dir = mkdtempSync(join(tmpdir(), 'm7s-mem-'));
   const S = await startM7s(dir);
   const rssOf = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${S.proc.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
-  const heapOf = async () => (await (await fetch(`${S.base}/api/sysinfo`)).json()).data.memory.heapUsed;
+  const heapOf = async () => (await (await fetch(`${S.base}/api/summary`)).json()).data.memory.heapUsed;
   const sample = async (label, ms) => {
     const rss = [], heap = [];
     const end = Date.now() + ms;

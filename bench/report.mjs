@@ -139,12 +139,18 @@ export function markdown(runs, merged) {
   return lines.join('\n');
 }
 
+/** Everything from this line to the end of docs/BENCHMARKS.md is written by hand and survives regeneration. */
+export const KEEP_MARKER = '<!-- Hand-written below (kept by bench/report.mjs): measured by other scripts, see each section. -->';
+
 export function writeReport(root) {
   const runs = loadResults(root);
   if (!runs.length) return [];
   const merged = mergeRows(runs);
   const md = join(root, 'docs/BENCHMARKS.md'), svg = join(root, 'docs/bench-cpu.svg');
-  writeFileSync(md, markdown(runs, merged));
+  // Sections measured by other scripts (bench/latency.mjs) sit after KEEP_MARKER and are kept as they are.
+  let kept = '';
+  try { const old = readFileSync(md, 'utf8'); const i = old.indexOf(KEEP_MARKER); if (i >= 0) kept = '\n' + old.slice(i); } catch { /* first run */ }
+  writeFileSync(md, markdown(runs, merged) + kept);
   writeFileSync(svg, cpuChart(merged.rows));
   return [md, svg];
 }

@@ -1,0 +1,168 @@
+// Plays one m7s stream in the page's <video> with the player a web page would use, and keeps a record
+// the test reads with page.evaluate(() => window.m7s.report()):
+//   hls, llhls  hls.js        /hls/{stream}.m3u8, /llhls/{stream}/index.m3u8 (lowLatencyMode)
+//   flv, wsflv  mpegts.js     http://…/flv/{stream}.flv, ws://…/flv/{stream}.flv
+//   mp4         plain MSE     /mp4/{stream}.mp4, codecs from /api/stream/info/{stream}
+// Expects the Hls and mpegts globals (their dist files) to be on the page already.
+'use strict';
+
+(() => {
+  const video = document.getElementById('v');
+  const status = document.getElementById('status');
+
+  const state = {
+    mode: '',
+    url: '',
+    mime: '',
+    error: null,
+    startedAt: performance.now(),
+    firstPlayingAt: 0,      // performance.now() of the first 'playing' event
+    firstTime: 0,           // video.currentTime at that moment
+    waitingSince: 0,        // an open 'waiting' (stall) after playback started, else 0
+    stalls: [],             // [{ at, ms }] closed 'waiting' stalls after playback started
+    frozenMs: 0,            // longest run with currentTime not moving while playing (sampled)
+    events: [],             // the last media element events, for failure messages
+  };
+  let hls = null;
+  let lastTime = -1, lastMove = 0;
+
+  const log = (what) => {
+    state.events.push(`${Math.round(performance.now() - state.startedAt)}ms ${what}`);
+    if (state.events.length > 60) state.events.shift();
+  };
+  const fail = (what) => { if (!state.error) state.error = String(what); log(`error: ${what}`); };
+
+  for (const ev of ['loadedmetadata', 'canplay', 'playing', 'waiting', 'stalled', 'pause', 'ended', 'error']) {
+    video.addEventListener(ev, () => {
+      log(ev);
+      const now = performance.now();
+      if (ev === 'playing') {
+        if (!state.firstPlayingAt) { state.firstPlayingAt = now; state.firstTime = video.currentTime; }
+        if (state.waitingSince) { state.stalls.push({ at: Math.round(state.waitingSince - state.firstPlayingAt), ms: Math.round(now - state.waitingSince) }); state.waitingSince = 0; }
+      } else if (ev === 'waiting' && state.firstPlayingAt && !state.waitingSince) {
+        state.waitingSince = now;
+      } else if (ev === 'error') {
+        fail(`media element error ${video.error?.code}: ${video.error?.message}`);
+      }
+    });
+  }
+
+  // A stall the events may not tell: currentTime frozen while the element thinks it plays.
+  setInterval(() => {
+    const now = performance.now();
+    if (video.currentTime !== lastTime) { lastTime = video.currentTime; lastMove = now; }
+    else if (state.firstPlayingAt && !video.paused) state.frozenMs = Math.max(state.frozenMs, now - lastMove);
+    const b = video.buffered;
+    status.textContent = `${state.mode} ${state.url}\nt=${video.currentTime.toFixed(2)} ` +
+      `buffered=${b.length ? `${b.start(0).toFixed(2)}-${b.end(b.length - 1).toFixed(2)}` : '-'} ` +
+      `readyState=${video.readyState} stalls=${state.stalls.length}` +
+      (hls?.playingDate ? ` latency=${Date.now() - hls.playingDate.getTime()}ms` : '') +
+      `\n${new Date().toISOString()}`;
+  }, 100);
+
+  const play = () => video.play().catch((e) => log(`play() rejected: ${e.message}`));
+
+  function playHls(url, lowLatency) {
+    if (!window.Hls?.isSupported()) throw new Error('hls.js: MSE not supported here');
+    hls = new Hls({ lowLatencyMode: lowLatency, enableWorker: true });
+    hls.on(Hls.Events.ERROR, (_e, d) => {
+      log(`hls.js ${d.fatal ? 'fatal ' : ''}${d.type}/${d.details}`);
+      if (d.fatal) fail(`hls.js fatal ${d.type}/${d.details}`);
+    });
+    hls.on(Hls.Events.MANIFEST_PARSED, play);
+    hls.loadSource(url);
+    hls.attachMedia(video);
+  }
+
+  function playFlv(url) {
+    if (!window.mpegts?.isSupported()) throw new Error('mpegts.js: MSE not supported here');
+    const player = mpegts.createPlayer({ type: 'flv', isLive: true, url }, { enableStashBuffer: false, liveBufferLatencyChasing: true });
+    player.on(mpegts.Events.ERROR, (type, detail, info) => fail(`mpegts.js ${type}/${detail} ${info?.msg ?? ''}`));
+    player.attachMediaElement(video);
+    player.load();
+    play();
+  }
+
+  async function playMp4(base, stream, url) {
+    // The MIME type from the stream's own codec strings (RFC 6381), as a real page would do.
+    const info = await (await fetch(`${base}/api/stream/info/${stream}`)).json();
+    const codecs = (info.data?.tracks ?? []).map((t) => t.codecString).filter(Boolean);
+    if (!codecs.length) throw new Error(`no codec strings in /api/stream/info: ${JSON.stringify(info).slice(0, 300)}`);
+    state.mime = `video/mp4; codecs="${codecs.join(',')}"`;
+    if (!MediaSource.isTypeSupported(state.mime)) throw new Error(`MSE does not support ${state.mime}`);
+    const ms = new MediaSource();
+    video.src = URL.createObjectURL(ms);
+    await new Promise((r) => ms.addEventListener('sourceopen', r, { once: true }));
+    const sb = ms.addSourceBuffer(state.mime);
+    const queue = [];
+    const feed = () => {
+      if (sb.updating || !queue.length) return;
+      // Keep the last 20 s only; a live page runs for hours.
+      if (video.currentTime > 30 && sb.buffered.length && sb.buffered.start(0) < video.currentTime - 20) {
+        sb.remove(0, video.currentTime - 20);
+        return;
+      }
+      sb.appendBuffer(queue.shift());
+    };
+    sb.addEventListener('updateend', () => {
+      // Start at the first buffered frame (timestamps start near, not at, 0).
+      if (sb.buffered.length && video.currentTime < sb.buffered.start(0)) video.currentTime = sb.buffered.start(0);
+      if (video.paused && video.readyState >= 2 && !state.firstPlayingAt) play();
+      feed();
+    });
+    sb.addEventListener('error', () => fail('SourceBuffer error'));
+    const res = await fetch(url);
+    if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) { log('fMP4 body ended'); break; }
+      queue.push(value);
+      feed();
+    }
+  }
+
+  /** Start playing; returns at once (progress is read from report()). */
+  window.m7sPlay = ({ mode, base, stream }) => {
+    state.mode = mode;
+    const ws = base.replace(/^http/, 'ws');
+    const urls = {
+      hls: `${base}/hls/${stream}.m3u8`,
+      llhls: `${base}/llhls/${stream}/index.m3u8`,
+      flv: `${base}/flv/${stream}.flv`,
+      wsflv: `${ws}/flv/${stream}.flv`,
+      mp4: `${base}/mp4/${stream}.mp4`,
+    };
+    const url = urls[mode];
+    if (!url) throw new Error(`unknown mode ${mode}`);
+    state.url = url;
+    try {
+      if (mode === 'hls' || mode === 'llhls') playHls(url, mode === 'llhls');
+      else if (mode === 'flv' || mode === 'wsflv') playFlv(url);
+      else playMp4(base, stream, url).catch(fail);
+    } catch (e) { fail(e.message ?? e); }
+  };
+
+  window.m7s = {
+    state,
+    /** A snapshot for the test: playback position, stalls, errors. */
+    report() {
+      const now = performance.now();
+      return {
+        mode: state.mode, url: state.url, mime: state.mime, error: state.error,
+        currentTime: video.currentTime, readyState: video.readyState, paused: video.paused,
+        played: state.firstPlayingAt ? video.currentTime - state.firstTime : 0,
+        playingFor: state.firstPlayingAt ? (now - state.firstPlayingAt) / 1000 : 0,
+        openStallMs: state.waitingSince ? now - state.waitingSince : 0,
+        stalls: state.stalls, frozenMs: Math.round(state.frozenMs),
+        width: video.videoWidth, height: video.videoHeight,
+        events: state.events.slice(-20),
+      };
+    },
+    /** hls.js only: wall clock minus EXT-X-PROGRAM-DATE-TIME of the frame on screen, in ms (or null). */
+    latency() {
+      const d = hls?.playingDate;
+      return d ? Date.now() - d.getTime() : null;
+    },
+  };
+})();
