@@ -12,35 +12,7 @@ import { amf0Encode } from '../src/format/amf.ts';
 import { concat, FormatError, fromHex, toHex, UnsupportedFormatError } from '../src/format/bytes.ts';
 import { parseAvcC } from '../src/codec/h264.ts';
 import { parseAsc } from '../src/codec/aac.ts';
-import { prng } from './helpers/fuzz.ts';
-
-/** Run fn on random, truncated and mutated inputs; only FormatError may escape. */
-function fuzz(name: string, seeds: Uint8Array[], fn: (b: Uint8Array) => unknown, cases = 3000, seed = 1): void {
-  const rnd = prng(seed);
-  const int = (n: number) => Math.floor(rnd() * n);
-  for (let i = 0; i < cases; i++) {
-    let input: Uint8Array;
-    const kind = i % 4;
-    const base = seeds[int(seeds.length)]!;
-    if (kind === 0) {
-      input = new Uint8Array(int(64));
-      for (let j = 0; j < input.length; j++) input[j] = int(256);
-    } else if (kind === 1) {
-      input = base.slice(0, int(base.length + 1));
-    } else {
-      input = base.slice();
-      const flips = 1 + int(kind === 2 ? 1 : 4);
-      for (let f = 0; f < flips && input.length; f++) input[int(input.length)] = int(256);
-    }
-    try {
-      fn(input);
-    } catch (e) {
-      if (!(e instanceof FormatError)) {
-        assert.fail(`${name}: case ${i} (seed ${seed}) threw ${(e as Error)?.name}: ${(e as Error)?.message} for ${toHex(input.subarray(0, 256))}`);
-      }
-    }
-  }
-}
+import { fuzz, prng } from './helpers/fuzz.ts';
 
 function fromBase64(s: string): Uint8Array {
   const bin = atob(s);

@@ -6,10 +6,10 @@
 // and shared by every FLV player through the frame's packaging cache.
 
 import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
-import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
+import type { Subscriber } from '../../src/core/subscriber.ts';
 import { flvBody, flvCanCarry, flvMetaData, flvSequenceHeader, flvTagType } from '../../src/format/flv-media.ts';
 import { flvHeader, flvTag, writeFlvTagHeader, FLV_TAG_HEADER_SIZE, FLV_TAG_SCRIPT } from '../../src/format/flv.ts';
-import type { ByteSink } from '../../src/net/body.ts';
+import { BatchedByteSink } from '../../src/net/batch-sink.ts';
 
 /** The shared PreviousTagSize trailer of a frame's tag (11 + body size), cache key 'flv.pts'. */
 function previousTagSize(f: Frame): Uint8Array {
@@ -24,23 +24,12 @@ function previousTagSize(f: Frame): Uint8Array {
   });
 }
 
-export class FlvPlaySink implements SubscriberSink {
-  /** Chunks queued since the last flush (one writev per flush). */
-  private batch: Uint8Array[] = [];
+export class FlvPlaySink extends BatchedByteSink {
   /** Last tag timestamp written (ms), for sequence headers that arrive mid-stream. */
   private lastMs = 0;
-  /** Called when the sink ended from the engine's side (the stream closed): reason. */
-  onEnd: ((reason: string) => void) | null = null;
-
-  constructor(readonly out: ByteSink) {}
 
   begin(sub: Subscriber): void {
-    // Wired here, not after subscribe() returns: the first GOP is pumped inside subscribe(), and a
-    // drain that fires before the caller gets the subscriber must still resume it.
-    const out = this.out;
-    sub.bufferedFn = () => out.buffered;
-    out.onDrain = () => sub.resume();
-    out.onClose = (err) => sub.close(err ? 'client disconnected' : 'ended');
+    this.attach(sub);
     const tracks = sub.tracks().filter(flvCanCarry);
     const audio = tracks.some((t) => t.kind === 'audio');
     const video = tracks.some((t) => t.kind === 'video');
@@ -70,22 +59,6 @@ export class FlvPlaySink implements SubscriberSink {
     for (const p of body.parts) this.batch.push(p);
     this.batch.push(previousTagSize(f));
     return FLV_TAG_HEADER_SIZE + body.size + 4;
-  }
-
-  flush(): boolean {
-    if (this.out.closed) { this.batch = []; return false; }
-    if (this.batch.length === 0) return true;
-    const b = this.batch;
-    this.batch = [];
-    return this.out.writev(b);
-  }
-
-  close(reason: string): void {
-    // Queued bytes still go out, then the body / socket ends.
-    if (this.batch.length) this.out.writev(this.batch);
-    this.batch = [];
-    this.out.end();
-    this.onEnd?.(reason);
   }
 }
 

@@ -13,9 +13,9 @@
 // off by a little never accumulates.
 
 import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
-import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
+import type { Subscriber } from '../../src/core/subscriber.ts';
 import { defaultFrameDuration, type Fmp4Track, fragment, initSegment } from '../../src/format/fmp4.ts';
-import type { ByteSink } from '../../src/net/body.ts';
+import { BatchedByteSink } from '../../src/net/batch-sink.ts';
 
 const VIDEO_ID = 1;
 const AUDIO_ID = 2;
@@ -50,22 +50,15 @@ export function patchHeader(shared: Uint8Array, seq: number, dts: number): Uint8
   return h;
 }
 
-export class Mp4PlaySink implements SubscriberSink {
-  private batch: Uint8Array[] = [];
+export class Mp4PlaySink extends BatchedByteSink {
   private seq = 1;
   private video: Track | null = null;
   private audio: Track | null = null;
   /** Config versions the last init segment was built with. */
   private initFor = new Map<Track, CodecConfig>();
-  onEnd: ((reason: string) => void) | null = null;
-
-  constructor(readonly out: ByteSink) {}
 
   begin(sub: Subscriber): void {
-    const out = this.out;
-    sub.bufferedFn = () => out.buffered;
-    out.onDrain = () => sub.resume();
-    out.onClose = (err) => sub.close(err ? 'client disconnected' : 'ended');
+    this.attach(sub);
     for (const t of sub.tracks()) {
       if (t.kind === 'video' && !this.video && VIDEO_CODECS.has(t.codec) && t.config.data) this.video = t;
       if (t.kind === 'audio' && !this.audio && AUDIO_CODECS.has(t.codec) && (t.codec !== 'aac' || t.config.data)) this.audio = t;
@@ -101,20 +94,5 @@ export class Mp4PlaySink implements SubscriberSink {
     const header = patchHeader(shared.header, this.seq++, dts);
     this.batch.push(header, shared.data);
     return header.length + shared.data.length;
-  }
-
-  flush(): boolean {
-    if (this.out.closed) { this.batch = []; return false; }
-    if (this.batch.length === 0) return true;
-    const b = this.batch;
-    this.batch = [];
-    return this.out.writev(b);
-  }
-
-  close(reason: string): void {
-    if (this.batch.length) this.out.writev(this.batch);
-    this.batch = [];
-    this.out.end();
-    this.onEnd?.(reason);
   }
 }

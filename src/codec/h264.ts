@@ -153,24 +153,11 @@ export function normalizeAvcc(bytes: Uint8Array, lengthSize: number): Uint8Array
   return joinAvcc(splitAvcc(bytes, lengthSize));
 }
 
-/**
- * True if the length-prefixed access unit contains an IDR slice (NAL type 5). Called per frame, so it walks
- * the lengths directly; malformed lengths are a FormatError as in splitAvcc.
- */
+/** True if the length-prefixed access unit contains an IDR slice (NAL type 5). Malformed lengths are a FormatError. */
 export function isKeyframeAvcc(bytes: Uint8Array, lengthSize = 4): boolean {
-  checkLengthSize(lengthSize);
-  const n = bytes.length;
-  let p = 0;
-  while (p < n) {
-    if (n - p < lengthSize) throw new FormatError(`truncated NAL length at offset ${p}`);
-    let len = 0;
-    for (let i = 0; i < lengthSize; i++) len = len * 256 + bytes[p + i]!;
-    p += lengthSize;
-    if (len > n - p) throw new FormatError(`NAL length ${len} at offset ${p - lengthSize} exceeds the ${n - p} byte(s) left`);
-    if (len > 0 && (bytes[p]! & 0x1f) === H264_NAL_IDR) return true;
-    p += len;
-  }
-  return false;
+  let key = false;
+  forEachNalu(bytes, lengthSize, (s) => (key = (bytes[s]! & 0x1f) === H264_NAL_IDR));
+  return key;
 }
 
 /**

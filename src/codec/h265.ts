@@ -4,7 +4,7 @@
 // H.264: see splitAnnexB, annexBToAvcc, splitAvcc in h264.ts.
 
 import { BitReader, FormatError } from '../format/bytes.ts';
-import { checkLengthSize, unescapeRbsp } from './h264.ts';
+import { forEachNalu, unescapeRbsp } from './h264.ts';
 
 export const H265_NAL_TRAIL_N = 0;
 export const H265_NAL_TRAIL_R = 1;
@@ -37,22 +37,12 @@ export function isH265Irap(nalType: number): boolean {
 
 /** True if the length-prefixed access unit contains an IRAP picture. Malformed lengths are a FormatError. */
 export function isKeyframeHvcc(bytes: Uint8Array, lengthSize = 4): boolean {
-  checkLengthSize(lengthSize);
-  const n = bytes.length;
-  let p = 0;
-  while (p < n) {
-    if (n - p < lengthSize) throw new FormatError(`truncated NAL length at offset ${p}`);
-    let len = 0;
-    for (let i = 0; i < lengthSize; i++) len = len * 256 + bytes[p + i]!;
-    p += lengthSize;
-    if (len > n - p) throw new FormatError(`NAL length ${len} at offset ${p - lengthSize} exceeds the ${n - p} byte(s) left`);
-    if (len > 0) {
-      const t = (bytes[p]! >> 1) & 0x3f;
-      if (t >= H265_NAL_BLA_W_LP && t <= H265_NAL_CRA) return true;
-    }
-    p += len;
-  }
-  return false;
+  let key = false;
+  forEachNalu(bytes, lengthSize, (s) => {
+    const t = (bytes[s]! >> 1) & 0x3f;
+    return (key = t >= H265_NAL_BLA_W_LP && t <= H265_NAL_CRA);
+  });
+  return key;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ export function fuzz(name: string, seeds: Uint8Array[], fn: (b: Uint8Array) => u
       fn(input);
     } catch (e) {
       if (!(e instanceof FormatError)) {
-        assert.fail(`${name}: case ${i} (seed ${seed}) threw ${(e as Error)?.name}: ${(e as Error)?.message} for ${toHex(input)}`);
+        assert.fail(`${name}: case ${i} (seed ${seed}) threw ${(e as Error)?.name}: ${(e as Error)?.message} for ${toHex(input.subarray(0, 256))}`);
       }
     }
   }
