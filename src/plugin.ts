@@ -23,6 +23,7 @@ import type { Publisher } from './core/publisher.ts';
 import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
 import type { Logger } from './log.ts';
+import type { ByteSink } from './net/body.ts';
 import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpSocket, WsHandler } from './net/types.ts';
 
 /** Keys every plugin that pulls or pushes may use (added to its schema by `pull: true` / `push: true`). */
@@ -79,6 +80,13 @@ export interface PluginContext<C = Record<string, any>> {
   readonly http: Hono;
   /** Upgrade a request to a WebSocket (inside an http route). Undefined when it is not an upgrade. */
   upgradeWebSocket(c: Context, handler: WsHandler): Response | Promise<Response | undefined> | undefined;
+  /**
+   * A live response body (HTTP-FLV and the like) as a ByteSink with a bounded queue of `highWaterMark`
+   * bytes. Return `response` from the route handler. Where the runtime has a direct path
+   * (Runtime.streamResponse) the head goes out at once, middleware headers (CORS) included; elsewhere it
+   * is a ReadableStream body.
+   */
+  streamBody(c: Context, status: number, headers: Record<string, string>, highWaterMark: number): { sink: ByteSink; response: Response };
   /** `{ code: 0, message: 'ok', data }` */
   ok(c: Context, data?: unknown): Response;
   /** `{ code, message }` with an HTTP status. */

@@ -33,6 +33,8 @@ export const subscribeSchema = {
   waittimeout: t.dur('10s'),
   waittrack: t.str('video', { enum: ['video', 'audio', 'all', 'any'] }),
   maxlag: t.dur('3s'),
+  mergewrite: t.dur(0),
+  catchup: t.dur('300ms'),
   key: '',
   secretargname: 'secret',
   expireargname: 'expire',

@@ -7,7 +7,8 @@ import { type ConfigIssue, type Defaults, type SchemaLike } from './config/schem
 import { normSubMode, type PublishConfig, type SubscribeConfig } from './core/config.ts';
 import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
 import { mountApi } from './http/api.ts';
-import { applyMiddleware, fail, ok } from './http/app.ts';
+import { applyMiddleware, fail, middlewareHeaders, ok } from './http/app.ts';
+import { createBodySink } from './net/body.ts';
 import { type LogLevel, Logger } from './log.ts';
 import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
@@ -190,6 +191,12 @@ export class Server {
     const ctx: PluginContext<any> = {
       name: def.name, config, logger: log, engine: this.engine, runtime: this.runtime, events: this.engine.events, http: sub,
       upgradeWebSocket: (c, h) => this.runtime.upgradeWebSocket(c, h),
+      streamBody: (c, status, headers, hwm) => {
+        const direct = this.runtime.streamResponse?.(c, status, { ...middlewareHeaders(c), ...headers }, hwm);
+        if (direct) return direct;
+        const { body, sink } = createBodySink({ highWaterMark: hwm });
+        return { sink, response: new Response(body, { status, headers }) };
+      },
       ok, fail,
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);

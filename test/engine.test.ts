@@ -393,3 +393,115 @@ describe('engine: publish and subscribe', () => {
     assert.ok(buf.video()[0].index <= 110 && buf.video()[0].key, `buffer mode started at ${buf.video()[0].index}`);
   });
 });
+
+describe('engine: merged writes (subscribe.mergewrite)', () => {
+  /** RecSink that counts flushes and the frames in each. */
+  class FlushSink extends RecSink {
+    batches: number[] = [];
+    private n = 0;
+    override frame(f: Frame, dts: number) { this.n++; return super.frame(f, dts); }
+    override flush() { if (this.n) this.batches.push(this.n); this.n = 0; return super.flush(); }
+  }
+
+  it('mergewrite 0: one write per video frame, audio rides with the next video frame', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/mw0', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, gop: 25, sampleRate: 44100 });
+    src.burst(5);
+    const sink = new FlushSink();
+    await e.subscribe('live/mw0', { protocol: 'test', sink });
+    const before = sink.batches.length, framesBefore = sink.got.length;
+    const videoBefore = sink.video().length;
+    src.burst(50);
+    const videoSent = sink.video().length - videoBefore;
+    const writes = sink.batches.length - before;
+    // Every video frame caused exactly one write, and that write ended with it: nothing video waits.
+    assert.equal(writes, videoSent, `${writes} writes for ${videoSent} video frames`);
+    assert.equal(sink.got[sink.got.length - 1].kind, 'video');
+    assert.ok(sink.got.length - framesBefore > videoSent, 'audio frames went out with the video frames');
+  });
+
+  it('mergewrite 100ms: frames are held and go out in one write once the window has passed', async () => {
+    const e = mkEngine({}, { mergewrite: 100 });
+    const pub = await e.publish('live/mw100', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, gop: 25, sampleRate: 44100 });
+    src.burst(5);
+    const sink = new FlushSink();
+    await e.subscribe('live/mw100', { protocol: 'test', sink });
+    const n0 = sink.got.length, w0 = sink.batches.length;
+    src.burst(10); // all arrive within the same few ms: younger than the window
+    assert.equal(sink.got.length, n0, 'nothing written inside the window');
+    // No further frame comes: the stream's timer writes the held frames after mergewrite + the audio hold.
+    await until(() => sink.got.length > n0, 1000);
+    assert.equal(sink.batches.length - w0, 1, 'one write for the held frames');
+    assert.ok(sink.got.length - n0 >= 10, `held frames all sent (${sink.got.length - n0})`);
+    // A video frame arriving once the oldest held frame is older than the window flushes at once.
+    src.burst(1);
+    await sleep(110);
+    const n1 = sink.got.length;
+    src.burst(2); // the 2nd step includes a video frame
+    assert.ok(sink.got.length > n1, 'a video frame after the window flushed without waiting for the timer');
+  });
+
+  it('an audio-only stream with mergewrite 0 writes each frame at once', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/mwa', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { video: false, sampleRate: 44100 });
+    src.burst(60); // >= 1 s of audio: sync points
+    const sink = new FlushSink();
+    await e.subscribe('live/mwa', { protocol: 'test', sink, config: { ...defaultSubscribe, waittrack: 'audio' } });
+    const n0 = sink.got.length, w0 = sink.batches.length;
+    src.burst(5);
+    const sent = sink.got.length - n0;
+    assert.ok(sent >= 5, `${sent} frames sent`);
+    assert.deepEqual(sink.batches.slice(w0), new Array(sent).fill(1), 'one write per frame');
+  });
+});
+
+async function until(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await sleep(5);
+  }
+}
+
+describe('engine: catch-up to the live edge (subscribe.catchup)', () => {
+  class CatchupSink extends RecSink { readonly catchup = true; }
+
+  it('a new player gets the cached keyframe at once, its GOP fast-forwarded into catchup ms, then live times', async () => {
+    const e = mkEngine({}, { catchup: 200 });
+    const pub = await e.publish('live/cu', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, gop: 50, sampleRate: 44100 });
+    src.burst(40); // 1.6 s into a 2 s GOP
+    const sink = new CatchupSink();
+    await e.subscribe('live/cu', { protocol: 'test', sink });
+    const burst = sink.got.slice();
+    assert.ok(burst[0].kind === 'video' && burst[0].key, 'starts at the cached keyframe');
+    assert.equal(burst.filter((g) => g.kind === 'video').length, 40, 'every cached video frame is sent (they decode in a chain)');
+    assert.equal(burst.filter((g) => g.kind === 'audio').length, 0, 'cached audio is left out');
+    const span = (burst[burst.length - 1].dts - burst[0].dts) / 90;
+    assert.ok(span <= 200 && span >= 190, `the cached 1.56 s play in ${span} ms`);
+    src.burst(25);
+    const all = sink.got;
+    assertMonotonic(all.filter((g) => g.kind === 'video'), 'video');
+    const live = all.slice(burst.length).filter((g) => g.kind === 'video');
+    assert.equal(live[0].dts - burst[burst.length - 1].dts, 3600, 'live frames continue 40 ms after the edge');
+    assert.ok(all.slice(burst.length).some((g) => g.kind === 'audio'), 'audio from the live edge on');
+    const audio = all.slice(burst.length).filter((g) => g.kind === 'audio');
+    // audio's first time is at the live edge, not in the fast-forwarded past (both clocks in ms)
+    assert.ok(audio[0].dts / 44.1 >= burst[burst.length - 1].dts / 90 - 40, 'audio starts at the edge');
+  });
+
+  it('off (0) or sinks that do not opt in: the GOP keeps its times and audio', async () => {
+    const e = mkEngine({}, { catchup: 200 });
+    const pub = await e.publish('live/cu2', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, gop: 50, sampleRate: 44100 });
+    src.burst(40);
+    const sink = new RecSink(); // a recorder / segmenter: no catchup flag
+    await e.subscribe('live/cu2', { protocol: 'test', sink });
+    const v = sink.video();
+    assert.equal((v[v.length - 1].dts - v[0].dts) / 90, 39 * 40);
+    assert.ok(sink.got.some((g) => g.kind === 'audio'));
+  });
+});

@@ -113,6 +113,10 @@ describe('interop: H.265 over Enhanced RTMP', () => {
       const ac = new AbortController();
       const res = await fetch(`${b.http}/flv/live/hevc.flv`, { signal: ac.signal });
       assert.equal(res.status, 200);
+      // The head is the same whether the runtime streams the body directly (Node) or through a
+      // ReadableStream: CORS from the middleware included.
+      assert.equal(res.headers.get('content-type'), 'video/x-flv');
+      assert.equal(res.headers.get('access-control-allow-origin'), '*');
       const tags: ReturnType<typeof parseVideoTagBody>[] = [];
       const dmx = new FlvDemuxer((tag) => { if (tag.type === 9) tags.push(parseVideoTagBody(tag.data)); }, { copy: true });
       const reader = res.body!.getReader();

@@ -11,6 +11,7 @@ import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSoc
 import { bindUdp, connectTcp, listenTcp } from './net.ts';
 import { hostSysinfo, nodeHost } from './host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
+import { nodeStreamResponse } from './stream-response.ts';
 
 async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
   const wss = new WebSocketServer({ noServer: true });
@@ -57,10 +58,32 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
   };
 }
 
+/** The `ws` internals the raw frame path relies on (ws 8). */
+interface WsInternals {
+  _socket?: { write(b: Uint8Array): boolean; destroyed: boolean };
+  _sender?: { _state: number; _queue: unknown[] };
+  _extensions?: Record<string, unknown>;
+  readyState: number;
+}
+
+/**
+ * Pre-framed messages go straight to the socket when `ws` has nothing of its own in flight: no
+ * compression negotiated (our server never offers it), its sender idle (state 0, empty queue). Then
+ * ordering with ws's own frames (close, pong) is the socket's write order.
+ */
+const writeRawWsFrame = (raw: unknown, frame: Uint8Array): boolean => {
+  const w = raw as WsInternals;
+  const sock = w._socket, sender = w._sender;
+  if (w.readyState !== 1 || !sock || sock.destroyed || !sender || sender._state !== 0 || sender._queue.length) return false;
+  if (w._extensions && Object.keys(w._extensions).length) return false;
+  sock.write(frame);
+  return true;
+};
+
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   const ctx = c as Context;
   if (!isUpgrade(ctx.req.raw)) return undefined;
-  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as { bufferedAmount: number }).bufferedAmount));
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as { bufferedAmount: number }).bufferedAmount, writeRawWsFrame));
 };
 
 export const nodeRuntime: Runtime = {
@@ -71,5 +94,6 @@ export const nodeRuntime: Runtime = {
   bindUdp,
   serveHttp,
   upgradeWebSocket,
+  streamResponse: nodeStreamResponse,
   sysinfo: () => hostSysinfo('node', process.versions.node),
 };

@@ -13,7 +13,7 @@ import { EngineError } from '../../src/core/errors.ts';
 import type { Publisher } from '../../src/core/publisher.ts';
 import type { Subscriber } from '../../src/core/subscriber.ts';
 import { FormatError } from '../../src/format/bytes.ts';
-import { createBodySink, wsByteSink, type ByteSink } from '../../src/net/body.ts';
+import { wsByteSink, type ByteSink } from '../../src/net/body.ts';
 import type { WsConn } from '../../src/net/types.ts';
 import { t } from '../../src/config/schema.ts';
 import { definePlugin } from '../../src/plugin.ts';
@@ -202,17 +202,21 @@ export default definePlugin({
     // ---- HTTP-FLV play
 
     async function httpPlay(c: Context, target: string, streamPath: string, remote?: string): Promise<Response> {
-      const { body, sink } = createBodySink({ highWaterMark: ctx.config.writebuffer });
-      const player = new FlvPlaySink(sink);
+      // The response head goes out only once the subscription is accepted (begin() opens the body), so
+      // a missing stream or a refused key still gets its own status.
+      let streamed: { sink: ByteSink; response: Response } | undefined;
+      const player = new FlvPlaySink(() => (streamed = ctx.streamBody(c, 200, PLAY_HEADERS, ctx.config.writebuffer)).sink);
       // The client may leave while we wait for the stream: then the subscription is dropped at once.
       const abort = c.req.raw.signal;
       let sub: Subscriber;
       try {
         sub = await ctx.subscribe(target, { sink: player, remote });
       } catch (err) {
-        sink.end();
+        if (streamed) { streamed.sink.end(); return streamed.response; } // the head went out: just end
         return errorResponse(c, err);
       }
+      if (!streamed) { sub.close('no response body'); return ctx.fail(c, 500, sub.error || 'stream could not start'); }
+      const { sink, response } = streamed;
       const session = addSession({ kind: 'http-flv', streamPath, remote, sub, stop: (r) => { sub.close(r); sink.end(); } });
       const forget = () => sessions.delete(session.id);
       player.onEnd = forget;
@@ -220,7 +224,7 @@ export default definePlugin({
       sink.onClose = (err) => { forget(); prevClose?.(err); };
       if (sink.closed || abort?.aborted) { forget(); sub.close('client disconnected'); }
       else abort?.addEventListener('abort', () => { forget(); sub.close('client disconnected'); sink.end(); }, { once: true });
-      return new Response(body, { status: 200, headers: PLAY_HEADERS });
+      return response;
     }
 
     // ---- WS-FLV play

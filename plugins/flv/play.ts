@@ -1,15 +1,19 @@
 // HTTP-FLV / WS-FLV egress: a SubscriberSink that turns a subscriber's frames into an FLV byte stream
 // on a ByteSink (an HTTP response body or a WebSocket).
 //
-// Per subscriber we only build what differs between subscribers: the 11-byte tag header (it holds the
-// rebased timestamp). The tag body parts and the 4-byte PreviousTagSize trailer are built once per frame
-// and shared by every FLV player through the frame's packaging cache.
+// Tag timestamps are the stream's timeline (ms), the same for every player (like nginx-rtmp; players
+// take the first timestamp as their start). So a player at the live edge needs nothing of its own: the
+// frames since its last write are packaged once per range as whole tags, framed for the transport, and
+// every player that flushes the same range writes the same buffer (shared()). Off the shared path
+// (the first GOP, sequence headers, stragglers) a player builds its own 11-byte tag headers; the tag
+// bodies and PreviousTagSize trailers are still built once per frame (the frame's packaging cache).
 
 import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
 import type { Subscriber } from '../../src/core/subscriber.ts';
 import { flvBody, flvCanCarry, flvMetaData, flvSequenceHeader, flvTagType } from '../../src/format/flv-media.ts';
 import { flvHeader, flvTag, writeFlvTagHeader, FLV_TAG_HEADER_SIZE, FLV_TAG_SCRIPT } from '../../src/format/flv.ts';
 import { BatchedByteSink } from '../../src/net/batch-sink.ts';
+import { type Framing, framingHead, framingTail } from '../../src/net/framing.ts';
 
 /** The shared PreviousTagSize trailer of a frame's tag (11 + body size), cache key 'flv.pts'. */
 function previousTagSize(f: Frame): Uint8Array {
@@ -25,6 +29,10 @@ function previousTagSize(f: Frame): Uint8Array {
 }
 
 export class FlvPlaySink extends BatchedByteSink {
+  /** Players: a new one may fast-forward its first GOP to the live edge (subscribe.catchup). */
+  readonly catchup = true;
+  /** Tag times are the stream's timeline, so they are the same for every player (shared()). */
+  readonly streamTimeline = true;
   /** Last tag timestamp written (ms), for sequence headers that arrive mid-stream. */
   private lastMs = 0;
 
@@ -38,11 +46,12 @@ export class FlvPlaySink extends BatchedByteSink {
     this.batch.push(...flvTag(FLV_TAG_SCRIPT, 0, [flvMetaData(tracks)]));
   }
 
-  config(track: Track, cfg: CodecConfig): number {
+  config(track: Track, cfg: CodecConfig, _sub: Subscriber, next: Frame): number {
     if (!flvCanCarry(track)) return 0;
     const sh = flvSequenceHeader(track, cfg);
     if (!sh) return 0;
-    const parts = flvTag(flvTagType(track.kind), this.lastMs, sh.parts);
+    // At the time of the frame it goes before (never behind what was written already).
+    const parts = flvTag(flvTagType(track.kind), Math.max(this.lastMs, tagMs(next)), sh.parts);
     for (const p of parts) this.batch.push(p);
     return FLV_TAG_HEADER_SIZE + sh.size + 4;
   }
@@ -51,6 +60,7 @@ export class FlvPlaySink extends BatchedByteSink {
     const t = f.track;
     if (!flvCanCarry(t)) return 0;
     const body = flvBody(f);
+    // The stream's timeline (streamTimeline below), or a catch-up time for the first GOP.
     const ms = Math.round((dts * 1000) / t.clockRate);
     this.lastMs = ms;
     const hdr = new Uint8Array(FLV_TAG_HEADER_SIZE);
@@ -60,5 +70,50 @@ export class FlvPlaySink extends BatchedByteSink {
     this.batch.push(previousTagSize(f));
     return FLV_TAG_HEADER_SIZE + body.size + 4;
   }
+
+  shared(from: number, _to: number, sub: Subscriber): number {
+    const framing = this.framing;
+    const r = sub.stream.sharedRange(framing ? 'flv:' + framing : 'flv', from, () => buildRange(sub, from, framing));
+    this.queueFramed(r.bytes);
+    this.lastMs = r.lastMs;
+    return r.size;
+  }
 }
 
+/** A frame's tag timestamp: the stream timeline in ms. */
+const tagMs = (f: Frame) => Math.round((f.dts * 1000) / f.track.clockRate);
+
+interface FlvRange { bytes: Uint8Array; size: number; lastMs: number }
+
+/** Whole tags (header, body, PreviousTagSize) of the main audio/video frames from `from` to the live
+ * edge, in one buffer with the transport's framing around them. */
+function buildRange(sub: Subscriber, from: number, framing: Framing): FlvRange {
+  const ring = sub.stream.ring;
+  let size = 0;
+  for (let s = from; s < ring.head; s++) {
+    const f = ring.get(s)!;
+    const t = f.track;
+    if (t.index !== 0 || t.kind === 'data' || !flvCanCarry(t)) continue;
+    const n = flvBody(f).size;
+    size += FLV_TAG_HEADER_SIZE + n + 4;
+  }
+  const head = framingHead(framing, size), tail = framingTail(framing);
+  const out = new Uint8Array(head.length + size + (tail?.length ?? 0));
+  out.set(head, 0);
+  let off = head.length, lastMs = 0;
+  for (let s = from; s < ring.head; s++) {
+    const f = ring.get(s)!;
+    const t = f.track;
+    if (t.index !== 0 || t.kind === 'data' || !flvCanCarry(t)) continue;
+    const body = flvBody(f);
+    lastMs = tagMs(f);
+    writeFlvTagHeader(out, off, flvTagType(t.kind), body.size, lastMs);
+    off += FLV_TAG_HEADER_SIZE;
+    for (const p of body.parts) { out.set(p, off); off += p.length; }
+    const total = FLV_TAG_HEADER_SIZE + body.size;
+    out[off] = total >>> 24; out[off + 1] = total >>> 16; out[off + 2] = total >>> 8; out[off + 3] = total;
+    off += 4;
+  }
+  if (tail) out.set(tail, off);
+  return { bytes: out, size, lastMs };
+}

@@ -19,6 +19,7 @@ import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
 import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
 import { AmfEcmaArray, amf0Encode } from '../../src/format/amf.ts';
 import { flvBody, flvCanCarry, flvMetaFields, flvSequenceHeader } from '../../src/format/flv-media.ts';
+import { framedConcat } from '../../src/net/framing.ts';
 import { chunkBody, chunkMessage, MSG, type0Header, type1Header, UC } from './chunk.ts';
 import type { RtmpConnection } from './conn.ts';
 
@@ -48,6 +49,45 @@ export function sharedChunks(f: Frame, chunkSize: number, csid: number): SharedC
   });
 }
 
+/**
+ * Frames [from, ring head) of a stream as one buffer of shared chunks (main audio and video tracks; see
+ * Stream.sharedRange), for subscribers that continue both tracks from the frames before the range.
+ */
+export interface SharedRange {
+  /** head + body of every frame, back to back; null when a frame has no shareable head. */
+  bytes: Uint8Array | null;
+  /** Message payload bytes (what frame() would have counted). */
+  size: number;
+  /** Per kind (audio 0, video 2): prevSeq of its first frame in the range, its last seq, delta sum (ms). */
+  firstPrev: [number, number, number];
+  lastSeq: [number, number, number];
+  deltaMs: [number, number, number];
+}
+
+function buildSharedRange(sub: Subscriber, from: number, chunkSize: number, csids: readonly number[]): SharedRange {
+  const ring = sub.stream.ring;
+  const r: SharedRange = { bytes: null, size: 0, firstPrev: [-2, -2, -2], lastSeq: [-1, -1, -1], deltaMs: [0, 0, 0] };
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for (let s = from; s < ring.head; s++) {
+    const f = ring.get(s)!;
+    const t = f.track;
+    if (t.index !== 0 || t.kind === 'data' || !flvCanCarry(t)) continue;
+    const k = KIND[t.kind];
+    const sh = sharedChunks(f, chunkSize, csids[k]);
+    if (!sh.head) return r;
+    if (r.firstPrev[k] === -2) r.firstPrev[k] = f.prevSeq;
+    r.lastSeq[k] = f.seq;
+    r.deltaMs[k] += sh.deltaMs;
+    r.size += sh.size;
+    parts.push(sh.head);
+    total += sh.head.length;
+    for (const c of sh.body) { parts.push(c); total += c.length; }
+  }
+  r.bytes = framedConcat('', parts, total);
+  return r;
+}
+
 /** Index of a track kind in the per-csid state arrays. */
 const KIND = { audio: 0, data: 1, video: 2 } as const;
 
@@ -68,12 +108,18 @@ export class RtmpPlaySink implements SubscriberSink {
   private readonly lastMs = [0, 0, 0];
   /** Chunk stream ids: audio, data, video. */
   readonly csids: [number, number, number];
-  /** Counters for tests and the API: frames sent with shared chunks as-is / with an own fmt-0 header. */
-  shared = 0;
+  /** Counters for tests and the API: frames sent with shared chunks as-is (one by one, or as shared
+   * ranges of several frames) / with an own fmt-0 header. */
+  sharedFrames = 0;
+  sharedRanges = 0;
   own = 0;
+
+  /** Players may fast-forward their first GOP (subscribe.catchup); a push to another server may not. */
+  readonly catchup: boolean;
 
   constructor(readonly rc: RtmpConnection, readonly streamId: number, csidBase: number, private readonly hooks: PlaySinkHooks = {}) {
     this.csids = [csidBase, csidBase + 1, csidBase + 2];
+    this.catchup = !hooks.setDataFrame;
   }
 
   begin(sub: Subscriber): void {
@@ -97,7 +143,7 @@ export class RtmpPlaySink implements SubscriberSink {
     return sh.size;
   }
 
-  frame(f: Frame, dts: number): number {
+  frame(f: Frame, dts: number, sub: Subscriber): number {
     const t = f.track;
     if (!flvCanCarry(t)) return 0;
     const k = KIND[t.kind];
@@ -105,13 +151,14 @@ export class RtmpPlaySink implements SubscriberSink {
     const cs = this.rc.outChunkSize;
     const sh = sharedChunks(f, cs, csid);
     const batch = this.batch;
-    if (sh.head && f.prevSeq >= 0 && this.lastSeq[k] === f.prevSeq) {
+    const retimed = sub.retimed(f);
+    if (sh.head && f.prevSeq >= 0 && this.lastSeq[k] === f.prevSeq && !retimed) {
       // Continuing the track on this chunk stream: the shared bytes are right for us too.
       batch.push(sh.head);
       for (const c of sh.body) batch.push(c);
       this.lastMs[k] = (this.lastMs[k] + sh.deltaMs) >>> 0;
       this.lastSeq[k] = f.seq;
-      this.shared++;
+      this.sharedFrames++;
       return sh.size;
     }
     let ms = Math.round((dts * 1000) / t.clockRate);
@@ -125,9 +172,34 @@ export class RtmpPlaySink implements SubscriberSink {
       for (const c of sh.body) batch.push(c);
     }
     this.lastMs[k] = ms;
-    this.lastSeq[k] = f.seq;
+    // After a retimed frame the shared delta of the next one would be relative to the wrong time.
+    this.lastSeq[k] = retimed ? -1 : f.seq;
     this.own++;
     return sh.size;
+  }
+
+  private shareKey = '';
+  private shareKeyCs = 0;
+
+  shared(from: number, _to: number, sub: Subscriber): number {
+    const cs = this.rc.outChunkSize;
+    if (cs !== this.shareKeyCs) { this.shareKeyCs = cs; this.shareKey = 'rtmp:' + cs + ':' + this.csids[0]; }
+    const csids = this.csids;
+    const r = sub.stream.sharedRange(this.shareKey, from, () => buildSharedRange(sub, from, cs, csids));
+    if (!r.bytes) return -1;
+    // Every track in the range must continue exactly from what this subscriber sent last on its chunk
+    // stream, or the fmt-1 deltas would be relative to the wrong message.
+    const last = this.lastSeq;
+    if (r.firstPrev[0] !== -2 && (r.firstPrev[0] < 0 || r.firstPrev[0] !== last[0])) return -1;
+    if (r.firstPrev[2] !== -2 && (r.firstPrev[2] < 0 || r.firstPrev[2] !== last[2])) return -1;
+    for (const k of [0, 2]) {
+      if (r.firstPrev[k] === -2) continue;
+      last[k] = r.lastSeq[k];
+      this.lastMs[k] = (this.lastMs[k] + r.deltaMs[k]) >>> 0;
+    }
+    this.batch.push(r.bytes);
+    this.sharedRanges++;
+    return r.size;
   }
 
   flush(): boolean {

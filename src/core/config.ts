@@ -48,6 +48,17 @@ export interface SubscribeConfig {
   waittrack: WaitTrack;
   /** In real mode, a subscriber further behind the live edge than this skips to the latest keyframe (ms). */
   maxlag: number;
+  /**
+   * Merged writes (ms): a viewer's frames are held until the oldest unsent one is this old, then written
+   * in one go. 0 = every frame is written when it arrives (lowest latency, most writes).
+   */
+  mergewrite: number;
+  /**
+   * Instant start at the live edge (ms): a new player's cached GOP is retimed to play within this time
+   * (its cached audio is left out), so it is at the live edge after it. 0 = off: the GOP plays in real
+   * time and the player stays behind by the GOP's age.
+   */
+  catchup: number;
   key: string;
   secretargname: string;
   expireargname: string;
@@ -64,7 +75,7 @@ export const defaultPublish: PublishConfig = {
 
 export const defaultSubscribe: SubscribeConfig = {
   maxcount: 0, subaudio: true, subvideo: true, submode: 'real', buffertime: 0, iframeonly: false,
-  waittimeout: 10_000, waittrack: 'video', maxlag: 3000, key: '', secretargname: 'secret',
+  waittimeout: 10_000, waittrack: 'video', maxlag: 3000, mergewrite: 0, catchup: 300, key: '', secretargname: 'secret',
   expireargname: 'expire', subvideoargname: 'vts', subaudioargname: 'ats',
 };
 

@@ -105,6 +105,9 @@ export class Stream {
     return t;
   }
 
+  /** Whether the stream has a main video track. */
+  hasVideo(): boolean { return this.mainVideo !== null; }
+
   /** End of the stream's timeline in seconds (where a new publisher continues), 0 when empty. */
   timelineEndSec(): number {
     let end = 0;
@@ -138,7 +141,67 @@ export class Stream {
     const cfg = this.pubConfig;
     if (this.ring.size > cfg.ringsize || this.ring.bytes > cfg.ringbytes) this.evictHard();
     if (this.waiters.length) this.checkWaiters();
-    for (const s of this.subscribers) if (s.state === 'live') s.pump();
+    const now = f.arrival;
+    let due = Infinity;
+    for (const s of this.subscribers) {
+      if (s.state !== 'live') continue;
+      const d = s.onFrame(f, now);
+      if (d < due) due = d;
+    }
+    if (due !== Infinity) this.scheduleMerged(due);
+  }
+
+  // ---------------------------------------------------------------- merged writes
+
+  private mergeTimer: ReturnType<typeof setTimeout> | undefined;
+  private mergeDue = Infinity;
+
+  /** Make sure subscribers holding frames back (subscribe.mergewrite) are flushed by `due` even when no
+   * further frame arrives. One timer per stream, however many subscribers wait. */
+  private scheduleMerged(due: number): void {
+    if (this.mergeTimer !== undefined && this.mergeDue <= due) return;
+    if (this.mergeTimer !== undefined) clearTimeout(this.mergeTimer);
+    this.mergeDue = due;
+    this.mergeTimer = setTimeout(() => this.flushMerged(), Math.max(0, due - Date.now()));
+  }
+
+  private flushMerged(): void {
+    this.mergeTimer = undefined;
+    this.mergeDue = Infinity;
+    if (this.state === 'closed') return;
+    const now = Date.now();
+    let due = Infinity;
+    for (const s of this.subscribers) {
+      if (s.state !== 'live') continue;
+      const d = s.flushIfDue(now);
+      if (d < due) due = d;
+    }
+    if (due !== Infinity) this.scheduleMerged(due);
+  }
+
+  // ---------------------------------------------------------------- shared packagings of frame ranges
+
+  /** Packagings of [from, ring.head) built this round, valid until the next frame is written. */
+  private readonly shared: { key: string; from: number; value: unknown }[] = [];
+  private sharedHead = -1;
+
+  /**
+   * The frames from `from` up to the live edge, packaged for `key` (a format and all its parameters),
+   * built once by `build` and handed to every subscriber that sends exactly that range in that format.
+   * Subscribers at the live edge flush together (they are woken by the same frame), so a thousand
+   * viewers of one stream cost one packaging and a thousand writes of the same bytes.
+   */
+  sharedRange<T>(key: string, from: number, build: () => T): T {
+    const list = this.shared;
+    if (this.sharedHead !== this.ring.head) { list.length = 0; this.sharedHead = this.ring.head; }
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i];
+      if (e.from === from && e.key === key) return e.value as T;
+    }
+    const value = build();
+    if (list.length >= 16) list.shift(); // many distinct positions: stragglers, keep the memory bounded
+    list.push({ key, from, value });
+    return value;
   }
 
   /** Keep the current GOP and the previous one, or more to cover buffertime. */
@@ -276,6 +339,9 @@ export class Stream {
     this.waiters = [];
     for (const s of [...this.subscribers]) s.end(reason);
     this.subscribers.clear();
+    if (this.mergeTimer !== undefined) clearTimeout(this.mergeTimer);
+    this.mergeTimer = undefined;
+    this.shared.length = 0;
     this.ring.clear();
     this.host.onStreamClosed(this, reason);
   }

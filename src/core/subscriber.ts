@@ -15,11 +15,23 @@ export interface SubscriberSink {
   begin?(sub: Subscriber): void;
   /**
    * The codec config of `track`: called before the first frame of a track and again whenever it changes
-   * (write a sequence header). Returns the bytes queued.
+   * (write a sequence header). `next` is the frame it goes before. Returns the bytes queued.
    */
-  config?(track: Track, cfg: CodecConfig, sub: Subscriber): number;
+  config?(track: Track, cfg: CodecConfig, sub: Subscriber, next: Frame): number;
   /** One frame, `dts` rebased for this subscriber (track clock units, starts near 0). Returns bytes queued. */
   frame(f: Frame, dts: number, sub: Subscriber): number;
+  /**
+   * Optional fast path: queue the frames [from, to) of the stream's ring as one packaging shared with
+   * every other subscriber sending the same range (see Stream.sharedRange). Only called when every frame
+   * in the range is one this subscriber would send through frame() unchanged: main audio/video tracks,
+   * codec configs already sent, no keyframe wait. Returns the payload bytes queued, or -1 when this
+   * subscriber's state does not allow it (the frames then go through frame() one by one).
+   */
+  shared?(from: number, to: number, sub: Subscriber): number;
+  /** A player that may have its first GOP retimed to reach the live edge (subscribe.catchup). */
+  readonly catchup?: boolean;
+  /** Timestamps on the stream's timeline (the same for every subscriber) instead of starting near 0. */
+  readonly streamTimeline?: boolean;
   /** End of a batch: write out what was queued. Return false if the connection is backpressured; call
    * `sub.resume()` when it drains. */
   flush(sub: Subscriber): boolean;
@@ -52,6 +64,9 @@ export interface SubscriberInfo {
 
 let subIds = 0;
 
+/** How much longer than mergewrite held frames wait for a video frame to end their batch. */
+export const AUDIO_HOLD_MS = 40;
+
 /** Flush a batch once it holds this many bytes, so backpressure is noticed within a GOP burst. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
@@ -81,6 +96,14 @@ export class Subscriber {
   private readonly videoIndex: number;
   private readonly audioIndex: number;
   private pumping = false;
+  /** Takes exactly what Stream.sharedRange packagings hold: the main audio and video tracks. */
+  private readonly shareable: boolean;
+  /** Arrival time (ms) of the oldest frame held back by subscribe.mergewrite; 0 = none. */
+  private pendingSince = 0;
+  /** Catch-up (subscribe.catchup): frames before this seq are retimed; -1 = none. */
+  private retimeEnd = -1;
+  private retimeEdgeSec = 0;
+  private retimeK = 1;
   /** Bytes to batch before a flush: large for the first GOP burst, one frame while recovering from a block. */
   private flushEvery = MAX_BATCH_BYTES;
 
@@ -100,6 +123,8 @@ export class Subscriber {
     this.counted = opts.counted ?? (type === 'server' || type === 'vod');
     this.videoIndex = Math.max(0, parseInt(args[config.subvideoargname] ?? '0', 10) || 0);
     this.audioIndex = Math.max(0, parseInt(args[config.subaudioargname] ?? '0', 10) || 0);
+    this.shareable = this.wantVideo && this.wantAudio && !this.wantData && this.videoIndex === 0 &&
+      this.audioIndex === 0 && !config.iframeonly;
   }
 
   /** Whether this subscriber takes frames of `t`. */
@@ -122,6 +147,8 @@ export class Subscriber {
     else pos = ring.latestSync();
     this.cursor = pos ?? ring.head;
     this.needKey = true;
+    if (this.sink.streamTimeline) this.baseSec = 0;
+    this.planCatchup();
     this.state = 'live';
     try {
       this.sink.begin?.(this);
@@ -133,6 +160,32 @@ export class Subscriber {
     }
     this.pump();
   }
+
+  /**
+   * Instant start at the live edge. The viewer starts at the cached keyframe (first picture at once);
+   * the video from there to the live edge is retimed to play within `catchup` ms, ending at the live
+   * edge's own time, and the cached audio is left out (it cannot be played faster). A player then shows
+   * the keyframe at once, fast-forwards for `catchup` ms and plays live, instead of staying behind by
+   * the age of the cached GOP for the whole session.
+   */
+  private planCatchup(): void {
+    const ms = this.config.catchup;
+    if (!(ms > 0) || !this.sink.catchup || !this.wantVideo || !this.stream.publisher || this.config.submode !== 'real') return;
+    const ring = this.stream.ring;
+    const first = ring.get(this.cursor);
+    if (!first || first.track.kind !== 'video') return;
+    // The edge is the newest frame of the same video track: the last retimed frame keeps its own time.
+    const clock = first.track.clockRate;
+    const firstSec = first.dts / clock, edgeSec = first.track.lastDts / clock;
+    const span = edgeSec - firstSec;
+    if (!(span * 1000 > ms)) return; // already close enough to the edge
+    this.retimeEnd = ring.head;
+    this.retimeEdgeSec = edgeSec;
+    this.retimeK = ms / 1000 / span;
+  }
+
+  /** Whether `f` is sent with a retimed timestamp (the catch-up part of this subscriber's start). */
+  retimed(f: Frame): boolean { return f.seq < this.retimeEnd; }
 
   /** The connection drained: continue from where we stopped. */
   resume(): void {
@@ -147,9 +200,41 @@ export class Subscriber {
   /** @internal The publisher changed: wait for its first keyframe before sending video again. */
   publisherChanged(): void { this.needKey = true; }
 
+  /**
+   * @internal A frame was added to the stream at `now` (ms). Returns when the stream's timer must flush
+   * this subscriber if no frame triggers it first (Infinity: nothing held back).
+   *
+   * Merged writes (subscribe.mergewrite = W). For a viewer of video, batches end at a video frame: the
+   * held frames go out when a video frame arrives and the oldest of them is at least W old. W = 0 writes
+   * at every video frame, audio riding along with the next one: one write per video frame instead of one
+   * per frame, and no video frame waits. Should video stall, the timer writes what is held once the
+   * oldest is W + AUDIO_HOLD_MS old. Without video, a batch goes out when its oldest frame is W old
+   * (W = 0: every frame at once).
+   */
+  onFrame(f: Frame, now: number): number {
+    const w = this.config.mergewrite;
+    if (this.pendingSince === 0) this.pendingSince = now;
+    if (this.wantVideo && this.stream.hasVideo()) {
+      const t = f.track;
+      if (t.kind === 'video' && t.index === this.videoIndex && now - this.pendingSince >= w) this.pump();
+      return this.pendingSince === 0 ? Infinity : this.pendingSince + w + AUDIO_HOLD_MS;
+    }
+    if (now - this.pendingSince >= w) this.pump();
+    return this.pendingSince === 0 ? Infinity : this.pendingSince + w;
+  }
+
+  /** @internal The stream's merge timer: flush when due; returns the next due time like onFrame(). */
+  flushIfDue(now: number): number {
+    if (this.pendingSince === 0) return Infinity;
+    const w = this.config.mergewrite + (this.wantVideo && this.stream.hasVideo() ? AUDIO_HOLD_MS : 0);
+    if (now - this.pendingSince >= w - 1) this.pump(); // timers may fire within the same ms
+    return this.pendingSince === 0 ? Infinity : this.pendingSince + w;
+  }
+
   /** Send everything from the cursor to the live edge (or until the connection pushes back). */
   pump(): void {
     if (this.state !== 'live' || this.pumping) return;
+    this.pendingSince = 0; // sent up to the live edge, or blocked (resume() pumps again)
     this.pumping = true;
     try {
       this.pumpInner();
@@ -182,6 +267,20 @@ export class Subscriber {
       }
     }
     const sink = this.sink;
+    if (sink.shared && this.shareable && this.flushEvery > 0) {
+      const head = ring.head;
+      const n = this.plainFrames(c, head);
+      if (n > 0) {
+        const bytes = sink.shared(c, head, this);
+        if (bytes >= 0) {
+          this.cursor = head;
+          this.bytesSent += bytes;
+          this.framesSent += n;
+          if (!sink.flush(this) && this.state === 'live') this.state = 'blocked';
+          return;
+        }
+      }
+    }
     const keyOnly = this.config.iframeonly;
     let batch = 0;
     while (c < ring.head) {
@@ -194,12 +293,17 @@ export class Subscriber {
           this.needKey = false;
         } else if (keyOnly && !f.key) continue;
       }
+      let sec = f.dts / t.clockRate;
+      if (f.seq < this.retimeEnd) {
+        if (t.kind !== 'video') continue; // catch-up: cached audio is left out
+        sec = this.retimeEdgeSec - (this.retimeEdgeSec - sec) * this.retimeK;
+      }
       if (this.cfgSent.get(t.id) !== f.configVersion) {
         this.cfgSent.set(t.id, f.configVersion);
-        if (sink.config) batch += sink.config(t, f.config, this);
+        if (sink.config) batch += sink.config(t, f.config, this, f);
       }
-      if (this.baseSec !== this.baseSec) this.baseSec = f.dts / t.clockRate; // NaN check: first frame
-      let dts = Math.round(f.dts - this.baseSec * t.clockRate);
+      if (this.baseSec !== this.baseSec) this.baseSec = sec; // NaN check: first frame
+      let dts = Math.round((sec - this.baseSec) * t.clockRate);
       if (dts < 0) dts = 0;
       const n = sink.frame(f, dts, this);
       batch += n;
@@ -216,11 +320,33 @@ export class Subscriber {
       }
     }
     this.cursor = c;
+    if (c >= this.retimeEnd) this.retimeEnd = -1;
     if (batch > 0 && !sink.flush(this)) {
       if (this.state === 'live') this.state = 'blocked';
       return;
     }
     this.flushEvery = MAX_BATCH_BYTES; // caught up without pushback
+  }
+
+  /**
+   * How many frames of [from, to) this subscriber sends, when it would send each through frame()
+   * unchanged (what a shared packaging holds); -1 when one needs more (a codec config to send first, a
+   * keyframe to wait for) or nothing is sent. Frames of other tracks are skipped either way.
+   */
+  private plainFrames(from: number, to: number): number {
+    if (this.baseSec !== this.baseSec) return -1; // nothing sent yet: the timestamp base is not set
+    if (from < this.retimeEnd) return -1; // still catching up: timestamps of its own
+    const ring = this.stream.ring;
+    let n = 0;
+    for (let s = from; s < to; s++) {
+      const f = ring.get(s)!;
+      const t = f.track;
+      if (t.index !== 0 || t.kind === 'data') continue;
+      if (t.kind === 'video' && this.needKey) return -1;
+      if (this.cfgSent.get(t.id) !== f.configVersion) return -1;
+      n++;
+    }
+    return n > 0 ? n : -1;
   }
 
   private skip(from: number, to: number): void {
@@ -232,6 +358,7 @@ export class Subscriber {
     this.framesDropped += n;
     this.skips++;
     this.needKey = true;
+    this.retimeEnd = -1; // frames after a skip keep their own times (later than any retimed one)
   }
 
   /** Frames between the cursor and the live edge, as arrival time (ms). */

@@ -25,10 +25,22 @@ const CORS_HEADERS = {
   'access-control-max-age': '86400',
 };
 
+/** Requests whose responses get CORS headers (the middleware adds them after the handler returns). */
+const corsRequests = new WeakSet<Request>();
+
+/**
+ * The headers the middleware would add to this request's response: for a handler that writes its
+ * response head itself (Runtime.streamResponse) before the middleware sees the response.
+ */
+export function middlewareHeaders(c: Context): Record<string, string> {
+  return corsRequests.has(c.req.raw) ? CORS_HEADERS : {};
+}
+
 export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logger): void {
   app.use('*', async (c, next) => {
     const conf = http();
     if (conf.cors && c.req.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS_HEADERS });
+    if (conf.cors) corsRequests.add(c.req.raw);
     await next();
     if (conf.cors) {
       // Streaming responses may carry immutable headers on some runtimes; copy into a new Response then.

@@ -5,6 +5,7 @@
 import type { CodecConfig, Frame, Track } from '../core/frame.ts';
 import type { Subscriber, SubscriberSink } from '../core/subscriber.ts';
 import type { ByteSink } from './body.ts';
+import type { Framing } from './framing.ts';
 
 export abstract class BatchedByteSink implements SubscriberSink {
   /** Chunks queued since the last flush. */
@@ -12,7 +13,22 @@ export abstract class BatchedByteSink implements SubscriberSink {
   /** Called when the sink ended from the engine's side (the stream closed): reason. */
   onEnd: ((reason: string) => void) | null = null;
 
-  constructor(readonly out: ByteSink) {}
+  #out: ByteSink | null;
+  readonly #make: (() => ByteSink) | null;
+
+  /**
+   * `out` may be a factory, called on first use: from begin(), once the subscription is accepted. An
+   * HTTP handler can then answer errors (404, 403) with a status and open the live body only for a
+   * stream that plays.
+   */
+  constructor(out: ByteSink | (() => ByteSink)) {
+    if (typeof out === 'function') { this.#out = null; this.#make = out; } else { this.#out = out; this.#make = null; }
+  }
+
+  get out(): ByteSink { return (this.#out ??= this.#make!()); }
+
+  /** Whether the ByteSink exists yet (see the constructor). */
+  get opened(): boolean { return this.#out !== null; }
 
   /**
    * Connect the ByteSink to the subscriber. Call at the start of begin(), not after subscribe() returns:
@@ -27,21 +43,40 @@ export abstract class BatchedByteSink implements SubscriberSink {
   }
 
   abstract begin(sub: Subscriber): void;
-  abstract config(track: Track, cfg: CodecConfig, sub: Subscriber): number;
+  abstract config(track: Track, cfg: CodecConfig, sub: Subscriber, next: Frame): number;
   abstract frame(f: Frame, dts: number, sub: Subscriber): number;
 
+  /** A shared, already framed buffer queued by queueFramed() (written after `batch`). */
+  private framed: Uint8Array | null = null;
+
+  /** The framing this sink's shared buffers must carry (ByteSink.framing). */
+  protected get framing(): Framing { return this.out.writeFramed ? this.out.framing ?? '' : ''; }
+
+  /** Queue a shared buffer built with this.framing (see Stream.sharedRange). */
+  protected queueFramed(b: Uint8Array): void {
+    if (this.framed || this.batch.length) this.flush(); // keep the order; the last flush reports pushback
+    this.framed = b;
+  }
+
   flush(): boolean {
-    if (this.out.closed) { this.batch = []; return false; }
-    if (this.batch.length === 0) return true;
-    const b = this.batch;
-    this.batch = [];
-    return this.out.writev(b);
+    if (this.out.closed) { this.batch = []; this.framed = null; return false; }
+    let ok = true;
+    if (this.batch.length) {
+      const b = this.batch;
+      this.batch = [];
+      ok = this.out.writev(b);
+    }
+    const f = this.framed;
+    if (f) {
+      this.framed = null;
+      ok = this.out.writeFramed ? this.out.writeFramed(f) : this.out.write(f);
+    }
+    return ok;
   }
 
   close(reason: string): void {
     // Queued bytes still go out, then the body / socket ends.
-    if (this.batch.length) this.out.writev(this.batch);
-    this.batch = [];
+    this.flush();
     this.out.end();
     this.onEnd?.(reason);
   }

@@ -5,6 +5,7 @@
 // returns false above the high-water mark, onDrain says when to go on, onClose says the consumer is
 // gone. Runtime-agnostic: only Web Streams and timers are used here.
 
+import type { Framing } from './framing.ts';
 import type { WsConn } from './types.ts';
 
 /** Default high-water mark: bytes queued before write() starts returning false. */
@@ -29,6 +30,13 @@ export interface ByteSink {
   onClose: ((err?: Error) => void) | null;
   /** Finish: queued bytes are still delivered, then the stream ends. */
   end(): void;
+  /**
+   * The transport framing writeFramed() expects (src/net/framing.ts); '' or absent = raw bytes. Shared
+   * packagings are built with it baked in, so one buffer serves every viewer on the same transport.
+   */
+  readonly framing?: Framing;
+  /** Queue bytes that already carry this sink's framing, as they are. Same return as write(). */
+  writeFramed?(framed: Uint8Array): boolean;
 }
 
 /** Shared bookkeeping: the closed flag and one-shot onClose, and deferred onDrain. */
@@ -182,6 +190,19 @@ class WsSink extends SinkBase {
 
   get buffered(): number {
     return this.isClosed ? 0 : this.#ws.buffered;
+  }
+
+  get framing(): Framing { return this.#ws.sendFramed ? 'ws' : ''; }
+
+  writeFramed(framed: Uint8Array): boolean {
+    if (!this.#open()) return false;
+    if (this.framing !== 'ws') return this.write(framed);
+    if (!this.#ws.sendFramed!(framed)) {
+      // The library has frames of its own in flight: send the payload through it instead.
+      const len = framed[1] & 0x7f;
+      this.#ws.send(framed.subarray(len === 127 ? 10 : len === 126 ? 4 : 2));
+    }
+    return this.#check();
   }
 
   write(chunk: Uint8Array): boolean {

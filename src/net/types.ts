@@ -3,6 +3,8 @@
 // Streams costs ~1.5x CPU per write (see docs/architecture.md). Web Streams appear only where they are
 // natural: HTTP response bodies.
 
+import type { ByteSink } from './body.ts';
+
 /** A TCP (or TLS) connection. Writes never block: the adapter queues and reports how much is queued. */
 export interface TcpConn {
   readonly id: number;
@@ -90,6 +92,11 @@ export interface WsConn {
   /** True once the socket has closed (either side); send() is then a no-op. */
   readonly closed: boolean;
   send(data: Uint8Array | string): void;
+  /**
+   * Optional: write one complete binary message that already carries its WebSocket frame header
+   * (src/net/framing.ts 'ws'), as it is. Returns false when it cannot right now; send the payload then.
+   */
+  sendFramed?(frame: Uint8Array): boolean;
   close(code?: number, reason?: string): void;
 }
 
@@ -144,6 +151,11 @@ export interface SysInfo {
   loadavg: number[];
 }
 
+export interface StreamedResponse {
+  sink: ByteSink;
+  response: Response;
+}
+
 /** Everything the runtime-agnostic code needs from its host. One implementation per runtime. */
 export interface Runtime {
   readonly name: SysInfo['runtime'];
@@ -153,6 +165,13 @@ export interface Runtime {
   /** Serve one fetch handler (the hono app). WebSocket upgrades go through `upgradeWebSocket`. */
   serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer>;
   upgradeWebSocket: UpgradeWebSocket;
+  /**
+   * Optional fast path for long-lived streaming responses (HTTP-FLV and the like): answer the request
+   * of hono context `c` with `status` and `headers` at once and return a ByteSink that writes the body
+   * straight to the connection, with the `response` the route handler must return. Undefined when the
+   * runtime has none or cannot here (then return a ReadableStream body from createBodySink()).
+   */
+  streamResponse?(c: unknown, status: number, headers: Record<string, string>, highWaterMark: number): StreamedResponse | undefined;
   readFile(path: string): Promise<Uint8Array>;
   /**
    * Read a file as a stream of chunks (large files: FLV/MP4 pulls, VOD), reading only as fast as the
