@@ -5,6 +5,9 @@
 //
 // Rows from several runs are merged: for each (server, protocol, N) the newest successful row wins,
 // and the machine/method section is taken from the newest run. Failed rows are listed separately.
+// Rows measured with the slow player (`slow: true`, bench/run.mjs --slow) are merged on their own and
+// only appear in the "Slow player" section, so the CPU tables and the chart hold one row per
+// (server, protocol, N). Fields added later (liveEdgeMs, slowPlayer, ...) show as "–" in older results.
 
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,30 +24,50 @@ export function loadResults(root) {
   return files.map((n) => ({ file: n, ...JSON.parse(readFileSync(join(dir, n), 'utf8')) }));
 }
 
-/** Newest successful row per (server, proto, n); failures that were never measured successfully. */
+/**
+ * Newest successful row per (server, proto, n) — `rows` without the slow player, `slow` with it — and
+ * failures that were never measured successfully.
+ */
 export function mergeRows(runs) {
   const best = new Map(), failed = new Map();
   for (const run of runs) {
     for (const r of run.rows) {
-      const k = `${r.server}|${r.proto}|${r.n}`;
+      const k = `${r.server}|${r.proto}|${r.n}${r.slow ? '|slow' : ''}`;
       if (r.ok) { best.set(k, { ...r, run: run.date }); failed.delete(k); } else if (!best.has(k)) failed.set(k, { ...r, run: run.date });
     }
   }
-  const order = (r) => [SERVER_ORDER.indexOf(r.server), r.n];
-  const sort = (xs) => xs.sort((a, b) => { const x = order(a), y = order(b); return x[0] - y[0] || x[1] - y[1]; });
-  return { rows: sort([...best.values()]), failed: sort([...failed.values()]) };
+  const protoIndex = (p) => Object.keys(PROTO_NAMES).indexOf(p);
+  const order = (r) => [SERVER_ORDER.indexOf(r.server), protoIndex(r.proto), r.n, r.slow ? 1 : 0];
+  const sort = (xs) => xs.sort((a, b) => { const x = order(a), y = order(b); return x[0] - y[0] || x[1] - y[1] || x[2] - y[2] || x[3] - y[3]; });
+  const all = [...best.values()];
+  return { rows: sort(all.filter((r) => !r.slow)), slow: sort(all.filter((r) => r.slow)), failed: sort([...failed.values()]) };
 }
 
 function table(rows) {
   const out = [
-    '| server | N | CPU % | user % | RSS MB | load-gen CPU % (core 1 busy %) | median kb/s per player | first frame p50 ms | latency p50 ms | latency p99 ms | players ok |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| server | N | CPU % | user % | RSS MB | load-gen CPU % (core 1 busy %) | median kb/s per player | first frame p50 ms | live edge p50 ms | latency p50 ms | latency p99 ms | players ok |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const loadGen = (r.load.publisherPct ?? 0) + (r.load.playersPct ?? 0);
     const lim = r.loadLimited ? ' **load-limited**' : '';
     const noisy = r.serverCoreNoisy ? ` † (core busy ${f(r.serverCoreBusyPct, 0)})` : '';
-    out.push(`| ${r.label} | ${r.n} | ${f(r.serverCpu.pct)}${noisy} | ${f(r.serverCpu.userPct)} | ${f(r.rssMB, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${lim} | ${f(r.kbpsMedian, 0)} | ${f(r.firstFrameP50, 0)} | ${f(r.latency.p50)} | ${f(r.latency.p99)} | ${r.players.ok}/${r.n} |`);
+    out.push(`| ${r.label} | ${r.n} | ${f(r.serverCpu.pct)}${noisy} | ${f(r.serverCpu.userPct)} | ${f(r.rssMB, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${lim} | ${f(r.kbpsMedian, 0)} | ${f(r.firstFrameP50, 0)} | ${f(r.liveEdgeMs?.p50, 0)} | ${f(r.latency.p50)} | ${f(r.latency.p99)} | ${r.players.ok}/${r.n} |`);
+  }
+  return out.join('\n');
+}
+
+/** The "Slow player" table: one row per (server, proto, N) measured with --slow. */
+function slowTable(rows) {
+  const out = [
+    '| server | protocol | N | others\' latency p50 ms: without → with | others\' p99 ms: without → with | p99 Δ ms | slow player kb/s (target) | keyframes received | server max buffered KB | server drops / skips (state) |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const s = r.slowPlayer ?? {}, sv = s.server, imp = r.slowImpact;
+    const sign = (x) => (x === null || x === undefined ? '–' : `${x > 0 ? '+' : ''}${f(x)}`);
+    out.push(`| ${r.label} | ${PROTO_NAMES[r.proto] ?? r.proto} | ${r.n} | ${f(imp?.baseP50)} → ${f(r.latency.p50)} | ${f(imp?.baseP99)} → ${f(r.latency.p99)} | ${sign(imp?.p99DeltaMs)} |` +
+      ` ${f(s.kbps, 0)} (${f(s.targetKbps, 0)}) | ${s.keyframes ?? '–'} | ${sv ? f(sv.maxBuffered / 1024, 0) : '–'} | ${sv ? `${sv.framesDropped} / ${sv.skips}${sv.state ? ` (${sv.state})` : ''}` : '–'} |`);
   }
   return out.join('\n');
 }
@@ -60,7 +83,7 @@ export function cpuChart(rows) {
   }
   const ns = rows.map((r) => r.n);
   const nMin = Math.min(...ns, 10), nMax = Math.max(...ns, 100);
-  const yMax = Math.max(100, Math.ceil(Math.max(...rows.map((r) => r.serverCpu.pct), 0) / 20) * 20);
+  const yMax = Math.max(100, Math.ceil(Math.max(...rows.map((r) => r.serverCpu.pct ?? 0), 0) / 20) * 20);
   const x = (n) => L + ((Math.log10(n) - Math.log10(nMin)) / (Math.log10(nMax) - Math.log10(nMin) || 1)) * (W - L - R);
   const y = (v) => T + (1 - v / yMax) * (H - T - B);
   const colors = { 'm7s-node': '#1f77b4', 'm7s-bun': '#9467bd', 'm7s-deno': '#2ca02c', nms: '#d62728', nginx: '#ff7f0e' };
@@ -74,8 +97,13 @@ export function cpuChart(rows) {
   for (let v = 0; v <= yMax; v += 20) {
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`, `<text x="${L - 8}" y="${y(v) + 4}" text-anchor="end">${v}</text>`);
   }
+  // Any set of N: a grid line for each, a label unless it would overlap the previous one (log axis).
+  let lastLabel = -Infinity;
   for (const n of [...new Set(ns)].sort((a, b) => a - b)) {
-    parts.push(`<line x1="${x(n)}" x2="${x(n)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`, `<text x="${x(n)}" y="${H - B + 18}" text-anchor="middle">${n}</text>`);
+    parts.push(`<line x1="${x(n).toFixed(1)}" x2="${x(n).toFixed(1)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`);
+    if (x(n) - lastLabel < 8 * String(n).length + 6) continue;
+    parts.push(`<text x="${x(n).toFixed(1)}" y="${H - B + 18}" text-anchor="middle">${n}</text>`);
+    lastLabel = x(n);
   }
   parts.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${H - B}" stroke="#333"/>`, `<line x1="${L}" x2="${W - R}" y1="${H - B}" y2="${H - B}" stroke="#333"/>`,
     `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">players N (log scale)</text>`,
@@ -122,6 +150,7 @@ export function markdown(runs, merged) {
     `- Noise: before each row the runner waits (up to 20 s) for both cores to be < 15 % busy; † marks a row where core ${me.serverCore} was more than 15 points busier than the server itself during the window (something else ran there).`,
     '- Latency: every video frame carries an SEI NAL (user_data_unregistered, fixed UUID) with the publisher\'s wall clock in µs, stamped just before the frame is written; a player records now − stamp for each frame received during the window and more than 3 s after it joined. p50/p99 over all players\' frames.',
     '- First frame: from the player starting to connect to its first video message/tag (with N players joining at once).',
+    `- Live edge: from the player starting to connect to its first video frame whose SEI latency is below ${me.edgeMs ?? 100} ms (a new player first gets the server's cached GOP, old frames, then live ones); p50 over players. "–": not measured in that run.`,
     '- Median kb/s: each player\'s received bytes over the window, median over players (≈ 2200 means it kept up).',
     '- Servers: m7s from this tree (bundled like `npm run build`, run as `node …/m7s.mjs -c`, `bun adapters/bun/main.ts -c`, `deno run -A adapters/deno/main.ts -c`; log level warn); node-media-server with its v4 defaults (webadmin off); nginx-rtmp (Debian, one process, `live on`, RTMP only).',
     '',
@@ -131,9 +160,17 @@ export function markdown(runs, merged) {
   for (const p of protos) {
     lines.push(`## ${PROTO_NAMES[p]}`, '', table(merged.rows.filter((r) => r.proto === p)), '');
   }
+  if (merged.slow.length) {
+    const sm = runs.findLast((r) => r.rows.some((x) => x.slow))?.method ?? me;
+    lines.push('## Slow player', '',
+      `Each row is measured twice, server restarted in between: as above, then with one more player of the same protocol that reads at most ${sm.slowKbps ?? 220} kb/s (≈ 10 % of the stream, a byte budget per 100 ms; \`bench/load/slow_player.py\`, with a WAN-like MSS of 1400 and a 64 KiB receive buffer set before it connects) and connects ${sm.slowLead ?? 0} s before the N players. "Others" are the N normal players (the slow player\'s own frames are not in their figures); Δ is with − without, so it includes run-to-run noise of a few ms. Keyframes: video keyframes the slow player received in the window. For m7s the runner reads \`GET /api/subscribers/live/bench\` every second in the window: the slow subscriber\'s highest \`buffered\` (bytes queued in its connection) and its \`framesDropped\` / \`skips\` at the end.`,
+      '',
+      `Kernel buffers: the slow player\'s small MSS and receive window are what a WAN viewer has, but the server\'s kernel send buffer grows with its congestion window. With TCP congestion control reno/cubic it stays moderate while the receiver\'s window is the limit (cwnd stops at about twice the segments the 64 KiB window lets out; 0.3–0.5 MB queued in the kernel for m7s), so the server sees the backpressure within a few seconds, as it would on a WAN path; with BBR on loopback (µs round trips) Linux grows it to 1–2.6 MB, and the slow player then reads data tens of seconds old whatever the server does. ${sm.netns ? `These rows ran in a private network namespace with congestion control ${sm.netns} (bench/run.mjs --netns ${sm.netns}).` : 'These rows ran with the machine\'s default congestion control (bench/run.mjs --netns reno gives the WAN-like case).'} The server-side columns and the others\' latency are the figures to compare.`,
+      '', slowTable(merged.slow), '');
+  }
   if (merged.failed.length) {
     lines.push('## Not measured', '');
-    for (const r of merged.failed) lines.push(`- ${r.label}, ${PROTO_NAMES[r.proto]}, N=${r.n}: ${r.error}`);
+    for (const r of merged.failed) lines.push(`- ${r.label}, ${PROTO_NAMES[r.proto]}, N=${r.n}${r.slow ? ' (with the slow player)' : ''}: ${r.error}`);
     lines.push('');
   }
   return lines.join('\n');

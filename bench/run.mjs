@@ -3,6 +3,8 @@
 //
 //   node bench/run.mjs [--n 10,100,1000] [--proto rtmp,flv,ws] [--seconds 15] [--warmup 4]
 //                      [--servers m7s-node,m7s-bun,m7s-deno,nms,nginx] [--quick] [--no-report]
+//                      [--edge-ms 100] [--slow [--slow-kbps 220] [--slow-lead 20]]
+//                      [--rtmp-port 19355] [--http-port 18085] [--netns reno]
 //
 // For every combination it starts the server fresh, pinned to core 0 (taskset -c 0), the publisher
 // and the players (bench/load/, our own clients, the same for every server) pinned to core 1, waits
@@ -12,9 +14,38 @@
 //   load CPU    the publisher's and players' processes (from /proc), the players' own
 //               process.cpuUsage(), and how busy core 1 was as a whole (/proc/stat): a row where
 //               core 1 was > 85 % busy is marked load-limited (the client, not the server, set the pace)
-//   players     median kb/s per player, first-frame p50, latency p50/p99 from the SEI clock
+//   players     median kb/s per player, first-frame p50, latency p50/p99 from the SEI clock, and
+//               time to live edge (connect start -> first frame with latency < --edge-ms) p50/max
 // Results go to bench/results/<date>.json, then docs/BENCHMARKS.md and docs/bench-cpu.svg are
 // regenerated from every result file (bench/report.mjs).
+//
+// --slow runs every row twice: as usual, then with one extra player of the same protocol that reads at
+// --slow-kbps (default 220, ~10 % of the stream) and connects --slow-lead seconds (default 20) before
+// the N players (0: right after they joined), so that in the window the server has long been holding
+// back data for it. The slow player is bench/load/slow_player.py (python3, standard library), its own
+// process on the load core (its CPU counts into the players' CPU): it sets a WAN-like MSS (1400) and
+// a 64 KiB receive buffer before connecting, so the kernel buffers between it and the server stay
+// small and the server sees the backpressure, as with a real slow viewer (on loopback with default
+// buffers several MB sit in the kernel instead; Node cannot set those socket options). Its window is
+// players.mjs's: the runner forwards window-start/window-end to it over stdin. The second row is marked `slow: true` and records
+// what the slow player got (`slowPlayer`: kb/s, keyframes received in the window, its own latency; not
+// mixed into the N players' figures) and how the others' latency moved against the first row
+// (`slowImpact`: p50/p99 deltas). For m7s the runner also polls GET /api/subscribers/live/bench every
+// second in the window (in both rows, so their CPU stays comparable) for the slow subscriber's
+// server-side `buffered` bytes (highest sample), framesDropped and skips (`slowPlayer.server`), and
+// the other subscribers' highest `buffered` and total drops (`subscribers`).
+//
+// --netns CC runs the whole bench (servers and load) in a private network namespace (unshare -n, needs
+// root) whose TCP congestion control is CC. Why: the slow player's small MSS and receive window keep
+// the server's kernel send buffer small only if the server's congestion window stays small while the
+// receiver's window limits it, as with cubic/reno. With BBR on loopback (µs RTT, multi-Gb/s rate
+// samples, so a TSO-sized cwnd budget of ~150-300 packets) Linux grows the server's send buffer to
+// 3 x cwnd x ~2.3 KB, 1-2.6 MB, whatever the client does. With --netns reno it stays at 0.3-0.5 MB
+// (reno's cwnd stops at twice the ~47 segments a 64 KiB window lets out, as it would on a WAN). A
+// namespace other than the initial one may only pick a CC listed in
+// /proc/sys/net/ipv4/tcp_allowed_congestion_control (often reno and the default only). It also
+// frees the bench from port clashes with anything else on the machine. It changes the CC of every
+// connection in the run (fast players too), so compare rows measured with the same setting (method.netns).
 //
 // --quick (CI smoke): m7s-node only, N=10, 5 s, all three protocols; exits 1 if any player got no
 // video. It writes its JSON under bench/results/quick/ and leaves the docs alone.
@@ -39,16 +70,38 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '15' }, warmup: { type: 'string', default: '4' },
     quick: { type: 'boolean', default: false }, 'no-report': { type: 'boolean', default: false },
     'server-core': { type: 'string', default: '0' }, 'load-core': { type: 'string', default: '1' },
+    'edge-ms': { type: 'string', default: '100' },
+    slow: { type: 'boolean', default: false }, 'slow-kbps': { type: 'string', default: '220' },
+    'slow-lead': { type: 'string', default: '20' },
+    'rtmp-port': { type: 'string', default: '19355' }, 'http-port': { type: 'string', default: '18085' },
+    netns: { type: 'string' },
   },
 });
+if (args.netns !== undefined && process.env.M7S_BENCH_NETNS !== args.netns) {
+  // Re-run this script inside a new network namespace (see --netns above); its exit status is ours.
+  if (!/^[a-z0-9_]+$/.test(args.netns)) { console.error(`--netns: want a congestion control name, e.g. reno (got ${args.netns})`); process.exit(2); }
+  const r = spawnSync('unshare', ['-n', 'sh', '-c',
+    'ip link set lo up && sysctl -qw net.ipv4.tcp_congestion_control="$0" && exec "$@"',
+    args.netns, process.execPath, fileURLToPath(import.meta.url), ...process.argv.slice(2)],
+  { stdio: 'inherit', env: { ...process.env, M7S_BENCH_NETNS: args.netns } });
+  if (r.status !== 0) console.error(`--netns ${args.netns}: ${r.error?.message ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.status}`)} (needs root, unshare and ip; the CC must be in /proc/sys/net/ipv4/tcp_allowed_congestion_control)`);
+  process.exit(r.status ?? 1);
+}
 if (args.quick) Object.assign(args, { n: '10', seconds: '5', warmup: '3', servers: 'm7s-node', 'no-report': true });
-const NS = args.n.split(',').map(Number).filter((x) => x > 0);
+const NS = args.n.split(',').filter((x) => x.trim()).map(Number);
+if (!NS.length || NS.some((x) => !Number.isInteger(x) || x < 1)) { console.error(`--n: want positive integers, e.g. 10,100,500,1000 (got ${args.n})`); process.exit(2); }
+const EDGE_MS = Number(args['edge-ms']), SLOW_KBPS = Number(args['slow-kbps']), SLOW_LEAD = Math.max(0, Number(args['slow-lead']));
 const PROTOS = args.proto.split(',');
 const SECONDS = Number(args.seconds), WARMUP = Math.max(3, Number(args.warmup));
 const SERVER_CORE = args['server-core'], LOAD_CORE = args['load-core'];
 const TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
-const PORTS = { rtmp: 19355, http: 18085 };
+const PORTS = { rtmp: Number(args['rtmp-port']), http: Number(args['http-port']) };
+if (![PORTS.rtmp, PORTS.http].every((p) => Number.isInteger(p) && p > 0 && p < 65536) || PORTS.rtmp === PORTS.http) {
+  console.error(`--rtmp-port / --http-port: want two different ports (got ${args['rtmp-port']}, ${args['http-port']})`); process.exit(2);
+}
 const LOAD_LIMIT = 85;
+const PYTHON = args.slow ? which('python3') : null;
+if (args.slow && !PYTHON) { console.error('--slow needs python3 (bench/load/slow_player.py sets TCP_MAXSEG / SO_RCVBUF, which Node cannot): not found on PATH; aborting'); process.exit(2); }
 
 const log = (s) => process.stdout.write(s + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -198,8 +251,9 @@ const SERVERS = {
 // ---------------------------------------------------------------------------- processes
 
 /** Starts `cmd argv` pinned to `core`; stdout lines go to onLine, everything also to logFile. */
-function startPinned(core, cmd, argv, logFile, onLine) {
-  const child = spawn('taskset', ['-c', core, cmd, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+function startPinned(core, cmd, argv, logFile, onLine, { stdin = false } = {}) {
+  const child = spawn('taskset', ['-c', core, cmd, ...argv], { cwd: ROOT, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  child.stdin?.on('error', () => {}); // EPIPE once the child is gone
   const lines = [];
   const out = readline.createInterface({ input: child.stdout });
   out.on('line', (l) => { lines.push(l); if (lines.length > 2000) lines.shift(); onLine?.(l); });
@@ -265,9 +319,9 @@ function waitEvent(child, event, timeoutMs) {
 }
 function tryJson(l) { try { return JSON.parse(l); } catch { return null; } }
 /** startPinned with a listener set that waitEvent can hook. */
-function startLoad(cmd, argv, logFile) {
+function startLoad(cmd, argv, logFile, opts) {
   const listeners = new Set();
-  const child = startPinned(LOAD_CORE, cmd, argv, logFile, (l) => { for (const f of [...listeners]) f(l); });
+  const child = startPinned(LOAD_CORE, cmd, argv, logFile, (l) => { for (const f of [...listeners]) f(l); }, opts);
   child.lineHooks = listeners;
   return child;
 }
@@ -289,14 +343,71 @@ async function waitQuiet(maxMs) {
   return busy;
 }
 
+// ---------------------------------------------------------------------------- m7s subscriber API
+
+/** m7s only: GET /api/subscribers/live/bench -> [SubscriberInfo] (docs/api.md), or null. */
+async function m7sSubscribers() {
+  try {
+    const r = await fetch(`http://127.0.0.1:${PORTS.http}/api/subscribers/live/bench`, { signal: AbortSignal.timeout(2000) });
+    const body = await r.json();
+    return Array.isArray(body?.data) ? body.data : null;
+  } catch { return null; }
+}
+
+/**
+ * Samples the subscriber list every second while the window runs. The slow player is the subscriber
+ * whose `remote` port is the slow player's local port (slow_player.py reports it); when that does not
+ * match (a proxy, an address format we do not know) it is the one with the fewest bytes sent: it joined
+ * together with the others and reads at a tenth of their rate.
+ */
+function subscriberSampler(slowPort) {
+  const samples = [];
+  let slowMax = 0, othersMax = 0, last = null;
+  const pick = (list) => {
+    if (slowPort === undefined) return [null, 'none'];
+    const byPort = list.find((x) => typeof x.remote === 'string' && x.remote.endsWith(`:${slowPort}`));
+    if (byPort) return [byPort, 'port'];
+    return [list.reduce((m, x) => (m === null || x.bytesSent < m.bytesSent ? x : m), null), 'lowest bytesSent'];
+  };
+  const take = async () => {
+    const list = await m7sSubscribers();
+    if (!list) return;
+    const [slow] = pick(list);
+    if (slow) slowMax = Math.max(slowMax, slow.buffered ?? 0);
+    for (const x of list) if (x !== slow) othersMax = Math.max(othersMax, x.buffered ?? 0);
+    samples.push(list.length);
+    last = list;
+  };
+  const pending = [take()];
+  const timer = setInterval(() => { pending.push(take()); }, 1000);
+  return {
+    /** Stops sampling, takes a last sample and summarizes. */
+    async stop() {
+      clearInterval(timer);
+      await Promise.all(pending);
+      await take();
+      if (!last) return { subscribers: null, slow: null };
+      const [slow, matchedBy] = pick(last);
+      const others = last.filter((x) => x !== slow);
+      return {
+        subscribers: { samples: samples.length, count: others.length, maxBuffered: othersMax,
+          framesDropped: others.reduce((t, x) => t + (x.framesDropped ?? 0), 0), skips: others.reduce((t, x) => t + (x.skips ?? 0), 0) },
+        slow: slow && { matchedBy, maxBuffered: slowMax, buffered: slow.buffered, framesDropped: slow.framesDropped, skips: slow.skips,
+          framesSent: slow.framesSent, bytesSent: slow.bytesSent, lagMs: slow.lagMs, state: slow.state },
+      };
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------- one measurement
 
-async function measure(serverId, proto, n, tmp) {
+/** One row. `slow`: add the throttled player; `sampleApi`: poll m7s's subscriber list in the window. */
+async function measure(serverId, proto, n, tmp, { slow = false, sampleApi = false } = {}) {
   const def = SERVERS[serverId];
-  const row = { server: serverId, label: def.label(), proto, n, seconds: SECONDS, ok: false };
-  const dir = mkdtempSync(join(tmp, `${serverId}-${proto}-${n}-`));
+  const row = { server: serverId, label: def.label(), proto, n, seconds: SECONDS, ok: false, ...(slow ? { slow: true } : {}) };
+  const dir = mkdtempSync(join(tmp, `${serverId}-${proto}-${n}${slow ? '-slow' : ''}-`));
   const logs = (what) => join(dir, `${what}.log`);
-  let server, pub, players;
+  let server, pub, players, slowP;
   try {
     if (!(await waitPortFree(PORTS.rtmp, 10000)) || !(await waitPortFree(PORTS.http, 10000))) throw new Error('bench ports still busy');
     row.idleBeforePct = await waitQuiet(20000);
@@ -309,23 +420,42 @@ async function measure(serverId, proto, n, tmp) {
     pub = startLoad('node', [join(LOAD, 'publish.mjs'), '--url', def.urls.rtmp, '--max-seconds', String(SECONDS + WARMUP + 120)], logs('publisher'));
     if (!(await waitEvent(pub, 'publishing', 15000))) throw new Error(`publisher failed: ${pub.lines.slice(-3).join(' | ')}`);
     await sleep(1000); // a keyframe or so in the server's cache before players join
+    // The slow player (own process, see the file comment): before the N players with a lead, else
+    // right after they joined (so it does not change their join figures); it warms up with them.
+    let slowJoined = null;
+    const startSlow = async () => {
+      slowP = startLoad(PYTHON, [join(LOAD, 'slow_player.py'), '--proto', proto, '--url', def.urls[proto],
+        '--kbps', String(SLOW_KBPS), '--edge-ms', String(EDGE_MS)], logs('slow-player'), { stdin: true });
+      const j = await waitEvent(slowP, 'joined', 30000);
+      if (!j?.ok) throw new Error(`slow player did not join: ${j?.error ?? slowP.lines.slice(-3).join(' | ')}`);
+      slowJoined = j;
+    };
+    if (slow && SLOW_LEAD > 0) { await startSlow(); await sleep(SLOW_LEAD * 1000); }
     players = startLoad('node', [join(LOAD, 'players.mjs'), '--proto', proto, '--url', def.urls[proto], '--n', String(n),
-      '--warmup', String(WARMUP), '--seconds', String(SECONDS)], logs('players'));
+      '--warmup', String(WARMUP), '--seconds', String(SECONDS), '--edge-ms', String(EDGE_MS),
+      ...(sampleApi ? ['--linger', '3'] : [])], logs('players')); // connections stay up for the last API sample
+    // players.mjs's window edges go straight on to the slow player
+    if (slow) players.lineHooks.add((l) => { const e = tryJson(l)?.event; if (e === 'window-start') slowP?.stdin.write('start\n'); else if (e === 'window-end') slowP?.stdin.write('end\n'); });
     const joined = await waitEvent(players, 'joined', 60000);
     if (!joined) throw new Error(`players did not join: ${players.lines.slice(-3).join(' | ')}`);
     row.joined = joined;
+    if (slow && !slowJoined) await startSlow();
     if (!(await waitEvent(players, 'window-start', (WARMUP + 10) * 1000))) throw new Error('no window start');
-    const a = { t: performance.now(), srv: procCpu(server.pid), pub: procCpu(pub.pid), pl: procCpu(players.pid), core: coreTimes(LOAD_CORE), score: coreTimes(SERVER_CORE) };
+    const a = { t: performance.now(), srv: procCpu(server.pid), pub: procCpu(pub.pid), pl: procCpu(players.pid), sl: slowP && procCpu(slowP.pid), core: coreTimes(LOAD_CORE), score: coreTimes(SERVER_CORE) };
     // RSS: highest 1 s sample over the window
     let rss = procRssMB(server.pid) ?? 0;
     const rssTimer = setInterval(() => { rss = Math.max(rss, procRssMB(server.pid) ?? 0); }, 1000);
+    const sampler = sampleApi ? subscriberSampler(slow ? slowJoined.localPort ?? null : undefined) : null;
     const end = await waitEvent(players, 'window-end', (SECONDS + 10) * 1000);
     clearInterval(rssTimer);
-    if (!end) throw new Error('no window end');
-    const b = { t: performance.now(), srv: procCpu(server.pid), pub: procCpu(pub.pid), pl: procCpu(players.pid), core: coreTimes(LOAD_CORE), score: coreTimes(SERVER_CORE) };
+    if (!end) { await sampler?.stop(); throw new Error('no window end'); }
+    const b = { t: performance.now(), srv: procCpu(server.pid), pub: procCpu(pub.pid), pl: procCpu(players.pid), sl: slowP && procCpu(slowP.pid), core: coreTimes(LOAD_CORE), score: coreTimes(SERVER_CORE) };
+    const api = await sampler?.stop();
     rss = Math.max(rss, procRssMB(server.pid) ?? 0);
     const result = await waitEvent(players, 'result', 10000);
     if (!result) throw new Error('no player result');
+    const slowResult = slow ? await waitEvent(slowP, 'result', 5000) : null;
+    if (slow && !slowResult) throw new Error(`no slow player result: ${slowP.lines.slice(-3).join(' | ')}`);
     const secs = (b.t - a.t) / 1000;
     const pct = (x, y) => (x && y ? ((y.user - x.user + y.sys - x.sys) / secs) * 100 : null);
     if (!a.srv || !b.srv) throw new Error('server process vanished during the window');
@@ -335,13 +465,18 @@ async function measure(serverId, proto, n, tmp) {
       serverCoreBusyPct: ((b.score.busy - a.score.busy) / (b.score.total - a.score.total)) * 100,
       rssMB: rss,
       load: {
-        publisherPct: pct(a.pub, b.pub), playersPct: pct(a.pl, b.pl), playersSelfPct: result.loadCpu.pct,
+        // playersPct includes the slow player's process (also on its own: slowPlayerPct)
+        publisherPct: pct(a.pub, b.pub), playersPct: slow ? (pct(a.pl, b.pl) ?? 0) + (pct(a.sl, b.sl) ?? 0) : pct(a.pl, b.pl),
+        ...(slow ? { slowPlayerPct: pct(a.sl, b.sl) } : {}), playersSelfPct: result.loadCpu.pct,
         coreBusyPct: ((b.core.busy - a.core.busy) / (b.core.total - a.core.total)) * 100,
       },
       players: result.players, kbpsMedian: result.kbpsMedian, kbpsMin: result.kbpsMin,
       firstFrameP50: result.firstFrameMs.p50, firstFrameMax: result.firstFrameMs.max,
+      liveEdgeMs: result.liveEdgeMs,
       latency: result.latencyMs,
     });
+    if (api) row.subscribers = api.subscribers;
+    if (slow) row.slowPlayer = { ...slowResult.slow, joined: slowJoined, server: api?.slow ?? null };
     // The mark uses the load generator's own processes; core 1 busy % also counts anything else that
     // ran there (and kernel work), and is reported beside it.
     const loadGen = (row.load.publisherPct ?? 0) + (row.load.playersPct ?? 0);
@@ -351,6 +486,8 @@ async function measure(serverId, proto, n, tmp) {
   } catch (e) {
     row.error = String(e?.message ?? e);
   } finally {
+    slowP?.stdin.end(); // EOF: slow_player.py exits (stopProc is the fallback)
+    await stopProc(slowP);
     await stopProc(players);
     await stopProc(pub);
     await stopProc(server);
@@ -387,23 +524,51 @@ const tmp = mkdtempSync(join(os.tmpdir(), 'm7s-bench-'));
 const started = new Date();
 const rows = [];
 const fmt = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? '-' : x.toFixed(d));
+/** Prints one row as a line (and, for a slow row, a second line about the slow player). */
+function report(row) {
+  const { server: id, proto, n } = row;
+  const tag = `${id.padEnd(9)} ${proto.padEnd(4)} N=${String(n).padEnd(5)}${row.slow ? '+slow ' : ''}`;
+  if (!row.ok) { log(`${tag} FAILED: ${row.error} (logs: ${row.logs})`); return; }
+  log(`${tag} cpu ${fmt(row.serverCpu.pct)}% (user ${fmt(row.serverCpu.userPct)}) rss ${fmt(row.rssMB, 0)}MB` +
+    ` | load ${fmt((row.load.publisherPct ?? 0) + (row.load.playersPct ?? 0), 0)}% (core ${fmt(row.load.coreBusyPct, 0)}%)${row.loadLimited ? ' LOAD-LIMITED' : ''}${row.serverCoreNoisy ? ` NOISY core ${SERVER_CORE} ${fmt(row.serverCoreBusyPct, 0)}%` : ''}` +
+    ` | ${fmt(row.kbpsMedian, 0)} kb/s, first ${fmt(row.firstFrameP50, 0)} ms, live edge p50 ${fmt(row.liveEdgeMs?.p50, 0)} max ${fmt(row.liveEdgeMs?.max, 0)} ms (${row.liveEdgeMs?.reached ?? '-'}/${n})` +
+    `, lat p50 ${fmt(row.latency.p50)} p99 ${fmt(row.latency.p99)} ms` +
+    ` | players ok ${row.players.ok}/${n}${row.players.noVideo ? `, ${row.players.noVideo} got no video` : ''}` +
+    (row.subscribers ? ` | server: others max buffered ${fmt(row.subscribers.maxBuffered / 1024, 0)} KB, dropped ${row.subscribers.framesDropped}` : ''));
+  const s = row.slowPlayer;
+  if (!s) return;
+  const sv = s.server;
+  log(`${' '.repeat(tag.length)} slow player: ${fmt(s.kbps, 0)} kb/s (target ${s.targetKbps}), ${s.keyframes} keyframes, ${s.videoFrames} video frames in the window,` +
+    ` own lat p50 ${fmt(s.latencyMs.p50, 0)} p99 ${fmt(s.latencyMs.p99, 0)} max ${fmt(s.latencyMs.max, 0)} ms, first frame ${fmt(s.firstFrameMs, 0)} ms${s.error ? `, error: ${s.error}` : ''}` +
+    (sv ? ` | server: buffered max ${fmt(sv.maxBuffered / 1024, 0)} KB (end ${fmt(sv.buffered / 1024, 0)} KB), dropped ${sv.framesDropped}, skips ${sv.skips}, lag ${sv.lagMs} ms, ${sv.state} [by ${sv.matchedBy}]` : '') +
+    (row.slowImpact ? ` | others p50 ${fmt(row.slowImpact.baseP50)} -> ${fmt(row.latency.p50)} (${fmt(row.slowImpact.p50DeltaMs, 1)}), p99 ${fmt(row.slowImpact.baseP99)} -> ${fmt(row.latency.p99)} (${fmt(row.slowImpact.p99DeltaMs, 1)}) ms` : ''));
+}
+
 for (const id of runnable) {
   for (const proto of PROTOS) {
     if (!SERVERS[id].protos.includes(proto)) { log(`skip ${id} ${proto}: not supported by this server`); continue; }
     for (const n of NS) {
-      const row = await measure(id, proto, n, tmp);
+      // With --slow: the usual row first, then the same with the slow player; both poll m7s's API.
+      const sampleApi = args.slow && id.startsWith('m7s-');
+      const row = await measure(id, proto, n, tmp, { sampleApi });
       rows.push(row);
-      if (!row.ok) { log(`${id.padEnd(9)} ${proto.padEnd(4)} N=${String(n).padEnd(5)} FAILED: ${row.error} (logs: ${row.logs})`); continue; }
-      log(`${id.padEnd(9)} ${proto.padEnd(4)} N=${String(n).padEnd(5)} cpu ${fmt(row.serverCpu.pct)}% (user ${fmt(row.serverCpu.userPct)}) rss ${fmt(row.rssMB, 0)}MB` +
-        ` | load ${fmt((row.load.publisherPct ?? 0) + (row.load.playersPct ?? 0), 0)}% (core ${fmt(row.load.coreBusyPct, 0)}%)${row.loadLimited ? ' LOAD-LIMITED' : ''}${row.serverCoreNoisy ? ` NOISY core ${SERVER_CORE} ${fmt(row.serverCoreBusyPct, 0)}%` : ''}` +
-        ` | ${fmt(row.kbpsMedian, 0)} kb/s, first ${fmt(row.firstFrameP50, 0)} ms, lat p50 ${fmt(row.latency.p50)} p99 ${fmt(row.latency.p99)} ms` +
-        ` | players ok ${row.players.ok}/${n}${row.players.noVideo ? `, ${row.players.noVideo} got no video` : ''}`);
+      report(row);
+      if (!args.slow) continue;
+      const withSlow = await measure(id, proto, n, tmp, { slow: true, sampleApi });
+      if (row.ok && withSlow.ok) {
+        const d = (k) => (row.latency[k] !== null && withSlow.latency[k] !== null ? withSlow.latency[k] - row.latency[k] : null);
+        withSlow.slowImpact = { p50DeltaMs: d('p50'), p99DeltaMs: d('p99'), baseP50: row.latency.p50, baseP99: row.latency.p99 };
+      }
+      rows.push(withSlow);
+      report(withSlow);
     }
   }
 }
 
 const out = { date: started.toISOString(), command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(), machine: info,
-  method: { serverCore: SERVER_CORE, loadCore: LOAD_CORE, seconds: SECONDS, warmup: WARMUP, loadLimitPct: LOAD_LIMIT }, rows };
+  method: { serverCore: SERVER_CORE, loadCore: LOAD_CORE, seconds: SECONDS, warmup: WARMUP, loadLimitPct: LOAD_LIMIT, edgeMs: EDGE_MS,
+    ...(args.netns !== undefined ? { netns: args.netns } : {}),
+    ...(args.slow ? { slowKbps: SLOW_KBPS, slowLead: SLOW_LEAD } : {}) }, rows };
 const resultsDir = join(ROOT, 'bench/results', args.quick ? 'quick' : '');
 mkdirSync(resultsDir, { recursive: true });
 const file = join(resultsDir, `${started.toISOString().replace(/[:.]/g, '-')}.json`);

@@ -2,7 +2,7 @@
 // N players in one process (one event loop), for the fan-out bench.
 //
 //   node bench/load/players.mjs --proto rtmp|flv|ws --url URL --n 100 [--warmup 4] [--seconds 15]
-//                               [--ramp 50] [--join-timeout 20]
+//                               [--ramp 50] [--join-timeout 20] [--edge-ms 100] [--linger 0]
 //
 // Players connect in batches of --ramp per 20 ms. After the last one has joined (or timed out) the
 // process waits --warmup seconds (at least 3, so every latency sample is from a frame received more
@@ -13,6 +13,16 @@
 // Per player: first-frame time (connect start -> first video message), bytes in the window, and the
 // latency of every video frame in the window = now - the SEI wall clock the publisher stamped into it.
 // Latencies go into one shared histogram (no per-sample allocation).
+//
+// Time to live edge: from connect start to the first video frame whose SEI latency is below --edge-ms.
+// A new player first gets the server's cached GOP (old frames, high latency), then live frames; the
+// clock is read per frame only until the player has reached the edge.
+//
+// The runner's --slow player is not here: it is bench/load/slow_player.py, its own process (it needs
+// socket options Node cannot set), driven by this process's window-start/window-end lines.
+//
+// --linger keeps every connection open that many seconds after the result line, so the runner can
+// still read the server's view of the players (m7s's subscriber API) at the end of the window.
 
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -25,6 +35,7 @@ const { values: a } = parseArgs({
     proto: { type: 'string', default: 'rtmp' }, url: { type: 'string' }, n: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '4' }, seconds: { type: 'string', default: '15' },
     ramp: { type: 'string', default: '50' }, 'join-timeout': { type: 'string', default: '20' },
+    'edge-ms': { type: 'string', default: '100' }, linger: { type: 'string', default: '0' },
   },
 });
 const N = Math.max(1, Number(a.n));
@@ -32,6 +43,8 @@ const WARMUP = Math.max(3, Number(a.warmup));
 const SECONDS = Math.max(1, Number(a.seconds));
 const RAMP = Math.max(1, Number(a.ramp));
 const JOIN_TIMEOUT = Number(a['join-timeout']) * 1000;
+const EDGE_US = Math.max(1, Number(a['edge-ms'])) * 1000;
+const LINGER = Math.max(0, Number(a.linger));
 const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
 // ---- latency histogram: 10 µs bins to 50 ms, then 1 ms bins to 60 s, then overflow
@@ -61,7 +74,7 @@ const players = [];
 
 class Player {
   constructor(i) {
-    this.i = i; this.t0 = 0; this.joinedAt = 0; this.firstFrameMs = -1;
+    this.i = i; this.t0 = 0; this.joinedAt = 0; this.firstFrameMs = -1; this.liveEdgeMs = -1;
     this.bytes = 0; this.bytesAtStart = 0; this.bytesAtEnd = 0;
     this.videoFrames = 0; this.seiFrames = 0; this.error = null; this.closed = false; this.socket = null;
   }
@@ -73,7 +86,11 @@ class Player {
     const sent = findSeiMicros(prefix, len);
     if (sent < 0) return;
     this.seiFrames++;
-    if (measuring && now - this.joinedAt > 3000) record(wallMicros() - sent);
+    const sample = measuring && now - this.joinedAt > 3000;
+    if (this.liveEdgeMs >= 0 && !sample) return; // the clock is only read when it is needed
+    const us = wallMicros() - sent;
+    if (this.liveEdgeMs < 0 && us < EDGE_US) this.liveEdgeMs = now - this.t0;
+    if (sample) record(us);
   }
   fail(e) { if (!this.error) this.error = String(e?.message ?? e); }
 }
@@ -170,6 +187,7 @@ async function main() {
   const secs = (tB - tA) / 1000;
   const kbps = players.map((p) => ((p.bytesAtEnd - p.bytesAtStart) * 8) / 1000 / secs);
   const ff = players.filter((p) => p.firstFrameMs >= 0).map((p) => p.firstFrameMs);
+  const edge = players.filter((p) => p.liveEdgeMs >= 0).map((p) => p.liveEdgeMs);
   const used = (cpuB.user - cpuA.user + cpuB.system - cpuA.system) / 1000 / (tB - tA);
   emit({
     event: 'result',
@@ -180,10 +198,12 @@ async function main() {
       firstError: players.find((p) => p.error)?.error ?? null },
     kbpsMedian: median(kbps), kbpsMin: kbps.length ? Math.min(...kbps) : null, kbpsTotal: kbps.reduce((x, y) => x + y, 0),
     firstFrameMs: { p50: median(ff), max: ff.length ? Math.max(...ff) : null },
+    liveEdgeMs: { p50: median(edge), max: edge.length ? Math.max(...edge) : null, reached: edge.length, thresholdMs: EDGE_US / 1000 },
     latencyMs: { samples, p50: quantileMs(0.5), p99: quantileMs(0.99), max: latMax / 1000 },
     loadCpu: { pct: used * 100, userPct: ((cpuB.user - cpuA.user) / 1000 / (tB - tA)) * 100,
       totalSinceStartSec: (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6 },
   });
+  await sleep(LINGER * 1000);
   for (const p of players) p.socket?.destroy();
   setTimeout(() => process.exit(0), 200).unref();
 }
