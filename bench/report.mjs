@@ -45,14 +45,14 @@ export function mergeRows(runs) {
 
 function table(rows) {
   const out = [
-    '| server | N | CPU % | user % | RSS MB | load-gen CPU % (core 1 busy %) | median kb/s per player | first frame p50 ms | live edge p50 ms | latency p50 ms | latency p99 ms | players ok |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| server | N | CPU % | user % | RSS MB | load-gen CPU % (core 1 busy %) | median kb/s per player | first frame p50 ms | live edge p50 ms | latency p50 ms | latency p99 ms | display p50 ms | display edge p50 ms | players ok |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rows) {
     const loadGen = (r.load.publisherPct ?? 0) + (r.load.playersPct ?? 0);
     const lim = r.loadLimited ? ' **load-limited**' : '';
     const noisy = r.serverCoreNoisy ? ` † (core busy ${f(r.serverCoreBusyPct, 0)})` : '';
-    out.push(`| ${r.label} | ${r.n} | ${f(r.serverCpu.pct)}${noisy} | ${f(r.serverCpu.userPct)} | ${f(r.rssMB, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${lim} | ${f(r.kbpsMedian, 0)} | ${f(r.firstFrameP50, 0)} | ${f(r.liveEdgeMs?.p50, 0)} | ${f(r.latency.p50)} | ${f(r.latency.p99)} | ${r.players.ok}/${r.n} |`);
+    out.push(`| ${r.label} | ${r.n} | ${f(r.serverCpu.pct)}${noisy} | ${f(r.serverCpu.userPct)} | ${f(r.rssMB, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${lim} | ${f(r.kbpsMedian, 0)} | ${f(r.firstFrameP50, 0)} | ${f(r.liveEdgeMs?.p50, 0)} | ${f(r.latency.p50)} | ${f(r.latency.p99)} | ${f(r.display?.p50, 0)} | ${f(r.display?.edge?.p50, 0)} | ${r.players.ok}/${r.n} |`);
   }
   return out.join('\n');
 }

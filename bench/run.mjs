@@ -176,11 +176,15 @@ async function buildM7s() {
   return outfile;
 }
 
-const m7sConfig = (dir) => {
+/** `subscribe` settings of an m7s variant ("mergewrite=100ms,catchup=0"), as YAML lines. */
+const subscribeLines = (spec) => spec
+  ? ['  subscribe:', ...spec.split(',').map((kv) => { const [k, v] = kv.split('='); return `    ${k}: ${v}`; })]
+  : [];
+const m7sConfig = (dir, spec = '') => {
   const file = join(dir, 'm7s.yaml');
   writeFileSync(file, [
     '# written by bench/run.mjs',
-    'global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${PORTS.http}`,
+    'global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${PORTS.http}`, ...subscribeLines(spec),
     'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtmp}`, '',
   ].join('\n'));
   return file;
@@ -473,7 +477,7 @@ async function measure(serverId, proto, n, tmp, { slow = false, sampleApi = fals
       players: result.players, kbpsMedian: result.kbpsMedian, kbpsMin: result.kbpsMin,
       firstFrameP50: result.firstFrameMs.p50, firstFrameMax: result.firstFrameMs.max,
       liveEdgeMs: result.liveEdgeMs,
-      latency: result.latencyMs,
+      latency: result.latencyMs, display: result.displayMs,
     });
     if (api) row.subscribers = api.subscribers;
     if (slow) row.slowPlayer = { ...slowResult.slow, joined: slowJoined, server: api?.slow ?? null };
@@ -501,6 +505,17 @@ async function measure(serverId, proto, n, tmp, { slow = false, sampleApi = fals
 const info = machine();
 let m7sBuild = null;
 const wanted = args.servers.split(',').filter(Boolean);
+// Variants: "m7s-node:mergewrite=100ms" (several settings joined by "+", e.g. "m7s-node:mergewrite=100ms+catchup=0")
+// is m7s-node with those global.subscribe settings; it gets its own rows and label.
+for (const id of wanted) {
+  const m = /^(m7s-(?:node|bun|deno)):([a-z]+=[0-9a-z.]+(?:\+[a-z]+=[0-9a-z.]+)*)$/.exec(id);
+  if (!m || SERVERS[id]) continue;
+  const base = SERVERS[m[1]], spec = m[2].replaceAll('+', ',');
+  SERVERS[id] = {
+    ...base, label: () => `${base.label()} ${spec.replaceAll(',', ' ')}`,
+    cmd: (dir) => { const [c, argv] = base.cmd(dir); return [c, argv.map((x) => (x.endsWith('m7s.yaml') ? m7sConfig(dir, spec) : x))]; },
+  };
+}
 const runnable = [];
 for (const id of wanted) {
   const def = SERVERS[id];
@@ -532,6 +547,7 @@ function report(row) {
   log(`${tag} cpu ${fmt(row.serverCpu.pct)}% (user ${fmt(row.serverCpu.userPct)}) rss ${fmt(row.rssMB, 0)}MB` +
     ` | load ${fmt((row.load.publisherPct ?? 0) + (row.load.playersPct ?? 0), 0)}% (core ${fmt(row.load.coreBusyPct, 0)}%)${row.loadLimited ? ' LOAD-LIMITED' : ''}${row.serverCoreNoisy ? ` NOISY core ${SERVER_CORE} ${fmt(row.serverCoreBusyPct, 0)}%` : ''}` +
     ` | ${fmt(row.kbpsMedian, 0)} kb/s, first ${fmt(row.firstFrameP50, 0)} ms, live edge p50 ${fmt(row.liveEdgeMs?.p50, 0)} max ${fmt(row.liveEdgeMs?.max, 0)} ms (${row.liveEdgeMs?.reached ?? '-'}/${n})` +
+    `, display p50 ${fmt(row.display?.p50, 0)} ms, display edge p50 ${fmt(row.display?.edge?.p50, 0)} ms (${row.display?.edge?.reached ?? '-'}/${n})` +
     `, lat p50 ${fmt(row.latency.p50)} p99 ${fmt(row.latency.p99)} ms` +
     ` | players ok ${row.players.ok}/${n}${row.players.noVideo ? `, ${row.players.noVideo} got no video` : ''}` +
     (row.subscribers ? ` | server: others max buffered ${fmt(row.subscribers.maxBuffered / 1024, 0)} KB, dropped ${row.subscribers.framesDropped}` : ''));

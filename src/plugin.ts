@@ -93,7 +93,7 @@ export interface PluginContext<C = Record<string, any>> {
   fail(c: Context, status: number, message: string): Response;
 
   /** Listen on `addr` (":1935", "127.0.0.1:1935"); with `tls`, serve TLS. Empty addr = don't listen (returns null). */
-  listenTcp(addr: string, onConn: (conn: TcpConn) => void, opts?: { tls?: TlsOptions; what?: string }): Promise<TcpServer | null>;
+  listenTcp(addr: string, onConn: (conn: TcpConn) => void, opts?: { tls?: TlsOptions; what?: string; highWaterMark?: number }): Promise<TcpServer | null>;
   listenUdp(addr: string, opts?: { what?: string }): Promise<UdpSocket | null>;
   connectTcp(opts: ConnectOptions): Promise<TcpConn>;
 

@@ -34,7 +34,7 @@ export const subscribeSchema = {
   waittrack: t.str('video', { enum: ['video', 'audio', 'all', 'any'] }),
   maxlag: t.dur('3s'),
   mergewrite: t.dur(0),
-  catchup: t.dur('300ms'),
+  catchup: t.dur('100ms'),
   key: '',
   secretargname: 'secret',
   expireargname: 'expire',

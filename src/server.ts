@@ -194,14 +194,14 @@ export class Server {
       streamBody: (c, status, headers, hwm) => {
         const direct = this.runtime.streamResponse?.(c, status, { ...middlewareHeaders(c), ...headers }, hwm);
         if (direct) return direct;
-        const { body, sink } = createBodySink({ highWaterMark: hwm });
+        const { body, sink } = createBodySink({ highWaterMark: hwm, copyShared: this.runtime.copySharedBody });
         return { sink, response: new Response(body, { status, headers }) };
       },
       ok, fail,
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
-        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls }, (conn) => {
+        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark }, (conn) => {
           try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
         });
         return track(s, o.tls ? 'tls' : 'tcp', o.what);

@@ -156,6 +156,11 @@ describe('engine: publish and subscribe', () => {
     assert.ok(sub.framesDropped > 0, 'skipped frames are counted');
     assert.ok(slow.maxQueued <= 16 * 1024 + 64 * 1024 + 20_000, `bounded: ${slow.maxQueued}`);
     assertMonotonic(slow.video(), 'trickle');
+    // It skipped more than once within DEGRADE_WINDOW_MS: now it gets keyframes only, which it can use.
+    assert.ok(sub.skips >= 2, `${sub.skips} skips`);
+    assert.equal(sub.info().degraded, true);
+    const lastVideo = slow.video().slice(-3);
+    assert.ok(lastVideo.every((g) => g.key), `keyframes only at the end: ${JSON.stringify(lastVideo.map((g) => g.key))}`);
   });
 
   it('publisher drops and another returns within waittimeout: subscribers continue with monotonic timestamps', async () => {

@@ -79,6 +79,7 @@ const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
 export const denoRuntime: Runtime = {
   ...nodeHost,
   name: 'deno',
+  copySharedBody: true,
   listenTcp,
   connectTcp,
   bindUdp,

@@ -47,26 +47,37 @@ const EDGE_US = Math.max(1, Number(a['edge-ms'])) * 1000;
 const LINGER = Math.max(0, Number(a.linger));
 const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 
-// ---- latency histogram: 10 µs bins to 50 ms, then 1 ms bins to 60 s, then overflow
+// ---- latency histograms: 10 µs bins to 50 ms, then 1 ms bins to 60 s, then overflow
 const FINE = 5000, COARSE = 60000;
-const hist = new Uint32Array(FINE + COARSE + 1);
-let samples = 0, latMax = 0;
-function record(us) {
-  if (us < 0) us = 0;
-  if (us > latMax) latMax = us;
-  const b = us < FINE * 10 ? Math.floor(us / 10) : Math.min(FINE + Math.floor(us / 1000), FINE + COARSE);
-  hist[b]++; samples++;
-}
-function quantileMs(q) {
-  if (samples === 0) return null;
-  const want = Math.ceil(q * samples);
-  let acc = 0;
-  for (let b = 0; b < hist.length; b++) {
-    acc += hist[b];
-    if (acc >= want) return b < FINE ? (b * 10 + 5) / 1000 : b - FINE + 0.5;
+class Hist {
+  constructor() { this.h = new Uint32Array(FINE + COARSE + 1); this.samples = 0; this.max = 0; }
+  record(us) {
+    if (us < 0) us = 0;
+    if (us > this.max) this.max = us;
+    const b = us < FINE * 10 ? Math.floor(us / 10) : Math.min(FINE + Math.floor(us / 1000), FINE + COARSE);
+    this.h[b]++; this.samples++;
   }
-  return latMax / 1000;
+  quantileMs(q) {
+    if (this.samples === 0) return null;
+    const want = Math.ceil(q * this.samples);
+    let acc = 0;
+    for (let b = 0; b < this.h.length; b++) {
+      acc += this.h[b];
+      if (acc >= want) return b < FINE ? (b * 10 + 5) / 1000 : b - FINE + 0.5;
+    }
+    return this.max / 1000;
+  }
 }
+/** Arrival latency: now - the SEI clock, for every video frame received. */
+const arrival = new Hist();
+/**
+ * Display latency: when a player without a buffer of its own would show the frame - the SEI clock.
+ * The model paces frames by their timestamps from the first one; a frame arriving after its time
+ * stalls the clock (the player waits). It shows what the timestamps do to a viewer: a GOP sent at
+ * once with its original times is shown a GOP age late for the whole session, a fast-forwarded one
+ * (m7s subscribe.catchup) reaches the live edge.
+ */
+const display = new Hist();
 
 // ---- players
 let measuring = false;
@@ -77,20 +88,31 @@ class Player {
     this.i = i; this.t0 = 0; this.joinedAt = 0; this.firstFrameMs = -1; this.liveEdgeMs = -1;
     this.bytes = 0; this.bytesAtStart = 0; this.bytesAtEnd = 0;
     this.videoFrames = 0; this.seiFrames = 0; this.error = null; this.closed = false; this.socket = null;
+    this.dispBase = NaN; this.lastTs = -Infinity; this.displayEdgeMs = -1;
   }
-  /** Called for every video message/tag with the first bytes of its body. */
-  video(prefix, len) {
+  /** Called for every video message/tag with its timestamp (ms) and the first bytes of its body. */
+  video(prefix, len, ts) {
     this.videoFrames++;
     const now = performance.now();
     if (this.firstFrameMs < 0) this.firstFrameMs = now - this.t0;
+    // display model (see `display`): wall time = ts + dispBase. Sequence headers are not frames.
+    const b0 = prefix[0];
+    if (len > 1 && ((b0 & 0x80) ? (b0 & 0x0f) === 0 : prefix[1] === 0)) return;
+    if (ts < this.lastTs) ts = this.lastTs; // sequence headers and the like may repeat a time
+    this.lastTs = ts;
+    if (this.dispBase !== this.dispBase) this.dispBase = now - ts;
+    let due = ts + this.dispBase;
+    if (due < now) { this.dispBase += now - due; due = now; }
     const sent = findSeiMicros(prefix, len);
     if (sent < 0) return;
     this.seiFrames++;
     const sample = measuring && now - this.joinedAt > 3000;
-    if (this.liveEdgeMs >= 0 && !sample) return; // the clock is only read when it is needed
+    if (this.liveEdgeMs >= 0 && this.displayEdgeMs >= 0 && !sample) return; // read the clock only when needed
     const us = wallMicros() - sent;
+    const dus = us + (due - now) * 1000;
     if (this.liveEdgeMs < 0 && us < EDGE_US) this.liveEdgeMs = now - this.t0;
-    if (sample) record(us);
+    if (this.displayEdgeMs < 0 && dus < EDGE_US) this.displayEdgeMs = now - this.t0;
+    if (sample) { arrival.record(us); display.record(dus); }
   }
   fail(e) { if (!this.error) this.error = String(e?.message ?? e); }
 }
@@ -99,7 +121,7 @@ const target = new URL(a.url);
 
 function startRtmp(p) {
   return rtmpSession(a.url, 'play', {
-    onMedia: (type, _ts, prefix, len) => { if (type === 9) p.video(prefix, len); },
+    onMedia: (type, ts, prefix, len) => { if (type === 9) p.video(prefix, len, ts); },
     onError: (e) => { p.fail(e); p.closed = true; },
     timeoutMs: JOIN_TIMEOUT,
   }).then(({ socket }) => {
@@ -116,7 +138,7 @@ function startHttp(p, ws) {
     p.socket = socket;
     socket.setNoDelay(true);
     const timer = setTimeout(() => { socket.destroy(); reject(new Error('join timeout')); }, JOIN_TIMEOUT);
-    const flv = new FlvReader((type, _ts, prefix, len) => { if (type === 9) p.video(prefix, len); });
+    const flv = new FlvReader((type, ts, prefix, len) => { if (type === 9) p.video(prefix, len, ts); });
     const feedFlv = (b, s, e) => flv.push(b, s, e);
     let head = Buffer.alloc(0), body = null;
     socket.on('connect', () => {
@@ -188,6 +210,7 @@ async function main() {
   const kbps = players.map((p) => ((p.bytesAtEnd - p.bytesAtStart) * 8) / 1000 / secs);
   const ff = players.filter((p) => p.firstFrameMs >= 0).map((p) => p.firstFrameMs);
   const edge = players.filter((p) => p.liveEdgeMs >= 0).map((p) => p.liveEdgeMs);
+  const dEdge = players.filter((p) => p.displayEdgeMs >= 0).map((p) => p.displayEdgeMs);
   const used = (cpuB.user - cpuA.user + cpuB.system - cpuA.system) / 1000 / (tB - tA);
   emit({
     event: 'result',
@@ -199,7 +222,9 @@ async function main() {
     kbpsMedian: median(kbps), kbpsMin: kbps.length ? Math.min(...kbps) : null, kbpsTotal: kbps.reduce((x, y) => x + y, 0),
     firstFrameMs: { p50: median(ff), max: ff.length ? Math.max(...ff) : null },
     liveEdgeMs: { p50: median(edge), max: edge.length ? Math.max(...edge) : null, reached: edge.length, thresholdMs: EDGE_US / 1000 },
-    latencyMs: { samples, p50: quantileMs(0.5), p99: quantileMs(0.99), max: latMax / 1000 },
+    latencyMs: { samples: arrival.samples, p50: arrival.quantileMs(0.5), p99: arrival.quantileMs(0.99), max: arrival.max / 1000 },
+    displayMs: { samples: display.samples, p50: display.quantileMs(0.5), p99: display.quantileMs(0.99), max: display.max / 1000,
+      edge: { p50: median(dEdge), max: dEdge.length ? Math.max(...dEdge) : null, reached: dEdge.length } },
     loadCpu: { pct: used * 100, userPct: ((cpuB.user - cpuA.user) / 1000 / (tB - tA)) * 100,
       totalSinceStartSec: (process.cpuUsage(cpu0).user + process.cpuUsage(cpu0).system) / 1e6 },
   });

@@ -55,7 +55,7 @@ export default definePlugin({
     /** Largest FLV tag accepted from a publisher or pull (bytes); a bigger one ends that input. */
     maxtagsize: t.num(8 * 1024 * 1024, { min: 1024, max: 0xffffff, int: true }),
     /** High-water mark of each player's HTTP body / WebSocket queue (bytes): above it the player skips. */
-    writebuffer: t.num(1 << 20, { min: 16 * 1024, int: true }),
+    writebuffer: t.num(256 * 1024, { min: 16 * 1024, int: true }),
     /** First reconnect delay of an HTTP pull; doubles per failed attempt up to retrymax. */
     retryinterval: t.dur('1s'),
     retrymax: t.dur('30s'),

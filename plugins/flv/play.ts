@@ -46,12 +46,12 @@ export class FlvPlaySink extends BatchedByteSink {
     this.batch.push(...flvTag(FLV_TAG_SCRIPT, 0, [flvMetaData(tracks)]));
   }
 
-  config(track: Track, cfg: CodecConfig, _sub: Subscriber, next: Frame): number {
+  config(track: Track, cfg: CodecConfig, _sub: Subscriber, _next: Frame, dts: number): number {
     if (!flvCanCarry(track)) return 0;
     const sh = flvSequenceHeader(track, cfg);
     if (!sh) return 0;
     // At the time of the frame it goes before (never behind what was written already).
-    const parts = flvTag(flvTagType(track.kind), Math.max(this.lastMs, tagMs(next)), sh.parts);
+    const parts = flvTag(flvTagType(track.kind), Math.max(this.lastMs, Math.round((dts * 1000) / track.clockRate)), sh.parts);
     for (const p of parts) this.batch.push(p);
     return FLV_TAG_HEADER_SIZE + sh.size + 4;
   }

@@ -24,7 +24,7 @@ export default definePlugin({
   description: 'live fMP4 over HTTP and WebSocket',
   defaults: {
     /** High-water mark of each player's HTTP body / WebSocket queue (bytes): above it the player skips. */
-    writebuffer: t.num(1 << 20, { min: 16 * 1024, int: true }),
+    writebuffer: t.num(256 * 1024, { min: 16 * 1024, int: true }),
   },
   setup(ctx) {
     const players = new Map<number, { kind: 'http' | 'ws'; streamPath: string; sub: Subscriber; stop(r: string): void }>();

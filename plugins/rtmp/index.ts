@@ -39,6 +39,9 @@ export default definePlugin({
     clienttimeout: t.dur('10s'),
     /** Verify certificates of rtmps:// servers we pull from or push to. */
     tlsverify: true,
+    /** Bytes queued per connection before a player counts as slow (it stops taking frames and, once
+     * behind by subscribe.maxlag, skips to a keyframe). Applies to connections accepted after a change. */
+    writebuffer: t.num(256 * 1024, { min: 16 * 1024, int: true }),
   },
   async setup(ctx) {
     const cfg = ctx.config;
@@ -56,14 +59,14 @@ export default definePlugin({
       conn.setNoDelay(true);
       new RtmpSession(conn, sessionEnv());
     };
-    await ctx.listenTcp(cfg.tcp.listenaddr, onConn, { what: 'RTMP' });
+    await ctx.listenTcp(cfg.tcp.listenaddr, onConn, { what: 'RTMP', highWaterMark: cfg.writebuffer });
     if (cfg.tcp.listenaddrtls) {
       if (!cfg.certfile || !cfg.keyfile) throw new Error('rtmp.tcp.listenaddrtls needs rtmp.certfile and rtmp.keyfile');
       const tls = {
         cert: await ctx.runtime.readTextFile(ctx.resolvePath(cfg.certfile)),
         key: await ctx.runtime.readTextFile(ctx.resolvePath(cfg.keyfile)),
       };
-      await ctx.listenTcp(cfg.tcp.listenaddrtls, onConn, { tls, what: 'RTMPS' });
+      await ctx.listenTcp(cfg.tcp.listenaddrtls, onConn, { tls, what: 'RTMPS', highWaterMark: cfg.writebuffer });
     }
 
     // Handshake and idle timeouts: one sweep a second over all sessions.

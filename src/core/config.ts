@@ -75,7 +75,7 @@ export const defaultPublish: PublishConfig = {
 
 export const defaultSubscribe: SubscribeConfig = {
   maxcount: 0, subaudio: true, subvideo: true, submode: 'real', buffertime: 0, iframeonly: false,
-  waittimeout: 10_000, waittrack: 'video', maxlag: 3000, mergewrite: 0, catchup: 300, key: '', secretargname: 'secret',
+  waittimeout: 10_000, waittrack: 'video', maxlag: 3000, mergewrite: 0, catchup: 100, key: '', secretargname: 'secret',
   expireargname: 'expire', subvideoargname: 'vts', subaudioargname: 'ats',
 };
 

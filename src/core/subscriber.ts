@@ -15,9 +15,10 @@ export interface SubscriberSink {
   begin?(sub: Subscriber): void;
   /**
    * The codec config of `track`: called before the first frame of a track and again whenever it changes
-   * (write a sequence header). `next` is the frame it goes before. Returns the bytes queued.
+   * (write a sequence header). `next` is the frame it goes before, `dts` that frame's time as frame()
+   * will get it. Returns the bytes queued.
    */
-  config?(track: Track, cfg: CodecConfig, sub: Subscriber, next: Frame): number;
+  config?(track: Track, cfg: CodecConfig, sub: Subscriber, next: Frame, dts: number): number;
   /** One frame, `dts` rebased for this subscriber (track clock units, starts near 0). Returns bytes queued. */
   frame(f: Frame, dts: number, sub: Subscriber): number;
   /**
@@ -53,6 +54,8 @@ export interface SubscriberInfo {
   bytesSent: number;
   framesDropped: number;
   skips: number;
+  /** A viewer too slow for the stream: it gets keyframes only (no audio) until it keeps up again. */
+  degraded: boolean;
   /** How far behind the live edge (ms of arrival time). */
   lagMs: number;
   /** Bytes waiting in this subscriber's connection, as its plugin reports. */
@@ -67,6 +70,15 @@ let subIds = 0;
 /** How much longer than mergewrite held frames wait for a video frame to end their batch. */
 export const AUDIO_HOLD_MS = 40;
 
+/**
+ * A viewer that has to skip twice within this time is switched to keyframes only (no audio), and back
+ * to everything once it has taken frames without pushback for this long.
+ */
+export const DEGRADE_WINDOW_MS = 10_000;
+
+/** The longest a degraded viewer waits before it is tried at the full rate again. */
+export const MAX_DEGRADE_HOLD_MS = 300_000;
+
 /** Flush a batch once it holds this many bytes, so backpressure is noticed within a GOP burst. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
@@ -80,6 +92,13 @@ export class Subscriber {
   bytesSent = 0;
   framesDropped = 0;
   skips = 0;
+  /** Keyframes only for a viewer that cannot keep up (see DEGRADE_WINDOW_MS). */
+  degraded = false;
+  private lastSkipAt = 0;
+  private lastBlockAt = 0;
+  /** How long a degraded viewer must keep up before it gets everything again; doubles each relapse. */
+  private degradeHold = DEGRADE_WINDOW_MS;
+  private everRecovered = false;
   /** Set by the plugin: bytes buffered in its connection (shown in the API). */
   bufferedFn: (() => number) | null = null;
   /** Why the subscriber ended with an error (a sink that threw), for the API. */
@@ -276,17 +295,19 @@ export class Subscriber {
           this.cursor = head;
           this.bytesSent += bytes;
           this.framesSent += n;
-          if (!sink.flush(this) && this.state === 'live') this.state = 'blocked';
+          if (!sink.flush(this) && this.state === 'live') this.blocked();
           return;
         }
       }
     }
-    const keyOnly = this.config.iframeonly;
+    const degraded = this.degraded;
+    const keyOnly = this.config.iframeonly || degraded;
     let batch = 0;
     while (c < ring.head) {
       const f = ring.get(c++)!;
       const t = f.track;
       if (!this.wants(t)) continue;
+      if (degraded && !(t.kind === 'video' && f.key)) { this.framesDropped++; continue; }
       if (t.kind === 'video') {
         if (this.needKey) {
           if (!f.key) continue;
@@ -298,13 +319,13 @@ export class Subscriber {
         if (t.kind !== 'video') continue; // catch-up: cached audio is left out
         sec = this.retimeEdgeSec - (this.retimeEdgeSec - sec) * this.retimeK;
       }
-      if (this.cfgSent.get(t.id) !== f.configVersion) {
-        this.cfgSent.set(t.id, f.configVersion);
-        if (sink.config) batch += sink.config(t, f.config, this, f);
-      }
       if (this.baseSec !== this.baseSec) this.baseSec = sec; // NaN check: first frame
       let dts = Math.round((sec - this.baseSec) * t.clockRate);
       if (dts < 0) dts = 0;
+      if (this.cfgSent.get(t.id) !== f.configVersion) {
+        this.cfgSent.set(t.id, f.configVersion);
+        if (sink.config) batch += sink.config(t, f.config, this, f, dts);
+      }
       const n = sink.frame(f, dts, this);
       batch += n;
       this.bytesSent += n;
@@ -313,7 +334,7 @@ export class Subscriber {
         this.cursor = c;
         batch = 0;
         if (!sink.flush(this)) {
-          if (this.state === 'live') this.state = 'blocked';
+          if (this.state === 'live') this.blocked();
           return;
         }
         if (this.state !== 'live') return; // closed from inside the sink
@@ -322,10 +343,15 @@ export class Subscriber {
     this.cursor = c;
     if (c >= this.retimeEnd) this.retimeEnd = -1;
     if (batch > 0 && !sink.flush(this)) {
-      if (this.state === 'live') this.state = 'blocked';
+      if (this.state === 'live') this.blocked();
       return;
     }
     this.flushEvery = MAX_BATCH_BYTES; // caught up without pushback
+    if (degraded && Date.now() - Math.max(this.lastBlockAt, this.lastSkipAt) > this.degradeHold) {
+      this.degraded = false;
+      this.everRecovered = true;
+      this.needKey = true; // P-frames need the frames it did not get: start again at a keyframe
+    }
   }
 
   /**
@@ -335,7 +361,7 @@ export class Subscriber {
    */
   private plainFrames(from: number, to: number): number {
     if (this.baseSec !== this.baseSec) return -1; // nothing sent yet: the timestamp base is not set
-    if (from < this.retimeEnd) return -1; // still catching up: timestamps of its own
+    if (from < this.retimeEnd || this.degraded) return -1; // catching up / keyframes only: its own path
     const ring = this.stream.ring;
     let n = 0;
     for (let s = from; s < to; s++) {
@@ -349,6 +375,11 @@ export class Subscriber {
     return n > 0 ? n : -1;
   }
 
+  private blocked(): void {
+    this.state = 'blocked';
+    this.lastBlockAt = Date.now();
+  }
+
   private skip(from: number, to: number): void {
     // Count only the frames this subscriber would have sent.
     const ring = this.stream.ring;
@@ -357,6 +388,13 @@ export class Subscriber {
     if (from < ring.tail) n += ring.tail - from; // already evicted: count them all (upper bound)
     this.framesDropped += n;
     this.skips++;
+    const now = Date.now();
+    if (now - this.lastSkipAt < DEGRADE_WINDOW_MS && !this.degraded) {
+      // A relapse after a recovery: it could not take the full rate after all; wait longer next time.
+      if (this.everRecovered) this.degradeHold = Math.min(this.degradeHold * 2, MAX_DEGRADE_HOLD_MS);
+      this.degraded = true;
+    }
+    this.lastSkipAt = now;
     this.needKey = true;
     this.retimeEnd = -1; // frames after a skip keep their own times (later than any retimed one)
   }
@@ -390,7 +428,7 @@ export class Subscriber {
     return {
       id: this.id, protocol: this.protocol, type: this.type, remote: this.remote,
       startTime: new Date(this.startTime).toISOString(), state: this.state, submode: this.config.submode,
-      framesSent: this.framesSent, bytesSent: this.bytesSent, framesDropped: this.framesDropped, skips: this.skips,
+      framesSent: this.framesSent, bytesSent: this.bytesSent, framesDropped: this.framesDropped, skips: this.skips, degraded: this.degraded,
       lagMs: this.lagMs(), buffered: this.bufferedFn?.() ?? 0, args: this.args, ...(this.error ? { error: this.error } : {}),
     };
   }

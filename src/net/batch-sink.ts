@@ -43,7 +43,7 @@ export abstract class BatchedByteSink implements SubscriberSink {
   }
 
   abstract begin(sub: Subscriber): void;
-  abstract config(track: Track, cfg: CodecConfig, sub: Subscriber, next: Frame): number;
+  abstract config(track: Track, cfg: CodecConfig, sub: Subscriber, next: Frame, dts: number): number;
   abstract frame(f: Frame, dts: number, sub: Subscriber): number;
 
   /** A shared, already framed buffer queued by queueFramed() (written after `batch`). */

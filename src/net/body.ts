@@ -89,10 +89,18 @@ abstract class SinkBase implements ByteSink {
 class BodySink extends SinkBase {
   #ctl: ReadableStreamDefaultController<Uint8Array> | undefined;
   readonly #hwm: number;
+  readonly #copyShared: boolean;
 
-  constructor(hwm: number) {
+  constructor(hwm: number, copyShared: boolean) {
     super();
     this.#hwm = hwm;
+    this.#copyShared = copyShared;
+  }
+
+  /** A buffer shared with other viewers (Stream.sharedRange): enqueued as is, or copied where the
+   * runtime needs its own (Runtime.copySharedBody). */
+  writeFramed(framed: Uint8Array): boolean {
+    return this.write(this.#copyShared ? framed.slice() : framed);
   }
 
   attach(ctl: ReadableStreamDefaultController<Uint8Array>): void {
@@ -163,9 +171,9 @@ class BodySink extends SinkBase {
  * The stream's queue is measured in bytes; pull() (the consumer wants more) is the drain signal and
  * cancel() (the client disconnected, on every runtime) fires onClose.
  */
-export function createBodySink(opts: { highWaterMark?: number } = {}): { body: ReadableStream<Uint8Array>; sink: ByteSink } {
+export function createBodySink(opts: { highWaterMark?: number; copyShared?: boolean } = {}): { body: ReadableStream<Uint8Array>; sink: ByteSink } {
   const hwm = opts.highWaterMark ?? DEFAULT_SINK_HIGH_WATER_MARK;
-  const sink = new BodySink(hwm);
+  const sink = new BodySink(hwm, opts.copyShared ?? false);
   const body = new ReadableStream<Uint8Array>(
     {
       start: (ctl) => sink.attach(ctl),

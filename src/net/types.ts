@@ -172,6 +172,12 @@ export interface Runtime {
    * runtime has none or cannot here (then return a ReadableStream body from createBodySink()).
    */
   streamResponse?(c: unknown, status: number, headers: Record<string, string>, highWaterMark: number): StreamedResponse | undefined;
+  /**
+   * Set where one Uint8Array must not be enqueued into several response bodies at once (Deno 2.9: a
+   * body fed buffers that other bodies also hold stopped noticing its client's disconnect). Shared
+   * packagings are then copied per response on the ReadableStream path.
+   */
+  readonly copySharedBody?: boolean;
   readFile(path: string): Promise<Uint8Array>;
   /**
    * Read a file as a stream of chunks (large files: FLV/MP4 pulls, VOD), reading only as fast as the
