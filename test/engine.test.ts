@@ -510,3 +510,32 @@ describe('engine: catch-up to the live edge (subscribe.catchup)', () => {
     assert.ok(sink.got.some((g) => g.kind === 'audio'));
   });
 });
+
+describe('engine: adaptive merging under load', () => {
+  it('a stream whose fan-out takes most of the time merges writes, and gives it back when the load goes', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/busy', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, gop: 25, audio: false });
+    src.burst(2);
+    let cost = 30; // ms of work per frame written: 25 fps x 30 ms = 75 % of the time
+    let flushes = 0;
+    class SlowWriter extends RecSink {
+      override frame(f: Frame, dts: number) { const end = performance.now() + cost; while (performance.now() < end) { /* busy */ } return super.frame(f, dts); }
+      override flush() { flushes++; return super.flush(); }
+    }
+    await e.subscribe('live/busy', { protocol: 'test', sink: new SlowWriter() });
+    const stream = e.getStream('live/busy')!;
+    src.start();
+    try {
+      await until(() => stream.autoMerge >= 50, 6000);
+      const f0 = flushes, n0 = src.pub.stream.ring.head;
+      await sleep(1000);
+      const frames = src.pub.stream.ring.head - n0, writes = flushes - f0;
+      assert.ok(writes < frames * 0.8, `${writes} writes for ${frames} frames under load`);
+      cost = 0;
+      await until(() => stream.autoMerge === 0, 8000);
+    } finally {
+      src.stop();
+    }
+  });
+});

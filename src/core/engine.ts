@@ -306,7 +306,7 @@ export class Engine implements StreamHost {
     const roll = (++this.tickCount & 3) === 0;
     for (const s of [...this.streams.values()]) {
       const pub = s.publisher;
-      if (roll) for (const t of s.tracks) t.rollStats(now);
+      if (roll) { for (const t of s.tracks) t.rollStats(now); s.adapt(now); }
       if (!pub) continue;
       const c = pub.config;
       const limit = pub.paused ? c.pausetimeout : c.publishtimeout;

@@ -18,6 +18,9 @@ export interface StreamHost {
   onStreamClosed(stream: Stream, reason: string): void;
 }
 
+/** The most adaptive merging adds to a stream's writes under load (ms). */
+export const MAX_AUTO_MERGE_MS = 200;
+
 /** Media time between audio sync points when a stream has no video. */
 const AUDIO_SYNC_SEC = 1;
 
@@ -142,6 +145,7 @@ export class Stream {
     if (this.ring.size > cfg.ringsize || this.ring.bytes > cfg.ringbytes) this.evictHard();
     if (this.waiters.length) this.checkWaiters();
     const now = f.arrival;
+    const t0 = performance.now();
     let due = Infinity;
     for (const s of this.subscribers) {
       if (s.state !== 'live') continue;
@@ -149,6 +153,29 @@ export class Stream {
       if (d < due) due = d;
     }
     if (due !== Infinity) this.scheduleMerged(due);
+    this.fanoutMs += performance.now() - t0;
+  }
+
+  // ---------------------------------------------------------------- adaptive merging
+
+  /** Merge window (ms) added under load, on top of each subscriber's subscribe.mergewrite. */
+  autoMerge = 0;
+  private fanoutMs = 0;
+  private adaptAt = 0;
+
+  /**
+   * @internal Called about once a second. When writing to this stream's subscribers took more than
+   * half of the time since the last call, the stream merges writes by another 25 ms (up to
+   * MAX_AUTO_MERGE_MS): fewer, larger writes, so the process keeps up and viewers get a little more
+   * latency instead of falling behind and skipping. Below a fifth it gives 25 ms back.
+   */
+  adapt(now: number): void {
+    const span = now - this.adaptAt;
+    this.adaptAt = now;
+    const busy = span > 0 && span < 5000 ? this.fanoutMs / span : 0;
+    this.fanoutMs = 0;
+    if (busy > 0.5) this.autoMerge = Math.min(this.autoMerge + 25, MAX_AUTO_MERGE_MS);
+    else if (busy < 0.2 && this.autoMerge > 0) this.autoMerge = Math.max(this.autoMerge - 25, 0);
   }
 
   // ---------------------------------------------------------------- merged writes
@@ -169,7 +196,7 @@ export class Stream {
     this.mergeTimer = undefined;
     this.mergeDue = Infinity;
     if (this.state === 'closed') return;
-    const now = Date.now();
+    const now = Date.now(), t0 = performance.now();
     let due = Infinity;
     for (const s of this.subscribers) {
       if (s.state !== 'live') continue;
@@ -177,6 +204,7 @@ export class Stream {
       if (d < due) due = d;
     }
     if (due !== Infinity) this.scheduleMerged(due);
+    this.fanoutMs += performance.now() - t0;
   }
 
   // ---------------------------------------------------------------- shared packagings of frame ranges
@@ -354,7 +382,7 @@ export class Stream {
     return {
       path: this.path, state: this.state, createdAt: new Date(this.createdAt).toISOString(),
       publisher: this.publisher?.info() ?? null, publishCount: this.publishCount,
-      subscribers: this.subscribers.size,
+      subscribers: this.subscribers.size, autoMerge: this.autoMerge,
       tracks: this.tracks.map((t) => t.info()),
       ring: {
         frames: ring.size, bytes: ring.bytes, capacity: ring.capacity, syncPoints: ring.syncCount,
@@ -371,6 +399,8 @@ export interface StreamInfo {
   publisher: PublisherInfo | null;
   publishCount: number;
   subscribers: number;
+  /** Merge window (ms) the stream added under load (see Stream.adapt). */
+  autoMerge: number;
   tracks: Record<string, unknown>[];
   ring: { frames: number; bytes: number; capacity: number; syncPoints: number; spanMs: number };
 }

@@ -231,7 +231,7 @@ export class Subscriber {
    * (W = 0: every frame at once).
    */
   onFrame(f: Frame, now: number): number {
-    const w = this.config.mergewrite;
+    const w = Math.max(this.config.mergewrite, this.stream.autoMerge);
     if (this.pendingSince === 0) this.pendingSince = now;
     if (this.wantVideo && this.stream.hasVideo()) {
       const t = f.track;
@@ -245,7 +245,7 @@ export class Subscriber {
   /** @internal The stream's merge timer: flush when due; returns the next due time like onFrame(). */
   flushIfDue(now: number): number {
     if (this.pendingSince === 0) return Infinity;
-    const w = this.config.mergewrite + (this.wantVideo && this.stream.hasVideo() ? AUDIO_HOLD_MS : 0);
+    const w = Math.max(this.config.mergewrite, this.stream.autoMerge) + (this.wantVideo && this.stream.hasVideo() ? AUDIO_HOLD_MS : 0);
     if (now - this.pendingSince >= w - 1) this.pump(); // timers may fire within the same ms
     return this.pendingSince === 0 ? Infinity : this.pendingSince + w;
   }
