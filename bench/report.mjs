@@ -31,7 +31,11 @@ export function loadResults(root) {
 export function mergeRows(runs) {
   const best = new Map(), failed = new Map();
   for (const run of runs) {
+    // A --slow run's plain rows are the baselines of its slow rows, often measured in another network
+    // setting (--netns): they stay with the slow rows (slowImpact) and out of the main tables.
+    const slowRun = run.rows.some((r) => r.slow);
     for (const r of run.rows) {
+      if (slowRun && !r.slow) continue;
       const k = `${r.server}|${r.proto}|${r.n}${r.slow ? '|slow' : ''}`;
       if (r.ok) { best.set(k, { ...r, run: run.date }); failed.delete(k); } else if (!best.has(k)) failed.set(k, { ...r, run: run.date });
     }
@@ -151,6 +155,7 @@ export function markdown(runs, merged) {
     '- Latency: every video frame carries an SEI NAL (user_data_unregistered, fixed UUID) with the publisher\'s wall clock in µs, stamped just before the frame is written; a player records now − stamp for each frame received during the window and more than 3 s after it joined. p50/p99 over all players\' frames.',
     '- First frame: from the player starting to connect to its first video message/tag (with N players joining at once).',
     `- Live edge: from the player starting to connect to its first video frame whose SEI latency is below ${me.edgeMs ?? 100} ms (a new player first gets the server's cached GOP, old frames, then live ones); p50 over players. "–": not measured in that run.`,
+    `- Display: what a player without a buffer of its own would show. It paces frames by their timestamps from the first one it got (a frame that arrives after its time stalls that clock); display latency = when the frame is shown − the SEI stamp, p50 over the window. This is where a GOP cache's cost shows: a cached GOP sent at once with its original timestamps is shown a GOP age late for the whole session (node-media-server ≈ 1.0–1.3 s here); a server without a cache (nginx-rtmp) waits for the next keyframe instead (first frame ≈ 0.6–0.9 s); m7s fast-forwards the cached GOP into \`subscribe.catchup\` (100 ms). Display edge: time to the first frame shown less than the live-edge threshold late.`,
     '- Median kb/s: each player\'s received bytes over the window, median over players (≈ 2200 means it kept up).',
     '- Servers: m7s from this tree (bundled like `npm run build`, run as `node …/m7s.mjs -c`, `bun adapters/bun/main.ts -c`, `deno run -A adapters/deno/main.ts -c`; log level warn); node-media-server with its v4 defaults (webadmin off); nginx-rtmp (Debian, one process, `live on`, RTMP only).',
     '',
