@@ -96,3 +96,18 @@ export async function until<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, wha
     await sleep(50);
   }
 }
+
+/**
+ * Loss check on ffprobe's video packets: how many arrived against how many `fps` gives for their span.
+ * The first `skipSec` of media are left out: a new player's cached GOP is fast-forwarded into
+ * subscribe.catchup (100 ms by default), so more frames than `fps` allows sit at the start, on purpose.
+ */
+export function videoLoss(videoPackets: { dts_time?: string; dts?: number }[], fps: number, skipSec = 0.2): { count: number; expected: number; err: number; span: number } {
+  const time = (p: { dts_time?: string; dts?: number }) => (p.dts_time !== undefined ? Number(p.dts_time) : Number(p.dts));
+  if (!videoPackets.length) return { count: 0, expected: 0, err: 1, span: 0 };
+  const t0 = time(videoPackets[0]) + skipSec;
+  const rest = videoPackets.filter((p) => time(p) >= t0);
+  const span = rest.length ? time(rest[rest.length - 1]) - time(rest[0]) + 1 / fps : 0;
+  const expected = span * fps;
+  return { count: rest.length, expected, err: expected ? Math.abs(rest.length - expected) / expected : 1, span };
+}
