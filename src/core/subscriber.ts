@@ -389,7 +389,8 @@ export class Subscriber {
     this.framesDropped += n;
     this.skips++;
     const now = Date.now();
-    if (now - this.lastSkipAt < DEGRADE_WINDOW_MS && !this.degraded) {
+    // Only viewers (real mode) degrade: a recorder (noskip) that lost frames to eviction still wants audio.
+    if (now - this.lastSkipAt < DEGRADE_WINDOW_MS && !this.degraded && this.config.submode === 'real') {
       // A relapse after a recovery: it could not take the full rate after all; wait longer next time.
       if (this.everRecovered) this.degradeHold = Math.min(this.degradeHold * 2, MAX_DEGRADE_HOLD_MS);
       this.degraded = true;
