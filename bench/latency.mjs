@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// HLS / LL-HLS latency in a real browser, and the memory 100 HLS streams cost. Results go to the
-// "HLS / LL-HLS latency" section of docs/BENCHMARKS.md (by hand: this prints the numbers).
+// HLS / LL-HLS / HTTP-FLV latency in a real browser, and the memory 100 HLS streams cost. Results go to
+// the "HLS / LL-HLS latency" and "HTTP-FLV glass-to-glass" sections of docs/BENCHMARKS.md (by hand:
+// this prints the numbers).
 //
-//   node bench/latency.mjs [--modes llhls,hls] [--warmup 5] [--seconds 20]    latency
-//   node bench/latency.mjs --memory 100 [--kbps 500] [--seconds 30]           memory
+//   node bench/latency.mjs [--modes llhls,hls,flv] [--warmup 5] [--seconds 20] [--gop 1]   latency
+//        flv only: [--joins 3] [--flv-config '{"isLive":true}']
+//   node bench/latency.mjs --memory 100 [--kbps 500] [--seconds 30]                       memory
 //
 // Latency. m7s (bundled like `npm run build`, its own Node process, `hls.fragment: 1s`,
 // `llhls.part: 200ms`) gets one RTMP stream from ffmpeg (libx264 ultrafast/zerolatency, 320×240 25 fps,
@@ -16,6 +18,17 @@
 //                    segmenting/parts, playlist reloads, HTTP, hls.js buffer, decode; not the screen.
 //   PDT            = Date.now() − hls.playingDate (from EXT-X-PROGRAM-DATE-TIME, the server arrival
 //                    time of the segment's first frame): the server-to-screen part alone.
+// --gop sets the keyframe interval in seconds (default 1, or 2 when every mode is flv; scene-cut
+// keyframes are off, so keyframes are exactly every gop·25 frames).
+//
+// HTTP-FLV (`flv`): mpegts.js (node_modules/mpegts.js/dist) plays /flv/live/clock.flv with the config
+// --flv-config (default {"isLive":true}: mpegts.js defaults otherwise, so no liveBufferLatencyChasing,
+// stash buffer on). Two variants: m7s's default `subscribe.catchup` (100 ms: the cached GOP's video
+// is retimed into 100 ms ending at the live edge) and `?catchup=0` (the GOP with its own timestamps).
+// Every flv player is a warm one joining an old stream; --joins players per variant join at GOP phases
+// spread over the GOP ((k + 0.5)/joins of it after a keyframe was handed to ffmpeg). Extra columns: the
+// GOP phase at the join, the glass-to-glass of the first presented frame, and when the per-frame
+// glass-to-glass first came within 50 ms of the row's p50 (the end of the catch-up).
 //
 // Memory. The same server, N in-process RTMP publishers (synthetic H.264/AAC from bench/load, --kbps
 // each, keyframe every second so segments are 1 s), then every stream's HLS playlist is fetched every
@@ -40,6 +53,9 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const { values: a } = parseArgs({
   options: {
     modes: { type: 'string', default: 'llhls,hls' },
+    gop: { type: 'string', default: '' },
+    joins: { type: 'string', default: '3' },
+    'flv-config': { type: 'string', default: '{"isLive":true}' },
     warmup: { type: 'string', default: '5' },
     seconds: { type: 'string', default: '' },
     memory: { type: 'string', default: '' },
@@ -126,22 +142,27 @@ function clockFrame(ms, n) {
 }
 
 /** ffmpeg encodes frames we draw in real time (each stamped when handed over) and publishes over RTMP. */
-function clockPublisher(url, ffmpeg) {
+function clockPublisher(url, ffmpeg, gop) {
   const p = spawn(ffmpeg, ['-hide_banner', '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${W}x${H}`,
-    '-r', String(FPS), '-i', 'pipe:0', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', String(FPS),
-    '-bf', '0', '-pix_fmt', 'yuv420p', '-flush_packets', '1', '-f', 'flv', url], { stdio: ['pipe', 'ignore', 'pipe'] });
+    '-r', String(FPS), '-i', 'pipe:0', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', String(gop),
+    '-x264-params', 'scenecut=0', '-bf', '0', '-pix_fmt', 'yuv420p', '-flush_packets', '1', '-f', 'flv', url], { stdio: ['pipe', 'ignore', 'pipe'] });
   let err = '';
   p.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
   p.stdin.on('error', () => {});
   const t0 = performance.now();
-  let n = 0, timer;
+  let n = 0, timer, lastKey = 0;
   const tick = () => {
     const due = Math.floor((performance.now() - t0) / (1000 / FPS)) + 1;
-    while (n < due && p.exitCode === null) p.stdin.write(clockFrame(Math.round(wallMs()), n++));
+    while (n < due && p.exitCode === null) {
+      const ms = Math.round(wallMs());
+      if (n % gop === 0) lastKey = ms;
+      p.stdin.write(clockFrame(ms, n++));
+    }
     timer = setTimeout(tick, t0 + n * (1000 / FPS) - performance.now());
   };
   tick();
-  return { stderr: () => err, stop: async () => { clearTimeout(timer); p.stdin.end(); await stopProc(p); } };
+  // lastKey: the clock drawn into the newest keyframe (frame n % gop === 0) handed to ffmpeg.
+  return { stderr: () => err, lastKey: () => lastKey, stop: async () => { clearTimeout(timer); p.stdin.end(); await stopProc(p); } };
 }
 
 /** Page script: on every presented frame, decode the drawn clock; keeps the latest latency in window.g2g. */
@@ -149,7 +170,9 @@ const READER = `(() => {
   const v = document.getElementById('v');
   const c = document.createElement('canvas'); c.width = ${W}; c.height = ${ROWS * BLOCK};
   const g = c.getContext('2d', { willReadFrequently: true });
-  window.g2g = { last: null, frames: 0, bad: 0 };
+  // first: the first presented frame read back (its glass-to-glass and when); series: [t, g2g] of the
+  // first 500 frames (t = performance.now() time of the frame's expected display).
+  window.g2g = { last: null, frames: 0, bad: 0, first: null, series: [] };
   const onFrame = (_now, meta) => {
     if (v.videoWidth === ${W}) {
       g.drawImage(v, 0, 0, ${W}, ${H}, 0, 0, ${W}, ${H});
@@ -158,7 +181,12 @@ const READER = `(() => {
       let ms = 0, sum = 0, mul = 1;
       for (let k = 0; k < 11; k++) { let nib = 0; for (let b = 0; b < 4; b++) nib |= bit(k * 4 + b) << b; sum += nib; ms += nib * mul; mul *= 16; }
       let chk = 0; for (let b = 0; b < 4; b++) chk |= bit(44 + b) << b;
-      if (chk === sum % 16) { window.g2g.last = performance.timeOrigin + meta.expectedDisplayTime - ms; window.g2g.frames++; }
+      if (chk === sum % 16) {
+        const l = performance.timeOrigin + meta.expectedDisplayTime - ms;
+        window.g2g.last = l; window.g2g.frames++;
+        if (!window.g2g.first) window.g2g.first = { g2g: l, at: meta.expectedDisplayTime, clock: ms };
+        if (window.g2g.series.length < 500) window.g2g.series.push([meta.expectedDisplayTime, l]);
+      }
       else window.g2g.bad++;
     }
     v.requestVideoFrameCallback(onFrame);
@@ -171,9 +199,14 @@ async function latency() {
   const { chromium } = await import('playwright-core');
   const ffmpeg = process.env.M7S_FFMPEG || require('@ffmpeg-installer/ffmpeg').path;
   const warmup = Number(a.warmup) * 1000, measureMs = Number(a.seconds || 20) * 1000;
+  const modes = a.modes.split(',');
+  const gopSec = Number(a.gop || (modes.every((m) => m === 'flv') ? 2 : 1)), gopMs = gopSec * 1000;
+  const joins = Math.max(1, Number(a.joins));
+  const flvConfig = JSON.parse(a['flv-config']);
   const dir = mkdtempSync(join(tmpdir(), 'm7s-latency-'));
   const S = await startM7s(dir);
-  const pub = clockPublisher(`${S.rtmp}/live/clock`, ffmpeg);
+  const pub = clockPublisher(`${S.rtmp}/live/clock`, ffmpeg, Math.round(gopSec * FPS));
+  log(`GOP ${gopSec} s; mpegts.js config ${JSON.stringify(flvConfig)}`);
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   const results = [];
   try {
@@ -183,21 +216,33 @@ async function latency() {
       if (i === 99) throw new Error(`no stream: ffmpeg ${pub.stderr()}`);
       await sleep(100);
     }
-    // Each mode twice: 'cold' is the first player (its playlist request starts the segmenter, so hls.js
+    // HLS modes twice: 'cold' is the first player (its playlist request starts the segmenter, so hls.js
     // starts with one segment listed); 'warm' joins ~10 s later with the playlist window full.
-    for (const [mode, run] of a.modes.split(',').flatMap((m) => [[m, 'cold'], [m, 'warm']])) {
+    // flv: warm players only (the stream has run for a while), catch-up on and off at each GOP phase.
+    const runs = modes.flatMap((m) => m !== 'flv' ? [{ mode: m, run: 'cold' }, { mode: m, run: 'warm' }]
+      : Array.from({ length: joins }, (_, k) => ['', 'catchup=0'].map((query) =>
+        ({ mode: m, run: 'warm', query, phase: Math.round(((k + 0.5) / joins) * gopMs) }))).flat());
+    if (modes.every((m) => m === 'flv')) await sleep(Math.max(0, 2 * gopMs - 2000)); // a few GOPs old
+    for (const { mode, run, query, phase } of runs) {
       const page = await browser.newPage({ viewport: { width: 640, height: 520 } });
+      const warnings = [];
+      page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') warnings.push(`${m.type()}: ${m.text()}`.slice(0, 300)); });
+      page.on('pageerror', (e) => warnings.push(`pageerror: ${e.message}`));
       await page.setContent(readFileSync(join(ROOT, 'test/browser/player.html'), 'utf8'));
       await page.addScriptTag({ path: require.resolve('hls.js/dist/hls.min.js') });
+      if (mode === 'flv' || mode === 'wsflv') await page.addScriptTag({ path: require.resolve('mpegts.js/dist/mpegts.js') });
       await page.addScriptTag({ path: join(ROOT, 'test/browser/player.js') });
       await page.addScriptTag({ content: READER });
-      await page.evaluate((cfg) => window.m7sPlay(cfg), { mode, base: S.base, stream: 'live/clock' });
+      // flv: join when the newest keyframe is `phase` ms old (the GOP m7s has cached is that old).
+      if (phase !== undefined) await sleep((((phase - (wallMs() - pub.lastKey())) % gopMs) + gopMs) % gopMs);
+      const joinPhase = Math.round(wallMs() - pub.lastKey());
+      await page.evaluate((cfg) => { window.playAt = performance.now(); window.m7sPlay(cfg); },
+        { mode, base: S.base, stream: 'live/clock', query, flv: flvConfig });
       const t0 = Date.now();
       while (!(await page.evaluate(() => window.m7s.report().playingFor > 0))) {
         if (Date.now() - t0 > 30_000) throw new Error(`${mode}: no playback: ${JSON.stringify(await page.evaluate(() => window.m7s.report()))}`);
         await sleep(100);
       }
-      const startup = Date.now() - t0;
       await sleep(warmup);
       const g2g = [], pdt = [];
       const end = Date.now() + measureMs;
@@ -207,10 +252,24 @@ async function latency() {
         if (s.p !== null) pdt.push(s.p);
         await sleep(500);
       }
-      const r = await page.evaluate(() => ({ ...window.m7s.report(), clock: window.g2g }));
+      const r = await page.evaluate(() => ({
+        ...window.m7s.report(), clock: window.g2g, playAt: window.playAt, playAtWall: performance.timeOrigin + window.playAt,
+        firstPlayingAt: window.m7s.state.firstPlayingAt,
+        ranges: (({ buffered: b }) => Array.from({ length: b.length }, (_, i) => [+b.start(i).toFixed(3), +b.end(i).toFixed(3)]))(document.getElementById('v')),
+        quality: (({ totalVideoFrames, droppedVideoFrames }) => ({ totalVideoFrames, droppedVideoFrames }))(document.getElementById('v').getVideoPlaybackQuality()),
+      }));
       await page.screenshot({ path: join(dir, `${mode}-${run}.png`) });
       const sum = (xs) => ({ n: xs.length, p50: Math.round(pct(xs, 50)), p95: Math.round(pct(xs, 95)), min: Math.round(Math.min(...xs)), max: Math.round(Math.max(...xs)) });
-      const row = { mode, run, startupMs: startup, g2g: sum(g2g), pdt: sum(pdt), stalls: r.stalls, error: r.error, clockFrames: r.clock.frames, clockBad: r.clock.bad };
+      const s50 = pct(g2g, 50);
+      const settled = r.clock.series.find(([, l]) => l <= s50 + 50);
+      const row = {
+        mode, run, query: query ?? '', joinPhaseMs: phase === undefined ? null : joinPhase,
+        startupMs: Math.round(r.firstPlayingAt - r.playAt), g2g: sum(g2g), pdt: sum(pdt),
+        firstPicture: r.clock.first && { afterMs: Math.round(r.clock.first.at - r.playAt), g2g: Math.round(r.clock.first.g2g), ageAtJoinMs: Math.round(r.playAtWall - r.clock.first.clock) },
+        settledMs: settled ? Math.round(settled[0] - r.playAt) : null,
+        stalls: r.stalls, frozenMs: r.frozenMs, mediaAheadS: +(r.played - r.playingFor).toFixed(2), quality: r.quality,
+        error: r.error, clockFrames: r.clock.frames, clockBad: r.clock.bad, warnings: warnings.slice(0, 10), warningCount: warnings.length, ranges: r.ranges, events: mode === 'flv' ? r.events : undefined,
+      };
       results.push(row);
       log(JSON.stringify(row));
       await page.close();
@@ -221,10 +280,22 @@ async function latency() {
     await S.stop();
     rmSync(dir, { recursive: true, force: true });
   }
-  console.log('| mode | player | glass-to-glass p50 ms | p95 ms | min–max ms | PDT (server→screen) p50 ms | p95 ms | samples | stalls | first frame ms |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of results) {
-    console.log(`| ${r.mode} | ${r.run} | ${r.g2g.p50} | ${r.g2g.p95} | ${r.g2g.min}–${r.g2g.max} | ${r.pdt.p50} | ${r.pdt.p95} | ${r.g2g.n} | ${r.stalls.length} | ${r.startupMs} |`);
+  const stalls = (r) => `${r.stalls.length}${r.stalls.length ? ` (${Math.max(...r.stalls.map((x) => x.ms))} ms)` : ''}`;
+  const hls = results.filter((r) => r.mode !== 'flv'), flv = results.filter((r) => r.mode === 'flv');
+  if (hls.length) {
+    console.log('| mode | player | glass-to-glass p50 ms | p95 ms | min–max ms | PDT (server→screen) p50 ms | p95 ms | samples | stalls | first frame ms |');
+    console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of hls) {
+      console.log(`| ${r.mode} | ${r.run} | ${r.g2g.p50} | ${r.g2g.p95} | ${r.g2g.min}–${r.g2g.max} | ${r.pdt.p50} | ${r.pdt.p95} | ${r.g2g.n} | ${stalls(r)} | ${r.startupMs} |`);
+    }
+  }
+  if (flv.length) {
+    console.log('| HTTP-FLV | GOP age at join ms | first frame ms | first picture g2g ms | within 50 ms of p50 after ms | glass-to-glass p50 ms | p95 ms | min–max ms | samples | stalls (longest) | dropped / frames |');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|');
+    for (const r of flv) {
+      console.log(`| ${r.query ? `\`?${r.query}\`` : 'catch-up (default)'} | ${r.joinPhaseMs} | ${r.startupMs} | ${r.firstPicture?.g2g ?? '–'} | ${r.settledMs ?? '–'} | ` +
+        `${r.g2g.p50} | ${r.g2g.p95} | ${r.g2g.min}–${r.g2g.max} | ${r.g2g.n} | ${stalls(r)} | ${r.quality.droppedVideoFrames} / ${r.quality.totalVideoFrames} |`);
+    }
   }
 }
 

@@ -74,9 +74,10 @@
     hls.attachMedia(video);
   }
 
-  function playFlv(url) {
+  function playFlv(url, config) {
     if (!window.mpegts?.isSupported()) throw new Error('mpegts.js: MSE not supported here');
-    const player = mpegts.createPlayer({ type: 'flv', isLive: true, url }, { enableStashBuffer: false, liveBufferLatencyChasing: true });
+    // The default config is the browser test's (low latency); bench/latency.mjs passes its own.
+    const player = mpegts.createPlayer({ type: 'flv', isLive: true, url }, config ?? { enableStashBuffer: false, liveBufferLatencyChasing: true });
     player.on(mpegts.Events.ERROR, (type, detail, info) => fail(`mpegts.js ${type}/${detail} ${info?.msg ?? ''}`));
     player.attachMediaElement(video);
     player.load();
@@ -122,8 +123,11 @@
     }
   }
 
-  /** Start playing; returns at once (progress is read from report()). */
-  window.m7sPlay = ({ mode, base, stream }) => {
+  /**
+   * Start playing; returns at once (progress is read from report()). Optional: `query` (e.g.
+   * 'catchup=0') is appended to the URL; `flv` replaces the mpegts.js config of flv/wsflv.
+   */
+  window.m7sPlay = ({ mode, base, stream, query, flv }) => {
     state.mode = mode;
     const ws = base.replace(/^http/, 'ws');
     const urls = {
@@ -133,12 +137,12 @@
       wsflv: `${ws}/flv/${stream}.flv`,
       mp4: `${base}/mp4/${stream}.mp4`,
     };
-    const url = urls[mode];
-    if (!url) throw new Error(`unknown mode ${mode}`);
+    if (!urls[mode]) throw new Error(`unknown mode ${mode}`);
+    const url = query ? `${urls[mode]}?${query}` : urls[mode];
     state.url = url;
     try {
       if (mode === 'hls' || mode === 'llhls') playHls(url, mode === 'llhls');
-      else if (mode === 'flv' || mode === 'wsflv') playFlv(url);
+      else if (mode === 'flv' || mode === 'wsflv') playFlv(url, flv);
       else playMp4(base, stream, url).catch(fail);
     } catch (e) { fail(e.message ?? e); }
   };
