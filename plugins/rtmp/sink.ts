@@ -192,7 +192,7 @@ export class RtmpPlaySink implements SubscriberSink {
     const last = this.lastSeq;
     if (r.firstPrev[0] !== -2 && (r.firstPrev[0] < 0 || r.firstPrev[0] !== last[0])) return -1;
     if (r.firstPrev[2] !== -2 && (r.firstPrev[2] < 0 || r.firstPrev[2] !== last[2])) return -1;
-    for (const k of [0, 2]) {
+    for (let k = 0; k <= 2; k += 2) { // audio (0) and video (2)
       if (r.firstPrev[k] === -2) continue;
       last[k] = r.lastSeq[k];
       this.lastMs[k] = (this.lastMs[k] + r.deltaMs[k]) >>> 0;
