@@ -11,19 +11,8 @@
 
 export type TrackKind = 'video' | 'audio' | 'data';
 
-/** Codec parameters of a track. Replaced (not mutated) when the publisher sends new ones. */
-export interface CodecConfig {
-  /** 'h264' | 'h265' | 'av1' | 'vp9' | 'aac' | 'opus' | 'mp3' | 'pcma' | 'pcmu' | 'data' | ... */
-  codec: string;
-  /** Codec-specific setup: avcC/hvcC record, AudioSpecificConfig, OpusHead. */
-  data?: Uint8Array;
-  width?: number;
-  height?: number;
-  sampleRate?: number;
-  channels?: number;
-  /** An RFC 6381 codec string when known ("avc1.64001f", "mp4a.40.2"). */
-  codecString?: string;
-}
+import type { CodecConfig } from '../codec/config.ts';
+export type { CodecConfig };
 
 let trackIds = 0;
 
