@@ -5,3 +5,4 @@ export * from './aac.ts';
 export * from './opus.ts';
 export * from './g711.ts';
 export * from './config.ts';
+export * from './access-unit.ts';
