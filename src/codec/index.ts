@@ -6,3 +6,4 @@ export * from './opus.ts';
 export * from './g711.ts';
 export * from './config.ts';
 export * from './access-unit.ts';
+export * from './dts.ts';
