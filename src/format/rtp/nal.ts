@@ -91,6 +91,10 @@ export class NalDepacketizer extends Depacketizer {
   }
 
   private add(nal: Uint8Array): void {
+    // Trailing zero bytes are not part of a NAL unit (some senders keep the zero of a 4-byte start code).
+    let end = nal.length;
+    while (end > this.headerSize && nal[end - 1] === 0) end--;
+    if (end < nal.length) nal = nal.subarray(0, end);
     if (nal.length < this.headerSize) throw new FormatError(`${this.codec} NAL unit of ${nal.length} byte(s) in RTP`);
     if (this.nalus.length >= MAX_NALUS) throw new FormatError(`more than ${MAX_NALUS} NAL units in one RTP access unit`);
     this.size += nal.length + 4;
