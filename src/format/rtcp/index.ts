@@ -2,7 +2,7 @@
 // them. SR, RR, SDES, BYE, generic NACK (RTPFB 1), PLI (PSFB 1) and FIR (PSFB 4); anything else is kept
 // as an `unknown` record with its raw body. Parsing returns views into the input.
 
-import { FormatError } from '../bytes.ts';
+import { concat, FormatError } from '../bytes.ts';
 
 export const RTCP_SR = 200, RTCP_RR = 201, RTCP_SDES = 202, RTCP_BYE = 203, RTCP_APP = 204;
 export const RTCP_RTPFB = 205, RTCP_PSFB = 206;
@@ -302,13 +302,7 @@ function buildOne(pkt: RtcpPacket): Uint8Array {
 
 /** Build a compound RTCP packet from records (RFC 3550 wants an SR or RR first, then SDES: the caller's order is kept). */
 export function buildRtcp(packets: readonly RtcpPacket[]): Uint8Array {
-  const parts = packets.map(buildOne);
-  let n = 0;
-  for (const x of parts) n += x.length;
-  const out = new Uint8Array(n);
-  let p = 0;
-  for (const x of parts) { out.set(x, p); p += x.length; }
-  return out;
+  return concat(packets.map(buildOne));
 }
 
 /** Unix time in ms -> NTP seconds and fraction (for SR). */
