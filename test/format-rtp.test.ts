@@ -422,3 +422,33 @@ test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >=
     dir.remove();
   }
 });
+
+test('DTS extractor: libx265 bframes=3 (via MPEG-TS, whose dts ffmpeg wrote) rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', async () => {
+  const dir = tempDir();
+  try {
+    const file = dir.file('x265.ts');
+    const r = await run(ffmpegPath, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '6', '-c:v', 'libx265',
+      '-preset', 'fast', '-x265-params', 'bframes=3:keyint=50:log-level=error', '-pix_fmt', 'yuv420p', '-f', 'mpegts', file]);
+    assert.equal(r.code, 0, r.stderr);
+    const { TsDemuxer } = await import('../src/format/ts.ts');
+    const units: { pts: number; dts: number; data: Uint8Array; config?: { data?: Uint8Array } }[] = [];
+    const dmx = new TsDemuxer((u) => { if (u.codec === 'h265') units.push(u); });
+    dmx.push(new Uint8Array(readFileSync(file)));
+    dmx.end();
+    assert.equal(units.length, 150);
+    assert.ok(units.some((u) => u.pts !== u.dts), 'the stream has B-frames');
+    const hv = parseHvcC(units[0]!.config!.data!);
+    const ex = new DtsExtractor('h265');
+    ex.setParameterSets(hv.sps[0]!, hv.pps[0]!);
+    const dts = units.map((u) => ex.extract(u.data, u.pts));
+    dts.forEach((d, i) => {
+      assert.ok(d <= units[i]!.pts, `frame ${i}: dts ${d} > pts ${units[i]!.pts}`);
+      if (i) assert.ok(d > dts[i - 1]!, `frame ${i}: dts ${d} after ${dts[i - 1]}`);
+    });
+    const off = dts[10]! - units[10]!.dts;
+    const same = dts.filter((d, i) => d - units[i]!.dts === off).length;
+    assert.ok(same >= dts.length - 3, `${same} of ${dts.length} dts equal ffmpeg's + ${off}`);
+  } finally {
+    dir.remove();
+  }
+});
