@@ -154,7 +154,7 @@ export class NalDepacketizer extends Depacketizer {
           this.add(p.slice(i, i + len));
           i += len;
         }
-      } else if (this.h265 ? type === H265_PACI : type >= 25) {
+      } else if (this.h265 ? type >= H265_PACI : type >= 25) {
         throw new UnsupportedFormatError(`${this.codec} RTP packet type ${type} is not supported`);
       } else if (!this.h265 && type === 0) {
         throw new FormatError('H.264 RTP packet with NAL unit type 0');
