@@ -9,7 +9,7 @@ import {
 } from '../src/format/rtsp/index.ts';
 import { parseSdp, formatSdp, fmtp, rtpmaps, controlUrl, direction, getAttr } from '../src/format/sdp/index.ts';
 import { sdpTracks, sdpForTracks } from '../src/format/sdp/codec.ts';
-import { parseRtcp, buildRtcp, toNtp, ntpSeconds, type RtcpPacket } from '../src/format/rtcp/index.ts';
+import { parseRtcp, buildRtcp, toNtp, ntpSeconds, ntpMiddle, RtpReceiverStats, senderReport, type RtcpPacket } from '../src/format/rtcp/index.ts';
 import { bytesEqual, fromHex, textDecoder, textEncoder, toHex, FormatError, base64Decode, base64Encode } from '../src/format/bytes.ts';
 import { md5Hex } from '../src/format/md5.ts';
 import { md5Hex as coreMd5Hex } from '../src/core/md5.ts';
@@ -256,4 +256,30 @@ test('RTCP: known SR+SDES compound bytes, and every record type round-trips thro
   assert.equal(Math.round((ntpSeconds(ntpSec, ntpFrac) - 2208988800) * 1000), Date.UTC(2026, 0, 1));
   assert.throws(() => parseRtcp(fromHex('80c80006 11111111')), FormatError);
   assert.throws(() => parseRtcp(fromHex('40c80000')), FormatError);
+});
+
+test('RTCP receiver stats: extended sequence across the wrap, loss, fraction, jitter, LSR/DLSR; sender report', () => {
+  const st = new RtpReceiverStats(0xabc, 90000);
+  // 65530..65535, 0..10 with 65534 and 3 missing; 20 ms apart, steady (no jitter).
+  const seqs = [65530, 65531, 65532, 65533, 65535, 0, 1, 2, 4, 5, 6, 7, 8, 9, 10];
+  const idx = (s: number) => (s >= 65530 ? s - 65530 : s + 6);
+  for (const s of seqs) st.packet(s, 1000 + idx(s) * 1800, 5000 + idx(s) * 20);
+  const { ntpSec, ntpFrac } = toNtp(1_700_000_000_000);
+  st.senderReport(ntpSec, ntpFrac, 6000);
+  const r = st.report(6500);
+  assert.equal(r.highestSeq, 65536 + 10);
+  assert.equal(r.packetsLost, 2);
+  assert.equal(r.fractionLost, Math.floor((2 * 256) / 17));
+  assert.equal(r.jitter, 0);
+  assert.equal(r.lsr, ntpMiddle(ntpSec, ntpFrac));
+  assert.equal(r.dlsr, 32768); // 0.5 s in 1/65536 s
+  // Next interval: nothing lost; then arrival jitter of +-10 ms (900 ticks) converges towards 900.
+  for (let i = 11; i < 400; i++) st.packet(i, 1000 + (i + 6) * 1800, 5000 + (i + 6) * 20 + (i % 2 ? 10 : 0));
+  const r2 = st.report(20000);
+  assert.equal(r2.fractionLost, 0);
+  assert.equal(r2.packetsLost, 2);
+  assert.ok(r2.jitter > 800 && r2.jitter <= 900, `jitter ${r2.jitter}`);
+  const sr = parseRtcp(buildRtcp([senderReport(7, 1_700_000_000_000, 123, 10, 1000), { type: 'rr', ssrc: 7, reports: [r2] }]));
+  assert.equal((sr[0] as any).ntpSec, ntpSec);
+  assert.deepEqual((sr[1] as any).reports[0], r2);
 });
