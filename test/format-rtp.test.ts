@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import {
   parseRtp, serializeRtp, parseExtensionElements, buildExtensionElements, seqDiff, RtpWriter, ReorderBuffer,
   NalDepacketizer, NalPacketizer, Mpeg4GenericDepacketizer, Mpeg4GenericPacketizer, LatmDepacketizer, parseStreamMuxConfig,
-  FrameDepacketizer, G711Packetizer, Mp2tDepacketizer, createDepacketizer, createPacketizer, RtpTimeline, RtpTimestampUnwrapper,
+  FrameDepacketizer, G711Packetizer, Mp2tDepacketizer, createDepacketizer, createPacketizer, RtpTimeline, RtpTimestampUnwrapper, RtpFrameClock,
   type RtpFrame, type RtpPacket,
 } from '../src/format/rtp/index.ts';
 import { parseRtcp } from '../src/format/rtcp/index.ts';
@@ -247,6 +247,17 @@ test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal 
     assert.ok(a.some((f, i) => i > 0 && f.timestamp - a[i - 1]!.timestamp === 1024));
     const srs = cap.rtcp.flat().flatMap((p) => parseRtcp(p)).filter((r) => r.type === 'sr');
     assert.ok(srs.length >= 2, `${srs.length} SRs`);
+    // The timeline stage: dts from the B-frame stream's pts equals the source dts up to a constant, cts >= 0.
+    const clock = new RtpFrameClock(new RtpTimeline(), 'h264', 90000);
+    const stamped = v.map((f) => clock.stamp(f));
+    const src = media.video.frames;
+    const off = stamped[0]!.dts + stamped[0]!.cts - (src[0]!.dts + src[0]!.cts);
+    stamped.forEach((s, i) => {
+      assert.ok(s.cts >= 0 && (i === 0 || s.dts > stamped[i - 1]!.dts), `frame ${i}`);
+      assert.equal(s.dts + s.cts - off, src[i]!.dts + src[i]!.cts, `pts ${i}`);
+    });
+    const dOff = stamped[10]!.dts - src[10]!.dts;
+    assert.ok(stamped.filter((s, i) => s.dts - src[i]!.dts === dOff).length >= stamped.length - 3, 'dts follow the source dts');
   } finally {
     dir.remove();
   }
@@ -402,6 +413,9 @@ test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >=
       dmx.push(new Uint8Array(readFileSync(file)));
       assert.equal(frames.length, 200);
       assert.ok(frames.some((f) => f.pts !== f.dts), 'the stream has B-frames');
+      // These are ffprobe's dts and pts too (FLV time base 1/1000).
+      const probe = JSON.parse((await run(ffprobePath, ['-v', 'error', '-print_format', 'json', '-show_packets', '-select_streams', 'v', file])).stdout);
+      assert.deepEqual(probe.packets.map((p: any) => [p.dts * 90, p.pts * 90]), frames.map((f) => [f.dts, f.pts]));
       const ex = new DtsExtractor('h264');
       ex.setParameterSets(sps!);
       const dts: number[] = [];
