@@ -175,6 +175,41 @@ test('H.264 depacketizer: loss inside a FU-A drops that NAL unit and counts it; 
   }
 });
 
+test('UDP path: 5% reordering and 2% loss through ReorderBuffer + depacketizer: untouched frames arrive whole, losses counted', async () => {
+  const dir = tempDir();
+  try {
+    const v = (await h264AacFrames(dir.dir, 3)).video;
+    const pk = createPacketizer(v.config, new RtpWriter(96, 1, 65000), { mtu: 400 });
+    const perFrame = v.frames.map((f) => pk.packetize(f.data, f.dts + f.cts, f.key));
+    let seed = 11;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const damaged = new Set<number>();
+    const sent: Uint8Array[] = [];
+    perFrame.forEach((ps, i) => ps.forEach((p) => { if (rnd() < 0.02) damaged.add(i); else sent.push(p); }));
+    const dropped = perFrame.flat().length - sent.length;
+    for (let i = 0; i < sent.length - 12; i++) if (rnd() < 0.05) { const j = i + 1 + Math.floor(rnd() * 10); [sent[i], sent[j]] = [sent[j]!, sent[i]!]; }
+    const rb = new ReorderBuffer<RtpPacket>(64);
+    const d = new NalDepacketizer('h264');
+    const frames: RtpFrame[] = [];
+    for (const b of sent) { const p = parseRtp(b); for (const q of rb.push(p.sequenceNumber, p)) frames.push(...d.push(q)); }
+    for (const q of rb.flush()) frames.push(...d.push(q));
+    assert.equal(rb.stats.lost, dropped);
+    assert.equal(d.stats.lostPackets, dropped);
+    assert.ok(rb.stats.reordered > 10);
+    const byTs = new Map(frames.map((f) => [f.timestamp, f]));
+    let whole = 0;
+    v.frames.forEach((f, i) => {
+      if (damaged.has(i)) return;
+      const got = byTs.get(f.dts + f.cts);
+      assert.ok(got && bytesEqual(got.data, f.data), `undamaged frame ${i}`);
+      whole++;
+    });
+    assert.ok(whole >= v.frames.length * 0.5 && damaged.size > 0, `${whole} whole, ${damaged.size} damaged`);
+  } finally {
+    dir.remove();
+  }
+});
+
 test('H.265 packetize -> depacketize round trip (single, AP, FU)', async () => {
   const dir = tempDir();
   try {
