@@ -23,6 +23,16 @@ import { h264AacFrames, h265Frames, tempDir } from './helpers/frames.ts';
 import { captureRtp } from './helpers/rtp.ts';
 import { ffmpegPath, ffprobePath, run } from './helpers/media.ts';
 
+/** Run `fn` with a temporary directory that is removed afterwards. */
+async function withDir(fn: (dir: ReturnType<typeof tempDir>) => Promise<void>): Promise<void> {
+  const dir = tempDir();
+  try {
+    await fn(dir);
+  } finally {
+    dir.remove();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Packets
 
@@ -119,9 +129,7 @@ function depacketize(d: { push(p: RtpPacket): RtpFrame[] }, packets: Uint8Array[
   return out;
 }
 
-test('H.264 packetize -> depacketize round trip (single NAL, STAP-A, FU-A at a small MTU), parameter sets from the config', async () => {
-  const dir = tempDir();
-  try {
+test('H.264 packetize -> depacketize round trip (single NAL, STAP-A, FU-A at a small MTU), parameter sets from the config', () => withDir(async (dir) => {
     const media = await h264AacFrames(dir.dir, 2);
     const v = media.video;
     const avc = parseAvcC(v.config.data!);
@@ -146,14 +154,9 @@ test('H.264 packetize -> depacketize round trip (single NAL, STAP-A, FU-A at a s
       assert.ok(bytesEqual(cfg.sps[0]!, avc.sps[0]!) && bytesEqual(cfg.pps[0]!, avc.pps[0]!));
       assert.equal(frames[0]!.config!.width, 320);
     }
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('H.264 depacketizer: loss inside a FU-A drops that NAL unit and counts it; the next frames are whole', async () => {
-  const dir = tempDir();
-  try {
+test('H.264 depacketizer: loss inside a FU-A drops that NAL unit and counts it; the next frames are whole', () => withDir(async (dir) => {
     const v = (await h264AacFrames(dir.dir, 1)).video;
     const w = new RtpWriter(96, 1);
     const pk = createPacketizer(v.config, w, { mtu: 300 });
@@ -170,14 +173,9 @@ test('H.264 depacketizer: loss inside a FU-A drops that NAL unit and counts it; 
       if (i === 3) { assert.ok(!f || !bytesEqual(f.data, v.frames[i]!.data)); continue; }
       assert.ok(f && bytesEqual(f.data, v.frames[i]!.data), `frame ${i}`);
     }
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('UDP path: 5% reordering and 2% loss through ReorderBuffer + depacketizer: untouched frames arrive whole, losses counted', async () => {
-  const dir = tempDir();
-  try {
+test('UDP path: 5% reordering and 2% loss through ReorderBuffer + depacketizer: untouched frames arrive whole, losses counted', () => withDir(async (dir) => {
     const v = (await h264AacFrames(dir.dir, 3)).video;
     const pk = createPacketizer(v.config, new RtpWriter(96, 1, 65000), { mtu: 400 });
     const perFrame = v.frames.map((f) => pk.packetize(f.data, f.dts + f.cts, f.key));
@@ -205,14 +203,9 @@ test('UDP path: 5% reordering and 2% loss through ReorderBuffer + depacketizer: 
       whole++;
     });
     assert.ok(whole >= v.frames.length * 0.5 && damaged.size > 0, `${whole} whole, ${damaged.size} damaged`);
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('H.265 packetize -> depacketize round trip (single, AP, FU)', async () => {
-  const dir = tempDir();
-  try {
+test('H.265 packetize -> depacketize round trip (single, AP, FU)', () => withDir(async (dir) => {
     const v = (await h265Frames(dir.dir, 2)).video;
     const w = new RtpWriter(96, 5);
     const pk = createPacketizer(v.config, w, { mtu: 400 });
@@ -225,14 +218,9 @@ test('H.265 packetize -> depacketize round trip (single, AP, FU)', async () => {
     const h = parseHvcC(frames[0]!.config!.data!);
     assert.equal(h.vps.length + h.sps.length + h.pps.length, 3);
     assert.equal(frames[0]!.config!.width, 320);
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('AAC mpeg4-generic packetize -> depacketize round trip, fragmented AUs too', async () => {
-  const dir = tempDir();
-  try {
+test('AAC mpeg4-generic packetize -> depacketize round trip, fragmented AUs too', () => withDir(async (dir) => {
     const a = (await h264AacFrames(dir.dir, 2)).audio!;
     for (const mtu of [1400, 100]) {
       const pk = new Mpeg4GenericPacketizer(new RtpWriter(97, 9), { mtu });
@@ -245,10 +233,7 @@ test('AAC mpeg4-generic packetize -> depacketize round trip, fragmented AUs too'
       });
       assert.equal(frames[0]!.config!.sampleRate, 44100);
     }
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
 test('G.711 packetizer splits at the MTU with per-sample timestamps; the depacketizer passes packets through', () => {
   const frame = new Uint8Array(1000).map((_, i) => i & 0xff);
@@ -261,9 +246,7 @@ test('G.711 packetizer splits at the MTU with per-sample timestamps; the depacke
 // ---------------------------------------------------------------------------------------------------
 // Real ffmpeg RTP output
 
-test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal the source frames, RTCP SRs parse', async () => {
-  const dir = tempDir();
-  try {
+test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal the source frames, RTCP SRs parse', () => withDir(async (dir) => {
     const media = await h264AacFrames(dir.dir, 3);
     const cap = await captureRtp(['-re', '-i', dir.file('src.flv')], [['-map', '0:v', '-c', 'copy'], ['-map', '0:a', '-c', 'copy']]);
     const tracks = sdpTracks(parseSdp(cap.sdp));
@@ -293,14 +276,9 @@ test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal 
     });
     const dOff = stamped[10]!.dts - src[10]!.dts;
     assert.ok(stamped.filter((s, i) => s.dts - src[i]!.dts === dOff).length >= stamped.length - 3, 'dts follow the source dts');
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('ffmpeg -f rtp H.265 (in-band parameter sets) depacketizes to the source access units', async () => {
-  const dir = tempDir();
-  try {
+test('ffmpeg -f rtp H.265 (in-band parameter sets) depacketizes to the source access units', () => withDir(async (dir) => {
     const media = await h265Frames(dir.dir, 2);
     const cap = await captureRtp(['-re', '-f', 'hevc', '-i', dir.file('src.hevc')], [['-c', 'copy']]);
     const [t] = sdpTracks(parseSdp(cap.sdp));
@@ -309,14 +287,9 @@ test('ffmpeg -f rtp H.265 (in-band parameter sets) depacketizes to the source ac
     assert.equal(frames.length, media.video.frames.length);
     frames.forEach((f, i) => assert.ok(bytesEqual(f.data, media.video.frames[i]!.data), `frame ${i}`));
     assert.ok(frames[0]!.key && frames[0]!.config?.codec === 'h265');
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('ffmpeg -f rtp MP4A-LATM (-rtpflags latm) depacketizes to the same AAC frames as mpeg4-generic', async () => {
-  const dir = tempDir();
-  try {
+test('ffmpeg -f rtp MP4A-LATM (-rtpflags latm) depacketizes to the same AAC frames as mpeg4-generic', () => withDir(async (dir) => {
     const media = await h264AacFrames(dir.dir, 2);
     const cap = await captureRtp(['-re', '-i', dir.file('src.flv')], [['-map', '0:a', '-c', 'copy', '-rtpflags', 'latm']]);
     const [t] = sdpTracks(parseSdp(cap.sdp));
@@ -326,14 +299,9 @@ test('ffmpeg -f rtp MP4A-LATM (-rtpflags latm) depacketizes to the same AAC fram
     const frames = depacketize(createDepacketizer(t!), cap.rtp[0]!);
     assert.ok(frames.length >= media.audio!.frames.length - 8, `${frames.length} frames`);
     frames.forEach((f, i) => assert.ok(bytesEqual(f.data, media.audio!.frames[i]!.data), `frame ${i}`));
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('ffmpeg -f rtp PCMA / PCMU / Opus: payload bytes equal ffmpeg\'s raw encoding; Opus packets are whole', async () => {
-  const dir = tempDir();
-  try {
+test('ffmpeg -f rtp PCMA / PCMU / Opus: payload bytes equal ffmpeg\'s raw encoding; Opus packets are whole', () => withDir(async (dir) => {
     const src = ['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=8000:duration=1'];
     for (const [codec, raw] of [['pcm_alaw', 'alaw'], ['pcm_mulaw', 'mulaw']] as const) {
       const r = await run(ffmpegPath, ['-v', 'error', '-y', ...src, '-c:a', codec, '-f', raw, dir.file('ref')]);
@@ -357,14 +325,9 @@ test('ffmpeg -f rtp PCMA / PCMU / Opus: payload bytes equal ffmpeg\'s raw encodi
     const frames = depacketize(createDepacketizer(t!), cap.rtp[0]!);
     assert.ok(frames.length >= 49 && frames.length <= 51, `${frames.length} Opus packets for 1 s`);
     for (let i = 1; i < frames.length; i++) assert.equal(frames[i]!.timestamp - frames[i - 1]!.timestamp, opusPacketSamples(frames[i - 1]!.data));
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('ffmpeg -f rtp_mpegts (MP2T): the TS demuxer gets every access unit', async () => {
-  const dir = tempDir();
-  try {
+test('ffmpeg -f rtp_mpegts (MP2T): the TS demuxer gets every access unit', () => withDir(async (dir) => {
     const media = await h264AacFrames(dir.dir, 2);
     const socksCap = await captureMp2t(dir.file('src.flv'));
     const d = new Mp2tDepacketizer();
@@ -372,10 +335,7 @@ test('ffmpeg -f rtp_mpegts (MP2T): the TS demuxer gets every access unit', async
     const video = units.filter((u) => u.codec === 'h264');
     assert.ok(video.length >= media.video.frames.length - 1, `${video.length} video units of ${media.video.frames.length}`);
     assert.ok(units.some((u) => u.codec === 'aac'));
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
 async function captureMp2t(file: string): Promise<Uint8Array[]> {
   const dgram = await import('node:dgram');
@@ -428,9 +388,7 @@ test('timeline: 32-bit wrap, random bases, first packets aligned, then SR NTP al
   assert.equal(tl.resyncs, 1);
 });
 
-test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', async () => {
-  const dir = tempDir();
-  try {
+test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', () => withDir(async (dir) => {
     for (const [bf, pyramid] of [[3, 'normal'], [3, 'none'], [1, 'none']] as const) {
       const file = dir.file(`bf${bf}.flv`);
       const r = await run(ffmpegPath, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '8', '-c:v', 'libx264',
@@ -467,14 +425,9 @@ test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >=
       assert.ok(same >= dts.length - 3, `bf=${bf} pyramid=${pyramid}: ${same} of ${dts.length} dts equal ffmpeg's + ${off}`);
       assert.ok(Math.abs(off) <= 3600, `bf=${bf}: offset ${off}`);
     }
-  } finally {
-    dir.remove();
-  }
-});
+}));
 
-test('DTS extractor: libx265 bframes=3 (via MPEG-TS, whose dts ffmpeg wrote) rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', async () => {
-  const dir = tempDir();
-  try {
+test('DTS extractor: libx265 bframes=3 (via MPEG-TS, whose dts ffmpeg wrote) rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', () => withDir(async (dir) => {
     const file = dir.file('x265.ts');
     const r = await run(ffmpegPath, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '6', '-c:v', 'libx265',
       '-preset', 'fast', '-x265-params', 'bframes=3:keyint=50:log-level=error', '-pix_fmt', 'yuv420p', '-f', 'mpegts', file]);
@@ -497,7 +450,4 @@ test('DTS extractor: libx265 bframes=3 (via MPEG-TS, whose dts ffmpeg wrote) ris
     const off = dts[10]! - units[10]!.dts;
     const same = dts.filter((d, i) => d - units[i]!.dts === off).length;
     assert.ok(same >= dts.length - 3, `${same} of ${dts.length} dts equal ffmpeg's + ${off}`);
-  } finally {
-    dir.remove();
-  }
-});
+}));
