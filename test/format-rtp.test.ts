@@ -262,7 +262,7 @@ test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal 
     // ffmpeg aggregates several AUs per packet and never sends the last, partly filled packet.
     assert.ok(a.length <= media.audio!.frames.length && a.length >= media.audio!.frames.length - 8, `audio frame count ${a.length}`);
     a.forEach((f, i) => assert.ok(bytesEqual(f.data, media.audio!.frames[i]!.data), `audio frame ${i}`));
-    assert.ok(a.some((f, i) => i > 0 && f.timestamp - a[i - 1]!.timestamp === 1024));
+    assert.ok(a.some((f, i) => i > 0 && ((f.timestamp - a[i - 1]!.timestamp) >>> 0) === 1024));
     const srs = cap.rtcp.flat().flatMap((p) => parseRtcp(p)).filter((r) => r.type === 'sr');
     assert.ok(srs.length >= 2, `${srs.length} SRs`);
     // The timeline stage: dts from the B-frame stream's pts equals the source dts up to a constant, cts >= 0.
@@ -324,7 +324,7 @@ test('ffmpeg -f rtp PCMA / PCMU / Opus: payload bytes equal ffmpeg\'s raw encodi
     assert.equal(t!.clockRate, 48000);
     const frames = depacketize(createDepacketizer(t!), cap.rtp[0]!);
     assert.ok(frames.length >= 49 && frames.length <= 51, `${frames.length} Opus packets for 1 s`);
-    for (let i = 1; i < frames.length; i++) assert.equal(frames[i]!.timestamp - frames[i - 1]!.timestamp, opusPacketSamples(frames[i - 1]!.data));
+    for (let i = 1; i < frames.length; i++) assert.equal((frames[i]!.timestamp - frames[i - 1]!.timestamp) >>> 0, opusPacketSamples(frames[i - 1]!.data));
 }));
 
 test('ffmpeg -f rtp_mpegts (MP2T): the TS demuxer gets every access unit', () => withDir(async (dir) => {
