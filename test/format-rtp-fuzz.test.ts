@@ -1,8 +1,10 @@
 // Seeded fuzzing of every network-facing parser this layer adds: the RTSP message parser and header
 // parsers, SDP (with the codec mapping and depacketizer setup it drives), RTP, RTCP, and every
 // depacketizer (fed packets in a row, so fragment reassembly state is exercised too). Only FormatError may
-// escape, and the heap must stay flat. Cases per target: M7S_FUZZ_CASES [20000] (100 000 was run once per
-// runtime for the report: see the commit message).
+// escape, and the heap must stay flat. Cases per target: M7S_FUZZ_CASES [20000, ~12 s on Node].
+// Measured with M7S_FUZZ_CASES=100000 (13 targets, 0 failures, heap change per target within +-20 MB
+// without a forced GC): Node 52 s wall for the file (74 s on a busier machine), Bun 25 s, Deno 22-27 s;
+// the slowest targets are SDP (5-18 s) and the RTSP header parsers (4-20 s).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fuzz } from './helpers/fuzz.ts';
