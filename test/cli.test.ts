@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { detectRuntime } from '../adapters/current.ts';
 
@@ -80,6 +80,29 @@ describe('CLI on node, bun and deno', { skip: onNode ? false : 'drives all three
     const r = spawnSync(process.execPath, [join(root, 'dist/m7s.mjs'), '-c', cfg], { encoding: 'utf8', timeout: 10_000 });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /global\.http\.cors \(.*bad\.yaml:3\)/);
+  });
+
+  // README: `npx m7s -c config.yaml`, `npx m7s --check`, `npm start -- …`, `npm run start:deno -- …`
+  // and `deno task start` work in a checkout after `npm ci` (m7s itself is not on the PATH there).
+  // `--no-install` keeps npx from asking the registry should the local bin ever be missing.
+  it('the README commands run the CLI after npm ci: npx m7s, npm start --, deno task start', () => {
+    const cfg = join(dir, 'readme.yaml');
+    writeFileSync(cfg, 'global:\n  disableall: true\n  http:\n    listenaddr: ""\n');
+    const nodeBin = dirname(process.execPath);
+    // The PATH of a shell after `npm ci`: node's folder and the system, not node_modules/.bin.
+    const env = { ...process.env, PATH: `${nodeBin}:/usr/bin:/bin` };
+    const runs: [string, string, string[]][] = [
+      ['npx m7s --check', join(nodeBin, 'npx'), ['--no-install', 'm7s', '-c', cfg, '--check']],
+      ['npx m7s --version', join(nodeBin, 'npx'), ['--no-install', 'm7s', '--version']],
+      ['npm start -- --check', join(nodeBin, 'npm'), ['start', '--silent', '--', '-c', cfg, '--check']],
+      ['npm run start:deno -- --check', join(nodeBin, 'npm'), ['run', '--silent', 'start:deno', '--', '-c', cfg, '--check']],
+      ['deno task start --check', join(root, 'node_modules/.bin/deno'), ['task', 'start', '-c', cfg, '--check']],
+    ];
+    for (const [what, bin, args] of runs) {
+      const r = spawnSync(bin, args, { cwd: root, env: { ...env, NO_COLOR: '1' }, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, `${what}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, what.includes('--version') ? /^\d+\.\d+\.\d+/m : /config OK \(.*readme\.yaml\)/, `${what}: ${r.stdout}\n${r.stderr}`);
+    }
   });
 
   it('--check validates without starting; --version and unknown flags', () => {
