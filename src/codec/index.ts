@@ -4,3 +4,4 @@ export * from './h265.ts';
 export * from './aac.ts';
 export * from './opus.ts';
 export * from './g711.ts';
+export * from './codec-string.ts';
