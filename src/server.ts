@@ -53,8 +53,10 @@ interface PluginRuntime {
 }
 
 export class ConfigInvalidError extends Error {
-  constructor(readonly issues: ConfigIssue[]) {
-    super('invalid configuration:\n' + issues.map((i) => '  ' + i.message).join('\n'));
+  /** `warnings` (unknown keys and the like) are shown too: often the typo behind an error. */
+  constructor(readonly issues: ConfigIssue[], readonly warnings: ConfigIssue[] = []) {
+    super('invalid configuration:\n' + issues.map((i) => '  ' + i.message).join('\n') +
+      (warnings.length ? '\nwarnings:\n' + warnings.map((w) => '  ' + w.message).join('\n') : ''));
     this.name = 'ConfigInvalidError';
   }
 }
@@ -139,7 +141,7 @@ export class Server {
     }
     const env = opts.env ?? rt.env();
     const built = buildConfig({ sections, inherit: ['publish', 'subscribe'], fileText, filename: opts.configFile ?? 'config.yaml', env });
-    if (built.errors.length) throw new ConfigInvalidError(built.errors);
+    if (built.errors.length) throw new ConfigInvalidError(built.errors, built.warnings);
     return { sections, fileText, config: built.config, warnings: built.warnings };
   }
 
@@ -329,16 +331,20 @@ export class Server {
     }
     if (text === this.fileText) return;
     const r = this.reload(text);
-    if (r.errors.length) this.logger.error('config reload rejected; keeping the running config', { errors: r.errors.map((e) => e.message) });
+    if (r.errors.length) {
+      this.logger.error('config reload rejected; keeping the running config', {
+        errors: r.errors.map((e) => e.message), ...(r.warnings?.length ? { warnings: r.warnings.map((w) => w.message) } : {}),
+      });
+    }
   }
 
   /** Rebuild the config from `fileText` (default: current) and the API modifications; apply the diff. */
-  reload(fileText = this.fileText): { diff: ConfigDiff[]; errors: ConfigIssue[] } {
+  reload(fileText = this.fileText): { diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[] } {
     const built = buildConfig({
       sections: this.sections, inherit: ['publish', 'subscribe'], fileText, filename: this.opts.configFile ?? 'config.yaml',
       env: this.opts.env ?? this.runtime.env(), modified: this.modified,
     });
-    if (built.errors.length) return { diff: [], errors: built.errors };
+    if (built.errors.length) return { diff: [], errors: built.errors, warnings: built.warnings };
     this.fileText = fileText;
     const diff = diffConfig(this.config, built.config);
     if (diff.length) this.apply(built.config, diff);

@@ -170,6 +170,18 @@ describe('CLI on node, bun and deno', { skip: onNode ? false : 'drives all three
     }
   });
 
+  it('a config with errors and unknown keys shows both, at start and with --check', () => {
+    const cfg = join(dir, 'both.yaml');
+    writeFileSync(cfg, 'global:\n  http:\n    cors: maybe\n  loglevle: debug\nrtmpp:\n  enable: true\n');
+    for (const extra of [[], ['--check']]) {
+      const r = spawnSync(process.execPath, [join(root, 'dist/m7s.mjs'), '-c', cfg, ...extra], { encoding: 'utf8', timeout: 10_000 });
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /global\.http\.cors \(.*both\.yaml:3\)/, r.stderr);
+      assert.match(r.stderr, /loglevle.*both\.yaml:4/, `the unknown key too: ${r.stderr}`);
+      assert.match(r.stderr, /rtmpp.*both\.yaml:5.*unknown plugin section/, `the unknown section too: ${r.stderr}`);
+    }
+  });
+
   it('--check validates without starting; --version and unknown flags', () => {
     const cfg = join(dir, 'ok.yaml');
     writeFileSync(cfg, 'global:\n  disableall: true\n  http:\n    listenaddr: ""\n');
