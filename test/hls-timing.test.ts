@@ -35,6 +35,20 @@ describe('HLS playlist timing', () => {
     await S?.stop();
   });
 
+  it('a cold segmenter answers its first /hls/ playlist with startsegments (2) segments', async () => {
+    // ?fmp4: this stream's fMP4 segmenter does not run yet (the TS one is the next test's).
+    const mgr = managerFor(S.server.engine, S.server.logger);
+    assert.equal(mgr.find('live/timing', 'fmp4'), undefined, 'cold');
+    const t0 = Date.now();
+    const r = await fetch(`${S.http}/hls/live/timing.m3u8?fmp4`);
+    const text = await r.text();
+    const ms = Date.now() - t0;
+    assert.equal(r.status, 200, text);
+    const segs = text.split('\n').filter((l) => /\d+\.m4s$/.test(l.trim())).length;
+    assert.ok(segs >= 2, text);
+    console.log(`# hls timing: cold first playlist with ${segs} segments after ${ms} ms`);
+  });
+
   it('a complete segment is listed at the next playlist request', async () => {
     const url = `${S.http}/hls/live/timing.m3u8`;
     const first = await fetch(url);
