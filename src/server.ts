@@ -353,7 +353,7 @@ export class Server {
   }
 
   /** API modification: `{ section: { key: value } }`, highest priority; saved into config.yaml when there is one. */
-  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean }> {
+  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[]; saved: boolean }> {
     const merged = mergeDeep(structuredClone(this.modified), changes);
     const prev = this.modified;
     this.modified = merged;
