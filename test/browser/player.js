@@ -196,6 +196,9 @@
         openStallMs: state.waitingSince ? now - state.waitingSince : 0,
         stalls: state.stalls, frozenMs: Math.round(state.frozenMs),
         width: video.videoWidth, height: video.videoHeight,
+        // Chrome's decoder counters: frames it dropped (late, or out of order after a bad timestamp).
+        dropped: video.getVideoPlaybackQuality?.().droppedVideoFrames ?? null,
+        decoded: video.getVideoPlaybackQuality?.().totalVideoFrames ?? null,
         events: state.events.slice(-20),
       };
     },
