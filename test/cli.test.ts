@@ -141,6 +141,25 @@ describe('CLI on node, bun and deno', { skip: onNode ? false : 'drives all three
           await new Promise((r) => setTimeout(r, 300));
           if (p.exitCode === null) p.kill('SIGKILL');
         }
+
+        // The same for the HTTP server: the process keeps running (RTMP would still work) and says so.
+        const cfg2 = join(dir, `${rt}-keephttp.yaml`);
+        writeFileSync(cfg2, `global:\n  disableall: true\n  failonlistenerror: false\n  logformat: json\n  http:\n    listenaddr: "127.0.0.1:${bport}"\n`);
+        const [bin2, args2] = cmd(cfg2);
+        const p2 = spawn(bin2, args2, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out2 = '';
+        p2.stdout!.on('data', (d) => { out2 += d; });
+        p2.stderr!.on('data', (d) => { out2 += d; });
+        try {
+          const t0 = Date.now();
+          while (!/!!! NOT LISTENING/.test(out2) && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 100));
+          assert.match(out2, new RegExp(`!!! NOT LISTENING: global: cannot listen on http 127\\.0\\.0\\.1:${bport}: address in use`), out2);
+          assert.equal(p2.exitCode, null, `still running; output:\n${out2}`);
+        } finally {
+          p2.kill('SIGTERM');
+          await new Promise((r) => setTimeout(r, 300));
+          if (p2.exitCode === null) p2.kill('SIGKILL');
+        }
       } finally {
         busy.close();
       }
