@@ -193,6 +193,12 @@ export default definePlugin({
       return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
     };
 
+    /** A publish the engine refused (409 stream already published, 403 auth, ...): say so, as RTMP does. */
+    const refused = (how: string, streamPath: string, remote: string | undefined, err: unknown) => {
+      const status = err instanceof EngineError ? err.httpStatus : 500;
+      log.warn('publish refused', { stream: streamPath, remote, via: how, status, reason: (err as Error)?.message ?? String(err) });
+    };
+
     const addSession = (s: Omit<Session, 'id'>): Session => {
       const full = { ...s, id: nextId++ } as Session;
       sessions.set(full.id, full);
@@ -268,6 +274,7 @@ export default definePlugin({
         pub = await ctx.publish(target, { remote });
       } catch (err) {
         await stream.cancel().catch(() => {});
+        refused('http', streamPath, remote, err);
         return errorResponse(c, err);
       }
       const feed = new FlvFeed(pub, { maxTagSize: ctx.config.maxtagsize, warn: (m) => log.warn(m, { stream: pub.stream.path, remote }) });
@@ -281,13 +288,18 @@ export default definePlugin({
         stop: (r) => { stopReason = r; pub.stop(r); },
       });
       pub.onStop = (reason) => { stopReason ||= reason; reader.cancel(reason).catch(() => {}); };
+      // The engine stopped this publisher (API stop, kicked by a new one): 409, logged.
+      const stopped = () => {
+        log.warn('publish stopped', { stream: pub.stream.path, remote, via: 'http', status: 409, reason: stopReason });
+        return ctx.fail(c, 409, `publisher stopped: ${stopReason}`);
+      };
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
           feed.push(value);
         }
-        if (stopReason) return ctx.fail(c, 409, `publisher stopped: ${stopReason}`);
+        if (stopReason) return stopped();
         feed.end();
         pub.close('publisher finished');
         return ctx.ok(c, { bytes: feed.bytes, tags: feed.tags });
@@ -295,7 +307,7 @@ export default definePlugin({
         reader.cancel().catch(() => {});
         if (stopReason) {
           pub.close(stopReason);
-          return ctx.fail(c, 409, `publisher stopped: ${stopReason}`);
+          return stopped();
         }
         const bad = err instanceof FormatError;
         const msg = (err as Error)?.message ?? String(err);
@@ -344,6 +356,7 @@ export default definePlugin({
             for (const d of q) if (!gone) take(ws, d);
           }, (err) => {
             const status = err instanceof EngineError ? err.httpStatus : 500;
+            refused('ws', streamPath, remote, err);
             gone = true;
             ws.close(wsCodeFor(status), reasonText(err));
           });

@@ -68,10 +68,10 @@ export interface Segment {
 /** Audio frames grouped into one TS PES: up to this many, or until a video frame comes. */
 const TS_AUDIO_GROUP = 5;
 /** Video codecs and audio codecs each container carries here. */
-const TS_VIDEO = new Set(['h264', 'h265']);
-const TS_AUDIO = new Set(['aac', 'mp3', 'opus']);
-const MP4_VIDEO = new Set(['h264', 'h265']);
-const MP4_AUDIO = new Set(['aac', 'mp3', 'opus']);
+export const TS_VIDEO = new Set(['h264', 'h265']);
+export const TS_AUDIO = new Set(['aac', 'mp3', 'opus']);
+export const MP4_VIDEO = new Set(['h264', 'h265']);
+export const MP4_AUDIO = new Set(['aac', 'mp3', 'opus']);
 
 const VIDEO_ID = 1;
 const AUDIO_ID = 2;

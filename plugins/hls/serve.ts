@@ -41,8 +41,13 @@ export function errorResponse(ctx: PluginContext<any>, c: Context, err: unknown)
   return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
 }
 
-/** Start (or find) the segmenter for a playlist request and wait for its first segment. */
-export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Context, path: string, kind: SegmentKind, url: URL): Promise<Session | Response> {
+/**
+ * Start (or find) the segmenter for a playlist request and wait until it has `minSegments` complete
+ * segments (at most `window`): 1 for LL-HLS, whose parts give a player its headroom; `hls.startsegments`
+ * for plain HLS, where a first playlist of one segment puts the player at the live edge with nothing
+ * to spare, and it stalls at the next boundary whenever a reload or fetch is slow.
+ */
+export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Context, path: string, kind: SegmentKind, url: URL, minSegments = 1): Promise<Session | Response> {
   const raw = url.searchParams.get('timeout');
   const wait = timeoutArg(raw);
   if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
@@ -52,10 +57,11 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   } catch (err) {
     return errorResponse(ctx, c, err);
   }
-  // A fresh segmenter has no complete segment yet: hold the first playlist until it has one.
+  // A fresh segmenter has no complete segment yet: hold the first playlist until it has `want`.
   const seg = s.seg;
-  const firstWait = 2 * mgr.settings.fragment + 5000;
-  await seg.waitFor(() => seg.complete().length > 0, firstWait);
+  const want = Math.max(1, Math.min(minSegments, mgr.settings.window));
+  const firstWait = (want + 1) * mgr.settings.fragment + 5000;
+  await seg.waitFor(() => seg.complete().length >= want, firstWait);
   if (!seg.complete().length) {
     return ctx.fail(c, seg.ended ? 404 : 503, seg.ended ? `stream ${path} ended: ${seg.endReason}` : `no segment of ${path} yet`);
   }

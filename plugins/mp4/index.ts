@@ -11,7 +11,7 @@ import { t } from '../../src/config/schema.ts';
 import { createBodySink, wsByteSink, type ByteSink } from '../../src/net/body.ts';
 import type { WsConn } from '../../src/net/types.ts';
 import { definePlugin } from '../../src/plugin.ts';
-import { Mp4PlaySink } from './sink.ts';
+import { AUDIO_CODECS, Mp4PlaySink, VIDEO_CODECS } from './sink.ts';
 
 const HEADERS = {
   'content-type': 'video/mp4',
@@ -37,6 +37,20 @@ export default definePlugin({
 
     ctx.onStop(() => { for (const p of [...players.values()]) p.stop('server shutting down'); });
 
+    // A track live fMP4 does not carry here (G.711 audio, ...) is left out: said once per stream.
+    const reported = new WeakMap<object, Set<string>>();
+    const reportUnsupported = (sub: Subscriber) => {
+      for (const t of sub.stream.tracks) {
+        if (t.kind === 'data' || (t.kind === 'video' ? VIDEO_CODECS : AUDIO_CODECS).has(t.codec)) continue;
+        let seen = reported.get(sub.stream);
+        if (!seen) reported.set(sub.stream, (seen = new Set()));
+        if (seen.has(`${t.kind}:${t.codec}`)) continue;
+        seen.add(`${t.kind}:${t.codec}`);
+        ctx.logger.warn(`live fMP4 of ${sub.stream.path} leaves out its ${t.codec} ${t.kind} track: it carries ` +
+          `${[...VIDEO_CODECS].join('/')} video and ${[...AUDIO_CODECS].join('/')} audio`, { stream: sub.stream.path, codec: t.codec });
+      }
+    };
+
     ctx.http.get('/api/list', (c) => ctx.ok(c, [...players.values()].map((p) => ({ ...p.sub.info(), transport: p.kind, streamPath: p.streamPath }))));
 
     ctx.http.on(['GET', 'HEAD'], '/*', async (c, next) => {
@@ -59,6 +73,7 @@ export default definePlugin({
         sink.end();
         return fail(c, err);
       }
+      reportUnsupported(sub);
       const forget = () => players.delete(sub.id);
       players.set(sub.id, { kind: 'http', streamPath, sub, stop: (r) => { sub.close(r); sink.end(); } });
       player.onEnd = forget;
@@ -80,6 +95,7 @@ export default definePlugin({
           const player = new Mp4PlaySink(out);
           ctx.subscribe(target, { sink: player }).then((s) => {
             sub = s;
+            reportUnsupported(s);
             if (gone) { s.close('client disconnected'); return; }
             players.set(s.id, { kind: 'ws', streamPath, sub: s, stop: (r) => { s.close(r); out?.end(); } });
             player.onEnd = () => players.delete(s.id);
