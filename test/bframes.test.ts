@@ -137,10 +137,15 @@ describe('B-frame sources (x264 -bf 3, 2 s GOP, AAC): every output keeps decode 
       await until(() => S.server.engine.getStream(path)?.tracks.length === 2, 15_000, 'the stream');
       // HLS segmenters start with their first viewer: start them now so their playlists have segments.
       const hlsUrls = [`${S.http}/hls/${path}.m3u8`, `${S.http}/hls/${path}.m3u8?fmp4`, `${S.http}/llhls/${path}/index.m3u8`];
-      await until(async () => {
-        const t = await Promise.all(hlsUrls.map(async (u) => (await (await fetch(u)).text()).split('#EXTINF').length - 1));
-        return t.every((n) => n >= 2);
+      const texts = await until(async () => {
+        const t = await Promise.all(hlsUrls.map(async (u) => (await fetch(u)).text()));
+        return t.every((x) => x.split('#EXTINF').length - 1 >= 2) && t;
       }, 30_000, 'HLS playlists with 2 segments');
+      // Fresh segmenters of an audio+video stream: no discontinuity, one init segment (issue 10, 2).
+      texts.forEach((x, i) => {
+        assert.ok(!x.split('\n').includes('#EXT-X-DISCONTINUITY'), `${hlsUrls[i]}: a fresh segmenter lists a discontinuity:\n${x}`);
+        if (i > 0) assert.equal(x.split('#EXT-X-MAP').length - 1, 1, `${hlsUrls[i]}: one init segment:\n${x}`);
+      });
       const secs = FRAMES / FPS + 2;
       const results: Record<string, { inversions: number; catchupMs: number }> = {};
       // The catch-up outputs, each a new player joining mid-GOP (sequentially: each must join mid-GOP).
