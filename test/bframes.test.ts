@@ -137,10 +137,10 @@ describe('B-frame sources (x264 -bf 3, 2 s GOP, AAC): every output keeps decode 
       await until(() => S.server.engine.getStream(path)?.tracks.length === 2, 15_000, 'the stream');
       // HLS segmenters start with their first viewer: start them now so their playlists have segments.
       const hlsUrls = [`${S.http}/hls/${path}.m3u8`, `${S.http}/hls/${path}.m3u8?fmp4`, `${S.http}/llhls/${path}/index.m3u8`];
-      const texts = await until(async () => {
+      const texts = await until(async (): Promise<string[] | false> => {
         const t = await Promise.all(hlsUrls.map(async (u) => (await fetch(u)).text()));
         return t.every((x) => x.split('#EXTINF').length - 1 >= 2) && t;
-      }, 30_000, 'HLS playlists with 2 segments');
+      }, 30_000, 'HLS playlists with 2 segments') as string[];
       // Fresh segmenters of an audio+video stream: no discontinuity, one init segment (issue 10, 2).
       texts.forEach((x, i) => {
         assert.ok(!x.split('\n').includes('#EXT-X-DISCONTINUITY'), `${hlsUrls[i]}: a fresh segmenter lists a discontinuity:\n${x}`);
