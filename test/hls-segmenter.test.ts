@@ -10,7 +10,7 @@ import flv from '../plugins/flv/index.ts';
 import hls from '../plugins/hls/index.ts';
 import llhls from '../plugins/hls/llhls.ts';
 import { h264AacFrames, tempDir, type TestMedia } from './helpers/frames.ts';
-import { sleep, startServer, type TestServer } from './helpers/media.ts';
+import { ffmpegPath, run, sleep, startServer, type TestServer } from './helpers/media.ts';
 
 let media: TestMedia;
 const tmp = tempDir();
@@ -131,6 +131,38 @@ describe('LL-HLS parts and PART-TARGET', () => {
       console.log(`# ${what}: ${parts} parts, longest ${worst.toFixed(4)} s, shortest (not last of a segment) ${least.toFixed(4)} s, target 0.200 s`);
     });
   }
+});
+
+describe('LL-HLS parts of a looped file pull (the source issue 10 saw)', () => {
+  let S: TestServer;
+  before(async () => { S = await startServer([flv, hls, llhls], 'llhls:\n  part: 200ms\nhls:\n  fragment: 1s\n'); });
+  after(async () => { await S?.stop(); });
+
+  it('/flv/api/pull of a 3 s file with loop: every EXT-X-PART over 10 s is <= PART-TARGET', async () => {
+    const file = tmp.file('loop.flv');
+    const r = await run(ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25',
+      '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100', '-t', '3', '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '3',
+      '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', file]);
+    assert.equal(r.code, 0, r.stderr);
+    const res = await fetch(`${S.http}/flv/api/pull`, { method: 'POST', body: JSON.stringify({ streamPath: 'vod/loop', url: file, loop: true }) });
+    assert.equal((await res.json()).code, 0);
+    const parts = new Map<string, number>();
+    const t0 = Date.now();
+    while (Date.now() - t0 < 10_000) {
+      const pl = await fetch(`${S.http}/llhls/vod/loop/index.m3u8`);
+      const text = await pl.text();
+      if (pl.status === 200) {
+        assert.match(text, /#EXT-X-PART-INF:PART-TARGET=0\.200/);
+        for (const m of text.matchAll(/#EXT-X-PART:DURATION=([\d.]+),URI="([^"]+)"/g)) parts.set(m[2]!, Number(m[1]));
+      }
+      await sleep(150);
+    }
+    S.server.engine.stopStream('vod/loop');
+    const worst = Math.max(...parts.values());
+    assert.ok(parts.size > 20, `${parts.size} parts listed`);
+    assert.ok(worst <= 0.2, `longest part ${worst} > PART-TARGET 0.200 (${[...parts].filter(([, d]) => d > 0.2).map(([u, d]) => `${u} ${d}`).join(', ')})`);
+    console.log(`# looped file: ${parts.size} parts, longest ${worst.toFixed(3)} s`);
+  });
 });
 
 describe('EXT-X-DISCONTINUITY-SEQUENCE while discontinuities scroll out (RFC 8216 6.2.2)', () => {
