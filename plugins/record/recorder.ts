@@ -179,7 +179,9 @@ export class Recorder implements SubscriberSink {
       if (!this.openSegment(sub, ms)) return 0;
     }
     if (t.kind !== 'data') this.cfgVersion.set(t, f.configVersion);
-    const parts = this.writer!.frame(f, dts);
+    // Each fMP4/MP4/FLV file starts at time 0; TS segments keep the recording's timeline (one HLS playlist).
+    const segDts = this.settings.type === 'hls' ? dts : Math.max(0, dts - Math.round((this.segStartDts * t.clockRate) / 1000));
+    const parts = this.writer!.frame(f, segDts);
     if (this.segFirstDtsMs !== this.segFirstDtsMs) this.segFirstDtsMs = ms;
     const dur = t.frameDuration > 0 ? t.frameDuration : 0;
     this.segLastDtsMs = Math.max(this.segLastDtsMs, ms + (dur * 1000) / t.clockRate);

@@ -1,0 +1,258 @@
+// The record plugin: records streams to fMP4 (default), MP4, FLV or HLS (TS segments + playlist) files,
+// keeps an index of the segments and answers time-range queries over it. See docs/plugins/record.md.
+//
+//   onpub.record: { "regex": "filepath template" }      record a stream when it starts
+//   POST /record/api/start/{streamPath}?type=&fragment=&filepath=   start one
+//   POST /record/api/stop/{streamPath}                  stop it
+//   GET  /record/api/recorders                          running recorders
+//   GET  /record/api/list?streamPath=&start=&end=       indexed segments in a time range
+//   GET  /record/api/stats                              counters (segments, bytes, drops, failures)
+//
+// One plugin for every format rather than a recorder inside flv/mp4/hls as Monibuca has: one index, one
+// retention policy and one set of endpoints cover every format, and the formats' bytes come from
+// src/format (shared with the live plugins) anyway.
+
+import type { Context } from 'hono';
+import { parseDuration, t } from '../../src/config/schema.ts';
+import { EngineError } from '../../src/core/errors.ts';
+import { FLV_TAG_HEADER_SIZE } from '../../src/format/flv.ts';
+import { readFragmented } from '../../src/format/mp4-file.ts';
+import { TsDemuxer, TS_PACKET_SIZE } from '../../src/format/ts.ts';
+import type { Runtime } from '../../src/net/types.ts';
+import { definePlugin } from '../../src/plugin.ts';
+import { RECORD_TYPES, type RecordType } from './formats.ts';
+import { finalizeMp4, playlistText, type RecordSettings, Recorder, type RecorderHost } from './recorder.ts';
+import { type IndexEntry, SegmentIndex } from './store.ts';
+
+export default definePlugin({
+  name: 'record',
+  description: 'records streams to fMP4/MP4/FLV/HLS segment files with a time index',
+  push: true,
+  defaults: {
+    /** fmp4 (crash-safe fragments, default), mp4 (front moov when a segment closes), flv, hls (TS + playlist). */
+    type: t.str('fmp4', { enum: ['fmp4', 'mp4', 'flv', 'hls'] }),
+    /** Segment path without extension: {streamPath}, {time} (UTC YYYYMMDDhhmmss), {unix} (ms). Relative to the config file. */
+    filepath: t.str('record/{streamPath}/{time}'),
+    /** Segment length: a new segment starts at the first keyframe after it. 0 = one file per recording. */
+    fragment: t.dur('1h'),
+    /** Segment size limit in bytes (cut at the next keyframe); 0 = none. */
+    maxsize: t.num(0, { min: 0, int: true }),
+    /** Bytes waiting for the disk above which the recorder holds frames in the ring (no-skip). */
+    writebuffer: t.num(8 << 20, { min: 64 * 1024, int: true }),
+    /** The segment index journal (JSON lines). Relative to the config file. */
+    indexfile: t.str('record/index.jsonl'),
+  },
+  async setup(ctx) {
+    const rt = ctx.runtime;
+    const recorders = new Map<string, Recorder>();
+    const stats = { segments: 0, bytes: 0, behind: 0, framesDropped: 0, failures: 0, recovered: 0 };
+    const index = new SegmentIndex(rt, ctx.resolvePath(ctx.config.indexfile));
+    await rt.mkdir(dirname(index.file));
+    const left = await index.load();
+    for (const e of left) {
+      try {
+        const fixed = await recoverSegment(rt, e);
+        if (fixed) { index.closed(fixed); stats.recovered++; ctx.logger.info(`recovered ${e.type} segment ${e.path} (${fixed.duration} ms) left open by a crash`, { stream: e.streamPath }); }
+        else { index.removed(e.path); ctx.logger.warn(`segment ${e.path} left open by a crash holds nothing playable: forgotten`, { stream: e.streamPath }); }
+      } catch (err) {
+        ctx.logger.error(`could not recover segment ${e.path}`, { stream: e.streamPath, error: err });
+      }
+    }
+
+    const host: RecorderHost = {
+      runtime: rt,
+      logger: ctx.logger,
+      resolvePath: (p) => ctx.resolvePath(p),
+      segmentOpened: (seg) => index.opened(seg),
+      segmentClosed: (seg) => {
+        stats.segments++;
+        stats.bytes += seg.size;
+        index.closed(seg);
+      },
+      behind: (rec, frames) => {
+        stats.behind++;
+        stats.framesDropped += frames;
+        ctx.logger.warn(`recorder of ${rec.streamPath} fell behind (the disk does not keep up): ${frames} frames lost`, { stream: rec.streamPath, frames });
+      },
+      ended: (rec, reason, error) => {
+        if (recorders.get(keyOf(rec.streamPath, rec.settings.type)) === rec) recorders.delete(keyOf(rec.streamPath, rec.settings.type));
+        if (error) stats.failures++;
+        ctx.logger.info(`recording of ${rec.streamPath} ended: ${reason}`, { stream: rec.streamPath, segments: rec.segments, bytes: rec.bytes });
+      },
+    };
+
+    const settingsFor = (over: Partial<Record<'type' | 'filepath' | 'fragment' | 'maxsize', string>>): RecordSettings => {
+      const c = ctx.config;
+      const type = (over.type || c.type) as RecordType;
+      if (!RECORD_TYPES.includes(type)) throw new EngineError('BadArgument', `type must be one of ${RECORD_TYPES.join(', ')}`);
+      const fragment = over.fragment ? parseDuration(over.fragment) : c.fragment;
+      if (fragment === undefined || fragment < 0) throw new EngineError('BadArgument', `fragment: not a duration: ${over.fragment}`);
+      const maxsize = over.maxsize ? Number(over.maxsize) : c.maxsize;
+      return { type, filepath: over.filepath || c.filepath, fragment, maxsize, writebuffer: c.writebuffer };
+    };
+
+    async function startRecorder(streamPath: string, settings: RecordSettings): Promise<Recorder> {
+      const key = keyOf(streamPath, settings.type);
+      const old = recorders.get(key);
+      if (old && old.state === 'recording') throw new EngineError('BadArgument', `${streamPath} is already being recorded as ${settings.type} (recorder ${old.id})`);
+      const rec = new Recorder(streamPath, settings, host);
+      recorders.set(key, rec);
+      try {
+        await ctx.subscribe(streamPath, { sink: rec, type: 'record', config: { ...ctx.config.subscribe, submode: 'noskip' } });
+      } catch (err) {
+        recorders.delete(key);
+        throw err;
+      }
+      ctx.logger.info(`recording ${streamPath} as ${settings.type}`, { stream: streamPath, filepath: settings.filepath, fragment: settings.fragment });
+      return rec;
+    }
+
+    ctx.registerRecorder(async ({ streamPath, target }) => {
+      await startRecorder(streamPath, settingsFor({ filepath: target }));
+    });
+
+    ctx.onStop(async () => {
+      await Promise.all([...recorders.values()].map((r) => r.stop('server shutting down')));
+      await index.flushed();
+    });
+
+    const fail = (c: Context, err: unknown) => {
+      if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
+      return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
+    };
+
+    ctx.http.post('/api/start/*', async (c) => {
+      const streamPath = decodeURIComponent(new URL(c.req.url).pathname.replace(/^\/record\/api\/start\//, ''));
+      const q = c.req.query();
+      try {
+        const rec = await startRecorder(streamPath, settingsFor(q));
+        return ctx.ok(c, rec.info());
+      } catch (err) { return fail(c, err); }
+    });
+
+    ctx.http.post('/api/stop/*', async (c) => {
+      const streamPath = decodeURIComponent(new URL(c.req.url).pathname.replace(/^\/record\/api\/stop\//, ''));
+      const type = c.req.query('type');
+      const recs = [...recorders.values()].filter((r) => r.streamPath === streamPath && (!type || r.settings.type === type));
+      if (!recs.length) return ctx.fail(c, 404, `${streamPath} is not being recorded${type ? ' as ' + type : ''}`);
+      await Promise.all(recs.map((r) => r.stop('stopped by the API')));
+      await index.flushed();
+      return ctx.ok(c, recs.map((r) => r.info()));
+    });
+
+    ctx.http.get('/api/recorders', (c) => ctx.ok(c, [...recorders.values()].map((r) => r.info())));
+
+    ctx.http.get('/api/stats', (c) => ctx.ok(c, { ...stats, recording: recorders.size }));
+
+    ctx.http.get('/api/list', (c) => {
+      const q = c.req.query();
+      const start = q.start ? parseTime(q.start) : -Infinity;
+      const end = q.end ? parseTime(q.end) : Infinity;
+      if (Number.isNaN(start) || Number.isNaN(end)) return ctx.fail(c, 400, 'start/end: ms since epoch, seconds since epoch or an ISO date');
+      const paths = q.streamPath ? [q.streamPath] : index.streams();
+      const out = paths.flatMap((p) => index.query(p, start, end));
+      return ctx.ok(c, out);
+    });
+
+  },
+});
+
+const keyOf = (streamPath: string, type: string) => `${streamPath}\0${type}`;
+
+/** ms since epoch from ms, seconds (10 digits or fewer) or an ISO date. */
+export function parseTime(s: string): number {
+  if (/^\d+(\.\d+)?$/.test(s)) {
+    const n = Number(s);
+    return n < 1e11 ? n * 1000 : n;
+  }
+  const d = Date.parse(s);
+  return Number.isFinite(d) ? d : NaN;
+}
+
+function dirname(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i > 0 ? p.slice(0, i) : '.';
+}
+
+/**
+ * A segment a crash left open: make it playable up to its last whole fragment / tag / packet and measure
+ * it. MP4: the `.part` fragments become the MP4 (front moov). Returns null when nothing playable is left.
+ */
+export async function recoverSegment(rt: Runtime, e: IndexEntry): Promise<IndexEntry | null> {
+  const out: IndexEntry = { ...e };
+  delete out.open;
+  if (e.type === 'mp4') {
+    if (await rt.stat(e.path + '.part')) {
+      const part = await rt.readFile(e.path + '.part');
+      const f = readFragmented(part);
+      if (!f.samples.length) { await rt.remove(e.path + '.part'); return null; }
+      out.duration = durationOf(f);
+      out.size = await finalizeMp4(rt, e.path);
+    } else {
+      const st = await rt.stat(e.path);
+      if (!st) return null;
+      out.size = st.size;
+      out.duration = e.duration; // finalized, but the crash came before its close was journaled
+    }
+  } else {
+    const st = await rt.stat(e.path);
+    if (!st) return null;
+    const b = await rt.readFile(e.path);
+    let valid = b.length;
+    if (e.type === 'fmp4') {
+      const f = readFragmented(b);
+      if (!f.samples.length) return null;
+      valid = f.validEnd;
+      out.duration = durationOf(f);
+    } else if (e.type === 'flv') {
+      const r = scanFlv(b);
+      valid = r.end;
+      out.duration = r.lastMs;
+    } else {
+      valid = b.length - (b.length % TS_PACKET_SIZE);
+      let first = Infinity, last = -Infinity;
+      const d = new TsDemuxer((u) => { if (u.dts < first) first = u.dts; if (u.dts > last) last = u.dts; });
+      d.push(b.subarray(0, valid));
+      d.end();
+      out.duration = last > first ? Math.round((last - first) / 90) : 0;
+      if (e.playlist) {
+        let text = '';
+        try { text = await rt.readTextFile(e.playlist); } catch { /* none yet */ }
+        const entries = [...text.matchAll(/#EXTINF:([\d.]+),\s*\n(\S+)/g)].map((m) => ({ dur: Number(m[1]), name: m[2]! }));
+        const name = e.path.slice(e.path.lastIndexOf('/') + 1);
+        if (!entries.some((x) => x.name === name)) entries.push({ name, dur: out.duration / 1000 });
+        await rt.writeFile(e.playlist, playlistText(entries, true));
+      }
+    }
+    if (valid < b.length) await rt.writeFile(e.path, b.subarray(0, valid)); // drop the torn tail
+    out.size = valid;
+  }
+  out.end = out.start + out.duration;
+  return out;
+}
+
+function durationOf(f: ReturnType<typeof readFragmented>): number {
+  let ms = 0;
+  for (const t of f.tracks) {
+    const s = f.samples.filter((x) => x.trackId === t.id);
+    if (!s.length) continue;
+    const last = s[s.length - 1]!;
+    ms = Math.max(ms, ((last.dts + last.duration - s[0]!.dts) * 1000) / t.timescale);
+  }
+  return Math.round(ms);
+}
+
+/** Whole tags of an FLV file: where they end and the last timestamp. */
+export function scanFlv(b: Uint8Array): { end: number; lastMs: number } {
+  if (b.length < 13 || b[0] !== 0x46 || b[1] !== 0x4c || b[2] !== 0x56) return { end: 0, lastMs: 0 };
+  let p = 13, end = 13, lastMs = 0;
+  while (p + FLV_TAG_HEADER_SIZE + 4 <= b.length) {
+    const size = (b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!;
+    const ts = ((b[p + 7]! << 24) | (b[p + 4]! << 16) | (b[p + 5]! << 8) | b[p + 6]!) >>> 0;
+    const next = p + FLV_TAG_HEADER_SIZE + size + 4;
+    if (next > b.length) break;
+    if (b[p] === 8 || b[p] === 9) lastMs = Math.max(lastMs, ts);
+    p = end = next;
+  }
+  return { end, lastMs };
+}

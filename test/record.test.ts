@@ -1,0 +1,170 @@
+// The record plugin end to end: ffmpeg publishes 20 s of media over RTMP at 4× real time (-readrate 4,
+// Debian's ffmpeg 5.1) while four recorders (fmp4, mp4, flv, hls) write 5 s segments; each segment reads
+// in ffprobe with h264 + aac, starts at a keyframe, and the four add up to the published duration within
+// one frame. Then the index answers time-range queries, and /record/api/list over 10 000 synthetic
+// segments is timed.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import rtmp from '../plugins/rtmp/index.ts';
+import record from '../plugins/record/index.ts';
+import { ffprobePath, run, start, startServer, until, type TestServer } from './helpers/media.ts';
+
+export const FFMPEG51 = '/usr/bin/ffmpeg';
+
+/** 20 s (or `seconds`) of testsrc2 320x240@25 (GOP 1 s) + 44.1 kHz sine, h264 + aac, read at `rate`× real time. */
+export function sourceArgs(seconds: number, rate: number): string[] {
+  return [
+    '-hide_banner', '-loglevel', 'error', '-readrate', String(rate),
+    '-f', 'lavfi', '-i', `testsrc2=size=320x240:rate=25:duration=${seconds}`,
+    '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=44100:duration=${seconds}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '25', '-bf', '0',
+    '-c:a', 'aac', '-b:a', '64k',
+  ];
+}
+
+export async function probe(path: string): Promise<{ format: any; streams: any[]; packets: any[]; errors: string }> {
+  const r = await run(ffprobePath, ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '-show_packets', path]);
+  const j = JSON.parse(r.stdout || '{}');
+  return { format: j.format ?? {}, streams: j.streams ?? [], packets: j.packets ?? [], errors: r.stderr.trim() };
+}
+
+/** Files under dir (recursive), relative paths, sorted. */
+export function filesUnder(dir: string, ext?: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const n of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, n.name);
+      if (n.isDirectory()) walk(p);
+      else if (!ext || n.name.endsWith(ext)) out.push(p);
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out.sort();
+}
+
+const post = (url: string) => fetch(url, { method: 'POST' }).then((r) => r.json() as Promise<any>);
+
+describe('record plugin: four formats, 5 s segments', () => {
+  let S: TestServer;
+  let dir: string;
+  const types = ['fmp4', 'mp4', 'flv', 'hls'] as const;
+  let published = 0;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'm7s-record-'));
+    S = await startServer([rtmp, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  indexfile: "${dir}/index.jsonl"\n`);
+    const starts = types.map((t) => post(`${S.http}/record/api/start/live/rec?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{streamPath}/{unix}`)}`));
+    const t0 = Date.now();
+    const pub = start(FFMPEG51, [...sourceArgs(20, 4), '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp')}/live/rec`]);
+    for (const r of await Promise.all(starts)) assert.equal(r.code, 0, JSON.stringify(r));
+    await new Promise<void>((r) => pub.proc.once('close', () => r()));
+    published = Date.now() - t0;
+    // The stream ends with its publisher; each recorder closes its last segment.
+    await until(async () => (await (await fetch(`${S.http}/record/api/recorders`)).json() as any).data.length === 0, 15_000, 'recorders to end');
+  });
+
+  after(async () => {
+    await S?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const type of types) {
+    it(`${type}: 4 segments cut at keyframes, h264 + aac, 20 s within one frame`, async () => {
+      const ext = type === 'flv' ? '.flv' : type === 'hls' ? '.ts' : '.mp4';
+      const files = filesUnder(join(dir, type), ext);
+      assert.equal(files.length, 4, `segments: ${files.join(', ')}`);
+      if (type === 'mp4') assert.equal(filesUnder(join(dir, type), '.part').length, 0, 'no .part left');
+      let total = 0;
+      for (const f of files) {
+        const p = await probe(f);
+        assert.equal(p.errors, '', `${f}: ${p.errors}`);
+        const v = p.streams.find((s) => s.codec_type === 'video');
+        const a = p.streams.find((s) => s.codec_type === 'audio');
+        assert.equal(v?.codec_name, 'h264', f);
+        assert.equal(a?.codec_name, 'aac', f);
+        assert.equal(v.width, 320);
+        const vp = p.packets.filter((x) => x.codec_type === 'video');
+        assert.ok(vp[0].flags.startsWith('K'), `${f} starts at a keyframe`);
+        // The video of a segment: its frames times the frame duration (ffprobe's format duration mixes in
+        // the audio's own end).
+        const vdur = vp.length / 25;
+        total += vdur;
+        assert.ok(Math.abs(vdur - 5) < 0.001, `${f}: ${vp.length} video frames (5 s = 125)`);
+        assert.ok(Math.abs(Number(p.format.duration) - 5) <= 0.05, `${f}: ffprobe duration ${p.format.duration}`);
+      }
+      assert.ok(Math.abs(total - 20) <= 0.04, `total ${total} s`);
+      if (type === 'hls') {
+        const lists = filesUnder(join(dir, type), '.m3u8');
+        assert.equal(lists.length, 1);
+        const text = readFileSync(lists[0]!, 'utf8');
+        assert.match(text, /#EXT-X-PLAYLIST-TYPE:VOD/);
+        assert.match(text, /#EXT-X-ENDLIST/);
+        assert.equal(text.match(/#EXTINF/g)?.length, 4);
+        const p = await probe(lists[0]!);
+        assert.equal(p.errors, '');
+        assert.ok(Math.abs(p.packets.filter((x) => x.codec_type === 'video').length - 500) <= 1, 'playlist plays all 500 frames');
+      }
+    });
+  }
+
+  it('published 20 s in well under 20 s (4× real time)', () => {
+    assert.ok(published < 15_000, `${published} ms`);
+  });
+
+  it('the index lists each segment with start/end, size and codecs, and answers a time range', async () => {
+    const all = (await (await fetch(`${S.http}/record/api/list?streamPath=live/rec`)).json() as any).data;
+    assert.equal(all.length, 16);
+    for (const e of all) {
+      assert.deepEqual(e.codecs.sort(), ['aac', 'h264']);
+      assert.ok(e.size > 0 && e.end > e.start && Math.abs(e.duration - 5000) < 100, JSON.stringify(e));
+    }
+    const fmp4 = all.filter((e: any) => e.type === 'fmp4');
+    const mid = fmp4[1];
+    const some = (await (await fetch(`${S.http}/record/api/list?streamPath=live/rec&start=${mid.start + 10}&end=${mid.end - 10}`)).json() as any).data;
+    assert.ok(some.some((e: any) => e.path === mid.path));
+    assert.ok(!some.some((e: any) => e.path === fmp4[3].path), 'a segment outside the range is not listed');
+    const journal = readFileSync(join(dir, 'index.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(journal.filter((l) => l.op === 'close').length, 16);
+  });
+});
+
+describe('record index', () => {
+  it('answers /record/api/list over 10 000 indexed segments in < 50 ms', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'm7s-recidx-'));
+    // 10 000 one-minute segments over ~7 days in the index journal the plugin loads at start.
+    const t0 = Date.UTC(2026, 0, 1);
+    const lines: string[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      lines.push(JSON.stringify({ op: 'close', seg: { streamPath: 'cam/1', type: 'fmp4', path: `/x/${i}.mp4`, start: t0 + i * 60_000, end: t0 + i * 60_000 + 59_960, duration: 59_960, size: 1_000_000, codecs: ['h264', 'aac'] } }));
+    }
+    writeFileSync(join(dir, 'index.jsonl'), lines.join('\n') + '\n');
+    const S = await startServer([record], `record:\n  indexfile: "${dir}/index.jsonl"\n`);
+    try {
+      const url = `${S.http}/record/api/list?streamPath=cam/1&start=${t0 + 5000 * 60_000}&end=${t0 + 5060 * 60_000}`;
+      await fetch(url).then((r) => r.json());
+      const times: number[] = [];
+      let n = 0;
+      for (let k = 0; k < 5; k++) {
+        const a = performance.now();
+        const j = await (await fetch(url)).json() as any;
+        times.push(performance.now() - a);
+        n = j.data.length;
+      }
+      assert.equal(n, 61);
+      const all = performance.now();
+      const j = await (await fetch(`${S.http}/record/api/list?streamPath=cam/1`)).json() as any;
+      const allMs = performance.now() - all;
+      assert.equal(j.data.length, 10_000);
+      const best = Math.min(...times);
+      console.log(`# /record/api/list over 10 000 segments: one hour ${best.toFixed(1)} ms (median ${times.sort((a, b) => a - b)[2]!.toFixed(1)} ms), all 10 000 ${allMs.toFixed(1)} ms`);
+      assert.ok(times[2]! < 50, `median ${times[2]} ms`);
+    } finally {
+      await S.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
