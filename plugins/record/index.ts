@@ -144,6 +144,20 @@ export default definePlugin({
 
     ctx.http.get('/api/stats', (c) => ctx.ok(c, { ...stats, recording: recorders.size }));
 
+    // Prometheus text (until plugins can add to /api/metrics).
+    ctx.http.get('/api/metrics', (c) => {
+      const m = (name: string, type: string, help: string, v: number) => `# HELP ${name} ${help}\n# TYPE ${name} ${type}\n${name} ${v}\n`;
+      return c.text(
+        m('m7s_record_recorders', 'gauge', 'Recorders running.', recorders.size) +
+        m('m7s_record_segments_total', 'counter', 'Segments closed since start.', stats.segments) +
+        m('m7s_record_bytes_total', 'counter', 'Bytes in closed segments since start.', stats.bytes) +
+        m('m7s_record_behind_total', 'counter', 'Times a recorder fell behind its stream (the disk did not keep up) and lost frames.', stats.behind) +
+        m('m7s_record_frames_dropped_total', 'counter', 'Frames recorders lost falling behind.', stats.framesDropped) +
+        m('m7s_record_failures_total', 'counter', 'Recordings stopped by a write error (disk full, I/O error).', stats.failures) +
+        m('m7s_record_recovered_total', 'counter', 'Segments left open by a crash and repaired at start.', stats.recovered),
+        200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    });
+
     ctx.http.get('/api/list', (c) => {
       const q = c.req.query();
       const start = q.start ? parseTime(q.start) : -Infinity;
