@@ -97,6 +97,44 @@ describe('record plugin: four formats, 5 s segments', () => {
     const journal = readFileSync(join(dir, 'index.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     assert.equal(journal.filter((l) => l.op === 'close').length, 16);
   });
+
+  it('/record/download: one MP4 stitched across segments for a 10 s range (± one GOP), with Range requests', async () => {
+    const fmp4 = (await (await fetch(`${S.http}/record/api/list?streamPath=live/rec`)).json() as any).data.filter((e: any) => e.type === 'fmp4');
+    const from = fmp4[0].start + 3500, to = from + 10_000; // crosses segments 1, 2 and 3
+    const url = `${S.http}/record/download/live/rec.mp4?start=${from}&end=${to}`;
+    const p = await probe(url);
+    assert.equal(p.errors, '', p.errors);
+    assert.deepEqual(p.streams.map((s) => s.codec_name).sort(), ['aac', 'h264']);
+    const d = Number(p.format.duration);
+    assert.ok(d >= 10 - 0.05 && d <= 11 + 0.05, `duration ${d} (10 s asked, GOP 1 s)`);
+    const vp = p.packets.filter((x) => x.codec_type === 'video');
+    assert.ok(vp[0].flags.startsWith('K'));
+    const full = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const head = await fetch(url, { method: 'HEAD' });
+    assert.equal(Number(head.headers.get('content-length')), full.length);
+    const r = await fetch(url, { headers: { range: 'bytes=1000-200999' } });
+    assert.equal(r.status, 206);
+    assert.equal(r.headers.get('content-range'), `bytes 1000-200999/${full.length}`);
+    const part = new Uint8Array(await r.arrayBuffer());
+    assert.equal(part.length, 200_000);
+    assert.deepEqual(part, full.subarray(1000, 201_000));
+    const tail = new Uint8Array(await (await fetch(url, { headers: { range: 'bytes=-5000' } })).arrayBuffer());
+    assert.deepEqual(tail, full.subarray(full.length - 5000));
+    assert.equal((await fetch(url, { headers: { range: `bytes=${full.length}-` } })).status, 416);
+  });
+
+  for (const type of ['hls', 'fmp4'] as const) {
+    it(`/record/vod: a VOD HLS playlist of the ${type} segments plays in ffprobe (all 500 frames)`, async () => {
+      const url = `${S.http}/record/vod/live/rec.m3u8?type=${type}`;
+      const text = await (await fetch(url)).text();
+      assert.match(text, /#EXT-X-PLAYLIST-TYPE:VOD/);
+      assert.equal(text.match(/#EXTINF/g)?.length, 4);
+      const p = await probe(url);
+      assert.equal(p.errors, '', p.errors);
+      const n = p.packets.filter((x) => x.codec_type === 'video').length;
+      assert.ok(Math.abs(n - 500) <= 1, `${n} video frames`);
+    });
+  }
 });
 
 describe('record index', () => {

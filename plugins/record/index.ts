@@ -23,6 +23,7 @@ import { definePlugin } from '../../src/plugin.ts';
 import { RECORD_TYPES, type RecordType } from './formats.ts';
 import { finalizeMp4, playlistText, type RecordSettings, Recorder, type RecorderHost } from './recorder.ts';
 import { type IndexEntry, SegmentIndex } from './store.ts';
+import { rangeResponse, stitchMp4, vodPlaylist } from './playback.ts';
 
 export default definePlugin({
   name: 'record',
@@ -156,6 +157,51 @@ export default definePlugin({
         m('m7s_record_failures_total', 'counter', 'Recordings stopped by a write error (disk full, I/O error).', stats.failures) +
         m('m7s_record_recovered_total', 'counter', 'Segments left open by a crash and repaired at start.', stats.recovered),
         200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    });
+
+    // ------------------------------------------------------------------ playback
+
+    const range = (c: Context) => {
+      const q = c.req.query();
+      const start = q.start ? parseTime(q.start) : -Infinity;
+      const end = q.end ? parseTime(q.end) : Infinity;
+      return Number.isNaN(start) || Number.isNaN(end) ? null : { start, end };
+    };
+
+    ctx.http.on(['GET', 'HEAD'], '/download/*', async (c) => {
+      const m = /^\/record\/download\/(.+)\.mp4$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
+      if (!m) return ctx.fail(c, 404, 'use /record/download/{streamPath}.mp4?start=&end=');
+      const r = range(c);
+      if (!r) return ctx.fail(c, 400, 'start/end: ms since epoch, seconds since epoch or an ISO date');
+      const v = await stitchMp4(rt, index.query(m[1]!, r.start, r.end), r.start, r.end);
+      if (!v) return ctx.fail(c, 404, `no fMP4 recording of ${m[1]} in that range`);
+      const name = m[1]!.replace(/\//g, '_');
+      return rangeResponse(rt, v, c.req.header('range'), 'video/mp4', c.req.method === 'HEAD',
+        { 'content-disposition': `attachment; filename="${name}.mp4"`, 'x-duration-ms': String(Math.round(v.durationMs)) });
+    });
+
+    const segUrl = (e: IndexEntry) => `/record/file/${e.streamPath}/${e.start}${e.type === 'hls' ? '.ts' : '.mp4'}`;
+
+    ctx.http.get('/vod/*', (c) => {
+      const m = /^\/record\/vod\/(.+)\.m3u8$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
+      if (!m) return ctx.fail(c, 404, 'use /record/vod/{streamPath}.m3u8?start=&end=');
+      const r = range(c);
+      if (!r) return ctx.fail(c, 400, 'start/end: ms since epoch, seconds since epoch or an ISO date');
+      const type = c.req.query('type');
+      const list = index.query(m[1]!, r.start, r.end).filter((e) => !e.open && (!type || e.type === type));
+      if (!list.some((e) => e.type === 'hls' || (e.type === 'fmp4' && e.init))) return ctx.fail(c, 404, `no HLS or fMP4 recording of ${m[1]} in that range`);
+      return c.body(vodPlaylist(list, segUrl), 200, { 'content-type': 'application/vnd.apple.mpegurl', 'cache-control': 'no-cache' });
+    });
+
+    ctx.http.on(['GET', 'HEAD'], '/file/*', async (c) => {
+      const m = /^\/record\/file\/(.+)\/(\d+)\.(ts|mp4|flv)$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
+      const e = m ? index.query(m[1]!, Number(m[2]), Number(m[2])).find((x) => x.start === Number(m[2])) : undefined;
+      if (!e) return ctx.fail(c, 404, 'no such recorded segment');
+      const st = await rt.stat(e.path);
+      if (!st) return ctx.fail(c, 404, `segment file ${e.path} is gone`);
+      const type = e.type === 'hls' ? 'video/mp2t' : e.type === 'flv' ? 'video/x-flv' : 'video/mp4';
+      return rangeResponse(rt, { head: new Uint8Array(0), pieces: [{ path: e.path, offset: 0, size: st.size }], size: st.size, durationMs: e.duration },
+        c.req.header('range'), type, c.req.method === 'HEAD');
     });
 
     ctx.http.get('/api/list', (c) => {

@@ -47,6 +47,8 @@ export interface SegmentInfo {
   codecs: string[];
   /** HLS: the recording's playlist. */
   playlist?: string;
+  /** fMP4: bytes of the init segment (ftyp + moov) at the start of the file. */
+  init?: number;
 }
 
 export interface RecorderHost {
@@ -229,8 +231,10 @@ export class Recorder implements SubscriberSink {
       if (s.type === 'mp4') await rt.remove(filePath);
       this.file = await rt.openWrite(filePath);
     });
+    const head = writer.open();
+    if (s.type === 'fmp4') seg.init = head.reduce((n, b) => n + b.length, 0);
     this.host.segmentOpened({ ...seg });
-    this.append(writer.open());
+    this.append(head);
     return true;
   }
 
