@@ -24,7 +24,8 @@ import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
 import type { Logger } from './log.ts';
 import type { ByteSink } from './net/body.ts';
-import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { PortRange } from './net/udp.ts';
 
 /** Keys every plugin that pulls or pushes may use (added to its schema by `pull: true` / `push: true`). */
 export const pullSchema = {
@@ -94,7 +95,18 @@ export interface PluginContext<C = Record<string, any>> {
 
   /** Listen on `addr` (":1935", "127.0.0.1:1935"); with `tls`, serve TLS. Empty addr = don't listen (returns null). */
   listenTcp(addr: string, onConn: (conn: TcpConn) => void, opts?: { tls?: TlsOptions; what?: string; highWaterMark?: number }): Promise<TcpServer | null>;
-  listenUdp(addr: string, opts?: { what?: string }): Promise<UdpSocket | null>;
+  /** A UDP server socket on `addr` (listed in /api/sysinfo while open; closed with the plugin). */
+  listenUdp(addr: string, opts?: Omit<UdpOptions, 'port' | 'host'> & { what?: string }): Promise<UdpSocket | null>;
+  /**
+   * An ephemeral UDP socket (port 0 = any): a client's RTP port, a SIP transaction. Listed while open,
+   * unlisted when the plugin closes it, closed with the plugin at the latest.
+   */
+  bindUdp(opts?: Partial<UdpOptions> & { what?: string }): Promise<UdpSocket>;
+  /**
+   * RTP on an even port and RTCP on the next odd one, from `range` ("10000-20000" or {min, max}); same
+   * lifetime as bindUdp. Throws PortRangeExhaustedError when every pair in the range is taken.
+   */
+  bindUdpPair(range: string | PortRange, opts?: Omit<UdpOptions, 'port'> & { what?: string }): Promise<{ rtp: UdpSocket; rtcp: UdpSocket }>;
   connectTcp(opts: ConnectOptions): Promise<TcpConn>;
 
   /** engine.publish with this plugin's name and publish config. */
