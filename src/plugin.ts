@@ -18,7 +18,7 @@ import type { Context, Hono } from 'hono';
 import type { ConfigDiff } from './config/load.ts';
 import { type Defaults, type Resolved, t } from './config/schema.ts';
 import type { PublishConfig, SubscribeConfig } from './core/config.ts';
-import type { Engine, EngineEvents, PublishActionFn, PullFn, PublishOptions, SubscribeOptions } from './core/engine.ts';
+import type { DescribeOptions, Engine, EngineEvents, PublishActionFn, PullFn, PublishOptions, StreamDescription, SubscribeOptions } from './core/engine.ts';
 import type { Publisher } from './core/publisher.ts';
 import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
@@ -113,6 +113,9 @@ export interface PluginContext<C = Record<string, any>> {
   publish(streamPath: string, opts?: Omit<PublishOptions, 'protocol'> & { protocol?: string }): Promise<Publisher>;
   /** engine.subscribe with this plugin's name and subscribe config. */
   subscribe(streamPath: string, opts: Omit<SubscribeOptions, 'protocol'> & { protocol?: string }): Promise<Subscriber>;
+
+  /** engine.describe with this plugin's name and subscribe config: the tracks of a stream (auth, on-demand pull, bounded wait), no cursor. */
+  describe(streamPath: string, opts?: Omit<DescribeOptions, 'protocol'> & { protocol?: string }): Promise<StreamDescription>;
 
   /** This plugin can pull `url` into `streamPath`: used for `onsub.pull` (on demand) and `pull` (at start). */
   registerPuller(fn: PullFn): void;

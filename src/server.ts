@@ -245,6 +245,7 @@ export class Server {
       connectTcp: (o) => this.runtime.connectTcp(o),
       publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
+      describe: (path, o = {}) => this.engine.describe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       registerPuller: (fn) => { pr.puller = fn; this.applyRegistries(pr); },
       registerPusher: (fn) => { pr.pusher = fn; this.applyRegistries(pr); },
       registerRecorder: (fn) => { pr.recorder = fn; this.applyRegistries(pr); },
