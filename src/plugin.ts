@@ -26,6 +26,8 @@ import type { Logger } from './log.ts';
 import type { ByteSink } from './net/body.ts';
 import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
 import type { PortRange } from './net/udp.ts';
+import type { PluginSessions } from './sessions.ts';
+import type { PlayerOptions } from './http/player.ts';
 
 /** Keys every plugin that pulls or pushes may use (added to its schema by `pull: true` / `push: true`). */
 export const pullSchema = {
@@ -88,10 +90,27 @@ export interface PluginContext<C = Record<string, any>> {
    * is a ReadableStream body.
    */
   streamBody(c: Context, status: number, headers: Record<string, string>, highWaterMark: number): { sink: ByteSink; response: Response };
+  /**
+   * Answer a player request (inside an http route): WebSocket when it is an upgrade, a streamed HTTP
+   * body otherwise. Subscribes, opens the body through streamBody once the subscription is accepted,
+   * wires abort/close, and lists the player in ctx.sessions. Errors before streaming are thrown
+   * (EngineError → its HTTP status through the app's onError). See src/http/player.ts.
+   */
+  play(c: Context, opts: PlayerOptions): Promise<Response>;
+  /** The peer address of an HTTP request ("ip:port") on Node, Bun and Deno; undefined where the host does not say. */
+  remoteOf(c: Context): string | undefined;
   /** `{ code: 0, message: 'ok', data }` */
   ok(c: Context, data?: unknown): Response;
   /** `{ code, message }` with an HTTP status. */
   fail(c: Context, status: number, message: string): Response;
+
+  /**
+   * This plugin's sessions and jobs in the server's one registry: add each connection, player,
+   * publisher, pull or push with `add({ kind, streamPath, remote, stop, info })` and call
+   * `handle.remove()` when it ends. GET /{name}/api/list and POST /{name}/api/stop/{id} are served from
+   * it (a plugin must not define them), /api/metrics counts it, and the server stops what is left.
+   */
+  readonly sessions: PluginSessions;
 
   /** Listen on `addr` (":1935", "127.0.0.1:1935"); with `tls`, serve TLS. Empty addr = don't listen (returns null). */
   listenTcp(addr: string, onConn: (conn: TcpConn) => void, opts?: { tls?: TlsOptions; what?: string; highWaterMark?: number }): Promise<TcpServer | null>;
@@ -130,3 +149,5 @@ export interface PluginContext<C = Record<string, any>> {
   /** Resolve a file path relative to the config file's folder. */
   resolvePath(p: string): string;
 }
+
+export type { PluginSessions, SessionHandle, SessionInfo, SessionSpec } from './sessions.ts';

@@ -57,9 +57,6 @@ export function decodeData(m: { type: number; payload: Uint8Array }): unknown[] 
   return amf0Decode(p, AMF_LIMITS);
 }
 
-let ids = 0;
-/** Ids for sessions and client jobs: one sequence, so that /rtmp/api/stop/:id is unambiguous. */
-export function nextId(): number { return ++ids; }
 
 export abstract class RtmpConnection {
   /** Chunk size we send with. */
