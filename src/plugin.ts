@@ -68,6 +68,9 @@ export function definePlugin<const D extends Defaults>(def: PluginDef<D>): Plugi
   return def;
 }
 
+/** The part of the Engine a plugin sees (ctx.engine). */
+export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'stopStream' | 'addAuthHook' | 'summary' | 'events'>;
+
 export interface ListenInfo { plugin: string; proto: 'tcp' | 'tls' | 'udp' | 'http' | 'https'; host: string; port: number; what?: string }
 
 /** What setup() gets. Everything a plugin opens through it is closed when the server stops. */
@@ -76,7 +79,8 @@ export interface PluginContext<C = Record<string, any>> {
   /** The plugin's resolved section. Updated in place on hot reload (see onConfigChange). */
   readonly config: C;
   readonly logger: Logger;
-  readonly engine: Engine;
+  /** The engine, narrowly: what a plugin may read or ask (publish/subscribe go through ctx). */
+  readonly engine: PluginEngine;
   readonly runtime: Runtime;
   readonly events: EventBus<EngineEvents>;
   /** Routes mounted under `/{name}/` on the shared HTTP server (a hono app). */
@@ -150,4 +154,22 @@ export interface PluginContext<C = Record<string, any>> {
   resolvePath(p: string): string;
 }
 
+// ---------------------------------------------------------------------------------------------------
+// The public plugin surface: what plugins use from the engine, re-exported so that no plugin imports
+// src/core/* (its internals may move). Bytes-level code (src/format, src/codec) and the net helpers
+// (src/net) are libraries plugins import directly.
+
 export type { PluginSessions, SessionHandle, SessionInfo, SessionSpec } from './sessions.ts';
+export type { PlayerOptions } from './http/player.ts';
+export { wsCloseCode } from './http/player.ts';
+export { EngineError, type EngineErrorCode } from './core/errors.ts';
+export { FormatError, UnsupportedFormatError } from './format/bytes.ts';
+export { Frame, Track, type CodecConfig, type TrackKind } from './core/frame.ts';
+export type { Publisher, PublisherInfo } from './core/publisher.ts';
+export type { Subscriber, SubscriberInfo, SubscriberSink } from './core/subscriber.ts';
+export type { Stream, StreamInfo } from './core/stream.ts';
+export type { DescribeOptions, Engine, EngineEvents, PublishActionFn, PublishOptions, PullFn, StreamDescription, SubscribeOptions } from './core/engine.ts';
+export { expandTemplate } from './core/engine.ts';
+export type { PublishConfig, SubscribeConfig } from './core/config.ts';
+export { t, parseDuration } from './config/schema.ts';
+export type { Logger } from './log.ts';

@@ -9,13 +9,13 @@
 //   POST /flv/api/stop/:id                stop a player, publisher or pull of this plugin (ctx.sessions)
 
 import type { Context } from 'hono';
-import { EngineError } from '../../src/core/errors.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
 import { FormatError } from '../../src/format/bytes.ts';
 import type { WsConn } from '../../src/net/types.ts';
 import { t } from '../../src/config/schema.ts';
 import { definePlugin, type SessionHandle } from '../../src/plugin.ts';
-import { wsCloseCode } from '../../src/http/player.ts';
+import { wsCloseCode } from '../../src/plugin.ts';
 import { FlvFeed } from './feed.ts';
 import { FlvPlaySink } from './play.ts';
 import { PullJob, pullKind, type PullSettings } from './pull.ts';

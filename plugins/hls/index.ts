@@ -9,9 +9,9 @@
 //   GET  /hls/api/list                     segmenters, viewers and pulls (ctx.sessions)
 //   POST /hls/api/stop/:id                 stop a pull or a segmenter, forget a viewer (ctx.sessions)
 
-import { EngineError } from '../../src/core/errors.ts';
+import { EngineError } from '../../src/plugin.ts';
 import { t } from '../../src/config/schema.ts';
-import { expandTemplate } from '../../src/core/engine.ts';
+import { expandTemplate } from '../../src/plugin.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { managerFor } from './manager.ts';
 import { HlsPullJob, type PullSettings } from './pull.ts';

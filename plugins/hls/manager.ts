@@ -6,10 +6,10 @@
 // it unsubscribes and its segments are dropped. Segmenters started by `onpub.transform` (pinned) stay
 // for the life of the stream.
 
-import type { Engine } from '../../src/core/engine.ts';
-import { EngineError } from '../../src/core/errors.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
-import type { SubscribeOptions } from '../../src/core/engine.ts';
+import type { PluginEngine as Engine } from '../../src/plugin.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
+import type { SubscribeOptions } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
 import type { PluginSessions, SessionHandle } from '../../src/plugin.ts';
 import { Segmenter, type SegmentKind, type SegmenterSettings } from './segmenter.ts';

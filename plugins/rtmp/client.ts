@@ -7,8 +7,8 @@
 
 import { FlvIngest } from '../../src/format/flv-media.ts';
 import { FormatError } from '../../src/format/bytes.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import type { Publisher } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
 import type { PluginContext, SessionHandle } from '../../src/plugin.ts';
 import { MSG, type RtmpMessage, UC } from './chunk.ts';

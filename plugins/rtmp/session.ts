@@ -5,9 +5,9 @@
 // tcUrl / app of connect or on the stream name of publish/play; all are passed on, the stream name's
 // winning.
 
-import { EngineError } from '../../src/core/errors.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import { FlvIngest, FormatError } from '../../src/format/flv-media.ts';
 import type { Logger } from '../../src/log.ts';
 import type { TcpConn } from '../../src/net/types.ts';
