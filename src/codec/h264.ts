@@ -325,6 +325,15 @@ export interface H264Sps {
   timing?: { numUnitsInTick: number; timeScale: number; fixedFrameRate: boolean };
   /** Present when video_signal_type_present_flag is set. */
   fullRange?: boolean;
+  /** Slice header layout (what the POC / DTS extractor needs). */
+  separateColourPlane: boolean;
+  log2MaxFrameNum: number;
+  /** pic_order_cnt_type: 0 (lsb in slice headers), 1 (cycle), 2 (output order = decode order). */
+  pocType: number;
+  /** log2_max_pic_order_cnt_lsb (pocType 0). */
+  log2MaxPocLsb: number;
+  /** VUI bitstream restriction max_num_reorder_frames, when present. */
+  maxNumReorderFrames?: number;
 }
 
 const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
@@ -374,10 +383,11 @@ export function parseH264Sps(nal: Uint8Array): H264Sps {
       for (let i = 0; i < lists; i++) if (br.bool()) skipScalingList(br, i < 6 ? 16 : 64);
     }
   }
-  br.ueMax(12, 'log2_max_frame_num_minus4');
+  const log2MaxFrameNum = br.ueMax(12, 'log2_max_frame_num_minus4') + 4;
   const pocType = br.ueMax(2, 'pic_order_cnt_type');
+  let log2MaxPocLsb = 0;
   if (pocType === 0) {
-    br.ueMax(12, 'log2_max_pic_order_cnt_lsb_minus4');
+    log2MaxPocLsb = br.ueMax(12, 'log2_max_pic_order_cnt_lsb_minus4') + 4;
   } else if (pocType === 1) {
     br.skip(1); // delta_pic_order_always_zero_flag
     br.se(); // offset_for_non_ref_pic
@@ -412,6 +422,7 @@ export function parseH264Sps(nal: Uint8Array): H264Sps {
   const sps: H264Sps = {
     profile, compat, level, spsId, chromaFormat, bitDepthLuma, bitDepthChroma,
     width, height, codedWidth, codedHeight, interlaced: !frameMbsOnly, crop,
+    separateColourPlane, log2MaxFrameNum, pocType, log2MaxPocLsb,
   };
   if (br.bitsLeft > 0 && br.bool()) {
     // VUI: optional detail. A truncated VUI (seen from some encoders) keeps what was read so far.
@@ -453,6 +464,33 @@ function parseVui(br: BitReader, sps: H264Sps): void {
     sps.timing = { numUnitsInTick, timeScale, fixedFrameRate };
     if (numUnitsInTick > 0 && timeScale > 0) sps.fps = timeScale / (2 * numUnitsInTick);
   }
+  const nalHrd = br.bool();
+  if (nalHrd) skipHrd(br);
+  const vclHrd = br.bool();
+  if (vclHrd) skipHrd(br);
+  if (nalHrd || vclHrd) br.skip(1); // low_delay_hrd_flag
+  br.skip(1); // pic_struct_present_flag
+  if (br.bool()) {
+    // bitstream_restriction_flag
+    br.skip(1); // motion_vectors_over_pic_boundaries_flag
+    br.ue(); // max_bytes_per_pic_denom
+    br.ue(); // max_bits_per_mb_denom
+    br.ue(); // log2_max_mv_length_horizontal
+    br.ue(); // log2_max_mv_length_vertical
+    sps.maxNumReorderFrames = br.ueMax(16, 'max_num_reorder_frames');
+  }
+}
+
+/** hrd_parameters() (E.1.2): only skipped. */
+function skipHrd(br: BitReader): void {
+  const cpbCnt = br.ueMax(31, 'cpb_cnt_minus1') + 1;
+  br.skip(8); // bit_rate_scale, cpb_size_scale
+  for (let i = 0; i < cpbCnt; i++) {
+    br.ue(); // bit_rate_value_minus1
+    br.ue(); // cpb_size_value_minus1
+    br.skip(1); // cbr_flag
+  }
+  br.skip(20); // four 5-bit delay/length fields
 }
 
 /** RFC 6381 codec string 'avc1.PPCCLL' from an SPS NAL unit (or an avcC record). */

@@ -250,6 +250,11 @@ export interface H265Sps extends HevcPtl {
   codedHeight: number;
   /** Conformance window offsets, in luma samples. */
   crop: { left: number; right: number; top: number; bottom: number };
+  separateColourPlane: boolean;
+  /** log2_max_pic_order_cnt_lsb (slice headers carry that many POC bits). */
+  log2MaxPocLsb: number;
+  /** sps_max_num_reorder_pics of the highest sub-layer. */
+  maxNumReorderPics: number;
 }
 
 /** Parse an H.265 SPS NAL unit (with its 2-byte NAL header, emulation prevention bytes allowed). */
@@ -297,6 +302,21 @@ export function parseH265Sps(nal: Uint8Array): H265Sps {
   }
   const bitDepthLuma = br.ueMax(8, 'bit_depth_luma_minus8') + 8;
   const bitDepthChroma = br.ueMax(8, 'bit_depth_chroma_minus8') + 8;
+  // POC length and reordering depth (for DTS extraction); 0 when a truncated SPS stops before them.
+  let log2MaxPocLsb = 0;
+  let maxNumReorderPics = 0;
+  try {
+    const lsb = br.ueMax(12, 'log2_max_pic_order_cnt_lsb_minus4') + 4;
+    const orderingForAll = br.bool(); // sps_sub_layer_ordering_info_present_flag
+    for (let i = orderingForAll ? 0 : maxSubLayersMinus1; i <= maxSubLayersMinus1; i++) {
+      br.ue(); // sps_max_dec_pic_buffering_minus1
+      maxNumReorderPics = br.ueMax(16, 'sps_max_num_reorder_pics');
+      br.ue(); // sps_max_latency_increase_plus1
+    }
+    log2MaxPocLsb = lsb;
+  } catch (e) {
+    if (!(e instanceof FormatError)) throw e;
+  }
 
   // Window offsets are in chroma sample units (Table 6-1).
   const chromaArrayType = separateColourPlane ? 0 : chromaFormat;
@@ -313,5 +333,6 @@ export function parseH265Sps(nal: Uint8Array): H265Sps {
     profileSpace, tier, profile, compat, constraint, level,
     vpsId, spsId, maxSubLayers: maxSubLayersMinus1 + 1, temporalIdNested,
     chromaFormat, bitDepthLuma, bitDepthChroma, width, height, codedWidth, codedHeight, crop,
+    separateColourPlane, log2MaxPocLsb, maxNumReorderPics,
   };
 }

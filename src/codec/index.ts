@@ -4,3 +4,7 @@ export * from './h265.ts';
 export * from './aac.ts';
 export * from './opus.ts';
 export * from './g711.ts';
+export * from './config.ts';
+export * from './access-unit.ts';
+export * from './dts.ts';
+export * from './codec-string.ts';

@@ -409,3 +409,44 @@ export class BitWriter {
     return Uint8Array.from(out);
   }
 }
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_INDEX = new Int16Array(128).fill(-1);
+for (let i = 0; i < 64; i++) B64_INDEX[B64.charCodeAt(i)] = i;
+B64_INDEX['-'.charCodeAt(0)] = 62; // base64url alphabet accepted too
+B64_INDEX['_'.charCodeAt(0)] = 63;
+
+/** Standard base64 (with padding) of bytes. */
+export function base64Encode(b: Uint8Array): string {
+  let s = '';
+  let i = 0;
+  for (; i + 2 < b.length; i += 3) {
+    const v = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+    s += B64[v >> 18]! + B64[(v >> 12) & 63]! + B64[(v >> 6) & 63]! + B64[v & 63]!;
+  }
+  if (i < b.length) {
+    const v = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8);
+    s += B64[v >> 18]! + B64[(v >> 12) & 63]! + (i + 1 < b.length ? B64[(v >> 6) & 63]! : '=') + '=';
+  }
+  return s;
+}
+
+/** Decode base64 or base64url (padding optional, whitespace ignored). Anything else is a FormatError. */
+export function base64Decode(s: string): Uint8Array {
+  const clean = s.replace(/\s+/g, '').replace(/=+$/, '');
+  if (clean.length % 4 === 1) throw new FormatError('base64 string of impossible length');
+  const out = new Uint8Array((clean.length * 3) >> 2);
+  let acc = 0, bits = 0, o = 0;
+  for (let i = 0; i < clean.length; i++) {
+    const c = clean.charCodeAt(i);
+    const v = c < 128 ? B64_INDEX[c]! : -1;
+    if (v < 0) throw new FormatError(`invalid base64 character at ${i}`);
+    acc = ((acc << 6) | v) & 0xffffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out.subarray(0, o);
+}
