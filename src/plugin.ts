@@ -50,6 +50,11 @@ export interface PluginDef<D extends Defaults = Defaults> {
   pull?: boolean;
   /** Adds `onpub.push/record/transform` to the schema. */
   push?: boolean;
+  /**
+   * Query keys that make GET /{name}/api/list this plugin's own route instead of the generic session
+   * listing (record: `streamPath`, `start`, `end` list recorded segments).
+   */
+  listquery?: string[];
   setup(ctx: PluginContext<PluginConfig<D>>): void | Promise<void>;
 }
 

@@ -257,7 +257,9 @@ export class Server {
     };
     // The generic session API, mounted before setup() so that no plugin answers these itself.
     const groups: string[] = [];
-    sub.get('/api/list', (c) => ok(c, this.sessions.listing(def.name, groups)));
+    // A plugin whose own GET /api/list answers other questions (record: segments by time range) names
+    // the query keys that select its route (def.listquery); without them it is the session listing.
+    sub.get('/api/list', (c, next) => def.listquery?.some((k) => c.req.query(k) !== undefined) ? next() : ok(c, this.sessions.listing(def.name, groups)));
     sub.post('/api/stop/:id', (c) => {
       const id = Number(c.req.param('id'));
       const h = Number.isInteger(id) ? this.sessions.stop(id, 'stopped by API', def.name) : undefined;

@@ -55,7 +55,7 @@ describe('record: the disk fills up', { skip }, () => {
     await sleep(1500);
     viewerBytesLater = viewerBytes;
     ctl.abort();
-    const recs = await get(`${S.http}/record/api/recorders`);
+    const recs = (await get(`${S.http}/record/api/list`)).recorders;
     recA = recs.find((r: any) => r.streamPath === 'live/a');
     recB = recs.find((r: any) => r.streamPath === 'live/b');
     stats = await get(`${S.http}/record/api/stats`);

@@ -31,7 +31,7 @@ describe('record plugin: four formats, 5 s segments', () => {
     await new Promise<void>((r) => pub.proc.once('close', () => r()));
     published = Date.now() - t0;
     // The stream ends with its publisher; each recorder closes its last segment.
-    await until(async () => (await (await fetch(`${S.http}/record/api/recorders`)).json() as any).data.length === 0, 15_000, 'recorders to end');
+    await until(async () => (await (await fetch(`${S.http}/record/api/list`)).json() as any).data.recorders.length === 0, 15_000, 'recorders to end');
   });
 
   after(async () => {

@@ -4,7 +4,8 @@
 //   onpub.record: { "regex": "filepath template" }      record a stream when it starts
 //   POST /record/api/start/{streamPath}?type=&fragment=&filepath=   start one
 //   POST /record/api/stop/{streamPath}                  stop it
-//   GET  /record/api/recorders                          running recorders
+//   GET  /record/api/list                               running recorders (the session registry, group `recorders`)
+//   POST /record/api/stop/{id}                          stop one recorder by session id
 //   GET  /record/api/list?streamPath=&start=&end=       indexed segments in a time range
 //   GET  /record/api/stats                              counters (segments, bytes, drops, failures)
 //
@@ -19,7 +20,7 @@ import { FLV_TAG_HEADER_SIZE } from '../../src/format/flv.ts';
 import { readFragmented } from '../../src/format/mp4-file.ts';
 import { TsDemuxer, TS_PACKET_SIZE } from '../../src/format/ts.ts';
 import type { Runtime } from '../../src/net/types.ts';
-import { definePlugin } from '../../src/plugin.ts';
+import { definePlugin, type SessionHandle } from '../../src/plugin.ts';
 import { RECORD_TYPES, type RecordType } from './formats.ts';
 import { finalizeMp4, playlistText, type RecordSettings, Recorder, type RecorderHost } from './recorder.ts';
 import { type IndexEntry, SegmentIndex } from './store.ts';
@@ -29,6 +30,7 @@ export default definePlugin({
   name: 'record',
   description: 'records streams to fMP4/MP4/FLV/HLS segment files with a time index',
   push: true,
+  listquery: ['streamPath', 'start', 'end'],
   defaults: {
     /** fmp4 (crash-safe fragments, default), mp4 (front moov when a segment closes), flv, hls (TS + playlist). */
     type: t.str('fmp4', { enum: ['fmp4', 'mp4', 'flv', 'hls'] }),
@@ -46,6 +48,8 @@ export default definePlugin({
   async setup(ctx) {
     const rt = ctx.runtime;
     const recorders = new Map<string, Recorder>();
+    const handles = new Map<Recorder, SessionHandle<Recorder>>();
+    ctx.sessions.declareGroups('recorders');
     const stats = { segments: 0, bytes: 0, behind: 0, framesDropped: 0, failures: 0, recovered: 0 };
     const index = new SegmentIndex(rt, ctx.resolvePath(ctx.config.indexfile));
     await rt.mkdir(dirname(index.file));
@@ -77,6 +81,8 @@ export default definePlugin({
       },
       ended: (rec, reason, error) => {
         if (recorders.get(keyOf(rec.streamPath, rec.settings.type)) === rec) recorders.delete(keyOf(rec.streamPath, rec.settings.type));
+        handles.get(rec)?.remove(reason);
+        handles.delete(rec);
         if (error) stats.failures++;
         ctx.logger.info(`recording of ${rec.streamPath} ended: ${reason}`, { stream: rec.streamPath, segments: rec.segments, bytes: rec.bytes });
       },
@@ -98,10 +104,15 @@ export default definePlugin({
       if (old && old.state === 'recording') throw new EngineError('BadArgument', `${streamPath} is already being recorded as ${settings.type} (recorder ${old.id})`);
       const rec = new Recorder(streamPath, settings, host);
       recorders.set(key, rec);
+      handles.set(rec, ctx.sessions.add({
+        kind: 'recorder', group: 'recorders', streamPath, ref: rec, stop: (reason) => { void rec.stop(reason); }, info: () => rec.info(),
+      }));
       try {
         await ctx.subscribe(streamPath, { sink: rec, type: 'record', config: { ...ctx.config.subscribe, submode: 'noskip' } });
       } catch (err) {
         recorders.delete(key);
+        handles.get(rec)?.remove('could not subscribe');
+        handles.delete(rec);
         throw err;
       }
       ctx.logger.info(`recording ${streamPath} as ${settings.type}`, { stream: streamPath, filepath: settings.filepath, fragment: settings.fragment });
@@ -141,7 +152,6 @@ export default definePlugin({
       return ctx.ok(c, recs.map((r) => r.info()));
     });
 
-    ctx.http.get('/api/recorders', (c) => ctx.ok(c, [...recorders.values()].map((r) => r.info())));
 
     ctx.http.get('/api/stats', (c) => ctx.ok(c, { ...stats, recording: recorders.size }));
 
