@@ -42,6 +42,12 @@ export default definePlugin({
     maxsize: t.num(0, { min: 0, int: true }),
     /** Bytes waiting for the disk above which the recorder holds frames in the ring (no-skip). */
     writebuffer: t.num(8 << 20, { min: 64 * 1024, int: true }),
+    /** Delete segments that ended more than this many days ago (fractions allowed); 0 = keep. */
+    recordfileexpiredays: t.num(0, { min: 0 }),
+    /** Delete the oldest segments while the disk holding them is fuller than this (percent); 0 = off. */
+    diskmaxpercent: t.num(0, { min: 0, max: 100 }),
+    /** How often retention runs (it also runs after each closed segment, at most once a second). */
+    retentioninterval: t.dur('60s'),
     /** The segment index journal (JSON lines). Relative to the config file. */
     indexfile: t.str('record/index.jsonl'),
   },
@@ -50,7 +56,7 @@ export default definePlugin({
     const recorders = new Map<string, Recorder>();
     const handles = new Map<Recorder, SessionHandle<Recorder>>();
     ctx.sessions.declareGroups('recorders');
-    const stats = { segments: 0, bytes: 0, behind: 0, framesDropped: 0, failures: 0, recovered: 0 };
+    const stats = { segments: 0, bytes: 0, behind: 0, framesDropped: 0, failures: 0, recovered: 0, deleted: 0 };
     const index = new SegmentIndex(rt, ctx.resolvePath(ctx.config.indexfile));
     await rt.mkdir(dirname(index.file));
     const left = await index.load();
@@ -73,6 +79,7 @@ export default definePlugin({
         stats.segments++;
         stats.bytes += seg.size;
         index.closed(seg);
+        retentionSoon();
       },
       behind: (rec, frames) => {
         stats.behind++;
@@ -123,7 +130,52 @@ export default definePlugin({
       await startRecorder(streamPath, settingsFor({ filepath: target }));
     });
 
+    // ------------------------------------------------------------------ retention (oldest first)
+
+    let retaining: Promise<void> | null = null;
+    let retentionTimer: ReturnType<typeof setTimeout> | undefined;
+    const retentionSoon = () => { retentionTimer ??= setTimeout(() => { retentionTimer = undefined; void runRetention(); }, 1000); };
+    const runRetention = (): Promise<void> => (retaining ??= retention().finally(() => { retaining = null; }));
+    async function retention(): Promise<void> {
+      const c = ctx.config;
+      if (!(c.recordfileexpiredays > 0) && !(c.diskmaxpercent > 0)) return;
+      const drop = async (e: IndexEntry, why: string) => {
+        try { await rt.remove(e.path); } catch { /* already gone */ }
+        index.removed(e.path);
+        stats.deleted++;
+        ctx.logger.info(`retention deleted ${e.path} (${why})`, { stream: e.streamPath });
+      };
+      const list = index.oldestFirst();
+      let i = 0;
+      if (c.recordfileexpiredays > 0) {
+        const cutoff = Date.now() - c.recordfileexpiredays * 86_400_000;
+        for (; i < list.length && list[i]!.end < cutoff; i++) await drop(list[i]!, `older than ${c.recordfileexpiredays} days`);
+      }
+      if (c.diskmaxpercent > 0 && rt.diskUsage) {
+        for (; i < list.length; i++) {
+          const u = await rt.diskUsage(dirname(list[i]!.path));
+          if (!u || !(u.total > 0)) break;
+          const used = ((u.total - u.free) * 100) / u.total;
+          if (used <= c.diskmaxpercent) break;
+          await drop(list[i]!, `disk ${used.toFixed(1)}% full > diskmaxpercent ${c.diskmaxpercent}`);
+        }
+      }
+    }
+    const retentionTick = setInterval(() => void runRetention(), Math.max(1000, ctx.config.retentioninterval));
+    void runRetention();
+
+    ctx.http.post('/api/retention', async (c) => {
+      const before = stats.deleted;
+      await runRetention();
+      await runRetention();
+      await index.flushed();
+      return ctx.ok(c, { deleted: stats.deleted - before });
+    });
+
     ctx.onStop(async () => {
+      clearInterval(retentionTick);
+      clearTimeout(retentionTimer);
+      await retaining;
       await Promise.all([...recorders.values()].map((r) => r.stop('server shutting down')));
       await index.flushed();
     });
@@ -165,7 +217,8 @@ export default definePlugin({
         m('m7s_record_behind_total', 'counter', 'Times a recorder fell behind its stream (the disk did not keep up) and lost frames.', stats.behind) +
         m('m7s_record_frames_dropped_total', 'counter', 'Frames recorders lost falling behind.', stats.framesDropped) +
         m('m7s_record_failures_total', 'counter', 'Recordings stopped by a write error (disk full, I/O error).', stats.failures) +
-        m('m7s_record_recovered_total', 'counter', 'Segments left open by a crash and repaired at start.', stats.recovered),
+        m('m7s_record_recovered_total', 'counter', 'Segments left open by a crash and repaired at start.', stats.recovered) +
+        m('m7s_record_deleted_total', 'counter', 'Segments deleted by retention.', stats.deleted),
         200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
     });
 

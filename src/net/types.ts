@@ -221,6 +221,8 @@ export interface Runtime {
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
+  /** Size and free bytes of the file system holding `path` (record retention); null when unknown. Optional. */
+  diskUsage?(path: string): Promise<{ total: number; free: number } | null>;
   mkdir(path: string): Promise<void>;
   remove(path: string): Promise<void>;
   readDir(path: string): Promise<string[]>;
