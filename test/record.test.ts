@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import rtmp from '../plugins/rtmp/index.ts';
 import record from '../plugins/record/index.ts';
+import flv from '../plugins/flv/index.ts';
 import { start, startServer, until, type TestServer } from './helpers/media.ts';
 import { FFMPEG51, filesUnder, probe, sourceArgs } from './helpers/record.ts';
 
@@ -23,7 +24,7 @@ describe('record plugin: four formats, 5 s segments', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'm7s-record-'));
-    S = await startServer([rtmp, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  indexfile: "${dir}/index.jsonl"\n`);
+    S = await startServer([rtmp, flv, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  indexfile: "${dir}/index.jsonl"\n  onsub:\n    pull:\n      "vod/(.+)": "$1"\n`);
     const starts = types.map((t) => post(`${S.http}/record/api/start/live/rec?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{streamPath}/{unix}`)}`));
     const t0 = Date.now();
     const pub = start(FFMPEG51, [...sourceArgs(20, 4), '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp')}/live/rec`]);
@@ -121,6 +122,21 @@ describe('record plugin: four formats, 5 s segments', () => {
     const tail = new Uint8Array(await (await fetch(url, { headers: { range: 'bytes=-5000' } })).arrayBuffer());
     assert.deepEqual(tail, full.subarray(full.length - 5000));
     assert.equal((await fetch(url, { headers: { range: `bytes=${full.length}-` } })).status, 416);
+  });
+
+  it('vod/...: onsub.pull replays 4.5 s of the recording at real speed over HTTP-FLV', async () => {
+    const fmp4 = (await (await fetch(`${S.http}/record/api/list?streamPath=live/rec`)).json() as any).data.filter((e: any) => e.type === 'fmp4');
+    const from = fmp4[1].start + 500, to = from + 4000; // from the keyframe at the segment's start: 4.5 s
+    const t0 = Date.now();
+    const p = await probe(`${S.http}/flv/vod/live/rec.flv?start=${from}&end=${to}`);
+    const wall = (Date.now() - t0) / 1000;
+    assert.equal(p.errors, '', p.errors);
+    assert.deepEqual(p.streams.map((s) => s.codec_name).sort(), ['aac', 'h264']);
+    const vp = p.packets.filter((x) => x.codec_type === 'video');
+    assert.ok(Math.abs(vp.length - 112) <= 2, `${vp.length} video frames (4.5 s = 112)`);
+    const media = (Number(vp[vp.length - 1].pts_time) - Number(vp[0].pts_time));
+    console.log(`# vod replay: ${media.toFixed(2)} s of media in ${wall.toFixed(2)} s`);
+    assert.ok(wall >= media * 0.85 && wall <= media + 3, `real speed: ${media} s of media took ${wall} s`);
   });
 
   for (const type of ['hls', 'fmp4'] as const) {

@@ -25,11 +25,13 @@ import { RECORD_TYPES, type RecordType } from './formats.ts';
 import { finalizeMp4, playlistText, type RecordSettings, Recorder, type RecorderHost } from './recorder.ts';
 import { type IndexEntry, SegmentIndex } from './store.ts';
 import { rangeResponse, stitchMp4, vodPlaylist } from './playback.ts';
+import { replay } from './vod.ts';
 
 export default definePlugin({
   name: 'record',
   description: 'records streams to fMP4/MP4/FLV/HLS segment files with a time index',
   push: true,
+  pull: true,
   listquery: ['streamPath', 'start', 'end'],
   defaults: {
     /** fmp4 (crash-safe fragments, default), mp4 (front moov when a segment closes), flv, hls (TS + playlist). */
@@ -125,6 +127,30 @@ export default definePlugin({
       ctx.logger.info(`recording ${streamPath} as ${settings.type}`, { stream: streamPath, filepath: settings.filepath, fragment: settings.fragment });
       return rec;
     }
+
+    // Time-shift: onsub.pull `"vod/(.+)": "$1"` replays $1's fMP4 recordings from ?start= to ?end=.
+    ctx.registerPuller(async ({ streamPath, url, args }) => {
+      const start = args.start ? parseTime(args.start) : -Infinity;
+      const end = args.end ? parseTime(args.end) : Infinity;
+      if (Number.isNaN(start) || Number.isNaN(end)) throw new EngineError('BadArgument', 'vod: start/end must be times');
+      const entries = index.query(url, start, end).filter((e) => e.type === 'fmp4');
+      if (!entries.length) throw new EngineError('NotFound', `no fMP4 recording of ${url} in that range`);
+      const speed = ctx.config.publish.speed > 0 ? ctx.config.publish.speed : 1;
+      const pub = await ctx.publish(streamPath, { type: 'vod', config: { ...ctx.config.publish, speed } });
+      const h = ctx.sessions.add({ kind: 'vod', group: 'vods', streamPath, stop: (r) => pub.stop(r), info: () => ({ source: url, start, end, speed }) });
+      ctx.sessions.declareGroups('vods');
+      void replay(rt, pub, entries, start, end).then(
+        async (n) => {
+          ctx.logger.info(`vod ${streamPath} ended: ${n} frames replayed`, { stream: streamPath });
+          // The recording is over: end the stream (players must not wait for a publisher that will not
+          // return), once the viewers had a moment to take the last frames.
+          await new Promise((r) => setTimeout(r, 300));
+          pub.close('end of the recording');
+          if (!ctx.engine.getStream(streamPath)?.publisher) ctx.engine.stopStream(streamPath, 'end of the recording');
+        },
+        (err) => { ctx.logger.error(`vod ${streamPath} failed`, { stream: streamPath, error: err }); pub.close('vod failed'); },
+      ).finally(() => h.remove('ended'));
+    });
 
     ctx.registerRecorder(async ({ streamPath, target }) => {
       await startRecorder(streamPath, settingsFor({ filepath: target }));

@@ -10,6 +10,7 @@
 // Bytes in, bytes out; throws FormatError on anything it cannot read.
 
 import { ByteWriter, FormatError } from './bytes.ts';
+import type { CodecConfig } from '../codec/config.ts';
 
 export interface Mp4FileTrack {
   id: number;
@@ -251,4 +252,50 @@ export function progressiveMp4(file: Mp4File): { header: Uint8Array; mdatSize: n
   const first = build(0);
   const header = build(first.length - (large ? 16 : 8));
   return { header, mdatSize };
+}
+
+/** The codec config of an stsd's first sample entry: avc1/hvc1 (avcC/hvcC) or mp4a (AAC AudioSpecificConfig). */
+export function sampleEntryConfig(stsd: Uint8Array, kind: 'video' | 'audio', timescale: number): CodecConfig {
+  const v = new DataView(stsd.buffer, stsd.byteOffset, stsd.byteLength);
+  const top = boxes(stsd, 0, stsd.length);
+  if (top[0]?.type !== 'stsd') throw new FormatError('MP4: not an stsd box');
+  const entry = boxes(stsd, top[0].body + 8, top[0].end)[0];
+  if (!entry) throw new FormatError('MP4: stsd without a sample entry');
+  if (kind === 'video') {
+    const width = v.getUint16(entry.body + 24), height = v.getUint16(entry.body + 26);
+    const kids = boxes(stsd, entry.body + 78, entry.end);
+    const rec = kids.find((k) => k.type === 'avcC' || k.type === 'hvcC');
+    if (!rec || (entry.type !== 'avc1' && entry.type !== 'avc3' && entry.type !== 'hvc1' && entry.type !== 'hev1')) {
+      throw new FormatError(`MP4: video sample entry ${JSON.stringify(entry.type)} is not H.264/H.265 with its record`);
+    }
+    return { codec: rec.type === 'avcC' ? 'h264' : 'h265', data: stsd.slice(rec.body, rec.end), width, height };
+  }
+  if (entry.type !== 'mp4a') throw new FormatError(`MP4: audio sample entry ${JSON.stringify(entry.type)} is not supported here`);
+  const channels = v.getUint16(entry.body + 16);
+  const esds = boxes(stsd, entry.body + 28, entry.end).find((k) => k.type === 'esds');
+  if (!esds) throw new FormatError('MP4: mp4a without esds');
+  // ES_Descriptor (3) > DecoderConfigDescriptor (4) > DecoderSpecificInfo (5).
+  let p = esds.body + 4;
+  const desc = (): { tag: number; len: number } => {
+    if (p >= esds.end) throw new FormatError('MP4: esds ends early');
+    const tag = stsd[p++]!;
+    let len = 0;
+    for (let i = 0; i < 4; i++) { const b = stsd[p++]!; len = (len << 7) | (b & 0x7f); if (!(b & 0x80)) break; }
+    return { tag, len };
+  };
+  let d = desc();
+  if (d.tag !== 3) throw new FormatError('MP4: esds without an ES_Descriptor');
+  const flags = stsd[p + 2]!;
+  p += 3;
+  if (flags & 0x80) p += 2;
+  if (flags & 0x40) p += 1 + stsd[p]!;
+  if (flags & 0x20) p += 2;
+  d = desc();
+  if (d.tag !== 4) throw new FormatError('MP4: esds without a DecoderConfigDescriptor');
+  const objectType = stsd[p]!;
+  p += 13;
+  if (objectType === 0x6b || objectType === 0x69) return { codec: 'mp3', sampleRate: timescale, channels };
+  d = desc();
+  if (d.tag !== 5 || p + d.len > esds.end) throw new FormatError('MP4: esds without the AudioSpecificConfig');
+  return { codec: 'aac', data: stsd.slice(p, p + d.len), sampleRate: timescale, channels };
 }
