@@ -24,7 +24,7 @@ describe('record plugin: four formats, 5 s segments', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'm7s-record-'));
-    S = await startServer([rtmp, flv, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  indexfile: "${dir}/index.jsonl"\n  onsub:\n    pull:\n      "vod/(.+)": "$1"\n`);
+    S = await startServer([rtmp, flv, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n  onsub:\n    pull:\n      "vod/(.+)": "$1"\n`);
     const starts = types.map((t) => post(`${S.http}/record/api/start/live/rec?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{streamPath}/{unix}`)}`));
     const t0 = Date.now();
     const pub = start(FFMPEG51, [...sourceArgs(20, 4), '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp')}/live/rec`]);

@@ -40,6 +40,12 @@ export default definePlugin({
     filepath: t.str('record/{streamPath}/{time}'),
     /** Segment length: a new segment starts at the first keyframe after it. 0 = one file per recording. */
     fragment: t.dur('1h'),
+    /** auto: onpub.record records the whole stream; event: it only keeps `beforeduration` in the ring and records around each event (POST /record/api/event/start). */
+    mode: t.str('auto', { enum: ['auto', 'event'] }),
+    /** Event recording: how much before the event to record (held in the stream's ring). */
+    beforeduration: t.dur('30s'),
+    /** Event recording: how long after the (last) event to keep recording. */
+    afterduration: t.dur('30s'),
     /** Segment size limit in bytes (cut at the next keyframe); 0 = none. */
     maxsize: t.num(0, { min: 0, int: true }),
     /** Bytes waiting for the disk above which the recorder holds frames in the ring (no-skip). */
@@ -152,8 +158,44 @@ export default definePlugin({
       ).finally(() => h.remove('ended'));
     });
 
+    const eventPaths = new Map<string, string>(); // streamPath -> filepath template (mode: event)
     ctx.registerRecorder(async ({ streamPath, target }) => {
-      await startRecorder(streamPath, settingsFor({ filepath: target }));
+      if (ctx.config.mode === 'event') {
+        // Keep `beforeduration` of the stream in its ring for the events to come: a buffer-mode
+        // subscriber that takes nothing pins the ring's history (Stream keeps what buffer subscribers need).
+        eventPaths.set(streamPath, target);
+        await ctx.subscribe(streamPath, {
+          type: 'api', counted: false, sink: { frame: () => 0, flush: () => true, close: () => { eventPaths.delete(streamPath); } },
+          config: { ...ctx.config.subscribe, submode: 'buffer', buffertime: ctx.config.beforeduration },
+        });
+        ctx.logger.info(`event recording armed for ${streamPath} (${ctx.config.beforeduration} ms kept before an event)`, { stream: streamPath });
+        return;
+      }
+      // From the stream's first keyframe (as far back as the ring holds).
+      await startRecorder(streamPath, { ...settingsFor({ filepath: target }), history: Infinity });
+    });
+
+    ctx.http.post('/api/event/start/*', async (c) => {
+      const streamPath = decodeURIComponent(new URL(c.req.url).pathname.replace(/^\/record\/api\/event\/start\//, ''));
+      const q = c.req.query();
+      const stream = ctx.engine.getStream(streamPath);
+      if (!stream?.publisher) return ctx.fail(c, 404, `${streamPath} is not being published`);
+      const before = q.beforeduration ? parseDuration(q.beforeduration) : ctx.config.beforeduration;
+      const after = q.afterduration ? parseDuration(q.afterduration) : ctx.config.afterduration;
+      if (before === undefined || after === undefined) return ctx.fail(c, 400, 'beforeduration/afterduration: durations');
+      let nowSec = 0;
+      for (const t of stream.tracks) if (Number.isFinite(t.lastDts)) nowSec = Math.max(nowSec, t.lastDts / t.clockRate);
+      const stopAtSec = nowSec + after / 1000;
+      try {
+        const settings = settingsFor({ ...q, filepath: q.filepath || eventPaths.get(streamPath) || undefined });
+        const running = recorders.get(keyOf(streamPath, settings.type));
+        if (running?.state === 'recording' && running.settings.stopAtSec !== undefined) {
+          running.settings.stopAtSec = Math.max(running.settings.stopAtSec, stopAtSec); // a new event extends it
+          return ctx.ok(c, { ...running.info(), extended: true });
+        }
+        const rec = await startRecorder(streamPath, { ...settings, fragment: 0, history: before, stopAtSec, event: q.eventname || 'event' });
+        return ctx.ok(c, rec.info());
+      } catch (err) { return fail(c, err); }
     });
 
     // ------------------------------------------------------------------ retention (oldest first)
@@ -269,7 +311,7 @@ export default definePlugin({
         { 'content-disposition': `attachment; filename="${name}.mp4"`, 'x-duration-ms': String(Math.round(v.durationMs)) });
     });
 
-    const segUrl = (e: IndexEntry) => `/record/file/${e.streamPath}/${e.start}${e.type === 'hls' ? '.ts' : '.mp4'}`;
+    const segUrl = (e: IndexEntry) => `/record/file/${e.streamPath}/${e.type}/${e.start}${e.type === 'hls' ? '.ts' : e.type === 'flv' ? '.flv' : '.mp4'}`;
 
     ctx.http.get('/vod/*', (c) => {
       const m = /^\/record\/vod\/(.+)\.m3u8$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
@@ -283,8 +325,8 @@ export default definePlugin({
     });
 
     ctx.http.on(['GET', 'HEAD'], '/file/*', async (c) => {
-      const m = /^\/record\/file\/(.+)\/(\d+)\.(ts|mp4|flv)$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
-      const e = m ? index.query(m[1]!, Number(m[2]), Number(m[2])).find((x) => x.start === Number(m[2])) : undefined;
+      const m = /^\/record\/file\/(.+)\/(fmp4|mp4|flv|hls)\/(\d+)\.(ts|mp4|flv)$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
+      const e = m ? index.query(m[1]!, Number(m[3]), Number(m[3])).find((x) => x.start === Number(m[3]) && x.type === m[2]) : undefined;
       if (!e) return ctx.fail(c, 404, 'no such recorded segment');
       const st = await rt.stat(e.path);
       if (!st) return ctx.fail(c, 404, `segment file ${e.path} is gone`);

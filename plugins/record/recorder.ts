@@ -31,6 +31,12 @@ export interface RecordSettings {
   maxsize: number;
   /** Bytes queued for the disk above which the recorder holds frames in the ring. */
   writebuffer: number;
+  /** Start this far back in the ring (ms; Infinity = its oldest keyframe). */
+  history?: number;
+  /** Event recording: stop once the stream's timeline passes this time (s). */
+  stopAtSec?: number;
+  /** Event recording: the event's name (kept in the index). */
+  event?: string;
 }
 
 export interface SegmentInfo {
@@ -49,6 +55,8 @@ export interface SegmentInfo {
   playlist?: string;
   /** fMP4: bytes of the init segment (ftyp + moov) at the start of the file. */
   init?: number;
+  /** Event recordings: the event's name. */
+  event?: string;
 }
 
 export interface RecorderHost {
@@ -132,6 +140,8 @@ export class Recorder implements SubscriberSink {
   private playlist: { path: string; entries: { name: string; dur: number }[] } | null = null;
   private blocked = false;
 
+  get history(): number { return this.settings.history ?? 0; }
+
   constructor(readonly streamPath: string, readonly settings: RecordSettings, private readonly host: RecorderHost) {
     this.queue = new WriteQueue(() => this.drained(), (err) => this.failed(err), settings.writebuffer / 2);
   }
@@ -139,6 +149,7 @@ export class Recorder implements SubscriberSink {
   info(): Record<string, unknown> {
     return {
       id: this.id, streamPath: this.streamPath, type: this.settings.type, state: this.state, file: this.seg?.path,
+      ...(this.settings.event ? { event: this.settings.event, stopAtSec: this.settings.stopAtSec } : {}),
       segments: this.segments, bytes: this.bytes, queued: this.queue.queued, behind: this.behindCount,
       framesDropped: this.sub?.framesDropped ?? 0, startTime: new Date(this.startTime).toISOString(),
       ...(this.stopReason ? { reason: this.stopReason } : {}), ...(this.error ? { error: this.error } : {}),
@@ -149,7 +160,6 @@ export class Recorder implements SubscriberSink {
 
   begin(sub: Subscriber): void {
     this.sub = sub;
-    this.wallBase = Date.now();
     sub.bufferedFn = () => this.queue.queued;
   }
 
@@ -164,7 +174,14 @@ export class Recorder implements SubscriberSink {
       this.host.behind(this, n);
     }
     const t = f.track;
+    if (this.settings.stopAtSec !== undefined && f.dts / t.clockRate >= this.settings.stopAtSec) {
+      void this.stop('event recording complete (afterduration)');
+      return 0;
+    }
     const ms = (dts * 1000) / t.clockRate;
+    // Wall-clock time of the recording's start: the first frame's arrival (it may come from the ring's
+    // history); every later time is that plus media time.
+    if (!this.wallBase) this.wallBase = f.arrival - ms;
     const isVideoKey = t.kind === 'video' && f.key;
     const videoLed = sub.tracks().some((x) => x.kind === 'video');
     const cutPoint = videoLed ? isVideoKey : true;
@@ -213,7 +230,7 @@ export class Recorder implements SubscriberSink {
     const start = this.wallBase + ms;
     const path = this.host.resolvePath(expandPath(s.filepath, this.streamPath, start) + extensionOf(s.type));
     const codecs = tracks.filter((t) => t.kind !== 'data').map((t) => t.codec);
-    this.seg = { streamPath: this.streamPath, type: s.type, path, start, end: start, duration: 0, size: 0, codecs };
+    this.seg = { streamPath: this.streamPath, type: s.type, path, start, end: start, duration: 0, size: 0, codecs, ...(s.event ? { event: s.event } : {}) };
     if (s.type === 'hls') {
       if (!this.playlist) this.playlist = { path: path.replace(/\.ts$/, '.m3u8'), entries: [] };
       this.seg.playlist = this.playlist.path;
