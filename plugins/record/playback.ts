@@ -112,13 +112,23 @@ export function parseRange(h: string | undefined, size: number): { from: number;
 }
 
 /** A Response for a virtual file honouring a Range header. */
-export function rangeResponse(rt: Runtime, v: VirtualFile, range: string | undefined, type: string, head: boolean, extra: Record<string, string> = {}): Response {
+export async function rangeResponse(rt: Runtime, v: VirtualFile, range: string | undefined, type: string, head: boolean, extra: Record<string, string> = {}): Promise<Response> {
   const r = parseRange(range, v.size);
   const base = { 'content-type': type, 'accept-ranges': 'bytes', ...extra };
   if (r === 'bad') return new Response(null, { status: 416, headers: { ...base, 'content-range': `bytes */${v.size}` } });
   const { from, to } = r ?? { from: 0, to: v.size };
   const headers = { ...base, 'content-length': String(to - from), ...(r ? { 'content-range': `bytes ${from}-${to - 1}/${v.size}` } : {}) };
-  return new Response(head ? null : readRange(rt, v, from, to), { status: r ? 206 : 200, headers });
+  if (head) return new Response(null, { status: r ? 206 : 200, headers });
+  // Up to 16 MB (a segment, an HLS byte range) as one buffer: every runtime then sends a Content-Length
+  // (Bun sends a stream body chunked, which ffmpeg's HLS reader does not take for byte ranges).
+  if (to - from <= 16 << 20) {
+    const out = new Uint8Array(to - from);
+    const reader = readRange(rt, v, from, to).getReader();
+    let p = 0;
+    for (;;) { const { done, value } = await reader.read(); if (done) break; out.set(value, p); p += value.length; }
+    return new Response(out, { status: r ? 206 : 200, headers });
+  }
+  return new Response(readRange(rt, v, from, to), { status: r ? 206 : 200, headers });
 }
 
 /** A VOD HLS playlist of recorded segments; `url(e)` addresses a segment file. */
