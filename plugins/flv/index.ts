@@ -10,6 +10,7 @@
 
 import type { Context } from 'hono';
 import { EngineError } from '../../src/core/errors.ts';
+import { requestAuth } from '../../src/http/peer.ts';
 import type { Publisher } from '../../src/core/publisher.ts';
 import type { Subscriber } from '../../src/core/subscriber.ts';
 import { FormatError } from '../../src/format/bytes.ts';
@@ -175,14 +176,15 @@ export default definePlugin({
       const method = c.req.method;
       if (method === 'OPTIONS') return new Response(null, { status: 204, headers: { allow: 'GET, HEAD, POST, PUT, OPTIONS' } });
       if (method === 'HEAD') return new Response(null, { status: 200, headers: PLAY_HEADERS });
-      const remote = remoteOf(c);
-      if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote);
+      const who = requestAuth(c);
+      const remote = who.remote ?? remoteOf(c);
+      if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote, who);
       if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
         const isPublish = url.searchParams.has('publish');
-        const res = await ctx.upgradeWebSocket(c, isPublish ? wsPublish(target, streamPath, remote) : wsPlay(target, streamPath, remote));
+        const res = await ctx.upgradeWebSocket(c, isPublish ? wsPublish(target, streamPath, remote, who) : wsPlay(target, streamPath, remote, who));
         if (res) return res;
       }
-      return httpPlay(c, target, streamPath, remote);
+      return httpPlay(c, target, streamPath, remote, who);
     });
 
     /** An error before streaming as an HTTP status and a JSON body. */
@@ -201,7 +203,7 @@ export default definePlugin({
 
     // ---- HTTP-FLV play
 
-    async function httpPlay(c: Context, target: string, streamPath: string, remote?: string): Promise<Response> {
+    async function httpPlay(c: Context, target: string, streamPath: string, remote: string | undefined, who: Who): Promise<Response> {
       // The response head goes out only once the subscription is accepted (begin() opens the body), so
       // a missing stream or a refused key still gets its own status.
       let streamed: { sink: ByteSink; response: Response } | undefined;
@@ -210,7 +212,7 @@ export default definePlugin({
       const abort = c.req.raw.signal;
       let sub: Subscriber;
       try {
-        sub = await ctx.subscribe(target, { sink: player, remote });
+        sub = await ctx.subscribe(target, { sink: player, remote, ip: who.ip, credentials: who.credentials });
       } catch (err) {
         if (streamed) { streamed.sink.end(); return streamed.response; } // the head went out: just end
         return errorResponse(c, err);
@@ -229,7 +231,7 @@ export default definePlugin({
 
     // ---- WS-FLV play
 
-    function wsPlay(target: string, streamPath: string, remote?: string) {
+    function wsPlay(target: string, streamPath: string, remote: string | undefined, who: Who) {
       let sub: Subscriber | null = null;
       let out: ByteSink | null = null;
       let session: Session | null = null;
@@ -238,7 +240,7 @@ export default definePlugin({
         onOpen(ws: WsConn) {
           out = wsByteSink(ws, ctx.config.writebuffer);
           const player = new FlvPlaySink(out);
-          ctx.subscribe(target, { sink: player, remote }).then((s) => {
+          ctx.subscribe(target, { sink: player, remote, ip: who.ip, credentials: who.credentials }).then((s) => {
             sub = s;
             if (gone) { s.close('client disconnected'); return; }
             session = addSession({ kind: 'ws-flv', streamPath, remote, sub: s, stop: (r) => { s.close(r); out?.end(); } });
@@ -260,12 +262,12 @@ export default definePlugin({
 
     // ---- publish over HTTP (POST/PUT with an FLV body)
 
-    async function httpPublish(c: Context, target: string, streamPath: string, remote?: string): Promise<Response> {
+    async function httpPublish(c: Context, target: string, streamPath: string, remote: string | undefined, who: Who): Promise<Response> {
       const stream = c.req.raw.body;
       if (!stream) return ctx.fail(c, 400, 'publishing needs a request body (an FLV stream)');
       let pub: Publisher;
       try {
-        pub = await ctx.publish(target, { remote });
+        pub = await ctx.publish(target, { remote, ip: who.ip, credentials: who.credentials });
       } catch (err) {
         await stream.cancel().catch(() => {});
         return errorResponse(c, err);
@@ -309,7 +311,7 @@ export default definePlugin({
 
     // ---- publish over WebSocket (?publish): binary messages are FLV bytes
 
-    function wsPublish(target: string, streamPath: string, remote?: string) {
+    function wsPublish(target: string, streamPath: string, remote: string | undefined, who: Who) {
       let pub: Publisher | null = null;
       let feed: FlvFeed | null = null;
       let session: Session | null = null;
@@ -333,7 +335,7 @@ export default definePlugin({
       };
       return {
         onOpen(ws: WsConn) {
-          ctx.publish(target, { remote }).then((p) => {
+          ctx.publish(target, { remote, ip: who.ip, credentials: who.credentials }).then((p) => {
             if (gone) { p.close('client disconnected'); return; }
             pub = p;
             feed = new FlvFeed(p, { maxTagSize: ctx.config.maxtagsize, warn: (m) => log.warn(m, { stream: p.stream.path, remote }) });
@@ -369,11 +371,10 @@ export default definePlugin({
   },
 });
 
+type Who = ReturnType<typeof requestAuth>;
+
+/** Display only (session lists) when the runtime gives no peer: the forwarded address, never used for auth. */
 function remoteOf(c: Context): string | undefined {
-  // @hono/node-server passes the Node request in env.incoming; Bun/Deno give no portable peer address.
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined;
-  const s = env?.incoming?.socket;
-  if (s?.remoteAddress) return `${s.remoteAddress}:${s.remotePort ?? 0}`;
   return c.req.header('x-forwarded-for')?.split(',')[0]?.trim() || undefined;
 }
 

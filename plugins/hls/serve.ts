@@ -4,6 +4,7 @@
 
 import type { Context } from 'hono';
 import { EngineError } from '../../src/core/errors.ts';
+import { requestAuth } from '../../src/http/peer.ts';
 import { parseDuration } from '../../src/config/schema.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import type { HlsManager, Session } from './manager.ts';
@@ -35,6 +36,29 @@ export function streamTarget(path: string, url: URL): string {
   return s ? `${path}?${s}` : path;
 }
 
+/**
+ * Every HLS request (playlist, segment, part, init) passes the auth gate: a segmenter is shared by all
+ * players of a path, so its subscribe alone would let later players in unchecked.
+ */
+export async function checkAccess(ctx: PluginContext<any>, c: Context, path: string, url: URL): Promise<Response | undefined> {
+  try {
+    await ctx.engine.checkAccess('subscribe', streamTarget(path, url), { protocol: ctx.name, ...requestAuth(c), config: ctx.config.subscribe });
+    return undefined;
+  } catch (err) {
+    return errorResponse(ctx, c, err);
+  }
+}
+
+/** The playlist with the request's stream args (credentials, key secret) on every URI, so segments pass the gate too. */
+export function withArgs(text: string, url: URL): string {
+  const q = new URLSearchParams(url.search);
+  for (const k of OWN_ARGS) q.delete(k);
+  const qs = q.toString();
+  if (!qs) return text;
+  const add = (u: string) => u + (u.includes('?') ? '&' : '?') + qs;
+  return text.split('\n').map((l) => !l || l.startsWith('#') ? l.replace(/URI="([^"]*)"/g, (_, u: string) => `URI="${add(u)}"`) : add(l)).join('\n');
+}
+
 export function errorResponse(ctx: PluginContext<any>, c: Context, err: unknown): Response {
   if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
   ctx.logger.error('hls request failed', { error: err });
@@ -46,9 +70,11 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   const raw = url.searchParams.get('timeout');
   const wait = timeoutArg(raw);
   if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
+  const denied = await checkAccess(ctx, c, path, url);
+  if (denied) return denied;
   let s: Session;
   try {
-    s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe });
+    s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, ...requestAuth(c) });
   } catch (err) {
     return errorResponse(ctx, c, err);
   }

@@ -6,6 +6,7 @@
 
 import type { Context } from 'hono';
 import { EngineError } from '../../src/core/errors.ts';
+import { requestAuth } from '../../src/http/peer.ts';
 import type { Subscriber } from '../../src/core/subscriber.ts';
 import { t } from '../../src/config/schema.ts';
 import { createBodySink, wsByteSink, type ByteSink } from '../../src/net/body.ts';
@@ -46,15 +47,16 @@ export default definePlugin({
       const streamPath = m[1]!;
       const target = streamPath + url.search;
       if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers: HEADERS });
+      const who = requestAuth(c);
       if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
-        const res = await ctx.upgradeWebSocket(c, wsPlay(target, streamPath));
+        const res = await ctx.upgradeWebSocket(c, wsPlay(target, streamPath, who));
         if (res) return res;
       }
       const { body, sink } = createBodySink({ highWaterMark: ctx.config.writebuffer });
       const player = new Mp4PlaySink(sink);
       let sub: Subscriber;
       try {
-        sub = await ctx.subscribe(target, { sink: player });
+        sub = await ctx.subscribe(target, { sink: player, ...who });
       } catch (err) {
         sink.end();
         return fail(c, err);
@@ -70,7 +72,7 @@ export default definePlugin({
       return new Response(body, { status: 200, headers: HEADERS });
     });
 
-    function wsPlay(target: string, streamPath: string) {
+    function wsPlay(target: string, streamPath: string, who: ReturnType<typeof requestAuth>) {
       let sub: Subscriber | null = null;
       let out: ByteSink | null = null;
       let gone = false;
@@ -78,7 +80,7 @@ export default definePlugin({
         onOpen(ws: WsConn) {
           out = wsByteSink(ws, ctx.config.writebuffer);
           const player = new Mp4PlaySink(out);
-          ctx.subscribe(target, { sink: player }).then((s) => {
+          ctx.subscribe(target, { sink: player, ...who }).then((s) => {
             sub = s;
             if (gone) { s.close('client disconnected'); return; }
             players.set(s.id, { kind: 'ws', streamPath, sub: s, stop: (r) => { s.close(r); out?.end(); } });
