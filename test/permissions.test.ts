@@ -1,0 +1,214 @@
+// The authorizer on its own: one test per rule kind (user/password, IP range, action, path pattern,
+// JWT HS256, JWT via JWKS, HTTP callback allow/deny/timeout), the api and metrics actions, and the
+// pieces (CIDR, password hashes, path patterns, credential parsing).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { type AuthConfig, Authorizer, type AuthzRequest, checkPassword, compilePathPattern, httpCredentials, ipInRanges, parseCidr, parseIp } from '../src/auth/permissions.ts';
+import { verifyJwt, b64urlEncode } from '../src/auth/jwt.ts';
+import { jwks, makeKey, nowSec, signHs256, signWith, type TestKey } from './helpers/jwt.ts';
+
+function conf(over: Partial<{ users: any[]; jwt: Partial<AuthConfig['jwt']>; http: Partial<AuthConfig['http']> }> = {}): AuthConfig {
+  return {
+    users: over.users ?? [],
+    jwt: { secret: '', jwks: '', jwksrefresh: 300_000, claimkey: 'm7s_permissions', issuer: '', audience: '', ...over.jwt },
+    http: { address: '', timeout: 500, cache: 0, exclude: [], ...over.http },
+  };
+}
+const req = (o: Partial<AuthzRequest>): AuthzRequest => ({ action: 'read', path: 'live/a', protocol: 'test', ip: '127.0.0.1', ...o });
+const az = (c: AuthConfig, files: Record<string, string> = {}) => new Authorizer(() => c, { readTextFile: async (f) => { if (!(f in files)) throw new Error('no file ' + f); return files[f]; } });
+
+describe('auth building blocks', () => {
+  it('IP addresses and CIDR ranges, v4, v6 and v4-mapped', () => {
+    assert.equal(parseIp('10.1.2.3'), parseIp('::ffff:10.1.2.3'));
+    assert.equal(parseIp('::1'), 1n);
+    assert.equal(parseIp('[2001:db8::1]'), parseIp('2001:0db8:0:0:0:0:0:1'));
+    for (const bad of ['1.2.3.256', '1.2.3', 'x', '1::2::3', '12345::', '']) assert.equal(parseIp(bad), null, bad);
+    const r = [parseCidr('10.0.0.0/8'), parseCidr('fd00::/8'), parseCidr('192.168.1.7')];
+    assert.ok(ipInRanges('10.200.3.4', r));
+    assert.ok(ipInRanges('::ffff:10.0.0.1', r));
+    assert.ok(ipInRanges('fd12:3456::1', r));
+    assert.ok(ipInRanges('192.168.1.7', r));
+    assert.ok(!ipInRanges('192.168.1.8', r));
+    assert.ok(!ipInRanges('11.0.0.1', r));
+    assert.ok(!ipInRanges('fe80::1', r));
+    assert.ok(!ipInRanges('', r), 'unknown address never matches');
+    assert.throws(() => parseCidr('10.0.0.0/33'));
+    assert.throws(() => parseCidr('nope/8'));
+    assert.ok(ipInRanges('8.8.8.8', [parseCidr('0.0.0.0/0')]));
+    assert.ok(!ipInRanges('::2', [parseCidr('0.0.0.0/0')]), 'v4 /0 does not cover v6');
+  });
+
+  it('path patterns: any, exact, prefix, glob, regex', () => {
+    const m = (p: string, x: string) => compilePathPattern(p)(x);
+    assert.ok(m('', 'a/b') && m('*', 'a/b'));
+    assert.ok(m('live/cam1', 'live/cam1') && !m('live/cam1', 'live/cam10'));
+    assert.ok(m('live/', 'live/x/y') && !m('live/', 'livex/y'));
+    assert.ok(m('live/*', 'live/x') && !m('live/*', 'live/x/y') && m('live/**', 'live/x/y'));
+    assert.ok(m('live/cam?.x*', 'live/cam?.xy') && !m('live/cam?.x*', 'live/camA.xy'), 'glob escapes regex characters');
+    assert.ok(m('~^live/cam[0-9]+$', 'live/cam12') && !m('~live/cam[0-9]+', 'live/cam12x'), 'regex is anchored');
+    assert.throws(() => compilePathPattern('~('));
+  });
+
+  it('passwords: plain and sha256 (hex or base64)', async () => {
+    const hex = createHash('sha256').update('pw').digest('hex');
+    const b64 = createHash('sha256').update('pw').digest('base64');
+    assert.ok(await checkPassword('pw', 'pw'));
+    assert.ok(!(await checkPassword('pw', 'pW')));
+    assert.ok(await checkPassword('sha256:' + hex, 'pw'));
+    assert.ok(await checkPassword('sha256:' + b64, 'pw'));
+    assert.ok(!(await checkPassword('sha256:' + hex, 'sha256:' + hex)), 'the hash itself is not a password');
+  });
+
+  it('credentials from Authorization (Basic, Bearer) and the query', () => {
+    assert.deepEqual(httpCredentials('Basic ' + btoa('u:p:x'), {}), { user: 'u', password: 'p:x' });
+    assert.deepEqual(httpCredentials('Bearer abc', {}), { token: 'abc' });
+    assert.deepEqual(httpCredentials(null, new URLSearchParams('user=a&pass=b&jwt=t')), { user: 'a', password: 'b', token: 't' });
+    assert.deepEqual(httpCredentials(null, { jwt: 't' }, false), {});
+  });
+});
+
+describe('authorizer', () => {
+  it('nothing configured: everything allowed (today\'s behaviour)', async () => {
+    const a = az(conf());
+    assert.equal(a.active, false);
+    for (const action of ['publish', 'read', 'api', 'metrics'] as const) assert.equal((await a.authorize(req({ action, ip: '' }))).ok, true);
+  });
+
+  it('user/password: right password allowed, wrong one 401, none 401', async () => {
+    const a = az(conf({ users: [{ user: 'alice', pass: 'sha256:' + createHash('sha256').update('s3cret').digest('hex'), ips: [], permissions: [{ action: 'publish', path: '' }] }] }));
+    assert.deepEqual(await a.authorize(req({ action: 'publish', user: 'alice', password: 's3cret' })), { ok: true, user: 'alice' });
+    assert.deepEqual(await a.authorize(req({ action: 'publish', user: 'alice', password: 'nope' })), { ok: false, status: 401, reason: 'bad credentials' });
+    const none = await a.authorize(req({ action: 'publish' }));
+    assert.equal(none.ok, false);
+    assert.equal(!none.ok && none.status, 401);
+  });
+
+  it('IP range: the right user from outside the range is 403', async () => {
+    const a = az(conf({ users: [{ user: 'cam', pass: 'pw', ips: ['10.0.0.0/8', '::1'], permissions: [{ action: 'publish', path: '' }] }] }));
+    assert.equal((await a.authorize(req({ action: 'publish', user: 'cam', password: 'pw', ip: '10.9.9.9' }))).ok, true);
+    assert.equal((await a.authorize(req({ action: 'publish', user: 'cam', password: 'pw', ip: '::1' }))).ok, true);
+    const out = await a.authorize(req({ action: 'publish', user: 'cam', password: 'pw', ip: '192.0.2.1' }));
+    assert.equal(!out.ok && out.status, 403);
+    const unknown = await a.authorize(req({ action: 'publish', user: 'cam', password: 'pw', ip: '' }));
+    assert.equal(unknown.ok, false, 'an unknown peer address fails closed');
+  });
+
+  it('action: a reader may not publish (403); api and metrics are separate rights', async () => {
+    const a = az(conf({ users: [
+      { user: 'viewer', pass: 'v', ips: [], permissions: [{ action: 'read', path: '' }, { action: 'metrics', path: '' }] },
+      { user: 'admin', pass: 'a', ips: ['127.0.0.1/32'], permissions: [{ action: 'api', path: '' }] },
+    ] }));
+    assert.equal((await a.authorize(req({ action: 'read', user: 'viewer', password: 'v' }))).ok, true);
+    const pub = await a.authorize(req({ action: 'publish', user: 'viewer', password: 'v' }));
+    assert.equal(!pub.ok && pub.status, 403);
+    assert.equal((await a.authorize(req({ action: 'metrics', path: 'api/metrics', user: 'viewer', password: 'v' }))).ok, true);
+    const api = await a.authorize(req({ action: 'api', path: 'api/config/get', user: 'viewer', password: 'v' }));
+    assert.equal(!api.ok && api.status, 403);
+    assert.deepEqual(await a.authorize(req({ action: 'api', path: 'api/config/modify', user: 'admin', password: 'a' })), { ok: true, user: 'admin' });
+    assert.equal((await a.authorize(req({ action: 'api', path: 'api/config/modify', user: 'admin', password: 'a', ip: '10.0.0.1' }))).ok, false);
+    const anon = await a.authorize(req({ action: 'api', path: 'api/summary' }));
+    assert.equal(!anon.ok && anon.status, 401);
+  });
+
+  it('path pattern: a user limited to live/cam* cannot read other paths; `any` grants anonymous rights', async () => {
+    const a = az(conf({ users: [
+      { user: 'u', pass: 'p', ips: [], permissions: [{ action: 'read', path: 'live/cam*' }] },
+      { user: 'any', pass: '', ips: [], permissions: [{ action: 'read', path: '~^public/.+$' }] },
+    ] }));
+    assert.equal((await a.authorize(req({ path: 'live/cam7', user: 'u', password: 'p' }))).ok, true);
+    const other = await a.authorize(req({ path: 'live/door', user: 'u', password: 'p' }));
+    assert.equal(!other.ok && other.status, 403);
+    assert.equal((await a.authorize(req({ path: 'public/x' }))).ok, true, 'anonymous public read');
+    assert.equal((await a.authorize(req({ path: 'live/cam7' }))).ok, false);
+  });
+
+  it('JWT HS256: claims grant action+path; exp, nbf, iss, aud, signature and alg are checked', async () => {
+    const secret = 'hs-secret-123';
+    const a = az(conf({ jwt: { secret, issuer: 'me', audience: 'players' } }));
+    const claims = { iss: 'me', aud: ['players', 'x'], sub: 'bob', exp: nowSec() + 60, m7s_permissions: [{ action: 'read', path: 'live/' }] };
+    assert.deepEqual(await a.authorize(req({ token: await signHs256(claims, secret) })), { ok: true, user: 'bob' });
+    assert.equal((await a.authorize(req({ password: await signHs256(claims, secret) }))).ok, true, 'a JWT as password (RTMP/RTSP)');
+    const deny = async (c: Record<string, unknown>, key = secret, status = 401) => {
+      const r = await a.authorize(req({ token: await signHs256(c, key) }));
+      assert.equal(r.ok, false, JSON.stringify(c));
+      assert.equal(!r.ok && r.status, status, JSON.stringify(c));
+    };
+    await deny(claims, 'other-secret');
+    await deny({ ...claims, exp: nowSec() - 60 });
+    await deny({ ...claims, nbf: nowSec() + 60 });
+    await deny({ ...claims, iss: 'else' });
+    await deny({ ...claims, aud: 'else' });
+    await deny({ ...claims, m7s_permissions: [{ action: 'publish', path: 'live/' }] }, secret, 403);
+    await deny({ ...claims, m7s_permissions: [{ action: 'read', path: 'other/' }] }, secret, 403);
+    const none = b64urlEncode(JSON.stringify({ alg: 'none' })) + '.' + b64urlEncode(JSON.stringify(claims)) + '.';
+    assert.equal((await a.authorize(req({ token: none }))).ok, false, 'alg none');
+    await assert.rejects(verifyJwt('a.b', { secret }), /compact/);
+  });
+
+  it('JWT via JWKS: ES256 and RS256 keys from a file, unknown kid refused, HS token not checked with a public key', async () => {
+    const es = await makeKey('ES256', 'k1');
+    const rs = await makeKey('RS256', 'k2');
+    const stranger = await makeKey('ES256', 'k1');
+    const a = az(conf({ jwt: { jwks: 'keys.json', claimkey: 'perms' } }), { 'keys.json': jwks(es, rs) });
+    const claims = { exp: nowSec() + 60, perms: [{ action: 'publish', path: 'live/cam1' }] };
+    assert.equal((await a.authorize(req({ action: 'publish', path: 'live/cam1', token: await signWith(es, claims) }))).ok, true, 'ES256');
+    assert.equal((await a.authorize(req({ action: 'publish', path: 'live/cam1', token: await signWith(rs, claims) }))).ok, true, 'RS256');
+    assert.equal((await a.authorize(req({ action: 'publish', path: 'live/cam2', token: await signWith(rs, claims) }))).ok, false, 'path not in claim');
+    assert.equal((await a.authorize(req({ action: 'publish', path: 'live/cam1', token: await signWith(stranger, claims) }))).ok, false, 'same kid, other key');
+    assert.equal((await a.authorize(req({ action: 'publish', path: 'live/cam1', token: await signWith(es, claims, { kid: 'zz' }) }))).ok, false, 'unknown kid');
+    assert.equal((await a.authorize(req({ action: 'publish', path: 'live/cam1', token: await signHs256(claims, JSON.stringify(es.jwk)) }))).ok, false, 'no HS with JWKS only');
+  });
+});
+
+describe('authorizer: HTTP callback', () => {
+  let srv: HttpServer;
+  let url = '';
+  const seen: any[] = [];
+  before(async () => {
+    srv = createServer((rq, rs) => {
+      let body = '';
+      rq.on('data', (d) => { body += d; });
+      rq.on('end', () => {
+        const j = JSON.parse(body);
+        seen.push(j);
+        if (j.user === 'hang') return; // never answers
+        if (j.user === 'good' && j.password === 'pw') { rs.writeHead(200, { 'content-type': 'application/json' }); rs.end('{"user":"good-user"}'); return; }
+        rs.writeHead(403); rs.end('no');
+      });
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(srv.address() as { port: number }).port}/auth`;
+  });
+  after(async () => { srv.closeAllConnections?.(); await new Promise((r) => srv.close(r)); });
+
+  it('allow (2xx) with the fields MediaMTX sends; deny (403); timeout fails closed; answers cached', async () => {
+    const a = az(conf({ http: { address: url, timeout: 400, cache: 60_000 } }));
+    const r = await a.authorize(req({ action: 'publish', path: 'live/x', protocol: 'rtmp', ip: '127.0.0.1', user: 'good', password: 'pw', query: { a: '1' } }));
+    assert.deepEqual(r, { ok: true, user: 'good-user' });
+    assert.deepEqual(seen.at(-1), { user: 'good', password: 'pw', token: '', ip: '127.0.0.1', action: 'publish', path: 'live/x', protocol: 'rtmp', query: { a: '1' } });
+    const n = seen.length;
+    assert.equal((await a.authorize(req({ action: 'publish', path: 'live/x', protocol: 'rtmp', ip: '127.0.0.1', user: 'good', password: 'pw', query: { a: '1' } }))).ok, true);
+    assert.equal(seen.length, n, 'second identical request answered from the cache');
+    const d = await a.authorize(req({ user: 'bad', password: 'x' }));
+    assert.equal(!d.ok && d.status, 403);
+    const t0 = Date.now();
+    const h = await a.authorize(req({ user: 'hang', password: 'x' }));
+    const ms = Date.now() - t0;
+    console.log(`callback timeout denied after ${ms} ms (timeout 400 ms)`);
+    assert.equal(h.ok, false);
+    assert.ok(ms >= 350 && ms < 5000, `${ms} ms`);
+    assert.equal(a.stats.callbackErrors, 1);
+    const down = az(conf({ http: { address: 'http://127.0.0.1:1/auth', timeout: 2000 } }));
+    assert.equal((await down.authorize(req({ user: 'good', password: 'pw' }))).ok, false, 'unreachable callback denies');
+  });
+
+  it('excluded actions never reach the callback', async () => {
+    const a = az(conf({ users: [{ user: 'any', pass: '', ips: [], permissions: [{ action: 'metrics', path: '' }] }], http: { address: url, exclude: ['api'] } }));
+    const n = seen.length;
+    assert.equal((await a.authorize(req({ action: 'metrics', path: 'api/metrics' }))).ok, true);
+    assert.equal((await a.authorize(req({ action: 'api', path: 'api/summary' }))).ok, false);
+    assert.equal(seen.length, n);
+  });
+});
