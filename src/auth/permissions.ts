@@ -278,6 +278,7 @@ export class Authorizer {
     const hasCreds = !!(req.user || req.password || token);
     let badCreds = false;          // credentials given that match nobody
     let knownButNot = false;       // a caller we know, without this right (or from elsewhere)
+    let tokenError = '';
 
     // 1. users
     const users = this.compile().users;
@@ -310,20 +311,22 @@ export class Authorizer {
       } catch (err) {
         if (!(err instanceof JwtError)) throw err;
         badCreds = true;
-        if (!c.http?.address) return { ok: false, status: 401, reason: `bad token: ${err.message}` };
+        tokenError = `bad token: ${err.message}`;
       }
     }
 
-    // 3. HTTP callback
+    const local: AuthzResult = knownButNot ? { ok: false, status: 403, reason: `not allowed to ${req.action} ${path || '(root)'}` }
+      : badCreds ? { ok: false, status: 401, reason: tokenError || 'bad credentials' }
+      : { ok: false, status: 401, reason: hasCreds ? 'bad credentials' : `credentials required to ${req.action} ${path || '(root)'}` };
+
+    // 3. HTTP callback: the last word, but what a local source found keeps its status and reason.
     if (c.http?.address && !(c.http.exclude ?? []).includes(req.action)) {
       const r = await this.callback(c, { ...req, path, ip, token });
       if (r.ok) return r;
+      if (knownButNot || badCreds) return { ok: false, status: local.status, reason: `${local.reason}; ${r.reason}` };
       return r;
     }
-
-    if (knownButNot) return { ok: false, status: 403, reason: `not allowed to ${req.action} ${path || '(root)'}` };
-    if (badCreds) return { ok: false, status: 401, reason: 'bad credentials' };
-    return { ok: false, status: 401, reason: hasCreds ? 'bad credentials' : `credentials required to ${req.action} ${path || '(root)'}` };
+    return local;
   }
 
   private async callback(c: AuthConfig, req: AuthzRequest): Promise<AuthzResult> {
