@@ -212,3 +212,58 @@ describe('authorizer: HTTP callback', () => {
     assert.equal(seen.length, n);
   });
 });
+
+describe('server wiring: admin secret and hot reload', () => {
+  it('the admin secret is generated at first start beside the config (mode 0600) and kept across restarts', async () => {
+    const { mkdtempSync, rmSync, writeFileSync, statSync, readFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { Server } = await import('../src/server.ts');
+    const { Logger } = await import('../src/log.ts');
+    const { currentRuntime } = await import('../adapters/current.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'm7s-secret-'));
+    try {
+      const configFile = join(dir, 'config.yaml');
+      writeFileSync(configFile, 'global:\n  http:\n    listenaddr: "127.0.0.1:0"\n');
+      const opts = { runtime: await currentRuntime(), plugins: [], configFile, watch: false, logger: Logger.silent() };
+      const s1 = await Server.start(opts);
+      const secret = s1.adminSecret();
+      await s1.stop();
+      assert.match(secret, /^[0-9a-f]{64}$/);
+      const file = join(dir, '.m7s', 'secret');
+      assert.equal(readFileSync(file, 'utf8').trim(), secret);
+      if (process.platform !== 'win32') assert.equal(statSync(file).mode & 0o777, 0o600);
+      const s2 = await Server.start(opts);
+      assert.equal(s2.adminSecret(), secret, 'same secret after a restart');
+      await s2.stop();
+      const s3 = await Server.start({ ...opts, configFile: undefined, configText: 'global:\n  http:\n    listenaddr: ""\n' });
+      assert.match(s3.adminSecret(), /^[0-9a-f]{64}$/);
+      assert.notEqual(s3.adminSecret(), secret, 'no config file: a fresh in-memory secret');
+      await s3.stop();
+    } finally { rmSync(dir, { recursive: true, force: true }); }
+  });
+
+  it('global.auth changes apply at once (config/modify) to the engine gate', async () => {
+    const { startServer } = await import('./helpers/media.ts');
+    const { EngineError } = await import('../src/core/errors.ts');
+    const S = await startServer([]);
+    try {
+      const e = S.server.engine;
+      const p = await e.publish('live/open', { protocol: 'test', ip: '127.0.0.1' });
+      p.stop('done');
+      const r = await S.server.modify({ global: { auth: { users: [{ user: 'u', pass: 'p', permissions: [{ action: 'publish', path: 'live/' }] }] } } }, false);
+      assert.deepEqual(r.errors, []);
+      await assert.rejects(e.publish('live/x', { protocol: 'test', ip: '127.0.0.1' }), (err: unknown) => err instanceof EngineError && err.code === 'Unauthorized' && err.httpStatus === 401);
+      await assert.rejects(e.publish('live/x?user=u&pass=bad', { protocol: 'test', ip: '127.0.0.1' }), /bad credentials/);
+      const ok = await e.publish('live/x?user=u&pass=p', { protocol: 'test', ip: '127.0.0.1' });
+      assert.equal(ok.args.pass, undefined, 'the password is not kept in the publisher args');
+      assert.equal(ok.args.user, 'u');
+      ok.stop('done');
+      await assert.rejects(e.publish('other/x', { protocol: 'test', ip: '127.0.0.1', credentials: { user: 'u', password: 'p' } }), (err: unknown) => err instanceof EngineError && err.code === 'Forbidden' && err.httpStatus === 403);
+      const internal = await e.publish('other/pulled', { protocol: 'test', type: 'pull' });
+      internal.stop('done');
+      const bad = await S.server.modify({ global: { auth: { users: [{ user: 'u', pass: 'p', permissions: [{ action: 'fly', path: '' }] }] } } }, false);
+      assert.ok(bad.errors.length > 0, 'unknown action refused by the schema');
+    } finally { await S.stop(); }
+  });
+});

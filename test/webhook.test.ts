@@ -106,7 +106,9 @@ describe('webhooks: a local receiver', () => {
     await missing.body?.cancel();
     src.stop();
     c.close();
-    const need = ['publish_start', 'subscribe_start', 'subscribe_end', 'publish_end', 'stream_not_found', 'server_keep_alive'];
+    const pulled = await S.server.engine.publish('live/pulled', { protocol: 'rtmp', type: 'pull' });
+    pulled.stop('pull ended');
+    const need = ['publish_start', 'subscribe_start', 'subscribe_end', 'publish_end', 'stream_not_found', 'server_keep_alive', 'pull_start', 'pull_end'];
     await until(() => need.every((e) => R.got.some((g) => g.json.event === e)), 10_000, 'all events');
     const by = (e: string) => R.got.find((g) => g.json.event === e)!;
     assert.equal(by('publish_start').json.stream.path, 'live/w1');
@@ -115,6 +117,8 @@ describe('webhooks: a local receiver', () => {
     assert.equal(by('stream_not_found').json.stream.path, 'live/nobody');
     assert.ok(typeof by('publish_end').json.reason === 'string');
     assert.ok(by('server_keep_alive').json.server.version);
+    assert.equal(by('pull_end').json.stream.path, 'live/pulled');
+    assert.ok(!R.got.some((g) => g.json.event === 'publish_start' && g.json.stream.path === 'live/pulled'), 'a pull is reported as pull_*, not publish_*');
     for (const g of R.got) {
       const ts = String(g.headers['x-m7s-timestamp']);
       const sig = String(g.headers['x-m7s-signature']);
