@@ -267,3 +267,55 @@ describe('server wiring: admin secret and hot reload', () => {
     } finally { await S.stop(); }
   });
 });
+
+describe('auth parsers under fuzzing (seeded)', () => {
+  it('mutated and random tokens: verifyJwt throws only JwtError, the authorizer never throws and never allows a changed token', async () => {
+    const { prng } = await import('./helpers/fuzz.ts');
+    const { JwtError, b64urlDecode } = await import('../src/auth/jwt.ts');
+    const es = await makeKey('ES256', 'f1');
+    const secret = 'fuzz-secret';
+    const claims = { exp: nowSec() + 600, m7s_permissions: [{ action: 'read', path: '' }] };
+    const seeds = [await signHs256(claims, secret), await signWith(es, claims)];
+    const a = az(conf({ jwt: { secret, jwks: 'k.json' } }), { 'k.json': jwks(es) });
+    const rnd = prng(7);
+    const int = (n: number) => Math.floor(rnd() * n);
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ %"{}\u00ff';
+    const decodeParts = (t: string) => { try { return t.split('.').map((p) => Array.from(b64urlDecode(p)).join(',')).join('|'); } catch { return null; } };
+    let allowed = 0;
+    for (let i = 0; i < 1500; i++) {
+      const base = seeds[i % 2];
+      let t: string;
+      const kind = i % 4;
+      if (kind === 0) t = Array.from({ length: int(120) }, () => alphabet[int(alphabet.length)]).join('');
+      else if (kind === 1) t = base.slice(0, int(base.length));
+      else {
+        const c = base.split('');
+        for (let f = 0; f < 1 + int(kind === 2 ? 1 : 4); f++) c[int(c.length)] = alphabet[int(alphabet.length)];
+        t = c.join('');
+      }
+      try { await verifyJwt(t, { secret, keys: async () => [es.jwk as any] }); } catch (e) {
+        assert.ok(e instanceof JwtError, `case ${i}: ${(e as Error)?.name}: ${(e as Error)?.message} for ${JSON.stringify(t)}`);
+      }
+      const r = await a.authorize(req({ token: t }));
+      if (r.ok) {
+        allowed++;
+        assert.equal(decodeParts(t), decodeParts(base), `case ${i}: a changed token was accepted: ${t}`);
+      }
+    }
+    assert.ok(allowed < 100, `${allowed} accepted (only no-op mutations may pass)`);
+  });
+
+  it('addresses, ranges and Authorization headers: random input never throws where it must not', async () => {
+    const { prng } = await import('./helpers/fuzz.ts');
+    const rnd = prng(11);
+    const int = (n: number) => Math.floor(rnd() * n);
+    const alphabet = '0123456789abcdefABCDEF:.[]/%: xyz\u0000';
+    for (let i = 0; i < 5000; i++) {
+      const s = Array.from({ length: int(48) }, () => alphabet[int(alphabet.length)]).join('');
+      const ip = parseIp(s);
+      assert.ok(ip === null || (ip >= 0n && ip < (1n << 128n)), s);
+      try { parseCidr(s); } catch (e) { assert.ok(e instanceof Error && /CIDR|prefix/.test(e.message), `${s}: ${(e as Error).message}`); }
+      httpCredentials(['Basic ', 'Bearer ', 'basic', ''][i % 4] + s, { jwt: s });
+    }
+  });
+});

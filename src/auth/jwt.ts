@@ -19,9 +19,10 @@ export class JwtError extends Error {
 }
 
 export function b64urlDecode(s: string): Uint8Array<ArrayBuffer> {
-  if (!/^[A-Za-z0-9_-]*$/.test(s)) throw new JwtError('token is not base64url');
+  if (!/^[A-Za-z0-9_-]*$/.test(s) || s.length % 4 === 1) throw new JwtError('token is not base64url');
   const b64 = s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4);
-  const bin = atob(b64);
+  let bin: string;
+  try { bin = atob(b64); } catch { throw new JwtError('token is not base64url'); }
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
