@@ -13,6 +13,7 @@ import { currentRuntime } from '../adapters/current.ts';
 import rtmp from '../plugins/rtmp/index.ts';
 import flv from '../plugins/flv/index.ts';
 import hls from '../plugins/hls/index.ts';
+import mp4 from '../plugins/mp4/index.ts';
 import { RtmpClient, parseRtmpUrl } from '../plugins/rtmp/client.ts';
 import { SyntheticSource } from '../src/core/synthetic.ts';
 import { Logger } from '../src/log.ts';
@@ -49,7 +50,7 @@ before(async () => {
   await new Promise<void>((r) => cb.listen(0, '127.0.0.1', r));
   const cbPort = (cb.address() as { port: number }).port;
   const pubHash = createHash('sha256').update('pw1').digest('hex');
-  S = await startServer([rtmp, flv, hls], `  auth:
+  S = await startServer([rtmp, flv, hls, mp4], `  auth:
     users:
       - user: pubber
         pass: "sha256:${pubHash}"
@@ -247,5 +248,31 @@ describe('permissions over HLS', () => {
     const r4 = await fetch(`${S.http}/hls/live/a.m3u8?jwt=${wrong}`);
     await r4.body?.cancel();
     assert.equal(r4.status, 403);
+  });
+});
+
+describe('permissions over fMP4 and WS-FLV', () => {
+  it('fMP4: anonymous 401, Basic 200; WS-FLV: refused without credentials, ?jwt= accepted', async () => {
+    const r0 = await fetch(`${S.http}/mp4/live/a.mp4`);
+    await r0.body?.cancel();
+    assert.equal(r0.status, 401);
+    const r1 = await fetch(`${S.http}/mp4/live/a.mp4`, { headers: basic('viewer', 'vpw') });
+    assert.equal(r1.status, 200);
+    await r1.body?.cancel();
+    const WS = (globalThis as any).WebSocket ?? (await import('ws')).WebSocket;
+    const ws = (q: string) => new Promise<{ code: number; bytes: number }>((resolve) => {
+      const w = new WS(`${S.http.replace('http', 'ws')}/flv/live/a.flv${q}`);
+      let bytes = 0;
+      w.binaryType = 'arraybuffer';
+      w.onmessage = (e: { data: ArrayBuffer }) => { bytes += e.data.byteLength; if (bytes > 0) w.close(1000); };
+      w.onclose = (e: { code: number }) => resolve({ code: e.code, bytes });
+      w.onerror = () => {};
+    });
+    const anon = await ws('');
+    assert.equal(anon.bytes, 0);
+    assert.equal(anon.code, 4401);
+    const t = await hsToken([{ action: 'read', path: 'live/a' }]);
+    const ok = await ws(`?jwt=${t}`);
+    assert.ok(ok.bytes > 0, 'media over WS-FLV with a token');
   });
 });
