@@ -65,6 +65,7 @@ export class Webhooks {
   private seq = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
+  private readonly inflight = new Set<AbortController>();
   readonly stats = { queued: 0, sent: 0, failures: 0, droppedQueueFull: 0, droppedRetries: 0 };
   private readonly prefix = Math.random().toString(36).slice(2, 8);
 
@@ -96,10 +97,12 @@ export class Webhooks {
 
   get pending(): number { return this.queue.length + this.active; }
 
+  /** Drop what is queued and abort deliveries in flight (server stop). */
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
     this.queue.length = 0;
+    for (const c of this.inflight) c.abort();
   }
 
   private pump(): void {
@@ -130,6 +133,7 @@ export class Webhooks {
     };
     if (t.secret) headers['x-m7s-signature'] = 'sha256=' + await hmacSha256Hex(t.secret, ts + '.' + job.body);
     const ctl = new AbortController();
+    this.inflight.add(ctl);
     const timer = setTimeout(() => ctl.abort(), Math.max(100, t.timeoutseconds * 1000));
     let retry = false;
     let why = '';
@@ -144,9 +148,11 @@ export class Webhooks {
       retry = true;
     } finally {
       clearTimeout(timer);
+      this.inflight.delete(ctl);
     }
+    if (this.stopped) return;
     this.stats.failures++;
-    if (retry && job.attempt < t.retrytimes && !this.stopped) {
+    if (retry && job.attempt < t.retrytimes) {
       job.attempt++;
       job.due = Date.now() + t.retryinterval * 2 ** (job.attempt - 1);
       this.queue.push(job);
