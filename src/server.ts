@@ -116,7 +116,8 @@ export class Server {
       if (req.type !== 'server' || !this.authorizer.active) return;
       const r = await this.authorizer.authorize({
         action: req.action, path: req.streamPath, protocol: req.protocol, ip: req.ip,
-        user: req.user, password: req.password, token: req.token, query: withoutSecrets(req.args),
+        user: req.user, password: req.password, token: req.token,
+        query: withoutSecrets(req.args, [this.config.global.publish.secretargname, this.config.global.subscribe.secretargname]),
       });
       if (!r.ok) throw new EngineError(r.status === 401 ? 'Unauthorized' : 'Forbidden', r.reason);
     });
@@ -426,9 +427,10 @@ export class Server {
 }
 
 /** Query args for the auth callback, without the Monibuca key secret (credentials travel in their own fields). */
-function withoutSecrets(args: Record<string, string>): Record<string, string> {
+function withoutSecrets(args: Record<string, string>, secretArgs: string[]): Record<string, string> {
+  const drop = new Set(['pass', 'jwt', 'secret', ...secretArgs]);
   const out: Record<string, string> = {};
-  for (const k in args) if (k !== 'pass' && k !== 'jwt' && k !== 'secret') out[k] = args[k];
+  for (const k in args) if (!drop.has(k)) out[k] = args[k];
   return out;
 }
 

@@ -28,6 +28,7 @@ let dir = '';
 let es: TestKey;
 let src: SyntheticSource;
 let rtmpBase = '';
+const cbSeen: any[] = [];
 
 const hsToken = (perms: { action: string; path: string }[], extra: Record<string, unknown> = {}) =>
   signHs256({ iss: 'm7s-test', aud: 'players', exp: nowSec() + 300, m7s_permissions: perms, ...extra }, HS);
@@ -42,6 +43,7 @@ before(async () => {
     rq.on('data', (d) => { body += d; });
     rq.on('end', () => {
       const j = JSON.parse(body);
+      cbSeen.push(j);
       if (j.user === 'cb-hang') return;
       if (j.user === 'cb-allow') { rs.writeHead(204); rs.end(); return; }
       rs.writeHead(j.user || j.token ? 403 : 401); rs.end();
@@ -181,7 +183,10 @@ describe('permissions over RTMP', () => {
   });
 
   it('HTTP callback: allow and deny', async () => {
-    assert.equal(await rtmpTry(`${rtmpBase}/live`, 'play', 'a?user=cb-allow&pass=x'), 'NetStream.Play.Start');
+    assert.equal(await rtmpTry(`${rtmpBase}/live`, 'play', 'a?user=cb-allow&pass=x&foo=1&secret=zz'), 'NetStream.Play.Start');
+    const j = cbSeen.findLast((x) => x.user === 'cb-allow');
+    assert.deepEqual({ ...j, ip: j.ip.replace(/^::ffff:/, '') }, { user: 'cb-allow', password: 'x', token: '', ip: '127.0.0.1', action: 'read', path: 'live/a', protocol: 'rtmp', query: { user: 'cb-allow', foo: '1' } },
+      'the callback gets the peer address and the query without pass/jwt/secret');
     assert.match(await rtmpTry(`${rtmpBase}/live`, 'play', 'a?user=cb-deny&pass=x'), /Play\.Unauthorized.*HTTP 403/);
   });
 });
