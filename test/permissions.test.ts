@@ -319,3 +319,32 @@ describe('auth parsers under fuzzing (seeded)', () => {
     }
   });
 });
+
+describe('authorizeHttp (for the API guard)', () => {
+  it('reads Basic, Bearer and ?jwt= from a request and passes the peer address through', async () => {
+    const { Hono } = await import('hono');
+    const { authorizeHttp } = await import('../src/http/peer.ts');
+    const secret = 'api-secret';
+    const a = az(conf({ users: [
+      { user: 'admin', pass: 'pw', ips: [], permissions: [{ action: 'api', path: 'api/' }] },
+      { user: 'any', pass: '', ips: [], permissions: [{ action: 'metrics', path: 'api/metrics' }] },
+      { user: 'lan', pass: 'pw', ips: ['10.0.0.0/8'], permissions: [{ action: 'api', path: '' }] },
+    ], jwt: { secret } }));
+    const app = new Hono();
+    app.all('*', async (c) => {
+      const action = c.req.path === '/api/metrics' ? 'metrics' : 'api';
+      const r = await authorizeHttp(a, c, action, c.req.path.slice(1));
+      return c.json(r, r.ok ? 200 : r.status);
+    });
+    const call = async (path: string, headers: Record<string, string> = {}) => (await app.fetch(new Request('http://x' + path, { headers }))).status;
+    assert.equal(await call('/api/config/get'), 401);
+    assert.equal(await call('/api/config/get', { authorization: 'Basic ' + btoa('admin:pw') }), 200);
+    assert.equal(await call('/api/config/get', { authorization: 'Basic ' + btoa('admin:no') }), 401);
+    assert.equal(await call('/api/metrics'), 200, 'anonymous metrics by the any rule');
+    const tok = await signHs256({ exp: nowSec() + 60, m7s_permissions: [{ action: 'api', path: 'api/summary' }] }, secret);
+    assert.equal(await call('/api/summary', { authorization: 'Bearer ' + tok }), 200);
+    assert.equal(await call('/api/summary?jwt=' + tok), 200);
+    assert.equal(await call('/api/config/modify?jwt=' + tok), 403);
+    assert.equal(await call('/api/summary', { authorization: 'Basic ' + btoa('lan:pw') }), 403, 'no peer address known: IP-bound users fail closed');
+  });
+});

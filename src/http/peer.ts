@@ -3,6 +3,7 @@
 // that exists. A forwarded header (X-Forwarded-For) is never used as the peer address.
 
 import type { Context } from 'hono';
+import { type AuthAction, type Authorizer, type AuthzResult, httpCredentials } from '../auth/permissions.ts';
 import type { Credentials } from '../core/auth.ts';
 
 export interface Peer { ip: string; port: number }
@@ -52,4 +53,17 @@ export function headerCredentials(c: Context): Credentials | undefined {
 export function requestAuth(c: Context): { ip: string; remote?: string; credentials?: Credentials } {
   const p = peerOf(c);
   return { ip: p?.ip ?? '', remote: peerText(p), credentials: headerCredentials(c) };
+}
+
+/**
+ * The API guard's one call (actions `api` / `metrics`): credentials from Authorization (Basic/Bearer)
+ * or ?user=&pass=&jwt=, the transport's peer address, and `path` as the guard normalised it (decoded,
+ * no leading slash, e.g. "api/config/get"). Resolves to the authorizer's answer; never throws.
+ */
+export function authorizeHttp(az: Authorizer, c: Context, action: AuthAction, path: string): Promise<AuthzResult> {
+  const url = new URL(c.req.url);
+  const creds = httpCredentials(c.req.header('authorization'), url.searchParams);
+  const query: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) if (k !== 'pass' && k !== 'jwt' && k.length <= 64) query[k] = v.slice(0, 1024);
+  return az.authorize({ action, path, protocol: 'http', ip: peerOf(c)?.ip ?? '', ...creds, query });
 }
