@@ -124,3 +124,10 @@ export function parseListenAddr(addr: string, what: string): { host?: string; po
   const host = m[1] ?? (m[2] || undefined);
   return { host, port };
 }
+
+/**
+ * Config keys added by the permission model and webhooks that hold secrets: to be redacted in every API
+ * answer and log line (`*` = any map key, `[]` = every list item). `auth.http.address` and hook `url`s
+ * may embed credentials too (`https://user:pass@host`).
+ */
+export const AUTH_SECRET_PATHS = ['global.auth.users[].pass', 'global.auth.jwt.secret', 'global.hook.*.secret', 'global.hook.*.headers', 'global.auth.http.address', 'global.hook.*.url'];
