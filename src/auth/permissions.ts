@@ -4,7 +4,8 @@
 // CONTRACT
 //   const az = new Authorizer(() => config.global.auth, { readTextFile, logger })
 //   await az.authorize({ action, path, protocol, ip, user?, password?, token?, query? })
-//     → { ok: true, user? }                      allowed (user: who, when known)
+//     → { ok: true, user? }                      allowed (user: who, when checked: a users entry,
+//                                                the token's `sub`, or the callback's answer)
 //     → { ok: false, status: 401, reason }       no credentials, or wrong ones: ask for credentials
 //     → { ok: false, status: 403, reason }       known caller (or anonymous rule) without this right,
 //                                                or an address outside the allowed ranges
@@ -270,7 +271,7 @@ export class Authorizer {
   }
 
   private async decide(req: AuthzRequest): Promise<AuthzResult> {
-    if (!this.active) return { ok: true, user: req.user || undefined };
+    if (!this.active) return { ok: true };
     const c = this.conf();
     const path = String(req.path ?? '').replace(/^\/+/, '');
     const ip = req.ip ?? '';
@@ -290,7 +291,8 @@ export class Authorizer {
       }
       const ipOk = !u.ranges.length || ipInRanges(ip, u.ranges);
       const permOk = permits(u.perms, req.action, path);
-      if (ipOk && permOk) return { ok: true, user: anyone ? req.user || undefined : u.user };
+      // An anonymous rule names nobody: a claimed but unchecked user name is not an identity.
+      if (ipOk && permOk) return anyone ? { ok: true } : { ok: true, user: u.user };
       if (!anyone) knownButNot = true;
       else if (permOk && !ipOk) knownButNot = true;
     }
