@@ -42,6 +42,49 @@ export const subscribeSchema = {
   subaudioargname: 'ats',
 };
 
+export const authSchema = {
+  /** [{user, pass, ips, permissions: [{action, path}]}]; `user: any` with no pass = everyone. */
+  users: t.list(t.section({
+    user: '',
+    /** Plain text, or "sha256:<hex|base64>" of the password. */
+    pass: '',
+    /** Allowed client addresses: CIDR ranges or single addresses (v4/v6); empty = any. */
+    ips: t.list(t.str('')),
+    permissions: t.list(t.section({ action: t.str('read', { enum: ['publish', 'read', 'playback', 'api', 'metrics'] }), path: '' })),
+  })),
+  jwt: {
+    /** HS256/384/512 shared secret. */
+    secret: '',
+    /** RS, PS and ES public keys: a JWKS file (relative to the config file) or an http(s) URL. */
+    jwks: '',
+    jwksrefresh: t.dur('5m'),
+    /** The claim holding [{action, path}]. */
+    claimkey: 'm7s_permissions',
+    issuer: '',
+    audience: '',
+  },
+  http: {
+    /** POST {user,password,token,ip,action,path,protocol,query} here; 2xx allows. */
+    address: '',
+    timeout: t.dur('2s'),
+    /** How long an answer is reused for the same request (0: never). */
+    cache: t.dur('10s'),
+    /** Actions never sent to the callback (e.g. [api, metrics]). */
+    exclude: t.list(t.str('')),
+  },
+};
+
+export const hookTargetSchema = {
+  url: '',
+  method: t.str('POST', { enum: ['POST', 'PUT'] }),
+  headers: t.map(t.str('')),
+  /** HMAC-SHA256 key for the X-M7s-Signature header; empty = unsigned. */
+  secret: '',
+  timeoutseconds: t.num(5, { min: 0.1, max: 300 }),
+  retrytimes: t.num(3, { min: 0, max: 100, int: true }),
+  retryinterval: t.dur('1s'),
+};
+
 export const globalSchema = {
   loglevel: t.str<LogLevel>('info', { enum: LOG_LEVELS }),
   /** auto: pretty on a terminal, JSON lines otherwise. */
@@ -64,6 +107,14 @@ export const globalSchema = {
   },
   publish: publishSchema,
   subscribe: subscribeSchema,
+  /** One permission model for every protocol and the API (docs/permissions.md). Nothing set: everyone may publish and read. */
+  auth: authSchema,
+  /** Webhooks: event name (or `default`) → target (docs/webhooks.md). */
+  hook: t.map(t.section(hookTargetSchema)),
+  /** Webhook delivery: queue bound, concurrent deliveries, keep-alive interval. */
+  hookqueue: t.num(1000, { min: 1, max: 1_000_000, int: true }),
+  hookconcurrency: t.num(4, { min: 1, max: 64, int: true }),
+  hookkeepalive: t.dur('60s'),
 };
 
 /** Settings that clients must not change through URL query args (secrets, limits, memory bounds). */
@@ -79,3 +130,10 @@ export function parseListenAddr(addr: string, what: string): { host?: string; po
   const host = m[1] ?? (m[2] || undefined);
   return { host, port };
 }
+
+/**
+ * Config keys added by the permission model and webhooks that hold secrets: to be redacted in every API
+ * answer and log line (`*` = any map key, `[]` = every list item). `auth.http.address` and hook `url`s
+ * may embed credentials too (`https://user:pass@host`).
+ */
+export const AUTH_SECRET_PATHS = ['global.auth.users[].pass', 'global.auth.jwt.secret', 'global.hook.*.secret', 'global.hook.*.headers', 'global.auth.http.address', 'global.hook.*.url'];

@@ -6,6 +6,11 @@ import { applyArgs, buildConfig, type ConfigDiff, diffConfig, sectionDiffs, setI
 import { type ConfigIssue, type Defaults, type SchemaLike } from './config/schema.ts';
 import { normSubMode, type PublishConfig, type SubscribeConfig } from './core/config.ts';
 import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
+import { type AuthConfig, Authorizer } from './auth/permissions.ts';
+import { loadAdminSecret } from './auth/secret.ts';
+import { EngineError } from './core/errors.ts';
+import { wireWebhooks } from './hooks/engine-hooks.ts';
+import { type HookTarget, Webhooks } from './hooks/webhook.ts';
 import { mountApi } from './http/api.ts';
 import { play } from './http/player.ts';
 import { applyMiddleware, fail, middlewareHeaders, ok, requestRemote } from './http/app.ts';
@@ -103,6 +108,12 @@ export class Server {
   private fileText: string | undefined;
   private unwatch: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
+  /** The permission model (global.auth); the API guard calls authorizer.authorize for api/metrics. */
+  readonly authorizer: Authorizer;
+  /** Webhook delivery (global.hook); counters in /api/metrics. */
+  readonly webhooks: Webhooks;
+  private adminSecretValue = '';
+  private keepAlive: ReturnType<typeof setInterval> | undefined;
 
   private constructor(private readonly opts: ServerOptions, built: { config: Record<string, any>; warnings: ConfigIssue[] }, sections: Record<string, SchemaLike>, fileText: string | undefined, logger: Logger) {
     this.runtime = opts.runtime;
@@ -123,6 +134,32 @@ export class Server {
       },
     });
     this.app = new Hono();
+    this.authorizer = new Authorizer(() => this.config.global.auth as AuthConfig, {
+      readTextFile: (f) => this.runtime.readTextFile(f), resolvePath: (f) => this.resolvePath(f), logger,
+    });
+    // Every publish and play of a client (type server) on every protocol; internal jobs (pull, push,
+    // record, transform) were started by config or an authorized API call.
+    this.engine.addAuthHook('permissions', async (req) => {
+      if (req.type !== 'server' || !this.authorizer.active) return;
+      const r = await this.authorizer.authorize({
+        action: req.action, path: req.streamPath, protocol: req.protocol, ip: req.ip,
+        user: req.user, password: req.password, token: req.token,
+        query: withoutSecrets(req.args, [this.config.global.publish.secretargname, this.config.global.subscribe.secretargname]),
+      });
+      if (!r.ok) throw new EngineError(r.status === 401 ? 'Unauthorized' : 'Forbidden', r.reason);
+    });
+    this.webhooks = new Webhooks({
+      targets: () => this.config.global.hook as Record<string, HookTarget>,
+      queueSize: () => this.config.global.hookqueue, concurrency: () => this.config.global.hookconcurrency, logger,
+    });
+    wireWebhooks(this.engine, this.webhooks, () => this.hookServerInfo());
+  }
+
+  /** The admin-session secret (generated at first start, .m7s/secret beside the config file, mode 0600). */
+  adminSecret(): string { return this.adminSecretValue; }
+
+  private hookServerInfo(): Record<string, unknown> {
+    return { version: VERSION, runtime: this.runtime.name, hostname: this.runtime.sysinfo().hostname, startTime: new Date(this.startTime).toISOString() };
   }
 
   /** The config schema of every section: global plus one per plugin. */
@@ -171,6 +208,13 @@ export class Server {
 
   private async boot(): Promise<void> {
     const g = this.config.global;
+    try {
+      this.adminSecretValue = (await loadAdminSecret(this.runtime, this.opts.configFile)).secret;
+    } catch (err) {
+      this.logger.warn('cannot store the admin secret beside the config file; using one for this process only', { error: err });
+      this.adminSecretValue = (await loadAdminSecret(this.runtime)).secret;
+    }
+    for (const p of this.authorizer.problems()) this.logger.warn('auth: ' + p);
     applyMiddleware(this.app, () => this.config.global.http, this.logger);
     mountApi(this.app, this);
     for (const def of this.opts.plugins) await this.startPlugin(def);
@@ -193,6 +237,16 @@ export class Server {
     if (this.opts.configFile && this.opts.watch !== false) {
       this.unwatch = this.runtime.watchFile(this.opts.configFile, () => { void this.reloadFromFile(); });
     }
+    this.webhooks.emit('server_start', { server: this.hookServerInfo(), listen: this.listening });
+    const ka = () => {
+      clearInterval(this.keepAlive);
+      const every = this.config.global.hookkeepalive;
+      if (every > 0 && this.webhooks.targetOf('server_keep_alive')) {
+        this.keepAlive = setInterval(() => this.webhooks.emit('server_keep_alive', { server: this.hookServerInfo(), ...this.engine.summary() }), every);
+      }
+    };
+    ka();
+    this.keepAliveReset = ka;
     this.logger.info('m7s started', { version: VERSION, runtime: this.runtime.name, plugins: this.plugins.filter((p) => p.state.enabled).map((p) => p.def.name).join(',') });
   }
 
@@ -215,6 +269,7 @@ export class Server {
       return null;
     }
   }
+  private keepAliveReset: (() => void) | null = null;
 
   private async startPlugin(def: PluginDef<any>): Promise<void> {
     const config = this.config[def.name];
@@ -429,6 +484,8 @@ export class Server {
         const g = this.config.global;
         this.logger.setLevel(g.loglevel);
         this.engine.publishConfig = g.publish;
+        if (d.some((x) => x.parts[1] === 'hook' || x.parts[1] === 'hookkeepalive')) this.keepAliveReset?.();
+        if (d.some((x) => x.parts[1] === 'auth')) for (const p of this.authorizer.problems()) this.logger.warn('auth: ' + p);
         this.engine.subscribeConfig = { ...g.subscribe, submode: normSubMode(g.subscribe.submode) };
         if (d.some((x) => x.parts[1] === 'http' && /listenaddr/.test(x.parts[2] ?? ''))) this.logger.warn('global.http listen address changes take effect after a restart');
         continue;
@@ -451,11 +508,13 @@ export class Server {
     if (!this.stopping) {
       this.stopping = (async () => {
         this.unwatch?.();
+        clearInterval(this.keepAlive);
         this.logger.info('m7s stopping');
         for (const pr of this.plugins) await this.closePlugin(pr);
         this.engine.shutdown();
         for (const c of this.extraClosers) await c().catch(() => {});
         await this.http?.close().catch(() => {});
+        this.webhooks.stop();
       })();
     }
     return this.stopping;
@@ -468,6 +527,14 @@ export class Server {
       return `${l.plugin.padEnd(10)} ${l.proto.padEnd(5)} ${host}:${l.port}${l.what ? '  ' + l.what : ''}`;
     });
   }
+}
+
+/** Query args for the auth callback, without the Monibuca key secret (credentials travel in their own fields). */
+function withoutSecrets(args: Record<string, string>, secretArgs: string[]): Record<string, string> {
+  const drop = new Set(['pass', 'jwt', 'secret', ...secretArgs]);
+  const out: Record<string, string> = {};
+  for (const k in args) if (!drop.has(k)) out[k] = args[k];
+  return out;
 }
 
 function replaceInPlace(target: Record<string, any>, src: Record<string, any>): void {

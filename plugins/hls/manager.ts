@@ -96,7 +96,7 @@ export class HlsManager {
    * NotFound when nobody publishes it).
    */
   open(path: string, target: string, kind: SegmentKind, waitMs: number, subscribe: SubscribeFn,
-    opts: { pinned?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions } = {}): Promise<Session> {
+    opts: { pinned?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions; ip?: string; credentials?: SubscribeOptions['credentials'] } = {}): Promise<Session> {
     const existing = this.find(path, kind);
     if (existing) {
       if (opts.pinned) existing.pinned = true;
@@ -113,7 +113,7 @@ export class HlsManager {
     const base = opts.subscribeConfig;
     const config = base && waitMs > 0 ? { ...base, waittimeout: waitMs } : base;
     s.ready = subscribe(target, {
-      sink: seg, remote: opts.remote, config,
+      sink: seg, remote: opts.remote, ip: opts.ip, credentials: opts.credentials, config,
       // A pinned segmenter (onpub.transform) must not keep the stream alive; one fed by players counts.
       type: s.pinned ? 'transform' : 'server', counted: !s.pinned,
     }).then((sub) => {

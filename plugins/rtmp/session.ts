@@ -121,7 +121,7 @@ export class RtmpSession extends RtmpConnection {
     if (this.connected) throw new FormatError('connect sent twice');
     const o = (cmd.obj && typeof cmd.obj === 'object' ? cmd.obj : {}) as Record<string, unknown>;
     let app = typeof o.app === 'string' ? o.app : '';
-    const tcUrl = typeof o.tcUrl === 'string' ? o.tcUrl.slice(0, 1024) : '';
+    const tcUrl = typeof o.tcUrl === 'string' ? o.tcUrl.slice(0, 8192) : '';
     const args: Record<string, string> = {};
     // Query args on the tcUrl (rtmp://h/live?secret=..) and on the app ("live?secret=..").
     const tq = tcUrl.indexOf('?');
@@ -136,7 +136,8 @@ export class RtmpSession extends RtmpConnection {
       return;
     }
     this.app = app;
-    this.tcUrl = tcUrl;
+    // Shown by the API: without its query (it may carry credentials: ?user=&pass=, ?jwt=, ?secret=).
+    this.tcUrl = tq >= 0 ? tcUrl.slice(0, tq) : tcUrl;
     this.connectArgs = args;
     this.connected = true;
     this.sendWindowAck();
@@ -186,7 +187,7 @@ export class RtmpSession extends RtmpConnection {
   private async onPublish(cmd: RtmpCommand): Promise<void> {
     const s = this.netStream(cmd);
     if (!s) return;
-    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 1024) : '';
+    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 8192) : '';
     const { path, args } = this.pathOf(name);
     s.name = name;
     s.path = path;
@@ -194,13 +195,13 @@ export class RtmpSession extends RtmpConnection {
     s.early = [];
     let pub: Publisher;
     try {
-      pub = await this.env.ctx.publish(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, args });
+      pub = await this.env.ctx.publish(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, ip: this.conn.remoteAddress, args });
     } catch (err) {
       s.state = 'idle';
       s.early = undefined;
       const e = err as Error;
       const code = err instanceof EngineError
-        ? ({ DuplicatePublish: 'NetStream.Publish.BadName', Unauthorized: 'NetStream.Publish.Unauthorized', BadPath: 'NetStream.Publish.BadName' } as Record<string, string>)[err.code] ?? 'NetStream.Publish.Failed'
+        ? ({ DuplicatePublish: 'NetStream.Publish.BadName', Unauthorized: 'NetStream.Publish.Unauthorized', Forbidden: 'NetStream.Publish.Unauthorized', BadPath: 'NetStream.Publish.BadName' } as Record<string, string>)[err.code] ?? 'NetStream.Publish.Failed'
         : 'NetStream.Publish.Failed';
       this.log.warn('publish refused', { stream: path, code, reason: e.message });
       if (!this.closed) {
@@ -229,7 +230,7 @@ export class RtmpSession extends RtmpConnection {
   private async onPlay(cmd: RtmpCommand): Promise<void> {
     const s = this.netStream(cmd);
     if (!s) return;
-    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 1024) : '';
+    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 8192) : '';
     const { path, args } = this.pathOf(name);
     s.name = name;
     s.path = path;
@@ -252,12 +253,12 @@ export class RtmpSession extends RtmpConnection {
     });
     s.sink = sink;
     try {
-      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, args, sink });
+      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, ip: this.conn.remoteAddress, args, sink });
     } catch (err) {
       s.state = 'idle';
       const e = err as Error;
       const code = err instanceof EngineError
-        ? ({ NotFound: 'NetStream.Play.StreamNotFound', Timeout: 'NetStream.Play.StreamNotFound', Unauthorized: 'NetStream.Play.Unauthorized', BadPath: 'NetStream.Play.StreamNotFound' } as Record<string, string>)[err.code] ?? 'NetStream.Play.Failed'
+        ? ({ NotFound: 'NetStream.Play.StreamNotFound', Timeout: 'NetStream.Play.StreamNotFound', Unauthorized: 'NetStream.Play.Unauthorized', Forbidden: 'NetStream.Play.Unauthorized', BadPath: 'NetStream.Play.StreamNotFound' } as Record<string, string>)[err.code] ?? 'NetStream.Play.Failed'
         : 'NetStream.Play.Failed';
       this.log.info('play refused', { stream: path, code, reason: e.message });
       if (!this.closed) {
@@ -332,7 +333,7 @@ export function forEachAggregate(m: RtmpMessage, fn: (type: number, ts: number, 
 
 function addQuery(into: Record<string, string>, q: string): void {
   try {
-    for (const [k, v] of new URLSearchParams(q)) if (k.length <= 64 && k !== '__proto__') into[k] = v.slice(0, 1024);
+    for (const [k, v] of new URLSearchParams(q)) if (k.length <= 64 && k !== '__proto__') into[k] = v.slice(0, k === 'jwt' || k === 'pass' ? 8192 : 1024);
   } catch { /* unparsable query: no args */ }
 }
 

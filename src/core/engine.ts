@@ -4,7 +4,7 @@
 
 import { EventBus } from '../events.ts';
 import { Logger } from '../log.ts';
-import { type AuthHook, type AuthRequest, checkKeyAuth } from './auth.ts';
+import { type AuthHook, type AuthRequest, checkKeyAuth, CREDENTIAL_ARGS, type Credentials } from './auth.ts';
 import { defaultPublish, defaultSubscribe, normSubMode, type PublishConfig, type SubscribeConfig } from './config.ts';
 import { EngineError } from './errors.ts';
 import { parseStreamPath } from './path.ts';
@@ -30,6 +30,10 @@ export interface PublishOptions {
   /** server (a client pushed to us), pull, file, transform, ... */
   type?: string;
   remote?: string;
+  /** Peer address for IP rules (as the transport saw it; never a forwarded header). */
+  ip?: string;
+  /** Credentials from the transport (HTTP Authorization); args user/pass/jwt are read too. */
+  credentials?: Credentials;
   /** Extra args (merged over the path's query string). */
   args?: Record<string, string>;
   /** The plugin's resolved publish section; defaults to the engine's global one. URL args override it. */
@@ -41,6 +45,10 @@ export interface SubscribeOptions {
   /** server (a player), push, record, transform, api. Only server/vod count towards the audience. */
   type?: string;
   remote?: string;
+  /** Peer address for IP rules (as the transport saw it; never a forwarded header). */
+  ip?: string;
+  /** Credentials from the transport (HTTP Authorization); args user/pass/jwt are read too. */
+  credentials?: Credentials;
   args?: Record<string, string>;
   config?: SubscribeConfig;
   sink: SubscriberSink;
@@ -52,6 +60,9 @@ export interface SubscribeOptions {
 export interface DescribeOptions {
   protocol: string;
   remote?: string;
+  /** Peer address and credentials for the auth gate (as for subscribe). */
+  ip?: string;
+  credentials?: Credentials;
   args?: Record<string, string>;
   /** The plugin's subscribe section (auth keys, waittimeout, waittrack). */
   config?: SubscribeConfig;
@@ -152,7 +163,8 @@ export class Engine implements StreamHost {
   async publish(streamPath: string, opts: PublishOptions): Promise<Publisher> {
     const p = parseStreamPath(streamPath, opts.args);
     const conf = this.argsOverride('publish', opts.config ?? this.publishConfig, p.args);
-    await this.authorize({ kind: 'publish', streamPath: p.path, args: p.args, protocol: opts.protocol, remote: opts.remote }, conf);
+    await this.authorize(authRequest('publish', p.path, p.args, opts), conf);
+    stripCredentials(p.args);
     let stream = this.streams.get(p.path);
     if (stream?.publisher) {
       if (!conf.kickexist) throw new EngineError('DuplicatePublish', `stream ${p.path} is already being published (by ${stream.publisher.protocol} ${stream.publisher.remote ?? ''})`.trim());
@@ -193,7 +205,8 @@ export class Engine implements StreamHost {
     const p = parseStreamPath(streamPath, opts.args);
     const raw = this.argsOverride('subscribe', opts.config ?? this.subscribeConfig, p.args);
     const conf: SubscribeConfig = { ...raw, submode: normSubMode(raw.submode) };
-    await this.authorize({ kind: 'subscribe', streamPath: p.path, args: p.args, protocol: opts.protocol, remote: opts.remote }, conf);
+    await this.authorize(authRequest('subscribe', p.path, p.args, opts), conf);
+    stripCredentials(p.args);
     let stream = this.streams.get(p.path);
     if (stream && conf.maxcount > 0 && stream.subscribers.size >= conf.maxcount) {
       throw new EngineError('TooManySubscribers', `subscriber limit (${conf.maxcount}) reached for ${p.path}`);
@@ -233,7 +246,7 @@ export class Engine implements StreamHost {
     const p = parseStreamPath(streamPath, opts.args);
     const raw = this.argsOverride('subscribe', opts.config ?? this.subscribeConfig, p.args);
     const conf: SubscribeConfig = { ...raw, submode: normSubMode(raw.submode) };
-    await this.authorize({ kind: 'subscribe', streamPath: p.path, args: p.args, protocol: opts.protocol, remote: opts.remote }, conf);
+    await this.authorize(authRequest('subscribe', p.path, p.args, opts), conf);
     const timeout = Math.max(0, opts.timeoutMs ?? conf.waittimeout);
     const want = opts.waittrack ?? conf.waittrack;
     const deadline = Date.now() + timeout;
@@ -278,6 +291,18 @@ export class Engine implements StreamHost {
 
   // ------------------------------------------------------------------ auth
 
+  /**
+   * Run the auth gate without publishing or subscribing: for protocols that serve one shared session
+   * to many requests (HLS playlists) and must check each request. Throws EngineError like publish().
+   */
+  async checkAccess(kind: 'publish' | 'subscribe', streamPath: string, opts: Omit<SubscribeOptions, 'sink'>): Promise<void> {
+    const p = parseStreamPath(streamPath, opts.args);
+    const section = kind === 'publish' ? 'publish' : 'subscribe';
+    const base = (opts.config ?? (kind === 'publish' ? this.publishConfig : this.subscribeConfig)) as PublishConfig | SubscribeConfig;
+    const conf = this.argsOverride(section, base, p.args);
+    await this.authorize(authRequest(kind, p.path, p.args, opts), conf);
+  }
+
   private async authorize(req: AuthRequest, conf: { key: string; secretargname: string; expireargname: string }): Promise<void> {
     try {
       checkKeyAuth(conf, req.streamPath, req.args);
@@ -286,7 +311,7 @@ export class Engine implements StreamHost {
         try { ok = await hook(req); } catch (err) {
           throw err instanceof EngineError ? err : new EngineError('Unauthorized', `${owner}: ${(err as Error)?.message ?? String(err)}`);
         }
-        if (ok === false) throw new EngineError('Unauthorized', `${req.kind} denied by ${owner}`);
+        if (ok === false) throw new EngineError('Forbidden', `${req.kind} denied by ${owner}`);
       }
     } catch (err) {
       this.totals.authFailures++;
@@ -394,6 +419,22 @@ export class Engine implements StreamHost {
     }
     return { streamCount: this.streams.size, publishingCount: publishing, subscribeCount: subscribers, bytesIn, bpsIn: bps, totals: this.totals };
   }
+}
+
+function authRequest(kind: 'publish' | 'subscribe', path: string, args: Record<string, string>,
+  o: { protocol: string; type?: string; remote?: string; ip?: string; credentials?: Credentials }): AuthRequest {
+  const c = o.credentials ?? {};
+  const user = c.user ?? args.user;
+  return {
+    kind, action: kind === 'publish' ? 'publish' : 'read', streamPath: path, args, protocol: o.protocol, type: o.type ?? 'server',
+    remote: o.remote, ip: o.ip ?? '',
+    user, password: c.user !== undefined ? c.password : (c.password ?? args.pass), token: c.token ?? args.jwt,
+  };
+}
+
+/** Credentials are not kept with the publisher/subscriber (they would show in the API). */
+function stripCredentials(args: Record<string, string>): void {
+  for (const k of CREDENTIAL_ARGS) if (k !== 'user') delete args[k];
 }
 
 /** A config pattern is a regex anchored to the whole stream path. */

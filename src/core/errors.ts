@@ -2,11 +2,11 @@
 // (RTMP onStatus codes, HTTP statuses).
 
 export type EngineErrorCode =
-  | 'BadPath' | 'Unauthorized' | 'DuplicatePublish' | 'TooManyPublishers' | 'TooManySubscribers'
+  | 'BadPath' | 'Unauthorized' | 'Forbidden' | 'DuplicatePublish' | 'TooManyPublishers' | 'TooManySubscribers'
   | 'NotFound' | 'Timeout' | 'Closed' | 'Kicked' | 'BadArgument';
 
 const HTTP: Record<EngineErrorCode, number> = {
-  BadPath: 400, BadArgument: 400, Unauthorized: 403, DuplicatePublish: 409, TooManyPublishers: 503,
+  BadPath: 400, BadArgument: 400, Unauthorized: 401, Forbidden: 403, DuplicatePublish: 409, TooManyPublishers: 503,
   TooManySubscribers: 503, NotFound: 404, Timeout: 504, Closed: 410, Kicked: 409,
 };
 

@@ -217,7 +217,8 @@ export interface Runtime {
    */
   readFileStream?(path: string, opts?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   readTextFile(path: string): Promise<string>;
-  writeFile(path: string, data: Uint8Array | string): Promise<void>;
+  /** `mode`: permission bits for a new file (and set on an existing one), e.g. 0o600 for secrets. */
+  writeFile(path: string, data: Uint8Array | string, opts?: { mode?: number }): Promise<void>;
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
