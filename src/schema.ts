@@ -55,6 +55,21 @@ export const globalSchema = {
     /** Basic auth for /api/* when both are set. */
     username: '',
     password: '',
+    /** A connection that sends no complete request head within this long is closed (Go's ReadHeaderTimeout). */
+    readheadertimeout: t.dur('10s'),
+    /** A keep-alive connection with no request for this long is closed. */
+    idletimeout: t.dur('60s'),
+    /** Open connections on each HTTP listener; over it the longest-silent connection that has not sent a request is dropped, else the new one is refused. 0 = auto (from the descriptor limit). */
+    maxconn: t.num(0, { min: 0, int: true }),
+  },
+  /** Server-wide caps (docs/limits.md). 0 = no limit. */
+  limits: {
+    /** Streams in the registry, placeholders of players waiting for a stream included. */
+    maxstreams: t.num(10_000, { min: 0, int: true }),
+    /** Players waiting for a stream that is not ready yet, over all streams. */
+    maxwaiting: t.num(2_000, { min: 0, int: true }),
+    /** Bytes held by all stream rings together; over it the largest rings are trimmed to their last GOP. */
+    ringmemory: t.num(1024 * 1024 * 1024, { min: 0, int: true }),
   },
   publish: publishSchema,
   subscribe: subscribeSchema,

@@ -89,6 +89,7 @@ export class Server {
       publish: g.publish as PublishConfig,
       subscribe: { ...(g.subscribe as SubscribeConfig), submode: normSubMode(g.subscribe.submode) },
       logger,
+      limits: { ...g.limits },
       argsOverride: (section, conf, args) => {
         const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, deny: ARGS_DENY });
         for (const e of r.errors) logger.warn('ignored query arg', { error: e.message });
@@ -327,6 +328,7 @@ export class Server {
         this.logger.setLevel(g.loglevel);
         this.engine.publishConfig = g.publish;
         this.engine.subscribeConfig = { ...g.subscribe, submode: normSubMode(g.subscribe.submode) };
+        this.engine.limits = { ...g.limits };
         if (d.some((x) => x.parts[1] === 'http' && /listenaddr/.test(x.parts[2] ?? ''))) this.logger.warn('global.http listen address changes take effect after a restart');
         continue;
       }

@@ -210,7 +210,7 @@ export default definePlugin({
       const abort = c.req.raw.signal;
       let sub: Subscriber;
       try {
-        sub = await ctx.subscribe(target, { sink: player, remote });
+        sub = await ctx.subscribe(target, { sink: player, remote, signal: abort });
       } catch (err) {
         if (streamed) { streamed.sink.end(); return streamed.response; } // the head went out: just end
         return errorResponse(c, err);
@@ -234,11 +234,12 @@ export default definePlugin({
       let out: ByteSink | null = null;
       let session: Session | null = null;
       let gone = false;
+      const ac = new AbortController();
       return {
         onOpen(ws: WsConn) {
           out = wsByteSink(ws, ctx.config.writebuffer);
           const player = new FlvPlaySink(out);
-          ctx.subscribe(target, { sink: player, remote }).then((s) => {
+          ctx.subscribe(target, { sink: player, remote, signal: ac.signal }).then((s) => {
             sub = s;
             if (gone) { s.close('client disconnected'); return; }
             session = addSession({ kind: 'ws-flv', streamPath, remote, sub: s, stop: (r) => { s.close(r); out?.end(); } });
@@ -251,6 +252,7 @@ export default definePlugin({
         onMessage() { /* players send nothing we need */ },
         onClose() {
           gone = true;
+          ac.abort();
           out?.end();
           sub?.close('client disconnected');
           if (session) sessions.delete(session.id);

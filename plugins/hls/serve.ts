@@ -48,7 +48,7 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
   let s: Session;
   try {
-    s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe });
+    s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, signal: c.req.raw.signal });
   } catch (err) {
     return errorResponse(ctx, c, err);
   }

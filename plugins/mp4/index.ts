@@ -54,7 +54,7 @@ export default definePlugin({
       const player = new Mp4PlaySink(sink);
       let sub: Subscriber;
       try {
-        sub = await ctx.subscribe(target, { sink: player });
+        sub = await ctx.subscribe(target, { sink: player, signal: c.req.raw.signal });
       } catch (err) {
         sink.end();
         return fail(c, err);
@@ -74,11 +74,12 @@ export default definePlugin({
       let sub: Subscriber | null = null;
       let out: ByteSink | null = null;
       let gone = false;
+      const ac = new AbortController();
       return {
         onOpen(ws: WsConn) {
           out = wsByteSink(ws, ctx.config.writebuffer);
           const player = new Mp4PlaySink(out);
-          ctx.subscribe(target, { sink: player }).then((s) => {
+          ctx.subscribe(target, { sink: player, signal: ac.signal }).then((s) => {
             sub = s;
             if (gone) { s.close('client disconnected'); return; }
             players.set(s.id, { kind: 'ws', streamPath, sub: s, stop: (r) => { s.close(r); out?.end(); } });
@@ -91,6 +92,7 @@ export default definePlugin({
         onMessage() { /* players send nothing we need */ },
         onClose() {
           gone = true;
+          ac.abort();
           out?.end();
           sub?.close('client disconnected');
           if (sub) players.delete(sub.id);

@@ -43,6 +43,8 @@ interface NetStream {
   sink?: RtmpPlaySink;
   /** Media that arrived while publish was being authorised. */
   early?: RtmpMessage[];
+  /** Aborted when the stream id or the connection ends: a play still waiting for its stream gives up. */
+  ac?: AbortController;
 }
 
 export class RtmpSession extends RtmpConnection {
@@ -247,8 +249,9 @@ export class RtmpSession extends RtmpConnection {
       },
     });
     s.sink = sink;
+    const ac = s.ac = new AbortController();
     try {
-      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, args, sink });
+      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, args, sink, signal: ac.signal });
     } catch (err) {
       s.state = 'idle';
       const e = err as Error;
@@ -297,6 +300,8 @@ export class RtmpSession extends RtmpConnection {
     const s = this.streams.get(id);
     if (!s) return;
     s.pub?.close(reason);
+    s.ac?.abort();
+    s.ac = undefined;
     if (s.sub) { this.subscribers.delete(s.sub); s.sub.close(reason); }
     s.pub = s.sub = s.ingest = s.sink = undefined;
     s.early = undefined;

@@ -46,7 +46,25 @@ export interface SubscribeOptions {
   /** Also receive data-track frames. */
   data?: boolean;
   counted?: boolean;
+  /**
+   * The client's lifetime (HTTP request signal, WebSocket/TCP close). When it aborts while the
+   * subscriber still waits for the stream, the wait ends at once: the subscriber is removed and a
+   * placeholder stream nobody publishes goes with it.
+   */
+  signal?: AbortSignal;
 }
+
+/** Server-wide caps (`global.limits`); 0 = no limit. */
+export interface EngineLimits {
+  /** Streams in the registry, placeholders of waiting players included. */
+  maxstreams: number;
+  /** Subscribers waiting for a stream that is not ready yet, over all streams. */
+  maxwaiting: number;
+  /** Bytes held by all rings together (see Engine.enforceRingMemory). */
+  ringmemory: number;
+}
+
+export const defaultLimits: EngineLimits = { maxstreams: 10_000, maxwaiting: 2_000, ringmemory: 1024 * 1024 * 1024 };
 
 export type PullFn = (req: { streamPath: string; url: string; args: Record<string, string> }) => void | Promise<void>;
 export type PublishActionFn = (req: { streamPath: string; target: string; stream: Stream }) => void | Promise<void>;
@@ -62,6 +80,7 @@ export interface EngineOptions {
   subscribe?: SubscribeConfig;
   logger?: Logger;
   argsOverride?: ArgsOverride;
+  limits?: EngineLimits;
 }
 
 export class Engine implements StreamHost {
@@ -71,6 +90,9 @@ export class Engine implements StreamHost {
   publishConfig: PublishConfig;
   subscribeConfig: SubscribeConfig;
   argsOverride: ArgsOverride;
+  limits: EngineLimits;
+  /** Subscribers currently waiting in subscribe() (global.limits.maxwaiting). */
+  waitingCount = 0;
   readonly startTime = Date.now();
 
   private readonly authHooks: { owner: string; hook: AuthHook }[] = [];
@@ -82,7 +104,7 @@ export class Engine implements StreamHost {
   private tick: ReturnType<typeof setInterval> | undefined;
   private tickCount = 0;
   /** Totals since start, for the API and metrics. */
-  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0 };
+  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0, limitRefusals: 0, abandonedWaits: 0 };
 
   constructor(opts: EngineOptions = {}) {
     this.logger = opts.logger ?? Logger.silent();
@@ -90,6 +112,7 @@ export class Engine implements StreamHost {
     this.publishConfig = opts.publish ?? { ...defaultPublish };
     this.subscribeConfig = opts.subscribe ?? { ...defaultSubscribe };
     this.argsOverride = opts.argsOverride ?? ((_s, c) => c);
+    this.limits = opts.limits ?? { ...defaultLimits };
     this.tick = setInterval(() => this.onTick(), 250);
   }
 
@@ -143,7 +166,10 @@ export class Engine implements StreamHost {
       for (const s of this.streams.values()) if (s.publisher) n++;
       if (n >= conf.maxcount) throw new EngineError('TooManyPublishers', `publisher limit (${conf.maxcount}) reached`);
     }
-    if (!stream || stream.state === 'closed') stream = this.createStream(p.path, p.app, p.name, conf);
+    if (!stream || stream.state === 'closed') {
+      this.checkStreamLimit(p.path);
+      stream = this.createStream(p.path, p.app, p.name, conf);
+    }
     const pub = new Publisher(stream, conf, opts.protocol, opts.type ?? 'server', p.args, opts.remote);
     const republish = stream.publishCount > 0;
     stream.attachPublisher(pub);
@@ -169,26 +195,44 @@ export class Engine implements StreamHost {
 
   async subscribe(streamPath: string, opts: SubscribeOptions): Promise<Subscriber> {
     const p = parseStreamPath(streamPath, opts.args);
-    const raw = this.argsOverride('subscribe', opts.config ?? this.subscribeConfig, p.args);
+    const base = opts.config ?? this.subscribeConfig;
+    const raw = this.argsOverride('subscribe', base, p.args);
     const conf: SubscribeConfig = { ...raw, submode: normSubMode(raw.submode) };
+    // A request may shorten the configured wait, never lengthen it (`?waittimeout=1h` held a stream
+    // and a subscriber for the hour after the client left).
+    if (!(conf.waittimeout <= base.waittimeout)) conf.waittimeout = base.waittimeout;
     await this.authorize({ kind: 'subscribe', streamPath: p.path, args: p.args, protocol: opts.protocol, remote: opts.remote }, conf);
+    const signal = opts.signal;
+    if (signal?.aborted) throw new EngineError('Closed', `client left before subscribing to ${p.path}`);
     let stream = this.streams.get(p.path);
     if (stream && conf.maxcount > 0 && stream.subscribers.size >= conf.maxcount) {
       throw new EngineError('TooManySubscribers', `subscriber limit (${conf.maxcount}) reached for ${p.path}`);
     }
     const missing = !stream || !stream.publisher;
-    if (!stream) stream = this.createStream(p.path, p.app, p.name, this.publishConfig);
+    const mustWait = !stream || !stream.isReady(conf.waittrack);
+    if (mustWait && this.limits.maxwaiting > 0 && this.waitingCount >= this.limits.maxwaiting) {
+      this.totals.limitRefusals++;
+      throw new EngineError('TooManySubscribers', `too many players waiting for streams (global.limits.maxwaiting = ${this.limits.maxwaiting})`);
+    }
+    if (!stream) {
+      this.checkStreamLimit(p.path);
+      stream = this.createStream(p.path, p.app, p.name, this.publishConfig);
+    }
     const sub = new Subscriber(stream, conf, opts.sink, opts.protocol, opts.type ?? 'server', p.args, opts.remote,
       { data: opts.data, counted: opts.counted });
     stream.addSubscriber(sub);
     this.clearTimer(stream, 'delay');
     if (missing && stream.publishCount === 0) this.triggerPull(p.path, p.args);
+    if (mustWait) this.waitingCount++;
     try {
-      await stream.waitReady(conf.waittrack, conf.waittimeout);
+      await stream.waitReady(conf.waittrack, conf.waittimeout, signal);
     } catch (err) {
+      if (signal?.aborted) this.totals.abandonedWaits++;
       sub.state = 'closed';
       stream.removeSubscriber(sub, (err as Error).message);
       throw err;
+    } finally {
+      if (mustWait) this.waitingCount--;
     }
     if (sub.state === 'closed') throw new EngineError('Closed', `subscription to ${p.path} ended while waiting`);
     this.totals.subscribes++;
@@ -196,6 +240,16 @@ export class Engine implements StreamHost {
     this.events.emit('subscribe', { stream, subscriber: sub });
     sub.start();
     return sub;
+  }
+
+  /** global.limits.maxstreams: refuse a new stream (published or waited for) over the cap. */
+  private checkStreamLimit(path: string): void {
+    const max = this.limits.maxstreams;
+    if (max > 0 && this.streams.size >= max) {
+      this.totals.limitRefusals++;
+      this.logger.warn('stream refused: global.limits.maxstreams reached', { stream: path, max });
+      throw new EngineError('TooManyStreams', `stream limit (global.limits.maxstreams = ${max}) reached`);
+    }
   }
 
   private triggerPull(path: string, args: Record<string, string>): void {
