@@ -12,7 +12,7 @@ import { FlvIngest, FormatError } from '../../src/format/flv-media.ts';
 import type { Logger } from '../../src/log.ts';
 import type { TcpConn } from '../../src/net/types.ts';
 import type { PluginContext } from '../../src/plugin.ts';
-import { MSG, type RtmpMessage, UC } from './chunk.ts';
+import { MSG, type PendingBudget, type RtmpMessage, UC } from './chunk.ts';
 import { decodeData, nextId, type RtmpCommand, RtmpConnection } from './conn.ts';
 import { RtmpPlaySink } from './sink.ts';
 
@@ -22,6 +22,10 @@ export interface SessionEnv {
   logger: Logger;
   chunkSize: number;
   maxMessageSize: number;
+  /** Largest message before `publish` (rtmp.maxcommandsize). */
+  maxCommandSize: number;
+  /** Server-wide budget for unfinished messages (rtmp.maxpendingbytes). */
+  budget: PendingBudget;
   /** Sessions by id, for the API. */
   sessions: Map<number, RtmpSession>;
 }
@@ -43,6 +47,7 @@ interface NetStream {
   sink?: RtmpPlaySink;
   /** Media that arrived while publish was being authorised. */
   early?: RtmpMessage[];
+  earlyBytes?: number;
   /** Aborted when the stream id or the connection ends: a play still waiting for its stream gives up. */
   ac?: AbortController;
 }
@@ -58,9 +63,13 @@ export class RtmpSession extends RtmpConnection {
   private nextStreamId = 1;
 
   constructor(conn: TcpConn, private readonly env: SessionEnv) {
-    super(conn, { role: 'server', logger: env.logger.child({ conn: conn.id, remote: `${conn.remoteAddress}:${conn.remotePort}` }), maxMessageSize: env.maxMessageSize });
+    super(conn, { role: 'server', logger: env.logger.child({ conn: conn.id, remote: `${conn.remoteAddress}:${conn.remotePort}` }), maxMessageSize: env.maxMessageSize,
+      maxCommandSize: env.maxCommandSize, budget: env.budget });
     env.sessions.set(this.id, this);
   }
+
+  /** Whether `connect` was accepted (the handshake timeout covers it too). */
+  get isConnected(): boolean { return this.connected; }
 
   /** Whether any stream of this connection is playing (idle timeout does not apply to players). */
   get playing(): boolean {
@@ -190,6 +199,9 @@ export class RtmpSession extends RtmpConnection {
     s.path = path;
     s.state = 'starting';
     s.early = [];
+    s.earlyBytes = 0;
+    // Media may follow: from now on messages up to rtmp.maxmessagesize are accepted.
+    this.raiseLimits();
     let pub: Publisher;
     try {
       pub = await this.env.ctx.publish(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, args });
@@ -273,7 +285,8 @@ export class RtmpSession extends RtmpConnection {
     const s = this.streams.get(m.streamId);
     if (!s) return; // media for a stream that does not exist: ignore
     if (s.state === 'starting' && s.early) {
-      if (s.early.length >= MAX_EARLY_MESSAGES) throw new FormatError('too much media before the publish was accepted');
+      s.earlyBytes = (s.earlyBytes ?? 0) + m.payload.length;
+      if (s.early.length >= MAX_EARLY_MESSAGES || s.earlyBytes > 2 * this.opts.maxMessageSize) throw new FormatError('too much media before the publish was accepted');
       s.early.push(m);
       return;
     }
