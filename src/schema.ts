@@ -59,8 +59,6 @@ export const globalSchema = {
     readheadertimeout: t.dur('10s'),
     /** A keep-alive connection with no request for this long is closed. */
     idletimeout: t.dur('60s'),
-    /** Open connections on each HTTP listener; over it the longest-silent connection that has not sent a request is dropped, else the new one is refused. 0 = auto (from the descriptor limit). */
-    maxconn: t.num(0, { min: 0, int: true }),
   },
   /** Server-wide caps (docs/limits.md). 0 = no limit. */
   limits: {
@@ -70,6 +68,12 @@ export const globalSchema = {
     maxwaiting: t.num(2_000, { min: 0, int: true }),
     /** Bytes held by all stream rings together; over it the largest rings are trimmed to their last GOP. */
     ringmemory: t.num(1024 * 1024 * 1024, { min: 0, int: true }),
+    /**
+     * Connections open at once per listener (HTTP and every plugin's TCP listener). When full, the
+     * oldest connection that has not sent a request (a byte, for raw TCP) is closed to make room, else
+     * the new one is refused. 0 = only the process-wide cap (90 % of the descriptor limit minus 96).
+     */
+    maxconn: t.num(0, { min: 0, int: true }),
   },
   publish: publishSchema,
   subscribe: subscribeSchema,

@@ -10,7 +10,7 @@ import { mountApi } from './http/api.ts';
 import { applyMiddleware, fail, middlewareHeaders, ok } from './http/app.ts';
 import { createBodySink } from './net/body.ts';
 import { type LogLevel, Logger } from './log.ts';
-import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
+import type { HttpLimits, HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
 import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { VERSION } from './version.ts';
@@ -99,6 +99,12 @@ export class Server {
     this.app = new Hono();
   }
 
+  /** Connection limits of the HTTP listeners (global.http, global.limits; docs/limits.md). */
+  private httpLimits(): HttpLimits {
+    const g = this.config.global;
+    return { readHeaderTimeout: g.http.readheadertimeout, idleTimeout: g.http.idletimeout, maxConnections: g.limits.maxconn };
+  }
+
   /** The config schema of every section: global plus one per plugin. */
   private static sectionsOf(plugins: PluginDef<any>[]): Record<string, SchemaLike> {
     const sections: Record<string, SchemaLike> = { global: globalSchema };
@@ -151,13 +157,13 @@ export class Server {
     this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
     const addr = parseListenAddr(g.http.listenaddr, 'global.http.listenaddr');
     if (addr) {
-      this.http = await this.runtime.serveHttp({ port: addr.port, host: addr.host }, this.app.fetch);
+      this.http = await this.runtime.serveHttp({ port: addr.port, host: addr.host, limits: this.httpLimits() }, this.app.fetch);
       this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
     }
     if (g.http.listenaddrtls) {
       const tlsAddr = parseListenAddr(g.http.listenaddrtls, 'global.http.listenaddrtls')!;
       const tls = { cert: await this.runtime.readTextFile(this.resolvePath(g.http.certfile)), key: await this.runtime.readTextFile(this.resolvePath(g.http.keyfile)) };
-      const https = await this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls }, this.app.fetch);
+      const https = await this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls, limits: this.httpLimits() }, this.app.fetch);
       const close = https.close.bind(https);
       this.extraClosers.push(close);
       this.listening.push({ plugin: 'global', proto: 'https', host: https.host, port: https.port, what: 'HTTPS' });
@@ -202,7 +208,7 @@ export class Server {
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
-        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark }, (conn) => {
+        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark, maxConnections: self.config.global.limits.maxconn }, (conn) => {
           try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
         });
         return track(s, o.tls ? 'tls' : 'tcp', o.what);

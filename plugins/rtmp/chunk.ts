@@ -56,6 +56,8 @@ export interface ChunkReaderOptions {
 export interface PendingBudget {
   used: number;
   max: number;
+  /** Highest `used` seen (for the API). */
+  peak?: number;
 }
 
 /** Per chunk stream: the last header seen and the message being assembled. */
@@ -128,7 +130,11 @@ export class ChunkReader {
       if (b && b.max > 0 && b.used + delta > b.max) throw new ChunkError(`server-wide budget for unfinished RTMP messages exhausted (rtmp.maxpendingbytes = ${b.max})`);
     }
     this.pending += delta;
-    if (this.budget) this.budget.used += delta;
+    const b = this.budget;
+    if (b) {
+      b.used += delta;
+      if (b.peak !== undefined && b.used > b.peak) b.peak = b.used;
+    }
   }
 
   /** Set the peer's chunk size (from its Set Chunk Size message). */

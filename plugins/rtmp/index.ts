@@ -51,7 +51,7 @@ export default definePlugin({
     const cfg = ctx.config;
     const sessions = new Map<number, RtmpSession>();
     const jobs = new Map<number, RtmpJob>();
-    const budget = { used: 0, max: cfg.maxpendingbytes };
+    const budget = { used: 0, max: cfg.maxpendingbytes, peak: 0 };
     const sessionEnv = (): SessionEnv => {
       budget.max = cfg.maxpendingbytes;
       return { ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, maxCommandSize: cfg.maxcommandsize, budget, sessions };
@@ -124,6 +124,8 @@ export default definePlugin({
     ctx.http.post('/api/push', (c) => startFromApi(c, 'push'));
     ctx.http.get('/api/list', (c) => ctx.ok(c, {
       sessions: [...sessions.values()].map((s) => s.info()),
+      /** Bytes in partially received messages over all connections now, the most seen, and the cap (rtmp.maxpendingbytes). */
+      pendingBytes: { used: budget.used, peak: budget.peak, max: budget.max },
       pulls: [...jobs.values()].filter((j) => j.kind === 'pull').map((j) => j.info()),
       pushes: [...jobs.values()].filter((j) => j.kind === 'push').map((j) => j.info()),
     }));
