@@ -1,0 +1,128 @@
+// Deno's HTTP server with limits: our own accept loop over Deno.listen (Deno.listenTls) with HTTP served
+// per connection by Deno.serveHttp, instead of Deno.serve.
+//
+// Why: Deno.serve owns its accept loop and shows no connection to its caller. Silent connections were
+// never closed, and at the descriptor limit its accept failed with "Too many open files" as an uncaught
+// rejection that ended the process (issue 9, fault 7). Here every accepted connection goes through the
+// process-wide connection guard (adapters/node/conn-guard.ts: cap, eviction of the oldest silent
+// connection), gets a header timeout (no complete request head within readHeaderTimeout: closed) and a
+// keep-alive idle timeout, and an accept error is logged and retried with backoff, never thrown.
+// The fetch handler gets `{ remoteAddr }` as its second argument, like Deno.serve's handler info.
+
+import type { FetchHandler, HttpLimits, HttpServeOptions, HttpServer } from '../../src/net/types.ts';
+import { ConnGuard, guardLog } from '../node/conn-guard.ts';
+import { DEFAULT_HTTP_LIMITS } from '../node/http-guard.ts';
+
+/** The slice of Deno's API used here (this file is type-checked without Deno's types). */
+interface NetAddr { transport: string; hostname: string; port: number }
+interface DenoConn { readonly remoteAddr: NetAddr; readonly localAddr: NetAddr; close(): void }
+interface DenoListener { readonly addr: NetAddr; accept(): Promise<DenoConn>; close(): void }
+interface RequestEvent { readonly request: Request; respondWith(r: Response | Promise<Response>): Promise<void> }
+interface HttpConn { nextRequest(): Promise<RequestEvent | null>; close(): void }
+interface DenoNs {
+  listen(o: { hostname?: string; port: number }): DenoListener;
+  listenTls(o: { hostname?: string; port: number; cert: string; key: string }): DenoListener;
+  serveHttp(conn: DenoConn): HttpConn;
+}
+const Deno = (globalThis as unknown as { Deno: DenoNs }).Deno;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
+  const limits: HttpLimits = opts.limits ?? DEFAULT_HTTP_LIMITS;
+  const listener = opts.tls
+    ? Deno.listenTls({ hostname: opts.host ?? '0.0.0.0', port: opts.port, cert: opts.tls.cert, key: opts.tls.key })
+    : Deno.listen({ hostname: opts.host ?? '0.0.0.0', port: opts.port });
+  const addr = listener.addr;
+  const guard = new ConnGuard(`http ${addr.hostname}:${addr.port}`, limits.maxConnections);
+  const open = new Set<{ close(): void }>();
+  let closed = false;
+
+  const handle = (conn: DenoConn) => {
+    const closeConn = () => { try { conn.close(); } catch { /* already closed */ } };
+    // Eviction closes through whatever owns the connection by then (Deno.serveHttp takes it over).
+    let killNow = closeConn;
+    const entry = guard.admit(() => killNow());
+    if (!entry) { closeConn(); return; }
+    let http: HttpConn;
+    try { http = Deno.serveHttp(conn); } catch { guard.remove(entry); closeConn(); return; }
+    const kill = () => { try { http.close(); } catch { closeConn(); } };
+    killNow = kill;
+    const rec = { close: kill };
+    open.add(rec);
+    const info = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let inflight = 0;
+    // No complete request head within readHeaderTimeout (first request) or idleTimeout (keep-alive): close.
+    const arm = (ms: number) => {
+      clearTimeout(timer);
+      timer = ms > 0 ? setTimeout(() => { if (inflight === 0) kill(); }, ms) : undefined;
+    };
+    arm(limits.readHeaderTimeout);
+    (async () => {
+      try {
+        for (;;) {
+          const ev = await http.nextRequest();
+          if (!ev) break;
+          entry.active = true;
+          inflight++;
+          clearTimeout(timer);
+          (async () => {
+            let res: Response;
+            try { res = await fetch(ev.request, info); } catch { res = new Response('internal error', { status: 500 }); }
+            try { await ev.respondWith(res); } catch { /* the client left */ }
+            if (--inflight === 0) {
+              entry.active = false;
+              arm(limits.idleTimeout > 0 ? limits.idleTimeout : limits.readHeaderTimeout);
+            }
+          })();
+        }
+      } catch {
+        // a broken connection (reset, bad request head): it is closed below
+      } finally {
+        clearTimeout(timer);
+        guard.remove(entry);
+        open.delete(rec);
+        kill();
+      }
+    })();
+  };
+
+  (async () => {
+    let backoff = 5;
+    let lastLog = 0;
+    while (!closed) {
+      let conn: DenoConn;
+      try {
+        conn = await listener.accept();
+        backoff = 5;
+      } catch (err) {
+        if (closed) break;
+        const msg = (err as Error)?.message ?? String(err);
+        if (/closed|BadResource|Interrupted/i.test(msg) && !/too many open files/i.test(msg)) break;
+        // Out of descriptors (EMFILE/ENFILE) or another transient failure: say so, wait, try again.
+        const now = Date.now();
+        if (now - lastLog > 10_000) {
+          lastLog = now;
+          guardLog('accept failed; retrying', { listener: `http ${addr.hostname}:${addr.port}`, error: msg, backoffMs: backoff });
+        }
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 1000);
+        continue;
+      }
+      handle(conn);
+    }
+  })();
+
+  return {
+    port: addr.port,
+    host: addr.hostname,
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      try { listener.close(); } catch { /* already closed */ }
+      // Live responses never end by themselves: close every connection.
+      for (const c of [...open]) c.close();
+    },
+  };
+}
