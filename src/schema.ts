@@ -59,6 +59,8 @@ export const globalSchema = {
     readheadertimeout: t.dur('10s'),
     /** A keep-alive connection with no request for this long is closed. */
     idletimeout: t.dur('60s'),
+    /** Bun only: serve HTTP with Bun.serve instead of node:http — no connection cap, fixed ~10 s header timeout (docs/limits.md). */
+    nativeserver: false,
   },
   /** Server-wide caps (docs/limits.md). 0 = no limit. */
   limits: {

@@ -157,13 +157,13 @@ export class Server {
     this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
     const addr = parseListenAddr(g.http.listenaddr, 'global.http.listenaddr');
     if (addr) {
-      this.http = await this.runtime.serveHttp({ port: addr.port, host: addr.host, limits: this.httpLimits() }, this.app.fetch);
+      this.http = await this.runtime.serveHttp({ port: addr.port, host: addr.host, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch);
       this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
     }
     if (g.http.listenaddrtls) {
       const tlsAddr = parseListenAddr(g.http.listenaddrtls, 'global.http.listenaddrtls')!;
       const tls = { cert: await this.runtime.readTextFile(this.resolvePath(g.http.certfile)), key: await this.runtime.readTextFile(this.resolvePath(g.http.keyfile)) };
-      const https = await this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls, limits: this.httpLimits() }, this.app.fetch);
+      const https = await this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch);
       const close = https.close.bind(https);
       this.extraClosers.push(close);
       this.listening.push({ plugin: 'global', proto: 'https', host: https.host, port: https.port, what: 'HTTPS' });

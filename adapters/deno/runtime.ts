@@ -8,7 +8,7 @@ import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSoc
 import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
-import { serveGuarded } from './serve-guarded.ts';
+import { openWebSockets, serveGuarded } from './serve-guarded.ts';
 
 /** The slice of Deno's API used here (this file is type-checked without Deno's types). */
 interface DenoHttpServer {
@@ -79,7 +79,13 @@ export async function serveHttpUnguarded(opts: HttpServeOptions, fetch: FetchHan
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   const ctx = c as Context;
   if (!isUpgrade(ctx.req.raw)) return undefined;
-  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as WebSocket).bufferedAmount));
+  // Tracked so that closing a guarded server also ends its WebSockets (see serve-guarded.ts).
+  const tracked = {
+    ...handler,
+    onOpen: (ws: Parameters<NonNullable<typeof handler.onOpen>>[0]) => { openWebSockets.add(ws); handler.onOpen?.(ws); },
+    onClose: (ws: Parameters<NonNullable<typeof handler.onClose>>[0], code: number, reason: string) => { openWebSockets.delete(ws); handler.onClose?.(ws, code, reason); },
+  };
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(tracked, (raw) => (raw as WebSocket).bufferedAmount));
 };
 
 export const denoRuntime: Runtime = {

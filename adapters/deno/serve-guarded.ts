@@ -28,6 +28,29 @@ const Deno = (globalThis as unknown as { Deno: DenoNs }).Deno;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Open WebSockets of guarded servers: Deno.serveHttp lets go of upgraded connections, so close() ends them here. */
+export const openWebSockets = new Set<{ close(code?: number, reason?: string): void }>();
+
+/**
+ * A response whose body is cancelled when `signal` aborts (the client left). Deno.serveHttp does not
+ * cancel a body that has nothing to write, so an idle live stream would never learn its client is gone.
+ */
+function cancellable(res: Response, signal: AbortSignal): Response {
+  const body = res.body;
+  if (!body) return res;
+  const reader = body.getReader();
+  const onAbort = () => { reader.cancel(signal.reason).catch(() => {}); };
+  signal.addEventListener('abort', onAbort, { once: true });
+  const out = new ReadableStream<Uint8Array>({
+    async pull(c) {
+      const { value, done } = await reader.read();
+      if (done) { signal.removeEventListener('abort', onAbort); c.close(); } else c.enqueue(value);
+    },
+    cancel(reason) { signal.removeEventListener('abort', onAbort); return reader.cancel(reason); },
+  }, { highWaterMark: 0 });
+  return new Response(out, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
 export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
   const limits: HttpLimits = opts.limits ?? DEFAULT_HTTP_LIMITS;
   const listener = opts.tls
@@ -53,6 +76,9 @@ export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler):
     const info = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
     let timer: ReturnType<typeof setTimeout> | undefined;
     let inflight = 0;
+    // Deno.serveHttp's requests carry no signal that fires when the client leaves: give each request our
+    // own, aborted when the connection ends (nextRequest() settles) or its response fails.
+    const live = new Set<AbortController>();
     // No complete request head within readHeaderTimeout (first request) or idleTimeout (keep-alive): close.
     const arm = (ms: number) => {
       clearTimeout(timer);
@@ -67,10 +93,16 @@ export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler):
           entry.active = true;
           inflight++;
           clearTimeout(timer);
+          const ac = new AbortController();
+          live.add(ac);
           (async () => {
             let res: Response;
-            try { res = await fetch(ev.request, info); } catch { res = new Response('internal error', { status: 500 }); }
-            try { await ev.respondWith(res); } catch { /* the client left */ }
+            const req = new Request(ev.request, { signal: ac.signal });
+            try { res = await fetch(req, info); } catch { res = new Response('internal error', { status: 500 }); }
+            // 101 (WebSocket upgrade) responses go back as they are.
+            try { await ev.respondWith(res.status === 101 ? res : cancellable(res, ac.signal)); } catch { /* the client left */ }
+            live.delete(ac);
+            ac.abort();
             if (--inflight === 0) {
               entry.active = false;
               arm(limits.idleTimeout > 0 ? limits.idleTimeout : limits.readHeaderTimeout);
@@ -80,6 +112,8 @@ export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler):
       } catch {
         // a broken connection (reset, bad request head): it is closed below
       } finally {
+        for (const ac of live) ac.abort();
+        live.clear();
         clearTimeout(timer);
         guard.remove(entry);
         open.delete(rec);
@@ -121,8 +155,9 @@ export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler):
       if (closed) return;
       closed = true;
       try { listener.close(); } catch { /* already closed */ }
-      // Live responses never end by themselves: close every connection.
+      // Live responses never end by themselves: close every connection, WebSockets included.
       for (const c of [...open]) c.close();
+      for (const ws of [...openWebSockets]) { try { ws.close(1001, 'server shutting down'); } catch { /* gone */ } }
     },
   };
 }

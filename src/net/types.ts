@@ -122,6 +122,11 @@ export interface HttpServeOptions {
   tls?: TlsOptions;
   /** Limits of this listener (global.http.readheadertimeout / idletimeout, global.limits.maxconn). */
   limits?: HttpLimits;
+  /**
+   * Bun: serve with Bun.serve rather than node:http (global.http.nativeserver). Bun.serve has no
+   * connection cap or configurable header timeout. Other runtimes ignore it.
+   */
+  native?: boolean;
 }
 
 /** Connection limits of an HTTP listener (docs/limits.md). Durations in ms; 0 = off. */
