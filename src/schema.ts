@@ -35,6 +35,8 @@ export const subscribeSchema = {
   maxlag: t.dur('3s'),
   mergewrite: t.dur(0),
   catchup: t.dur('100ms'),
+  /** A viewer whose connection stays blocked (not draining) this long is ended; 0 = never. */
+  writetimeout: t.dur('30s'),
   key: '',
   secretargname: 'secret',
   expireargname: 'expire',
@@ -82,7 +84,7 @@ export const globalSchema = {
 };
 
 /** Settings that clients must not change through URL query args (secrets, limits, memory bounds). */
-export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname'];
+export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname', 'writetimeout'];
 
 /** ":8080" / "0.0.0.0:8080" / "[::1]:8080" / "8080" → host + port. Empty string → null (off). */
 export function parseListenAddr(addr: string, what: string): { host?: string; port: number } | null {

@@ -104,7 +104,7 @@ export class Engine implements StreamHost {
   private tick: ReturnType<typeof setInterval> | undefined;
   private tickCount = 0;
   /** Totals since start, for the API and metrics. */
-  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0, limitRefusals: 0, abandonedWaits: 0 };
+  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0, limitRefusals: 0, abandonedWaits: 0, writeTimeouts: 0, ringTrims: 0 };
 
   constructor(opts: EngineOptions = {}) {
     this.logger = opts.logger ?? Logger.silent();
@@ -166,6 +166,7 @@ export class Engine implements StreamHost {
       for (const s of this.streams.values()) if (s.publisher) n++;
       if (n >= conf.maxcount) throw new EngineError('TooManyPublishers', `publisher limit (${conf.maxcount}) reached`);
     }
+    if (!stream?.publisher) this.checkRingMemory(p.path);
     if (!stream || stream.state === 'closed') {
       this.checkStreamLimit(p.path);
       stream = this.createStream(p.path, p.app, p.name, conf);
@@ -240,6 +241,17 @@ export class Engine implements StreamHost {
     this.events.emit('subscribe', { stream, subscriber: sub });
     sub.start();
     return sub;
+  }
+
+  /** global.limits.ringmemory: still over it after trimming every ring to one GOP? Then no new publisher. */
+  private checkRingMemory(path: string): void {
+    const max = this.limits.ringmemory;
+    if (!(max > 0) || this.ringMemory() <= max) return;
+    this.enforceRingMemory();
+    if (this.ringMemory() <= max) return;
+    this.totals.limitRefusals++;
+    this.logger.warn('publish refused: global.limits.ringmemory reached', { stream: path, max });
+    throw new EngineError('TooManyStreams', `ring memory limit (global.limits.ringmemory = ${max} bytes) reached`);
   }
 
   /** global.limits.maxstreams: refuse a new stream (published or waited for) over the cap. */
@@ -354,13 +366,14 @@ export class Engine implements StreamHost {
     if (t?.[kind]) { clearTimeout(t[kind]); t[kind] = undefined; }
   }
 
-  /** Every 250 ms: publish/pause/idle timeouts; every second: track rates. */
+  /** Every 250 ms: publish/pause/idle timeouts, ring memory; every second: track rates, write timeouts. */
   private onTick(): void {
     const now = Date.now();
     const roll = (++this.tickCount & 3) === 0;
+    this.enforceRingMemory();
     for (const s of [...this.streams.values()]) {
       const pub = s.publisher;
-      if (roll) { for (const t of s.tracks) t.rollStats(now); s.adapt(now); }
+      if (roll) { for (const t of s.tracks) t.rollStats(now); s.adapt(now); this.endBlocked(s, now); }
       if (!pub) continue;
       const c = pub.config;
       const limit = pub.paused ? c.pausetimeout : c.publishtimeout;
@@ -370,6 +383,50 @@ export class Engine implements StreamHost {
       }
       if (c.idletimeout > 0 && !s.hadSubscriber && now - pub.startTime > c.idletimeout) {
         this.stopStream(s.path, `nobody subscribed within ${c.idletimeout} ms (idletimeout)`);
+      }
+    }
+  }
+
+  /** subscribe.writetimeout: end viewers whose connection has not drained for that long. */
+  private endBlocked(s: Stream, now: number): void {
+    for (const sub of s.subscribers) {
+      const since = sub.blockedSince, wt = sub.config.writetimeout;
+      if (since > 0 && wt > 0 && now - since > wt) {
+        const reason = `connection blocked for ${now - since} ms (subscribe.writetimeout ${wt} ms)`;
+        this.totals.writeTimeouts++;
+        this.logger.info('slow viewer ended', { stream: s.path, subscriber: sub.id, remote: sub.remote, reason });
+        sub.close(reason);
+        sub.end(reason);
+      }
+    }
+  }
+
+  /** Bytes held by all rings. */
+  ringMemory(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.ring.bytes;
+    return n;
+  }
+
+  /**
+   * global.limits.ringmemory: when all rings together hold more, the largest are trimmed to their
+   * latest GOP (their viewers skip forward, as after any eviction) until the total is below the limit.
+   * If it is still above once every ring holds one GOP, new publishers are refused (checkRingMemory).
+   */
+  enforceRingMemory(): void {
+    const max = this.limits.ringmemory;
+    if (!(max > 0)) return;
+    let total = this.ringMemory();
+    if (total <= max) return;
+    const bySize = [...this.streams.values()].sort((a, b) => b.ring.bytes - a.ring.bytes);
+    for (const s of bySize) {
+      if (total <= max) break;
+      const before = s.ring.bytes;
+      s.trimToLatestGop();
+      if (s.ring.bytes < before) {
+        total -= before - s.ring.bytes;
+        this.totals.ringTrims++;
+        this.logger.warn('ring trimmed to its latest GOP: global.limits.ringmemory reached', { stream: s.path, freed: before - s.ring.bytes, max });
       }
     }
   }

@@ -257,6 +257,12 @@ export class Stream {
     }
   }
 
+  /** @internal Drop everything before the latest sync point (global.limits.ringmemory). */
+  trimToLatestGop(): void {
+    const latest = this.ring.latestSync();
+    if (latest !== undefined && latest > this.ring.tail) this.ring.evictTo(latest);
+  }
+
   private maxSubscriberBuffertime(): number {
     let m = 0;
     for (const s of this.subscribers) if (s.config.submode === 'buffer' && s.config.buffertime > m) m = s.config.buffertime;
