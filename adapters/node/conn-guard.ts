@@ -66,7 +66,7 @@ export class ConnGuard {
   private lastWarn = 0;
   private unreported = 0;
 
-  constructor(readonly what: string, public maxConnections = 0) {}
+  constructor(public what: string, public maxConnections = 0) {}
 
   /** Admit a new connection (evicting a silent one when full), or return null: then close it. */
   admit(kill: () => void, active = false): GuardEntry | null {

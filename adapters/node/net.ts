@@ -238,6 +238,7 @@ export async function listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => 
   server.on('error', () => {});
 
   const addr = server.address() as net.AddressInfo;
+  guard.what = `tcp ${addr.address}:${addr.port}`;
   return {
     port: addr.port,
     host: addr.address,

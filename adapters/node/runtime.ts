@@ -44,9 +44,9 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
   // so Node's whole-request deadline (300 s by default) must not apply. Header timeouts stay.
   server.requestTimeout = 0;
   // Header and keep-alive timeouts, connection cap (issue 9: silent connections never closed).
-  guardNodeHttpServer(server, opts.limits, `http ${opts.host ?? ''}:${opts.port}`);
-
   const addr = server.address() as AddressInfo;
+  guardNodeHttpServer(server, opts.limits, `http ${addr.address}:${addr.port}`);
+
   return {
     port: addr.port,
     host: addr.address,
