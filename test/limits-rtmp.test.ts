@@ -111,4 +111,20 @@ describe('limits: RTMP message memory', () => {
       await Promise.race([closed, sleep(3000).then(() => { throw new Error('not closed'); })]);
     } finally { await s.stop(); }
   });
+
+  it('a connection that completes the handshake but never sends connect is closed after handshaketimeout', async () => {
+    const s = await startServer([rtmp], 'rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n  handshaketimeout: 1s\n  idletimeout: 30s\n');
+    try {
+      const c = await rt.connectTcp({ host: '127.0.0.1', port: s.port('rtmp', 'tcp') });
+      const t0 = Date.now();
+      const closed = new Promise<number>((res) => { c.onClose = () => res(Date.now() - t0); });
+      let got = 0;
+      c.onData = (d) => { got += d.length; };
+      c.write(new Uint8Array([3, ...plainPacket()]));
+      await until(() => got >= 1 + 2 * 1536, 3000, 'S0+S1+S2');
+      c.write(new Uint8Array(1536)); // C2: the handshake is complete; then silence
+      const ms = await Promise.race([closed, sleep(5000).then(() => -1)]);
+      assert.ok(ms >= 900 && ms < 5000, `closed after ${ms} ms (idletimeout is 30 s)`);
+    } finally { await s.stop(); }
+  });
 });
