@@ -32,7 +32,8 @@ function freePort(): Promise<number> {
 const commands: Record<string, (cfg: string) => string> = {
   node: (cfg) => `exec ${JSON.stringify(process.execPath)} ${join(root, 'dist/m7s.mjs')} -c ${cfg}`,
   bun: (cfg) => `exec ${join(root, 'node_modules/.bin/bun')} ${join(root, 'adapters/bun/main.ts')} -c ${cfg}`,
-  deno: (cfg) => `exec ${join(root, 'node_modules/.bin/deno')} run -A ${join(root, 'adapters/deno/main.ts')} -c ${cfg}`,
+  // The real binary, not node_modules/.bin/deno's launcher (killing the launcher would orphan the server).
+  deno: (cfg) => `exec ${existsSync(join(root, 'node_modules/deno/deno')) ? join(root, 'node_modules/deno/deno') : join(root, 'node_modules/.bin/deno')} run -A ${join(root, 'adapters/deno/main.ts')} -c ${cfg}`,
 };
 
 /**
@@ -146,6 +147,57 @@ describe('limits: silent sockets at a 1024-descriptor limit', { skip: onNode ? f
       }
       assert.equal(exited === null || /SIGKILL/.test(exited ?? ''), true, `server crashed: ${exited}\n${log.slice(-3000)}`);
       assert.doesNotMatch(log, /Too many open files.*\n.*at /, 'no crash trace');
+    });
+  }
+});
+
+// Issue 9, fault 6, the server alone: abandoned waits against the server as a child process (so the
+// client's memory is not counted), three rounds; no stream left and the server's RSS levels off.
+describe('limits: abandoned waits, server RSS measured alone', { skip: onNode ? false : 'drives all three runtimes from the Node pass' }, () => {
+  let dir = '';
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'm7s-waits-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const ROUND = Number(process.env.M7S_ABANDONED_WAITS ?? 8000) / 2;
+
+  for (const [rtName, cmd] of Object.entries(commands)) {
+    it(`${rtName}: 3 rounds of ${ROUND} abandoned HTTP-FLV waits; 0 streams after each; server RSS levels off`,
+      { timeout: 300_000, skip: only && !only.includes(rtName) ? 'not in M7S_LIMITS_RUNTIMES' : false }, async () => {
+      const port = await freePort();
+      const cfg = join(dir, `${rtName}.yaml`);
+      writeFileSync(cfg, ['global:', '  loglevel: error', '  http:', `    listenaddr: "127.0.0.1:${port}"`,
+        'rtmp:', '  enable: false', 'hls:', '  enable: false', 'mp4:', '  enable: false', ''].join('\n'));
+      const server = spawn('bash', ['-c', cmd(cfg)], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      server.stderr!.on('data', (d) => { err += d; if (err.length > 1e5) err = err.slice(-5e4); });
+      const base = `http://127.0.0.1:${port}`;
+      const summary = async () => (await (await fetch(`${base}/api/summary`)).json() as any).data;
+      try {
+        await until(async () => { try { return (await fetch(`${base}/api/sysinfo`)).ok; } catch { return false; } }, 15_000, 'server up');
+        const rss: number[] = [(await summary()).memory.rss];
+        for (let r = 0; r < 3; r++) {
+          let next = 0;
+          const worker = async () => {
+            while (next < ROUND) {
+              const i = next++;
+              const ac = new AbortController();
+              const t = setTimeout(() => ac.abort(), 300);
+              try { const res = await fetch(`${base}/flv/w/r${r}x${i}.flv?waittimeout=1h`, { signal: ac.signal }); await res.body?.cancel(); } catch { /* aborted */ }
+              clearTimeout(t);
+            }
+          };
+          await Promise.all(Array.from({ length: 100 }, worker));
+          await sleep(2000);
+          const s = await summary();
+          assert.equal(s.streamCount, 0, `streams left 2 s after round ${r + 1}`);
+          rss.push(s.memory.rss);
+        }
+        const mb = rss.map((x) => Math.round(x / 1048576));
+        console.log(`# ${rtName}: server RSS over 3 rounds of ${ROUND} abandoned waits: ${mb.join(' -> ')} MB, 0 streams after each`);
+        assert.ok(rss[3] - rss[1] < 96 * 1048576, `server RSS grew ${mb[3] - mb[1]} MB after the first round`);
+      } finally {
+        server.kill('SIGTERM');
+        await new Promise((r) => { server.once('exit', r); setTimeout(r, 6000); });
+      }
     });
   }
 });

@@ -76,6 +76,7 @@ export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler):
     const info = { remoteAddr: conn.remoteAddr, localAddr: conn.localAddr };
     let timer: ReturnType<typeof setTimeout> | undefined;
     let inflight = 0;
+    let ended = false;
     // Deno.serveHttp's requests carry no signal that fires when the client leaves: give each request our
     // own, aborted when the connection ends (nextRequest() settles) or its response fails.
     const live = new Set<AbortController>();
@@ -105,7 +106,10 @@ export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler):
             ac.abort();
             if (--inflight === 0) {
               entry.active = false;
-              arm(limits.idleTimeout > 0 ? limits.idleTimeout : limits.readHeaderTimeout);
+              // The connection already ended: close it now that every response has been handed back
+              // (closing it under a pending respondWith leaked that request's resources).
+              if (ended) kill();
+              else arm(limits.idleTimeout > 0 ? limits.idleTimeout : limits.readHeaderTimeout);
             }
           })();
         }
@@ -117,7 +121,8 @@ export async function serveGuarded(opts: HttpServeOptions, fetch: FetchHandler):
         clearTimeout(timer);
         guard.remove(entry);
         open.delete(rec);
-        kill();
+        ended = true;
+        if (inflight === 0) kill();
       }
     })();
   };
