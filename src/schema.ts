@@ -35,6 +35,8 @@ export const subscribeSchema = {
   maxlag: t.dur('3s'),
   mergewrite: t.dur(0),
   catchup: t.dur('100ms'),
+  /** A viewer whose connection stays blocked (not draining) this long is ended; 0 = never. */
+  writetimeout: t.dur('30s'),
   key: '',
   secretargname: 'secret',
   expireargname: 'expire',
@@ -104,6 +106,27 @@ export const globalSchema = {
     /** Basic auth for /api/* when both are set. */
     username: '',
     password: '',
+    /** A connection that sends no complete request head within this long is closed (Go's ReadHeaderTimeout). */
+    readheadertimeout: t.dur('10s'),
+    /** A keep-alive connection with no request for this long is closed. */
+    idletimeout: t.dur('60s'),
+    /** Bun only: serve HTTP with Bun.serve instead of node:http — no connection cap, fixed ~10 s header timeout (docs/limits.md). */
+    nativeserver: false,
+  },
+  /** Server-wide caps (docs/limits.md). 0 = no limit. */
+  limits: {
+    /** Streams in the registry, placeholders of players waiting for a stream included. */
+    maxstreams: t.num(10_000, { min: 0, int: true }),
+    /** Players waiting for a stream that is not ready yet, over all streams. */
+    maxwaiting: t.num(2_000, { min: 0, int: true }),
+    /** Bytes held by all stream rings together; over it the largest rings are trimmed to their last GOP. */
+    ringmemory: t.num(1024 * 1024 * 1024, { min: 0, int: true }),
+    /**
+     * Connections open at once per listener (HTTP and every plugin's TCP listener). When full, the
+     * oldest connection that has not sent a request (a byte, for raw TCP) is closed to make room, else
+     * the new one is refused. 0 = only the process-wide cap (90 % of the descriptor limit minus 96).
+     */
+    maxconn: t.num(0, { min: 0, int: true }),
   },
   publish: publishSchema,
   subscribe: subscribeSchema,
@@ -118,7 +141,7 @@ export const globalSchema = {
 };
 
 /** Settings that clients must not change through URL query args (secrets, limits, memory bounds). */
-export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname'];
+export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname', 'writetimeout'];
 
 /** ":8080" / "0.0.0.0:8080" / "[::1]:8080" / "8080" → host + port. Empty string → null (off). */
 export function parseListenAddr(addr: string, what: string): { host?: string; port: number } | null {

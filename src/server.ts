@@ -17,7 +17,7 @@ import { applyMiddleware, fail, middlewareHeaders, ok, requestRemote } from './h
 import { createBodySink } from './net/body.ts';
 import { bindUdpPair, parsePortRange } from './net/udp.ts';
 import { type LogLevel, Logger } from './log.ts';
-import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
+import type { HttpLimits, HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
 import { pluginSessions, SessionRegistry } from './sessions.ts';
 import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
@@ -127,6 +127,7 @@ export class Server {
       publish: g.publish as PublishConfig,
       subscribe: { ...(g.subscribe as SubscribeConfig), submode: normSubMode(g.subscribe.submode) },
       logger,
+      limits: { ...g.limits },
       argsOverride: (section, conf, args) => {
         const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, deny: ARGS_DENY });
         for (const e of r.errors) logger.warn('ignored query arg', { error: e.message });
@@ -160,6 +161,12 @@ export class Server {
 
   private hookServerInfo(): Record<string, unknown> {
     return { version: VERSION, runtime: this.runtime.name, hostname: this.runtime.sysinfo().hostname, startTime: new Date(this.startTime).toISOString() };
+  }
+
+  /** Connection limits of the HTTP listeners (global.http, global.limits; docs/limits.md). */
+  private httpLimits(): HttpLimits {
+    const g = this.config.global;
+    return { readHeaderTimeout: g.http.readheadertimeout, idleTimeout: g.http.idletimeout, maxConnections: g.limits.maxconn };
   }
 
   /** The config schema of every section: global plus one per plugin. */
@@ -221,13 +228,13 @@ export class Server {
     this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
     const addr = parseListenAddr(g.http.listenaddr, 'global.http.listenaddr');
     if (addr) {
-      this.http = await this.bindOrReport('global', 'http', addr, () => this.runtime.serveHttp({ port: addr.port, host: addr.host }, this.app.fetch));
+      this.http = await this.bindOrReport('global', 'http', addr, () => this.runtime.serveHttp({ port: addr.port, host: addr.host, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch));
       if (this.http) this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
     }
     if (g.http.listenaddrtls) {
       const tlsAddr = parseListenAddr(g.http.listenaddrtls, 'global.http.listenaddrtls')!;
       const tls = { cert: await this.runtime.readTextFile(this.resolvePath(g.http.certfile)), key: await this.runtime.readTextFile(this.resolvePath(g.http.keyfile)) };
-      const https = await this.bindOrReport('global', 'https', tlsAddr, () => this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls }, this.app.fetch));
+      const https = await this.bindOrReport('global', 'https', tlsAddr, () => this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch));
       if (https) {
         const close = https.close.bind(https);
         this.extraClosers.push(close);
@@ -312,7 +319,8 @@ export class Server {
     };
     // The generic session API, mounted before setup() so that no plugin answers these itself.
     const groups: string[] = [];
-    sub.get('/api/list', (c) => ok(c, this.sessions.listing(def.name, groups)));
+    let listExtra: (() => Record<string, unknown>) | undefined;
+    sub.get('/api/list', (c) => ok(c, this.sessions.listing(def.name, groups, listExtra)));
     sub.post('/api/stop/:id', (c) => {
       const id = Number(c.req.param('id'));
       const h = Number.isInteger(id) ? this.sessions.stop(id, 'stopped by API', def.name) : undefined;
@@ -330,11 +338,11 @@ export class Server {
       },
       ok, fail, remoteOf: requestRemote,
       play: (c, o) => play(ctx, c, o),
-      sessions: pluginSessions(this.sessions, def.name, groups),
+      sessions: pluginSessions(this.sessions, def.name, groups, (fn) => { listExtra = fn; }),
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
-        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark }, (conn) => {
+        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark, maxConnections: self.config.global.limits.maxconn }, (conn) => {
           try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
         }).catch((err) => { throw ListenError.from(err, def.name, o.tls ? 'tls' : 'tcp', a); });
         return track(s, o.tls ? 'tls' : 'tcp', o.what);
@@ -487,6 +495,7 @@ export class Server {
         if (d.some((x) => x.parts[1] === 'hook' || x.parts[1] === 'hookkeepalive')) this.keepAliveReset?.();
         if (d.some((x) => x.parts[1] === 'auth')) for (const p of this.authorizer.problems()) this.logger.warn('auth: ' + p);
         this.engine.subscribeConfig = { ...g.subscribe, submode: normSubMode(g.subscribe.submode) };
+        this.engine.limits = { ...g.limits };
         if (d.some((x) => x.parts[1] === 'http' && /listenaddr/.test(x.parts[2] ?? ''))) this.logger.warn('global.http listen address changes take effect after a restart');
         continue;
       }

@@ -77,7 +77,7 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   if (denied) return denied;
   let s: Session;
   // An EngineError (not found, refused) is answered by the app's onError with its status.
-  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c) });
+  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c), signal: c.req.raw.signal });
   // A fresh segmenter has no complete segment yet: hold the first playlist until it has `want`.
   const seg = s.seg;
   const want = Math.max(1, Math.min(minSegments, mgr.settings.window));

@@ -12,7 +12,7 @@ import { FlvIngest, FormatError } from '../../src/format/flv-media.ts';
 import type { Logger } from '../../src/log.ts';
 import type { TcpConn } from '../../src/net/types.ts';
 import type { PluginContext, SessionHandle } from '../../src/plugin.ts';
-import { MSG, type RtmpMessage, UC } from './chunk.ts';
+import { MSG, type PendingBudget, type RtmpMessage, UC } from './chunk.ts';
 import { decodeData, type RtmpCommand, RtmpConnection } from './conn.ts';
 import { RtmpPlaySink } from './sink.ts';
 
@@ -22,6 +22,10 @@ export interface SessionEnv {
   logger: Logger;
   chunkSize: number;
   maxMessageSize: number;
+  /** Largest message before `publish` (rtmp.maxcommandsize). */
+  maxCommandSize: number;
+  /** Server-wide budget for unfinished messages (rtmp.maxpendingbytes). */
+  budget: PendingBudget;
 }
 
 /** Most message streams (createStream) per connection. */
@@ -41,6 +45,9 @@ interface NetStream {
   sink?: RtmpPlaySink;
   /** Media that arrived while publish was being authorised. */
   early?: RtmpMessage[];
+  earlyBytes?: number;
+  /** Aborted when the stream id or the connection ends: a play still waiting for its stream gives up. */
+  ac?: AbortController;
 }
 
 export class RtmpSession extends RtmpConnection {
@@ -55,7 +62,8 @@ export class RtmpSession extends RtmpConnection {
   private nextStreamId = 1;
 
   constructor(conn: TcpConn, private readonly env: SessionEnv) {
-    super(conn, { role: 'server', logger: env.logger.child({ conn: conn.id, remote: `${conn.remoteAddress}:${conn.remotePort}` }), maxMessageSize: env.maxMessageSize });
+    super(conn, { role: 'server', logger: env.logger.child({ conn: conn.id, remote: `${conn.remoteAddress}:${conn.remotePort}` }), maxMessageSize: env.maxMessageSize,
+      maxCommandSize: env.maxCommandSize, budget: env.budget });
     this.handle = env.ctx.sessions.add({
       kind: 'session', group: 'sessions', remote: `${conn.remoteAddress}:${conn.remotePort}`, ref: this,
       stop: (r) => this.close(r), info: () => this.info(),
@@ -63,6 +71,9 @@ export class RtmpSession extends RtmpConnection {
   }
 
   get id(): number { return this.handle.id; }
+
+  /** Whether `connect` was accepted (the handshake timeout covers it too). */
+  get isConnected(): boolean { return this.connected; }
 
   /** Whether any stream of this connection is playing (idle timeout does not apply to players). */
   get playing(): boolean {
@@ -193,6 +204,9 @@ export class RtmpSession extends RtmpConnection {
     s.path = path;
     s.state = 'starting';
     s.early = [];
+    s.earlyBytes = 0;
+    // Media may follow: from now on messages up to rtmp.maxmessagesize are accepted.
+    this.raiseLimits();
     let pub: Publisher;
     try {
       pub = await this.env.ctx.publish(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, ip: this.conn.remoteAddress, args });
@@ -252,8 +266,9 @@ export class RtmpSession extends RtmpConnection {
       },
     });
     s.sink = sink;
+    const ac = s.ac = new AbortController();
     try {
-      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, ip: this.conn.remoteAddress, args, sink });
+      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, ip: this.conn.remoteAddress, args, sink, signal: ac.signal });
     } catch (err) {
       s.state = 'idle';
       const e = err as Error;
@@ -275,7 +290,8 @@ export class RtmpSession extends RtmpConnection {
     const s = this.streams.get(m.streamId);
     if (!s) return; // media for a stream that does not exist: ignore
     if (s.state === 'starting' && s.early) {
-      if (s.early.length >= MAX_EARLY_MESSAGES) throw new FormatError('too much media before the publish was accepted');
+      s.earlyBytes = (s.earlyBytes ?? 0) + m.payload.length;
+      if (s.early.length >= MAX_EARLY_MESSAGES || s.earlyBytes > 2 * this.opts.maxMessageSize) throw new FormatError('too much media before the publish was accepted');
       s.early.push(m);
       return;
     }
@@ -302,6 +318,8 @@ export class RtmpSession extends RtmpConnection {
     const s = this.streams.get(id);
     if (!s) return;
     s.pub?.close(reason);
+    s.ac?.abort();
+    s.ac = undefined;
     if (s.sub) { this.subscribers.delete(s.sub); s.sub.close(reason); }
     s.pub = s.sub = s.ingest = s.sink = undefined;
     s.early = undefined;

@@ -55,6 +55,12 @@ export interface SubscribeOptions {
   /** Also receive data-track frames. */
   data?: boolean;
   counted?: boolean;
+  /**
+   * The client's lifetime (HTTP request signal, WebSocket/TCP close). When it aborts while the
+   * subscriber still waits for the stream, the wait ends at once: the subscriber is removed and a
+   * placeholder stream nobody publishes goes with it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface DescribeOptions {
@@ -81,6 +87,18 @@ export interface StreamDescription {
   publisher: PublisherInfo | null;
 }
 
+/** Server-wide caps (`global.limits`); 0 = no limit. */
+export interface EngineLimits {
+  /** Streams in the registry, placeholders of waiting players included. */
+  maxstreams: number;
+  /** Subscribers waiting for a stream that is not ready yet, over all streams. */
+  maxwaiting: number;
+  /** Bytes held by all rings together (see Engine.enforceRingMemory). */
+  ringmemory: number;
+}
+
+export const defaultLimits: EngineLimits = { maxstreams: 10_000, maxwaiting: 2_000, ringmemory: 1024 * 1024 * 1024 };
+
 export type PullFn = (req: { streamPath: string; url: string; args: Record<string, string> }) => void | Promise<void>;
 export type PublishActionFn = (req: { streamPath: string; target: string; stream: Stream }) => void | Promise<void>;
 
@@ -95,6 +113,7 @@ export interface EngineOptions {
   subscribe?: SubscribeConfig;
   logger?: Logger;
   argsOverride?: ArgsOverride;
+  limits?: EngineLimits;
 }
 
 export class Engine implements StreamHost {
@@ -104,6 +123,9 @@ export class Engine implements StreamHost {
   publishConfig: PublishConfig;
   subscribeConfig: SubscribeConfig;
   argsOverride: ArgsOverride;
+  limits: EngineLimits;
+  /** Subscribers currently waiting in subscribe() (global.limits.maxwaiting). */
+  waitingCount = 0;
   readonly startTime = Date.now();
 
   private readonly authHooks: { owner: string; hook: AuthHook }[] = [];
@@ -115,7 +137,7 @@ export class Engine implements StreamHost {
   private tick: ReturnType<typeof setInterval> | undefined;
   private tickCount = 0;
   /** Totals since start, for the API and metrics. */
-  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0 };
+  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0, limitRefusals: 0, abandonedWaits: 0, writeTimeouts: 0, ringTrims: 0 };
 
   constructor(opts: EngineOptions = {}) {
     this.logger = opts.logger ?? Logger.silent();
@@ -123,6 +145,7 @@ export class Engine implements StreamHost {
     this.publishConfig = opts.publish ?? { ...defaultPublish };
     this.subscribeConfig = opts.subscribe ?? { ...defaultSubscribe };
     this.argsOverride = opts.argsOverride ?? ((_s, c) => c);
+    this.limits = opts.limits ?? { ...defaultLimits };
     this.tick = setInterval(() => this.onTick(), 250);
   }
 
@@ -177,7 +200,11 @@ export class Engine implements StreamHost {
       for (const s of this.streams.values()) if (s.publisher) n++;
       if (n >= conf.maxcount) throw new EngineError('TooManyPublishers', `publisher limit (${conf.maxcount}) reached`);
     }
-    if (!stream || stream.state === 'closed') stream = this.createStream(p.path, p.app, p.name, conf);
+    if (!stream?.publisher) this.checkRingMemory(p.path);
+    if (!stream || stream.state === 'closed') {
+      this.checkStreamLimit(p.path);
+      stream = this.createStream(p.path, p.app, p.name, conf);
+    }
     const pub = new Publisher(stream, conf, opts.protocol, opts.type ?? 'server', p.args, opts.remote);
     const republish = stream.publishCount > 0;
     stream.attachPublisher(pub);
@@ -203,27 +230,45 @@ export class Engine implements StreamHost {
 
   async subscribe(streamPath: string, opts: SubscribeOptions): Promise<Subscriber> {
     const p = parseStreamPath(streamPath, opts.args);
-    const raw = this.argsOverride('subscribe', opts.config ?? this.subscribeConfig, p.args);
+    const base = opts.config ?? this.subscribeConfig;
+    const raw = this.argsOverride('subscribe', base, p.args);
     const conf: SubscribeConfig = { ...raw, submode: normSubMode(raw.submode) };
+    // A request may shorten the configured wait, never lengthen it (`?waittimeout=1h` held a stream
+    // and a subscriber for the hour after the client left).
+    if (!(conf.waittimeout <= base.waittimeout)) conf.waittimeout = base.waittimeout;
     await this.authorize(authRequest('subscribe', p.path, p.args, opts), conf);
     stripCredentials(p.args);
+    const signal = opts.signal;
+    if (signal?.aborted) throw new EngineError('Closed', `client left before subscribing to ${p.path}`);
     let stream = this.streams.get(p.path);
     if (stream && conf.maxcount > 0 && stream.subscribers.size >= conf.maxcount) {
       throw new EngineError('TooManySubscribers', `subscriber limit (${conf.maxcount}) reached for ${p.path}`);
     }
     const missing = !stream || !stream.publisher;
-    if (!stream) stream = this.createStream(p.path, p.app, p.name, this.publishConfig);
+    const mustWait = !stream || !stream.isReady(conf.waittrack);
+    if (mustWait && this.limits.maxwaiting > 0 && this.waitingCount >= this.limits.maxwaiting) {
+      this.totals.limitRefusals++;
+      throw new EngineError('TooManySubscribers', `too many players waiting for streams (global.limits.maxwaiting = ${this.limits.maxwaiting})`);
+    }
+    if (!stream) {
+      this.checkStreamLimit(p.path);
+      stream = this.createStream(p.path, p.app, p.name, this.publishConfig);
+    }
     const sub = new Subscriber(stream, conf, opts.sink, opts.protocol, opts.type ?? 'server', p.args, opts.remote,
       { data: opts.data, counted: opts.counted });
     stream.addSubscriber(sub);
     this.clearTimer(stream, 'delay');
     if (missing && stream.publishCount === 0) this.triggerPull(p.path, p.args);
+    if (mustWait) this.waitingCount++;
     try {
-      await stream.waitReady(conf.waittrack, conf.waittimeout);
+      await stream.waitReady(conf.waittrack, conf.waittimeout, signal);
     } catch (err) {
+      if (signal?.aborted) this.totals.abandonedWaits++;
       sub.state = 'closed';
       stream.removeSubscriber(sub, (err as Error).message);
       throw err;
+    } finally {
+      if (mustWait) this.waitingCount--;
     }
     if (sub.state === 'closed') throw new EngineError('Closed', `subscription to ${p.path} ended while waiting`);
     this.totals.subscribes++;
@@ -270,6 +315,27 @@ export class Engine implements StreamHost {
       tracks: stream.tracks.filter((t) => (t.kind === 'video' && conf.subvideo !== false) || (t.kind === 'audio' && conf.subaudio !== false) || t.kind === 'data'),
       publisher: stream.publisher?.info() ?? null,
     };
+  }
+
+  /** global.limits.ringmemory: still over it after trimming every ring to one GOP? Then no new publisher. */
+  private checkRingMemory(path: string): void {
+    const max = this.limits.ringmemory;
+    if (!(max > 0) || this.ringMemory() <= max) return;
+    this.enforceRingMemory();
+    if (this.ringMemory() <= max) return;
+    this.totals.limitRefusals++;
+    this.logger.warn('publish refused: global.limits.ringmemory reached', { stream: path, max });
+    throw new EngineError('TooManyStreams', `ring memory limit (global.limits.ringmemory = ${max} bytes) reached`);
+  }
+
+  /** global.limits.maxstreams: refuse a new stream (published or waited for) over the cap. */
+  private checkStreamLimit(path: string): void {
+    const max = this.limits.maxstreams;
+    if (max > 0 && this.streams.size >= max) {
+      this.totals.limitRefusals++;
+      this.logger.warn('stream refused: global.limits.maxstreams reached', { stream: path, max });
+      throw new EngineError('TooManyStreams', `stream limit (global.limits.maxstreams = ${max}) reached`);
+    }
   }
 
   private triggerPull(path: string, args: Record<string, string>): void {
@@ -386,13 +452,14 @@ export class Engine implements StreamHost {
     if (t?.[kind]) { clearTimeout(t[kind]); t[kind] = undefined; }
   }
 
-  /** Every 250 ms: publish/pause/idle timeouts; every second: track rates. */
+  /** Every 250 ms: publish/pause/idle timeouts, ring memory; every second: track rates, write timeouts. */
   private onTick(): void {
     const now = Date.now();
     const roll = (++this.tickCount & 3) === 0;
+    this.enforceRingMemory();
     for (const s of [...this.streams.values()]) {
       const pub = s.publisher;
-      if (roll) { for (const t of s.tracks) t.rollStats(now); s.adapt(now); }
+      if (roll) { for (const t of s.tracks) t.rollStats(now); s.adapt(now); this.endBlocked(s, now); }
       if (!pub) continue;
       const c = pub.config;
       const limit = pub.paused ? c.pausetimeout : c.publishtimeout;
@@ -402,6 +469,50 @@ export class Engine implements StreamHost {
       }
       if (c.idletimeout > 0 && !s.hadSubscriber && now - pub.startTime > c.idletimeout) {
         this.stopStream(s.path, `nobody subscribed within ${c.idletimeout} ms (idletimeout)`);
+      }
+    }
+  }
+
+  /** subscribe.writetimeout: end viewers whose connection has not drained for that long. */
+  private endBlocked(s: Stream, now: number): void {
+    for (const sub of s.subscribers) {
+      const since = sub.blockedSince, wt = sub.config.writetimeout;
+      if (since > 0 && wt > 0 && now - since > wt) {
+        const reason = `connection blocked for ${now - since} ms (subscribe.writetimeout ${wt} ms)`;
+        this.totals.writeTimeouts++;
+        this.logger.info('slow viewer ended', { stream: s.path, subscriber: sub.id, remote: sub.remote, reason });
+        sub.close(reason);
+        sub.end(reason);
+      }
+    }
+  }
+
+  /** Bytes held by all rings. */
+  ringMemory(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.ring.bytes;
+    return n;
+  }
+
+  /**
+   * global.limits.ringmemory: when all rings together hold more, the largest are trimmed to their
+   * latest GOP (their viewers skip forward, as after any eviction) until the total is below the limit.
+   * If it is still above once every ring holds one GOP, new publishers are refused (checkRingMemory).
+   */
+  enforceRingMemory(): void {
+    const max = this.limits.ringmemory;
+    if (!(max > 0)) return;
+    let total = this.ringMemory();
+    if (total <= max) return;
+    const bySize = [...this.streams.values()].sort((a, b) => b.ring.bytes - a.ring.bytes);
+    for (const s of bySize) {
+      if (total <= max) break;
+      const before = s.ring.bytes;
+      s.trimToLatestGop();
+      if (s.ring.bytes < before) {
+        total -= before - s.ring.bytes;
+        this.totals.ringTrims++;
+        this.logger.warn('ring trimmed to its latest GOP: global.limits.ringmemory reached', { stream: s.path, freed: before - s.ring.bytes, max });
       }
     }
   }

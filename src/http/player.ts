@@ -43,7 +43,7 @@ export interface PlayerOptions {
 export interface PlayerHost {
   readonly logger: Logger;
   readonly sessions: PluginSessions;
-  subscribe(streamPath: string, opts: { sink: BatchedByteSink; remote?: string; ip?: string; credentials?: Credentials }): Promise<Subscriber>;
+  subscribe(streamPath: string, opts: { sink: BatchedByteSink; remote?: string; ip?: string; credentials?: Credentials; signal?: AbortSignal }): Promise<Subscriber>;
   streamBody(c: Context, status: number, headers: Record<string, string>, highWaterMark: number): { sink: ByteSink; response: Response };
   upgradeWebSocket(c: Context, handler: WsHandler): Response | Promise<Response | undefined> | undefined;
   remoteOf(c: Context): string | undefined;
@@ -94,7 +94,7 @@ export async function playHttp(host: PlayerHost, c: Context, opts: PlayerOptions
   const abort = c.req.raw.signal;
   let sub: Subscriber;
   try {
-    sub = await host.subscribe(opts.target, { sink: player, ...who });
+    sub = await host.subscribe(opts.target, { sink: player, ...who, signal: abort });
   } catch (err) {
     if (streamed) { streamed.sink.end(); return streamed.response; } // the head went out: just end
     throw err; // → app.onError: EngineError's status, or 500
@@ -121,6 +121,8 @@ export async function playHttp(host: PlayerHost, c: Context, opts: PlayerOptions
 
 function wsPlayer(host: PlayerHost, opts: PlayerOptions, who: { remote?: string; ip: string; credentials?: Credentials }): WsHandler {
   const remote = who.remote;
+  // Aborted when the socket closes: a subscriber still waiting for the stream goes at once.
+  const ac = new AbortController();
   let sub: Subscriber | null = null;
   let out: ByteSink | null = null;
   let handle: SessionHandle | null = null;
@@ -130,7 +132,7 @@ function wsPlayer(host: PlayerHost, opts: PlayerOptions, who: { remote?: string;
       out = wsByteSink(ws, opts.highWaterMark);
       const o = out;
       const player = opts.make(o);
-      host.subscribe(opts.target, { sink: player, ...who }).then((s) => {
+      host.subscribe(opts.target, { sink: player, ...who, signal: ac.signal }).then((s) => {
         sub = s;
         opts.onSubscribed?.(s);
         if (gone) { s.close('client disconnected'); return; }
@@ -148,6 +150,7 @@ function wsPlayer(host: PlayerHost, opts: PlayerOptions, who: { remote?: string;
     onMessage() { /* players send nothing we need */ },
     onClose() {
       gone = true;
+      ac.abort();
       out?.end();
       sub?.close('client disconnected');
       handle?.remove();
