@@ -57,14 +57,14 @@ describe('record: VOD HLS in hls.js (Chromium)', { skip }, () => {
         await page.evaluate((url: string) => {
           const w = window as any;
           w.errors = [];
-          const v = document.getElementById('v') as HTMLVideoElement;
+          const v = (globalThis as any).document.getElementById('v');
           const hls = new w.Hls();
           hls.on(w.Hls.Events.ERROR, (_: unknown, d: any) => { if (d.fatal) w.errors.push(`${d.type} ${d.details}`); });
           hls.loadSource(url);
           hls.attachMedia(v);
           hls.on(w.Hls.Events.MANIFEST_PARSED, () => { v.play(); });
         }, `${S.http}/record/vod/live/b.m3u8?type=${type}`);
-        const state = () => page.evaluate(() => { const v = document.getElementById('v') as HTMLVideoElement; return { t: v.currentTime, d: v.duration, errors: (window as any).errors as string[], w: v.videoWidth }; });
+        const state = () => page.evaluate(() => { const v = (globalThis as any).document.getElementById('v'); return { t: v.currentTime, d: v.duration, errors: (window as any).errors as string[], w: v.videoWidth }; });
         const why = async () => `${JSON.stringify(await state())}\n${logs.slice(-10).join('\n')}`;
         await until(async () => (await state()).t >= 1.5, 20_000, 'playback to start').catch(async (e) => { throw new Error(`${e.message}: ${await why()}`); });
         const s0 = await state();
@@ -72,7 +72,7 @@ describe('record: VOD HLS in hls.js (Chromium)', { skip }, () => {
         assert.ok(Math.abs(s0.d - 20) <= 0.2, `duration ${s0.d}`);
         assert.equal(s0.w, 320);
         for (const to of [13, 2]) {
-          await page.evaluate((x: number) => { (document.getElementById('v') as HTMLVideoElement).currentTime = x; }, to);
+          await page.evaluate((x: number) => { ((globalThis as any).document.getElementById('v')).currentTime = x; }, to);
           await until(async () => { const s = await state(); return s.t >= to + 1 && s.t < to + 5; }, 15_000, `playing on after a seek to ${to} s`)
             .catch(async (e) => { throw new Error(`${e.message}: ${await why()}`); });
         }

@@ -7,6 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,9 +31,17 @@ describe('record: the disk fills up', { skip }, () => {
   let viewerBytesLater = 0;
   let recA: any, recB: any, stats: any, metrics = '';
   const pubs: { kill(): Promise<void> }[] = [];
+  const hooks: any[] = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => { body += d; });
+    req.on('end', () => { try { hooks.push(JSON.parse(body)); } catch { /* not ours */ } res.end('ok'); });
+  });
 
   before(async () => {
-    S = await startServer([rtmp, flv, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 2s\n  indexfile: "${base}/index.jsonl"\n`);
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    const hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+    S = await startServer([rtmp, flv, record], `  hook:\n    record_start:\n      url: ${hookUrl}\n    record_end:\n      url: ${hookUrl}\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 2s\n  indexfile: "${base}/index.jsonl"\n`);
     S.server.logger.onRecord((r) => logs.push(r));
     const url = (p: string) => `rtmp://127.0.0.1:${S.port('rtmp')}/${p}`;
     const src = (secs: number, rate: number, extra: string[]) => ['-hide_banner', '-loglevel', 'error', '-readrate', String(rate),
@@ -65,6 +74,7 @@ describe('record: the disk fills up', { skip }, () => {
   after(async () => {
     for (const p of pubs) await p.kill();
     await S?.stop();
+    receiver.close();
     if (mounted) spawnSync('umount', [full]);
     rmSync(base, { recursive: true, force: true });
   });
@@ -73,6 +83,14 @@ describe('record: the disk fills up', { skip }, () => {
     const lines = logs.filter((r) => r.level === 'error' && /recording of live\/a stopped: disk full \(ENOSPC\) writing .+\.mp4/.test(r.msg));
     assert.equal(lines.length, 1, logs.map((r) => r.msg).join('\n'));
     assert.equal(recA, undefined, 'the failed recorder is no longer listed');
+  });
+
+  it('webhooks: record_start, then record_end with the disk-full reason', async () => {
+    await until(() => hooks.some((h) => h.event === 'record_end' && h.stream?.path === 'live/a'), 10_000, 'the record_end webhook');
+    assert.ok(hooks.some((h) => h.event === 'record_start' && h.stream?.path === 'live/a'), JSON.stringify(hooks));
+    const end = hooks.find((h) => h.event === 'record_end' && h.stream?.path === 'live/a');
+    assert.match(end.reason, /disk full \(ENOSPC\)/);
+    assert.ok(!hooks.some((h) => h.event === 'record_end' && h.stream?.path === 'live/b'), 'live/b still records');
   });
 
   it('the failure is counted in /record/api/stats and /record/api/metrics', () => {

@@ -27,6 +27,33 @@ function seed(dir: string, segDir: string, ends: number[], size: number): string
 
 const deletions = (dir: string) => readFileSync(join(dir, 'index.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.op === 'delete').map((l) => l.path);
 
+describe('record playback permission', () => {
+  it('/record/file and /record/vod need the playback permission on the stream path (read is not enough)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'm7s-recperm-'));
+    const now = Date.now();
+    const [path] = seed(dir, join(dir, 'seg'), [now], 1000);
+    const S = await startServer([record], `  auth:\n    users:\n      - user: viewer\n        pass: pw\n        permissions:\n          - {action: read, path: ""}\n` +
+      `      - user: archivist\n        pass: pw\n        permissions:\n          - {action: playback, path: "cam/"}\n` +
+      `record:\n  indexfile: "${dir}/index.jsonl"\n`);
+    try {
+      const url = `${S.http}/record/file/cam/1/fmp4/${now - 60_000}.mp4`;
+      const basic = (u: string) => ({ authorization: 'Basic ' + btoa(`${u}:pw`) });
+      assert.equal((await fetch(url)).status, 401);
+      assert.equal((await fetch(url, { headers: basic('viewer') })).status, 403);
+      const ok = await fetch(url, { headers: basic('archivist') });
+      assert.equal(ok.status, 200);
+      assert.equal((await ok.arrayBuffer()).byteLength, 1000);
+      assert.equal((await fetch(`${url}?user=archivist&pass=pw`)).status, 200);
+      assert.equal((await fetch(`${S.http}/record/download/cam/1.mp4`, { headers: basic('viewer') })).status, 403);
+      assert.equal((await fetch(`${S.http}/record/vod/cam/1.m3u8`)).status, 401);
+      void path;
+    } finally {
+      await S.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('record retention', () => {
   it('recordfileexpiredays: 5 days deletes the three segments that ended 7–9 days ago, oldest first', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'm7s-recret-'));

@@ -21,6 +21,7 @@ import { readFragmented } from '../../src/format/mp4-file.ts';
 import { TsDemuxer, TS_PACKET_SIZE } from '../../src/format/ts.ts';
 import type { Runtime } from '../../src/net/types.ts';
 import { definePlugin, type SessionHandle } from '../../src/plugin.ts';
+import { requestAuth } from '../../src/http/peer.ts';
 import { RECORD_TYPES, type RecordType } from './formats.ts';
 import { finalizeMp4, playlistText, type RecordSettings, Recorder, type RecorderHost } from './recorder.ts';
 import { type IndexEntry, SegmentIndex } from './store.ts';
@@ -292,6 +293,10 @@ export default definePlugin({
 
     // ------------------------------------------------------------------ playback
 
+    // Recordings are played with the `playback` permission (docs/permissions.md) on the stream's path.
+    const allowPlayback = (c: Context, streamPath: string) => ctx.engine.checkAccess('subscribe', streamPath + new URL(c.req.url).search,
+      { protocol: ctx.name, type: 'server', ...requestAuth(c), action: 'playback', config: ctx.config.subscribe });
+
     const range = (c: Context) => {
       const q = c.req.query();
       const start = q.start ? parseTime(q.start) : -Infinity;
@@ -304,6 +309,7 @@ export default definePlugin({
       if (!m) return ctx.fail(c, 404, 'use /record/download/{streamPath}.mp4?start=&end=');
       const r = range(c);
       if (!r) return ctx.fail(c, 400, 'start/end: ms since epoch, seconds since epoch or an ISO date');
+      await allowPlayback(c, m[1]!);
       const v = await stitchMp4(rt, index.query(m[1]!, r.start, r.end), r.start, r.end);
       if (!v) return ctx.fail(c, 404, `no fMP4 recording of ${m[1]} in that range`);
       const name = m[1]!.replace(/\//g, '_');
@@ -313,20 +319,26 @@ export default definePlugin({
 
     const segUrl = (e: IndexEntry) => `/record/file/${e.streamPath}/${e.type}/${e.start}${e.type === 'hls' ? '.ts' : e.type === 'flv' ? '.flv' : '.mp4'}`;
 
-    ctx.http.get('/vod/*', (c) => {
+    ctx.http.get('/vod/*', async (c) => {
       const m = /^\/record\/vod\/(.+)\.m3u8$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
       if (!m) return ctx.fail(c, 404, 'use /record/vod/{streamPath}.m3u8?start=&end=');
       const r = range(c);
       if (!r) return ctx.fail(c, 400, 'start/end: ms since epoch, seconds since epoch or an ISO date');
+      await allowPlayback(c, m[1]!);
       const type = c.req.query('type');
       const list = index.query(m[1]!, r.start, r.end).filter((e) => !e.open && (!type || e.type === type));
       if (!list.some((e) => e.type === 'hls' || (e.type === 'fmp4' && e.init))) return ctx.fail(c, 404, `no HLS or fMP4 recording of ${m[1]} in that range`);
-      return c.body(vodPlaylist(list, segUrl), 200, { 'content-type': 'application/vnd.apple.mpegurl', 'cache-control': 'no-cache' });
+      // The request's own args (credentials, stream key) go on every segment URL, so segments pass the gate too.
+      const q = new URL(c.req.url).searchParams;
+      for (const k of ['start', 'end', 'type']) q.delete(k);
+      const qs = q.toString();
+      return c.body(vodPlaylist(list, (e) => segUrl(e) + (qs ? '?' + qs : '')), 200, { 'content-type': 'application/vnd.apple.mpegurl', 'cache-control': 'no-cache' });
     });
 
     ctx.http.on(['GET', 'HEAD'], '/file/*', async (c) => {
       const m = /^\/record\/file\/(.+)\/(fmp4|mp4|flv|hls)\/(\d+)\.(ts|mp4|flv)$/.exec(decodeURIComponent(new URL(c.req.url).pathname));
       const e = m ? index.query(m[1]!, Number(m[3]), Number(m[3])).find((x) => x.start === Number(m[3]) && x.type === m[2]) : undefined;
+      if (m) await allowPlayback(c, m[1]!);
       if (!e) return ctx.fail(c, 404, 'no such recorded segment');
       const st = await rt.stat(e.path);
       if (!st) return ctx.fail(c, 404, `segment file ${e.path} is gone`);

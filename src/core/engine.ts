@@ -361,12 +361,15 @@ export class Engine implements StreamHost {
    * Run the auth gate without publishing or subscribing: for protocols that serve one shared session
    * to many requests (HLS playlists) and must check each request. Throws EngineError like publish().
    */
-  async checkAccess(kind: 'publish' | 'subscribe', streamPath: string, opts: Omit<SubscribeOptions, 'sink'>): Promise<void> {
+  async checkAccess(kind: 'publish' | 'subscribe', streamPath: string, opts: Omit<SubscribeOptions, 'sink'> & { action?: 'read' | 'playback' }): Promise<void> {
     const p = parseStreamPath(streamPath, opts.args);
     const section = kind === 'publish' ? 'publish' : 'subscribe';
     const base = (opts.config ?? (kind === 'publish' ? this.publishConfig : this.subscribeConfig)) as PublishConfig | SubscribeConfig;
     const conf = this.argsOverride(section, base, p.args);
-    await this.authorize(authRequest(kind, p.path, p.args, opts), conf);
+    const req = authRequest(kind, p.path, p.args, opts);
+    // `playback`: recordings of the stream (the record plugin's downloads and VOD playlists).
+    if (kind === 'subscribe' && opts.action) req.action = opts.action;
+    await this.authorize(req, conf);
   }
 
   private async authorize(req: AuthRequest, conf: { key: string; secretargname: string; expireargname: string }): Promise<void> {
