@@ -6,5 +6,6 @@ import hls from './hls/index.ts';
 import llhls from './hls/llhls.ts';
 import mp4 from './mp4/index.ts';
 import record from './record/index.ts';
+import logrotate from './logrotate/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, record];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, record, logrotate];

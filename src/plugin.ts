@@ -52,9 +52,10 @@ export interface PluginDef<D extends Defaults = Defaults> {
   push?: boolean;
   /**
    * Query keys that make GET /{name}/api/list this plugin's own route instead of the generic session
-   * listing (record: `streamPath`, `start`, `end` list recorded segments).
+   * listing (record: `streamPath`, `start`, `end` list recorded segments). `true`: GET /api/list is always
+   * the plugin's own (logrotate: its files).
    */
-  listquery?: string[];
+  listquery?: string[] | true;
   setup(ctx: PluginContext<PluginConfig<D>>): void | Promise<void>;
 }
 

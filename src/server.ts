@@ -321,8 +321,9 @@ export class Server {
     const groups: string[] = [];
     let listExtra: (() => Record<string, unknown>) | undefined;
     // A plugin whose own GET /api/list answers other questions (record: segments by time range) names
-    // the query keys that select its route (def.listquery); without them it is the session listing.
-    sub.get('/api/list', (c, next) => def.listquery?.some((k) => c.req.query(k) !== undefined) ? next() : ok(c, this.sessions.listing(def.name, groups, listExtra)));
+    // the query keys that select its route (def.listquery; `true`: always its own, for a plugin without
+    // sessions such as logrotate); without them it is the session listing.
+    sub.get('/api/list', (c, next) => def.listquery === true || (Array.isArray(def.listquery) && def.listquery.some((k) => c.req.query(k) !== undefined)) ? next() : ok(c, this.sessions.listing(def.name, groups, listExtra)));
     sub.post('/api/stop/:id', (c) => {
       const id = Number(c.req.param('id'));
       const h = Number.isInteger(id) ? this.sessions.stop(id, 'stopped by API', def.name) : undefined;

@@ -67,7 +67,6 @@ export default definePlugin({
     ctx.sessions.declareGroups('recorders');
     const stats = { segments: 0, bytes: 0, behind: 0, framesDropped: 0, failures: 0, recovered: 0, deleted: 0 };
     const index = new SegmentIndex(rt, ctx.resolvePath(ctx.config.indexfile));
-    await rt.mkdir(dirname(index.file));
     const left = await index.load();
     for (const e of left) {
       try {

@@ -17,6 +17,7 @@ export class SegmentIndex {
   private readonly byStream = new Map<string, IndexEntry[]>();
   private readonly byPath = new Map<string, IndexEntry>();
   private chain: Promise<void> = Promise.resolve();
+  private dirMade = false;
 
   constructor(private readonly rt: Runtime | null, readonly file: string) {}
 
@@ -48,6 +49,11 @@ export class SegmentIndex {
     if (!rt) return;
     const text = JSON.stringify(l) + '\n';
     this.chain = this.chain.then(async () => {
+      if (!this.dirMade) {
+        const i = this.file.lastIndexOf('/');
+        if (i > 0) await rt.mkdir(this.file.slice(0, i));
+        this.dirMade = true;
+      }
       const f = await rt.openWrite(this.file);
       try { await f.write(new TextEncoder().encode(text)); } finally { await f.close(); }
     }).catch(() => {});
