@@ -61,4 +61,35 @@ describe('record: onpub.record and event recording', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('append: a second recording continues the fmp4 and flv files of the first (6 s, rising timestamps)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'm7s-recappend-'));
+    const S = await startServer([rtmp, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 0s\n  append: true\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n`);
+    try {
+      for (let round = 0; round < 2; round++) {
+        const starts = ['fmp4', 'flv'].map((t) => fetch(`${S.http}/record/api/start/live/ap?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{streamPath}`)}`, { method: 'POST' }).then((r) => r.json() as Promise<any>));
+        const pub = start(FFMPEG51, [...sourceArgs(3, 4), '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp')}/live/ap`]);
+        for (const r of await Promise.all(starts)) assert.equal(r.code, 0, JSON.stringify(r));
+        await new Promise<void>((r) => pub.proc.once('close', () => r()));
+        await until(async () => (await get(`${S.http}/record/api/list`)).recorders.length === 0, 15_000, 'the recordings to end');
+      }
+      for (const [t, ext] of [['fmp4', '.mp4'], ['flv', '.flv']]) {
+        const files = filesUnder(join(dir, t!), ext);
+        assert.equal(files.length, 1, files.join(', '));
+        const p = await probe(files[0]!);
+        assert.equal(p.errors, '', `${t}: ${p.errors}`);
+        const vp = p.packets.filter((x) => x.codec_type === 'video');
+        assert.equal(vp.length, 150, `${t}: both recordings (2 × 75 frames)`);
+        for (let i = 1; i < vp.length; i++) assert.ok(Number(vp[i].dts_time) > Number(vp[i - 1].dts_time), `${t}: dts rises at ${i}`);
+        const d = Number(vp[149].dts_time) - Number(vp[0].dts_time);
+        assert.ok(d >= 5.9 && d <= 6.2, `${t}: ${d} s`);
+      }
+      const segs = await get(`${S.http}/record/api/list?streamPath=live/ap`);
+      assert.equal(segs.length, 2, 'one index entry per file');
+      for (const e of segs) assert.ok(Math.abs(e.duration - 6000) <= 200, JSON.stringify(e));
+    } finally {
+      await S.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

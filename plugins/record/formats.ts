@@ -52,7 +52,8 @@ export class Fmp4Writer implements SegmentWriter {
   private readonly ids = new Map<Track, number>();
   readonly unsupported?: string;
 
-  constructor(private readonly tracks: { video?: Track; audio?: Track }) {
+  constructor(private readonly tracks: { video?: Track; audio?: Track }, firstSeq = 1) {
+    this.seq = firstSeq;
     if (tracks.video) this.ids.set(tracks.video, 1);
     if (tracks.audio) this.ids.set(tracks.audio, 2);
     if (!this.ids.size) this.unsupported = `no track fMP4 carries (${[...FMP4_VIDEO, ...FMP4_AUDIO].join('/')})`;
@@ -104,13 +105,15 @@ export class FlvWriter implements SegmentWriter {
   readonly unsupported?: string;
   private readonly list: Track[];
 
-  constructor(tracks: Track[]) {
+  /** `continues`: the file exists (append): no file header, the sequence headers only. */
+  constructor(tracks: Track[], private readonly continues = false) {
     this.list = tracks.filter((t) => flvCanCarry(t));
     if (!this.list.length) this.unsupported = 'no track FLV carries';
   }
 
   open(): Uint8Array[] {
     const hasA = this.list.some((t) => t.kind === 'audio'), hasV = this.list.some((t) => t.kind === 'video');
+    if (this.continues) return [];
     const meta = flvMetaData(this.list);
     return [flvHeader({ audio: hasA, video: hasV }), ...flvTag(FLV_TAG_SCRIPT, 0, [meta])];
   }

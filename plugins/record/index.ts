@@ -22,8 +22,8 @@ import { TsDemuxer, TS_PACKET_SIZE } from '../../src/format/ts.ts';
 import type { Runtime } from '../../src/net/types.ts';
 import { definePlugin, type SessionHandle } from '../../src/plugin.ts';
 import { requestAuth } from '../../src/http/peer.ts';
-import { RECORD_TYPES, type RecordType } from './formats.ts';
-import { finalizeMp4, playlistText, type RecordSettings, Recorder, type RecorderHost } from './recorder.ts';
+import { extensionOf, RECORD_TYPES, type RecordType } from './formats.ts';
+import { type AppendPoint, expandPath, finalizeMp4, playlistText, type RecordSettings, Recorder, type RecorderHost } from './recorder.ts';
 import { type IndexEntry, SegmentIndex } from './store.ts';
 import { rangeResponse, stitchMp4, vodPlaylist } from './playback.ts';
 import { replay } from './vod.ts';
@@ -49,6 +49,8 @@ export default definePlugin({
     afterduration: t.dur('30s'),
     /** Segment size limit in bytes (cut at the next keyframe); 0 = none. */
     maxsize: t.num(0, { min: 0, int: true }),
+    /** Continue an existing fmp4/flv file of the same name instead of starting a new one (segments are then not cut). */
+    append: false,
     /** Bytes waiting for the disk above which the recorder holds frames in the ring (no-skip). */
     writebuffer: t.num(8 << 20, { min: 64 * 1024, int: true }),
     /** Delete segments that ended more than this many days ago (fractions allowed); 0 = keep. */
@@ -103,21 +105,46 @@ export default definePlugin({
       },
     };
 
-    const settingsFor = (over: Partial<Record<'type' | 'filepath' | 'fragment' | 'maxsize', string>>): RecordSettings => {
+    const settingsFor = (over: Partial<Record<'type' | 'filepath' | 'fragment' | 'maxsize' | 'append', string>>): RecordSettings => {
       const c = ctx.config;
       const type = (over.type || c.type) as RecordType;
       if (!RECORD_TYPES.includes(type)) throw new EngineError('BadArgument', `type must be one of ${RECORD_TYPES.join(', ')}`);
       const fragment = over.fragment ? parseDuration(over.fragment) : c.fragment;
       if (fragment === undefined || fragment < 0) throw new EngineError('BadArgument', `fragment: not a duration: ${over.fragment}`);
       const maxsize = over.maxsize ? Number(over.maxsize) : c.maxsize;
-      return { type, filepath: over.filepath || c.filepath, fragment, maxsize, writebuffer: c.writebuffer };
+      const append = over.append !== undefined ? over.append === 'true' || over.append === '1' : c.append;
+      return { type, filepath: over.filepath || c.filepath, fragment, maxsize, writebuffer: c.writebuffer, append };
     };
+
+    /** The end of an existing file a recording with `append` continues (a torn tail is cut first). */
+    async function appendPoint(streamPath: string, s: RecordSettings): Promise<AppendPoint | undefined> {
+      if (s.type !== 'fmp4' && s.type !== 'flv') {
+        ctx.logger.warn(`append is not supported for ${s.type} recordings: new files are written`, { stream: streamPath });
+        return undefined;
+      }
+      const path = ctx.resolvePath(expandPath(s.filepath, streamPath, Date.now()) + extensionOf(s.type));
+      if (!(await rt.stat(path))?.isFile) return undefined;
+      const b = await rt.readFile(path);
+      let p: AppendPoint;
+      if (s.type === 'fmp4') {
+        const f = readFragmented(b);
+        if (!f.samples.length || !f.initEnd) return undefined;
+        p = { path, endMs: durationOf(f), size: f.validEnd, init: b.slice(0, f.initEnd), seq: (f.fragments ?? 0) + 1 };
+      } else {
+        const r = scanFlv(b);
+        if (r.end === 0) return undefined;
+        p = { path, endMs: r.lastMs, size: r.end };
+      }
+      if (p.size < b.length) await rt.writeFile(path, b.subarray(0, p.size)); // cut a torn tail first
+      return p;
+    }
 
     async function startRecorder(streamPath: string, settings: RecordSettings): Promise<Recorder> {
       const key = keyOf(streamPath, settings.type);
       const old = recorders.get(key);
       if (old && old.state === 'recording') throw new EngineError('BadArgument', `${streamPath} is already being recorded as ${settings.type} (recorder ${old.id})`);
       const rec = new Recorder(streamPath, settings, host);
+      if (settings.append) rec.appendPoint = await appendPoint(streamPath, settings);
       recorders.set(key, rec);
       handles.set(rec, ctx.sessions.add({
         kind: 'recorder', group: 'recorders', streamPath, ref: rec, stop: (reason) => { void rec.stop(reason); }, info: () => rec.info(),

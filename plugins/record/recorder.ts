@@ -37,7 +37,12 @@ export interface RecordSettings {
   stopAtSec?: number;
   /** Event recording: the event's name (kept in the index). */
   event?: string;
+  /** Continue an existing file of the same name (fmp4, flv); segments are not cut then. */
+  append?: boolean;
 }
+
+/** Where an appended recording continues: the file's media end (ms) and, for fMP4, its init and next sequence number. */
+export interface AppendPoint { path: string; endMs: number; size: number; init?: Uint8Array; seq?: number }
 
 export interface SegmentInfo {
   streamPath: string;
@@ -185,7 +190,7 @@ export class Recorder implements SubscriberSink {
     const isVideoKey = t.kind === 'video' && f.key;
     const videoLed = sub.tracks().some((x) => x.kind === 'video');
     const cutPoint = videoLed ? isVideoKey : true;
-    if (this.writer && cutPoint) {
+    if (this.writer && cutPoint && !this.settings.append) {
       const s = this.settings;
       const long = s.fragment > 0 && ms - this.segStartDts >= s.fragment;
       const big = s.maxsize > 0 && this.seg!.size >= s.maxsize;
@@ -199,7 +204,8 @@ export class Recorder implements SubscriberSink {
     }
     if (t.kind !== 'data') this.cfgVersion.set(t, f.configVersion);
     // Each fMP4/MP4/FLV file starts at time 0; TS segments keep the recording's timeline (one HLS playlist).
-    const segDts = this.settings.type === 'hls' ? dts : Math.max(0, dts - Math.round((this.segStartDts * t.clockRate) / 1000));
+    let segDts = this.settings.type === 'hls' ? dts : Math.max(0, dts - Math.round((this.segStartDts * t.clockRate) / 1000));
+    if (this.appendMs) segDts += Math.round((this.appendMs * t.clockRate) / 1000);
     const parts = this.writer!.frame(f, segDts);
     if (this.segFirstDtsMs !== this.segFirstDtsMs) this.segFirstDtsMs = ms;
     const dur = t.frameDuration > 0 ? t.frameDuration : 0;
@@ -207,6 +213,10 @@ export class Recorder implements SubscriberSink {
     return this.append(parts);
   }
   private readonly cfgVersion = new Map<Track, number>();
+  /** Set by the plugin before the recorder subscribes (settings.append with an existing file). */
+  appendPoint: AppendPoint | undefined;
+  /** Media time (ms) the appended file already holds: added to this recording's timestamps. */
+  private appendMs = 0;
 
   flush(): boolean {
     if (this.queue.queued > this.settings.writebuffer) { this.blocked = true; return false; }
@@ -220,15 +230,29 @@ export class Recorder implements SubscriberSink {
   private openSegment(sub: Subscriber, ms: number): boolean {
     const s = this.settings;
     const tracks = sub.tracks();
-    const writer = s.type === 'flv' ? new FlvWriter(tracks)
+    const start0 = this.wallBase + ms;
+    const target = this.host.resolvePath(expandPath(s.filepath, this.streamPath, start0) + extensionOf(s.type));
+    const ap = this.appendPoint && this.appendPoint.path === target ? this.appendPoint : undefined;
+    this.appendPoint = undefined;
+    const writer = s.type === 'flv' ? new FlvWriter(tracks, !!ap)
       : s.type === 'hls' ? new TsWriter(pickTracks(tracks, TS_VIDEO, TS_AUDIO))
-      : new Fmp4Writer(pickTracks(tracks, FMP4_VIDEO, FMP4_AUDIO));
+      : new Fmp4Writer(pickTracks(tracks, FMP4_VIDEO, FMP4_AUDIO), ap?.seq ?? 1);
     if (writer.unsupported) {
       void this.stop(`cannot record ${this.streamPath} as ${s.type}: ${writer.unsupported}`, writer.unsupported);
       return false;
     }
-    const start = this.wallBase + ms;
-    const path = this.host.resolvePath(expandPath(s.filepath, this.streamPath, start) + extensionOf(s.type));
+    let head = writer.open();
+    let path = target;
+    let appending = !!ap;
+    if (ap && s.type === 'fmp4' && !(ap.init && sameBytes(concat(head, head.reduce((n, b) => n + b.length, 0)), ap.init))) {
+      // Other tracks or codec settings than the file has: a file of its own instead.
+      this.host.logger.warn(`cannot append to ${target}: its tracks differ from ${this.streamPath}'s; recording to a new file`, { stream: this.streamPath });
+      path = target.replace(/(\.[a-z0-9]+)$/, `-${Math.round(start0)}$1`);
+      appending = false;
+    }
+    if (appending && s.type === 'fmp4') head = [];
+    this.appendMs = appending ? ap!.endMs + 40 : 0;
+    const start = appending ? start0 - ap!.endMs : start0;
     const codecs = tracks.filter((t) => t.kind !== 'data').map((t) => t.codec);
     this.seg = { streamPath: this.streamPath, type: s.type, path, start, end: start, duration: 0, size: 0, codecs, ...(s.event ? { event: s.event } : {}) };
     if (s.type === 'hls') {
@@ -245,11 +269,12 @@ export class Recorder implements SubscriberSink {
     const rt = this.host.runtime;
     this.queue.run(async () => {
       await rt.mkdir(dirname(filePath));
-      if (s.type === 'mp4') await rt.remove(filePath);
+      // A new segment never writes into an old file of the same name (append continues one on purpose).
+      if (!appending) await rt.remove(filePath);
       this.file = await rt.openWrite(filePath);
     });
-    const head = writer.open();
-    if (s.type === 'fmp4') seg.init = head.reduce((n, b) => n + b.length, 0);
+    if (s.type === 'fmp4') seg.init = appending ? ap!.init!.length : head.reduce((n, b) => n + b.length, 0);
+    if (appending) seg.size = ap!.size;
     this.host.segmentOpened({ ...seg });
     this.append(head);
     return true;
@@ -273,7 +298,8 @@ export class Recorder implements SubscriberSink {
     this.append(w.close());
     this.writer = null;
     this.seg = null;
-    const durMs = Math.max(0, this.segLastDtsMs - (this.segFirstDtsMs === this.segFirstDtsMs ? this.segFirstDtsMs : this.segStartDts));
+    // An appended file holds what it had before this recording too.
+    const durMs = Math.max(0, this.segLastDtsMs - (this.segFirstDtsMs === this.segFirstDtsMs ? this.segFirstDtsMs : this.segStartDts)) + this.appendMs;
     seg.duration = Math.round(durMs);
     seg.end = seg.start + seg.duration;
     const rt = this.host.runtime;
@@ -330,6 +356,12 @@ export class Recorder implements SubscriberSink {
     this.seg = null;
     Promise.resolve().then(() => this.stop(`write failed: ${why}`, why));
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function concat(parts: readonly Uint8Array[], n: number): Uint8Array {

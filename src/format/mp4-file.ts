@@ -39,6 +39,10 @@ export interface Mp4File {
   samples: Mp4FileSample[];
   /** Bytes of the input that hold whole fragments (a torn tail starts here). */
   validEnd: number;
+  /** End of the moov (ftyp + moov = the init segment when they come first). */
+  initEnd?: number;
+  /** Whole fragments read. */
+  fragments?: number;
 }
 
 interface Box { type: string; start: number; body: number; end: number }
@@ -99,6 +103,7 @@ export function readFragmented(b: Uint8Array): Mp4File {
   const samples: Mp4FileSample[] = [];
   const next = new Map<number, number>();
   let validEnd = moov.end;
+  let fragments = 0;
   for (let i = 0; i < top.length; i++) {
     const moof = top[i]!;
     if (moof.type !== 'moof') continue;
@@ -148,8 +153,9 @@ export function readFragmented(b: Uint8Array): Mp4File {
     }
     for (const s of frag) if (tracks.some((t) => t.id === s.trackId)) samples.push(s);
     validEnd = mdat.end;
+    fragments++;
   }
-  return { tracks, samples, validEnd };
+  return { tracks, samples, validEnd, initEnd: moov.end, fragments };
 }
 
 function box(w: ByteWriter, type: string, body: () => void): void {
