@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import rtmp from '../plugins/rtmp/index.ts';
 import record from '../plugins/record/index.ts';
 import flv from '../plugins/flv/index.ts';
+import hls from '../plugins/hls/index.ts';
+import mp4 from '../plugins/mp4/index.ts';
 import { start, startServer, until, type TestServer } from './helpers/media.ts';
 import { FFMPEG51, filesUnder, probe, sourceArgs } from './helpers/record.ts';
 
@@ -24,7 +26,7 @@ describe('record plugin: four formats, 5 s segments', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'm7s-record-'));
-    S = await startServer([rtmp, flv, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n  onsub:\n    pull:\n      "vod/(.+)": "$1"\n`);
+    S = await startServer([rtmp, flv, hls, mp4, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n  onsub:\n    pull:\n      "vod/(.+)": "$1"\n`);
     const starts = types.map((t) => post(`${S.http}/record/api/start/live/rec?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{streamPath}/{unix}`)}`));
     const t0 = Date.now();
     const pub = start(FFMPEG51, [...sourceArgs(20, 4), '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp')}/live/rec`]);
@@ -137,6 +139,20 @@ describe('record plugin: four formats, 5 s segments', () => {
     const media = (Number(vp[vp.length - 1].pts_time) - Number(vp[0].pts_time));
     console.log(`# vod replay: ${media.toFixed(2)} s of media in ${wall.toFixed(2)} s`);
     assert.ok(wall >= media * 0.85 && wall <= media + 3, `real speed: ${media} s of media took ${wall} s`);
+  });
+
+  it('Monibuca\'s URLs /mp4/download/… and /hls/vod/…?start= redirect to /record/… and play', async () => {
+    const r = await fetch(`${S.http}/mp4/download/live/rec.mp4?start=0`, { redirect: 'manual' });
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.get('location'), '/record/download/live/rec.mp4?start=0');
+    const h = await fetch(`${S.http}/hls/vod/live/rec.m3u8?start=0&type=hls`, { redirect: 'manual' });
+    assert.equal(h.headers.get('location'), '/record/vod/live/rec.m3u8?start=0&type=hls');
+    const p = await probe(`${S.http}/mp4/download/live/rec.mp4?start=0`);
+    assert.equal(p.errors, '');
+    assert.ok(Math.abs(Number(p.format.duration) - 20) <= 0.1, `duration ${p.format.duration}`);
+    const v = await probe(`${S.http}/hls/vod/live/rec.m3u8?start=0&type=hls`);
+    assert.equal(v.errors, '');
+    assert.ok(Math.abs(v.packets.filter((x) => x.codec_type === 'video').length - 500) <= 1);
   });
 
   for (const type of ['hls', 'fmp4'] as const) {
