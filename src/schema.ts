@@ -52,9 +52,13 @@ export const globalSchema = {
     certfile: '',
     keyfile: '',
     cors: true,
-    /** Basic auth for /api/* when both are set. */
+    /** Basic auth for /api/... and /{plugin}/api/... when both are set (then required from every client). */
     username: '',
     password: '',
+    /** Without username/password, the API answers only peers in these ranges (CIDRs or loopback/private/linklocal). */
+    apiallow: t.list(t.str(''), ['loopback']),
+    /** Origins (https://admin.example.com) allowed to call the API from a browser page elsewhere. */
+    apiorigins: t.list(t.str(''), []),
   },
   publish: publishSchema,
   subscribe: subscribeSchema,

@@ -144,7 +144,7 @@ export class Server {
 
   private async boot(): Promise<void> {
     const g = this.config.global;
-    applyMiddleware(this.app, () => this.config.global.http, this.logger);
+    applyMiddleware(this.app, () => this.config.global.http, this.logger, (c) => this.runtime.connInfo(c)?.address);
     mountApi(this.app, this);
     for (const def of this.opts.plugins) await this.startPlugin(def);
     this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));

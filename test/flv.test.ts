@@ -288,7 +288,7 @@ describe('flv plugin', () => {
   });
 
   it('file pull (loop) plays at real-time speed and loops with monotonic timestamps', async () => {
-    const r = await json(`${A.http}/flv/api/pull`, { method: 'POST', body: JSON.stringify({ streamPath: 'vod/file', url: file, loop: true }) });
+    const r = await json(`${A.http}/flv/api/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'vod/file', url: file, loop: true }) });
     assert.equal(r.body.code, 0, JSON.stringify(r.body));
     const player = new Player(`${A.http}/flv/vod/file.flv`);
     try {
@@ -347,7 +347,7 @@ describe('flv plugin', () => {
       assert.equal(subs.body.data.length, 2);
 
       // A pull whose source is not there yet retries (A answers 404) until it is.
-      const r = await json(`${B.http}/flv/api/pull`, { method: 'POST', body: JSON.stringify({ streamPath: 'live/late', url: `${A.http}/flv/live/late.flv?waittimeout=100ms` }) });
+      const r = await json(`${B.http}/flv/api/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'live/late', url: `${A.http}/flv/live/late.flv?waittimeout=100ms` }) });
       assert.equal(r.body.code, 0);
       const late = new Player(`${B.http}/flv/live/late.flv`);
       players.push(late);

@@ -3,7 +3,7 @@
 
 import type { Context } from 'hono';
 import { upgradeWebSocket as honoUpgrade, websocket } from 'hono/bun';
-import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import type { FetchHandler, HttpServeOptions, HttpServer, PeerInfo, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
 import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
@@ -53,6 +53,15 @@ const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as BunServerWebSocket).getBufferedAmount()));
 };
 
+/** Bun.serve passes the server as the handler's second argument (our env); it knows each request's peer. */
+const connInfo = (c: unknown): PeerInfo | undefined => {
+  const ctx = c as Context;
+  const srv = ctx.env as { requestIP?: (r: Request) => { address: string; port: number } | null } | undefined;
+  if (typeof srv?.requestIP !== 'function') return undefined;
+  const info = srv.requestIP(ctx.req.raw);
+  return info?.address ? { address: info.address, port: info.port ?? 0 } : undefined;
+};
+
 export const bunRuntime: Runtime = {
   ...nodeHost,
   name: 'bun',
@@ -61,5 +70,6 @@ export const bunRuntime: Runtime = {
   bindUdp,
   serveHttp,
   upgradeWebSocket,
+  connInfo,
   sysinfo: () => hostSysinfo('bun', Bun.version),
 };

@@ -15,7 +15,7 @@ const WATCH_DEBOUNCE_MS = 200;
 const WATCH_POLL_MS = 1000;
 
 /** The Runtime members that do not depend on the HTTP server or the runtime's identity. */
-export type HostFunctions = Omit<Runtime, 'name' | 'listenTcp' | 'connectTcp' | 'bindUdp' | 'serveHttp' | 'upgradeWebSocket' | 'sysinfo'>;
+export type HostFunctions = Omit<Runtime, 'name' | 'listenTcp' | 'connectTcp' | 'bindUdp' | 'serveHttp' | 'upgradeWebSocket' | 'connInfo' | 'sysinfo'>;
 
 function isNotFound(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;

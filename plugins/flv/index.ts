@@ -175,7 +175,8 @@ export default definePlugin({
       const method = c.req.method;
       if (method === 'OPTIONS') return new Response(null, { status: 204, headers: { allow: 'GET, HEAD, POST, PUT, OPTIONS' } });
       if (method === 'HEAD') return new Response(null, { status: 200, headers: PLAY_HEADERS });
-      const remote = remoteOf(c);
+      const peer = ctx.runtime.connInfo(c);
+      const remote = peer ? `${peer.address}:${peer.port}` : undefined;
       if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote);
       if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
         const isPublish = url.searchParams.has('publish');
@@ -368,14 +369,6 @@ export default definePlugin({
     }
   },
 });
-
-function remoteOf(c: Context): string | undefined {
-  // @hono/node-server passes the Node request in env.incoming; Bun/Deno give no portable peer address.
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined;
-  const s = env?.incoming?.socket;
-  if (s?.remoteAddress) return `${s.remoteAddress}:${s.remotePort ?? 0}`;
-  return c.req.header('x-forwarded-for')?.split(',')[0]?.trim() || undefined;
-}
 
 function reasonText(err: unknown): string {
   const m = (err as Error)?.message ?? String(err);

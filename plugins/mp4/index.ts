@@ -46,15 +46,17 @@ export default definePlugin({
       const streamPath = m[1]!;
       const target = streamPath + url.search;
       if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers: HEADERS });
+      const peer = ctx.runtime.connInfo(c);
+      const remote = peer ? `${peer.address}:${peer.port}` : undefined;
       if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
-        const res = await ctx.upgradeWebSocket(c, wsPlay(target, streamPath));
+        const res = await ctx.upgradeWebSocket(c, wsPlay(target, streamPath, remote));
         if (res) return res;
       }
       const { body, sink } = createBodySink({ highWaterMark: ctx.config.writebuffer });
       const player = new Mp4PlaySink(sink);
       let sub: Subscriber;
       try {
-        sub = await ctx.subscribe(target, { sink: player });
+        sub = await ctx.subscribe(target, { sink: player, remote });
       } catch (err) {
         sink.end();
         return fail(c, err);
@@ -70,7 +72,7 @@ export default definePlugin({
       return new Response(body, { status: 200, headers: HEADERS });
     });
 
-    function wsPlay(target: string, streamPath: string) {
+    function wsPlay(target: string, streamPath: string, remote?: string) {
       let sub: Subscriber | null = null;
       let out: ByteSink | null = null;
       let gone = false;
@@ -78,7 +80,7 @@ export default definePlugin({
         onOpen(ws: WsConn) {
           out = wsByteSink(ws, ctx.config.writebuffer);
           const player = new Mp4PlaySink(out);
-          ctx.subscribe(target, { sink: player }).then((s) => {
+          ctx.subscribe(target, { sink: player, remote }).then((s) => {
             sub = s;
             if (gone) { s.close('client disconnected'); return; }
             players.set(s.id, { kind: 'ws', streamPath, sub: s, stop: (r) => { s.close(r); out?.end(); } });

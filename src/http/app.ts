@@ -4,8 +4,9 @@
 import type { Context, Hono } from 'hono';
 import { EngineError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
+import { apiAccess, type ApiAccessConfig } from './guard.ts';
 
-export interface HttpConfig { cors: boolean; username: string; password: string }
+export interface HttpConfig extends ApiAccessConfig { cors: boolean }
 
 /** `{ code: 0, message: 'ok', data }` */
 export function ok(c: Context, data?: unknown): Response {
@@ -36,7 +37,10 @@ export function middlewareHeaders(c: Context): Record<string, string> {
   return corsRequests.has(c.req.raw) ? CORS_HEADERS : {};
 }
 
-export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logger): void {
+/**
+ * `peer(c)`: the request's peer address from the runtime (Runtime.connInfo), undefined when unknown.
+ */
+export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logger, peer: (c: Context) => string | undefined = () => undefined): void {
   app.use('*', async (c, next) => {
     const conf = http();
     if (conf.cors && c.req.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS_HEADERS });
@@ -53,17 +57,19 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
       }
     }
   });
-  // Basic auth guards the engine API and every plugin's API (/{plugin}/api/...): those start pulls
-  // (the server fetches URLs, reads files) and stop streams. Players and publishers use stream keys.
+  // The API guard (src/http/guard.ts) covers the engine API and every plugin's API (/{plugin}/api/...):
+  // those start pulls (the server fetches URLs, reads files), stop streams and rewrite config.yaml.
+  // Players and publishers use stream keys.
   app.use('*', async (c, next) => {
-    const conf = http();
-    if (conf.username && conf.password && isApiPath(new URL(c.req.url).pathname)) {
-      const h = c.req.header('authorization') ?? '';
-      const want = 'Basic ' + btoa(`${conf.username}:${conf.password}`);
-      if (h !== want) {
-        return c.json({ code: 401, message: 'authentication required' }, 401, { 'www-authenticate': 'Basic realm="m7s"' });
-      }
-    }
+    const url = c.req.url;
+    const q = url.indexOf('?');
+    const start = url.indexOf('/', url.indexOf(':') + 3);
+    const rawPath = start < 0 ? '/' : url.slice(start, q < 0 ? undefined : q);
+    const d = apiAccess({
+      method: c.req.method, path: c.req.path, rawPath, ip: peer(c), headers: c.req.raw.headers,
+      query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
+    }, http());
+    if (!d.allow) return c.json({ code: d.status, message: d.message }, d.status, d.headers);
     await next();
   });
   app.onError((err, c) => {
@@ -73,10 +79,8 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
   });
 }
 
-/** /api/... or /{plugin}/api/... */
-export function isApiPath(path: string): boolean {
-  return path === '/api' || path.startsWith('/api/') || /^\/[a-z][a-z0-9]*\/api(\/|$)/.test(path);
-}
+/** /api/... or /{plugin}/api/... in any spelling a router could decode (see guard.ts). */
+export { isGuardedPath as isApiPath } from './guard.ts';
 
 /**
  * A GET that answers JSON once, or, when the client sends `Accept: text/event-stream`, streams the

@@ -151,6 +151,13 @@ export interface SysInfo {
   loadavg: number[];
 }
 
+/** The remote end of an HTTP request: an IP address as the runtime reports it (IPv4-mapped IPv6
+ * addresses such as `::ffff:127.0.0.1` are reported as they are; see src/http/ip.ts to compare them). */
+export interface PeerInfo {
+  address: string;
+  port: number;
+}
+
 export interface StreamedResponse {
   sink: ByteSink;
   response: Response;
@@ -165,6 +172,12 @@ export interface Runtime {
   /** Serve one fetch handler (the hono app). WebSocket upgrades go through `upgradeWebSocket`. */
   serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer>;
   upgradeWebSocket: UpgradeWebSocket;
+  /**
+   * The peer of an HTTP request served by `serveHttp`, from hono context `c` (the runtime's own
+   * connection info, never a client-supplied header). Undefined when unknown (a request that did not
+   * come through `serveHttp`, e.g. `app.request()` in a test): callers treat that as "not trusted".
+   */
+  connInfo(c: unknown): PeerInfo | undefined;
   /**
    * Optional fast path for long-lived streaming responses (HTTP-FLV and the like): answer the request
    * of hono context `c` with `status` and `headers` at once and return a ByteSink that writes the body

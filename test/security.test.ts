@@ -1,0 +1,271 @@
+// Issue 9 regressions and the secure defaults: the API guard (faults 1 and 4), secrets (2), prototype
+// pollution (3), the outbound policy (5), safe config writes (9), query overrides (10). Every test runs
+// the real server on whichever runtime runs the file and talks to it over 127.0.0.1.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as net from 'node:net';
+import { currentRuntime } from '../adapters/current.ts';
+import { Server } from '../src/server.ts';
+import { Logger } from '../src/log.ts';
+import { definePlugin } from '../src/plugin.ts';
+import { canonicalPath, isGuardedPath } from '../src/http/guard.ts';
+import { IpSet, parseIp } from '../src/net/ip.ts';
+import flv from '../plugins/flv/index.ts';
+import hls from '../plugins/hls/index.ts';
+import rtmp from '../plugins/rtmp/index.ts';
+import mp4 from '../plugins/mp4/index.ts';
+
+const rt = await currentRuntime();
+
+/** A plugin with an API route and a plain route, like the real ones. */
+const demo = definePlugin({
+  name: 'demo',
+  defaults: {},
+  setup(ctx) {
+    ctx.http.get('/api/secret', (c) => ctx.ok(c, { secret: 42 }));
+    ctx.http.post('/api/do', (c) => ctx.ok(c, { done: true }));
+    ctx.http.get('/open', (c) => ctx.ok(c, { open: true }));
+  },
+});
+
+const PLUGINS = [demo, flv, hls, rtmp, mp4];
+
+function yaml(http: Record<string, unknown>, extra = ''): string {
+  const lines = Object.entries({ listenaddr: '127.0.0.1:0', ...http }).map(([k, v]) => `    ${k}: ${JSON.stringify(v)}`);
+  // Plugin listeners on ephemeral ports so parallel runs do not collide.
+  return `global:\n  http:\n${lines.join('\n')}\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n${extra}`;
+}
+
+async function start(configText: string): Promise<Server> {
+  return Server.start({ runtime: rt, plugins: PLUGINS, configText, logger: Logger.silent() });
+}
+
+/** One raw HTTP/1.1 request (the path goes on the wire exactly as given: no client-side normalising). */
+async function raw(port: number, method: string, path: string, headers: Record<string, string> = {}, body = ''): Promise<{ status: number; text: string }> {
+  const conn = await rt.connectTcp({ host: '127.0.0.1', port });
+  const chunks: Uint8Array[] = [];
+  const done = new Promise<void>((resolve) => { conn.onClose = () => resolve(); });
+  conn.onData = (d) => { chunks.push(d); };
+  const h = { host: `127.0.0.1:${port}`, connection: 'close', ...headers, ...(body ? { 'content-length': String(new TextEncoder().encode(body).length) } : {}) };
+  conn.write(new TextEncoder().encode(`${method} ${path} HTTP/1.1\r\n${Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${body}`));
+  const t = setTimeout(() => conn.destroy(), 10_000);
+  await done;
+  clearTimeout(t);
+  const text = new TextDecoder().decode(concat(chunks));
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+  return { status: m ? +m[1] : 0, text };
+}
+const concat = (a: Uint8Array[]) => {
+  const out = new Uint8Array(a.reduce((n, x) => n + x.length, 0));
+  let o = 0;
+  for (const x of a) { out.set(x, o); o += x.length; }
+  return out;
+};
+
+/**
+ * Refused by the guard (`status`), rejected as malformed by the HTTP server (400), or matched by no
+ * route at all (the app's catch-all 404). Anything else reached a handler.
+ */
+function refused(res: { status: number; text: string }, status: number): boolean {
+  if (res.status === status || res.status === 400) return true;
+  return res.status === 404 && /"message":"no route for /.test(res.text);
+}
+
+/** Every API route of the running app, with sample values for its parameters. */
+function apiRoutes(server: Server): { method: string; path: string }[] {
+  const seen = new Set<string>();
+  const out: { method: string; path: string }[] = [];
+  for (const r of server.app.routes) {
+    if (!/\/api(\/|$)/.test(r.path)) continue;
+    const path = r.path.replace(/:path\{[^}]*\}/g, 'live/x').replace(/:id/g, '1').replace(/:name\?/g, 'global').replace(/\*$/, 'x').replace(/:[a-z]+/gi, 'x');
+    const method = r.method === 'ALL' ? 'GET' : r.method;
+    const k = method + ' ' + path;
+    if (!seen.has(k)) { seen.add(k); out.push({ method, path }); }
+  }
+  return out;
+}
+
+/** Spellings of one path that a router might decode to the same route. Seeded, so failures repeat. */
+function variants(path: string, seed: number): string[] {
+  let s = seed >>> 0;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const enc = (ch: string) => '%' + ch.charCodeAt(0).toString(16).padStart(2, '0');
+  const out = new Set<string>();
+  const segs = path.split('/');
+  out.add(path);
+  out.add(path + '/');
+  out.add('/' + path);
+  out.add(path.replace(/\//g, '//'));
+  out.add(path.replace('/api', '/./api'));
+  out.add(path.replace('/api', '/zz/../api'));
+  out.add(path.replace('/api', '/%2e/api'));
+  out.add(path.replace('/api', '/zz/%2e%2e/api'));
+  out.add(path.replace('/api', '/API'));
+  out.add(path.replace('/api', '/Api'));
+  out.add(path.toUpperCase());
+  out.add(path.replace('/api', '/%61pi'));
+  out.add(path.replace('/api', '/%2561pi'));
+  out.add(path.replace('/api', '/%252561pi'));
+  out.add(path.replace('/api', '/a%50i'));
+  out.add(path.replace('/api', '/a%70i'));
+  out.add(path.replace('/api/', '/api%2f'));
+  out.add(path.replace('/api/', '/api%2F'));
+  out.add(path.replace(/\//g, '\\'));
+  out.add(path.replace('/api', '\\api'));
+  out.add(path + '%00');
+  out.add(path + '?x=1');
+  out.add(path + '#frag');
+  out.add(path.replace('/api', '/api;x=1'));
+  if (segs.length > 2 && segs[1] !== 'api') {
+    out.add('/' + segs[1].split('').map(enc).join('') + '/' + segs.slice(2).join('/'));
+    out.add('/' + segs[1].toUpperCase() + '/' + segs.slice(2).join('/'));
+  }
+  // Random per-character encodings (single and double) and case flips.
+  for (let n = 0; n < 24; n++) {
+    let p = '';
+    for (const ch of path) {
+      const r = rnd();
+      if (ch !== '/' && r < 0.25) p += enc(ch);
+      else if (ch !== '/' && r < 0.35) p += '%25' + ch.charCodeAt(0).toString(16);
+      else if (r < 0.5) p += rnd() < 0.5 ? ch.toUpperCase() : ch.toLowerCase();
+      else p += ch;
+    }
+    out.add(p);
+  }
+  return [...out];
+}
+
+describe('security: API guard (faults 1 and 4, secure defaults)', () => {
+  it('canonicalPath and isGuardedPath see through encodings', () => {
+    assert.equal(canonicalPath('/%61pi/config/get'), '/api/config/get');
+    assert.equal(canonicalPath('/%2561pi//x/./y/../z/'), '/api/x/z');
+    assert.equal(canonicalPath('\\FLV\\API\\pull'), '/flv/api/pull');
+    for (const p of ['/api', '/API/x', '/%61pi', '/fl%76/api/pull', '/rtmp/%61pi/list', '/x/../api/config/get', '//api/sysinfo', '/hls/Api/', '/demo/api%2fsecret']) {
+      assert.ok(isGuardedPath(p), p);
+    }
+    for (const p of ['/flv/live/x.flv', '/hls/live/x.m3u8', '/demo/open', '/apix', '/a/b/api']) assert.ok(!isGuardedPath(p), p);
+  });
+
+  it('IP ranges: loopback is 127.0.0.0/8 and ::1, IPv4-mapped forms included', () => {
+    const lo = new IpSet(['loopback']);
+    for (const a of ['127.0.0.1', '127.0.0.2', '127.255.255.254', '::1', '::ffff:127.0.0.1', '[::1]']) assert.ok(lo.has(a), a);
+    for (const a of ['10.0.0.1', '::2', '128.0.0.1', 'localhost', '', '0x7f.1', '::ffff:10.0.0.1']) assert.ok(!lo.has(a), a);
+    const p = new IpSet(['private', '192.0.2.0/24']);
+    assert.ok(p.has('172.31.1.1') && p.has('fd00::1') && p.has('192.0.2.9') && !p.has('172.32.0.1'));
+    assert.equal(parseIp('1.2.3'), undefined);
+    assert.throws(() => new IpSet(['10.0.0.0/33']));
+  });
+
+  describe('with credentials set: no spelling of a guarded route gets in without them', () => {
+    let server: Server;
+    before(async () => { server = await start(yaml({ username: 'admin', password: 'pw' })); });
+    after(() => server.stop());
+
+    it('the four bypasses from the report answer 401', async () => {
+      const port = server.http!.port;
+      for (const [m, p] of [['GET', '/%61pi/config/get'], ['POST', '/%61pi/config/modify'], ['GET', '/fl%76/api/list'], ['GET', '/rtmp/%61pi/list']]) {
+        const r = await raw(port, m, p, m === 'POST' ? { 'content-type': 'application/json' } : {}, m === 'POST' ? '{"global":{"loglevel":"debug"}}' : '');
+        assert.equal(r.status, 401, `${m} ${p}: ${r.text.slice(0, 200)}`);
+      }
+      assert.equal(server.config.global.loglevel, 'info');
+    });
+
+    it('fuzz: encodings, double encodings, case, slashes and dot segments over every API route', async () => {
+      const port = server.http!.port;
+      const routes = apiRoutes(server);
+      assert.ok(routes.length >= 15, `found ${routes.length} API routes`);
+      const names = routes.map((r) => r.path);
+      for (const want of ['/api/config/modify', '/flv/api/pull', '/hls/api/pull', '/rtmp/api/push', '/mp4/api/list', '/demo/api/secret']) assert.ok(names.includes(want), want);
+      let tried = 0;
+      const leaks: string[] = [];
+      for (const [i, r] of routes.entries()) {
+        for (const v of variants(r.path, i + 1)) {
+          const res = await raw(port, r.method, v, r.method === 'POST' ? { 'content-type': 'application/json' } : {}, r.method === 'POST' ? '{}' : '');
+          tried++;
+          if (!refused(res, 401)) leaks.push(`${r.method} ${v} → ${res.status} ${res.text.split('\r\n\r\n')[1]?.slice(0, 80)}`);
+        }
+      }
+      assert.deepEqual(leaks, [], `${leaks.length} of ${tried} requests got through`);
+      // And the right credentials still get in (the guard is not simply closed).
+      const ok = await raw(port, 'GET', '/%61pi/sysinfo', { authorization: 'Basic ' + btoa('admin:pw') });
+      assert.equal(ok.status, 200);
+      const bad = await raw(port, 'GET', '/api/sysinfo', { authorization: 'Basic ' + btoa('admin:pX') });
+      assert.equal(bad.status, 401);
+    });
+  });
+
+  describe('without credentials: only allowed peers', () => {
+    let open: Server; // default apiallow: loopback
+    let closed: Server; // apiallow excludes 127.0.0.1: this test client stands for a remote one
+    before(async () => {
+      open = await start(yaml({}));
+      closed = await start(yaml({ apiallow: ['192.0.2.0/24'] }));
+    });
+    after(async () => { await open.stop(); await closed.stop(); });
+
+    it('a peer outside apiallow gets 403 on every spelling of every API route; players still play', async () => {
+      const port = closed.http!.port;
+      const leaks: string[] = [];
+      for (const [i, r] of apiRoutes(closed).entries()) {
+        for (const v of variants(r.path, 100 + i)) {
+          const res = await raw(port, r.method, v, r.method === 'POST' ? { 'content-type': 'application/json' } : {}, r.method === 'POST' ? '{}' : '');
+          if (!refused(res, 403)) leaks.push(`${r.method} ${v} → ${res.status} ${res.text.split('\r\n\r\n')[1]?.slice(0, 80)}`);
+        }
+      }
+      assert.deepEqual(leaks, []);
+      const r = await raw(port, 'POST', '/api/config/modify', { 'content-type': 'application/json' }, '{"global":{"http":{"apiallow":["0.0.0.0/0"]}}}');
+      assert.equal(r.status, 403);
+      assert.deepEqual(closed.config.global.http.apiallow, ['192.0.2.0/24']);
+      const play = await raw(port, 'GET', '/demo/open');
+      assert.equal(play.status, 200, 'non-API routes are not guarded');
+    });
+
+    it('the peer address comes from the runtime: 127.0.0.1 is in the default range', async () => {
+      const r = await raw(open.http!.port, 'GET', '/api/sysinfo');
+      assert.equal(r.status, 200, r.text.slice(0, 300));
+      assert.match(r.text, /"code":0/);
+    });
+
+    it('a connection from 127.0.0.2 is refused when apiallow is 127.0.0.1/32 (where the OS lets us bind it)', async (t) => {
+      const s = await start(yaml({ apiallow: ['127.0.0.1/32'] }));
+      try {
+        const port = s.http!.port;
+        const get = (localAddress: string) => new Promise<number>((resolve, reject) => {
+          const sock = net.connect({ host: '127.0.0.1', port, localAddress }, () => {
+            sock.write(`GET /api/sysinfo HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\nconnection: close\r\n\r\n`);
+          });
+          let text = '';
+          sock.on('data', (d) => { text += d; });
+          sock.on('error', reject);
+          sock.on('close', () => resolve(+(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0)));
+        });
+        let from2: number;
+        try { from2 = await get('127.0.0.2'); } catch (err) { t.skip(`cannot bind 127.0.0.2 here: ${(err as Error).message}`); return; }
+        assert.equal(from2, 403);
+        assert.equal(await get('127.0.0.1'), 200);
+      } finally { await s.stop(); }
+    });
+
+    it('cross-site and rebinding requests are refused even from loopback', async () => {
+      const port = open.http!.port;
+      const body = '{"global":{"loglevel":"debug"}}';
+      const json = { 'content-type': 'application/json' };
+      // A page elsewhere: its browser sends Origin / Sec-Fetch-Site.
+      assert.equal((await raw(port, 'POST', '/api/config/modify', { ...json, origin: 'http://evil.example' }, body)).status, 403);
+      assert.equal((await raw(port, 'POST', '/api/config/modify', { ...json, 'sec-fetch-site': 'cross-site' }, body)).status, 403);
+      assert.equal((await raw(port, 'GET', '/api/config/get', { 'sec-fetch-site': 'same-site' })).status, 403);
+      // The no-preflight body types a page can send.
+      for (const ct of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', '']) {
+        const r = await raw(port, 'POST', '/api/config/modify', ct ? { 'content-type': ct } : {}, body);
+        assert.equal(r.status, 415, ct);
+      }
+      // DNS rebinding: evil.example resolved to 127.0.0.1, so the browser's Host is the attacker's name.
+      assert.equal((await raw(port, 'GET', '/api/sysinfo', { host: `evil.example:${port}` })).status, 403);
+      assert.equal(open.config.global.loglevel, 'info', 'nothing was applied');
+      // Same-origin JSON from a local page and a configured admin origin are fine.
+      const same = await raw(port, 'POST', '/api/config/modify?save=false', { ...json, origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' }, '{"global":{"loglevel":"warn"}}');
+      assert.equal(same.status, 200, same.text);
+      assert.equal((await raw(port, 'GET', '/api/sysinfo', { host: `localhost:${port}` })).status, 200);
+    });
+  });
+});
