@@ -13,6 +13,9 @@ import { type LogLevel, Logger } from './log.ts';
 import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
 import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
+import { normalizeKey } from './config/schema.ts';
+import { checkRanges } from './net/ip.ts';
+import { isSecretKey, REDACTED } from './redact.ts';
 import { VERSION } from './version.ts';
 
 export interface ServerOptions {
@@ -119,6 +122,9 @@ export class Server {
     }
     const env = opts.env ?? rt.env();
     const built = buildConfig({ sections, inherit: ['publish', 'subscribe'], fileText, filename: opts.configFile ?? 'config.yaml', env });
+    const bad = unsafeKey(built.raw);
+    if (bad) built.errors.push({ path: bad, message: `${bad}: key not allowed` });
+    if (!built.errors.length) built.errors.push(...validateConfig(built.config));
     if (built.errors.length) throw new ConfigInvalidError(built.errors);
     return { sections, fileText, config: built.config, warnings: built.warnings };
   }
@@ -285,10 +291,7 @@ export class Server {
 
   /** Rebuild the config from `fileText` (default: current) and the API modifications; apply the diff. */
   reload(fileText = this.fileText): { diff: ConfigDiff[]; errors: ConfigIssue[] } {
-    const built = buildConfig({
-      sections: this.sections, inherit: ['publish', 'subscribe'], fileText, filename: this.opts.configFile ?? 'config.yaml',
-      env: this.opts.env ?? this.runtime.env(), modified: this.modified,
-    });
+    const built = this.build(fileText, this.modified);
     if (built.errors.length) return { diff: [], errors: built.errors };
     this.fileText = fileText;
     const diff = diffConfig(this.config, built.config);
@@ -297,22 +300,59 @@ export class Server {
     return { diff, errors: [] };
   }
 
-  /** API modification: `{ section: { key: value } }`, highest priority; saved into config.yaml when there is one. */
-  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean }> {
+  /**
+   * API modification: `{ section: { key: value } }`, highest priority; saved into config.yaml when there
+   * is one. Validated first (unknown sections and keys are errors, not warnings), then written (a
+   * temporary file beside config.yaml, fsync, rename), and only then applied: on any failure nothing
+   * changes, neither the running config nor the file, and the error is returned.
+   */
+  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean; saveError?: string }> {
+    const none = { diff: [], saved: false };
+    const unsafe = unsafeKey(changes);
+    if (unsafe) return { ...none, errors: [{ path: unsafe, message: `${unsafe}: key not allowed` }] };
+    changes = dropRedacted(changes, this.config);
+    const errors: ConfigIssue[] = [];
+    for (const k of Object.keys(changes)) {
+      if (!(normalizeKey(k) in this.sections)) errors.push({ path: k, message: `${k}: unknown config section (known: ${Object.keys(this.sections).join(', ')})` });
+      else if (!changes[k] || typeof changes[k] !== 'object' || Array.isArray(changes[k])) errors.push({ path: k, message: `${k}: must be a mapping of settings` });
+    }
+    if (errors.length) return { ...none, errors };
     const merged = mergeDeep(structuredClone(this.modified), changes);
-    const prev = this.modified;
-    this.modified = merged;
-    const r = this.reload();
-    if (r.errors.length) { this.modified = prev; return { ...r, saved: false }; }
+    const built = this.build(this.fileText, merged);
+    // Unknown keys in the modification are refused (the file may keep its own, with a warning).
+    errors.push(...built.errors, ...built.warnings.filter((w) => w.source === 'API modification'));
+    if (errors.length) return { ...none, errors };
     let saved = false;
+    let text = this.fileText;
     if (save && this.opts.configFile) {
-      let text = this.fileText ?? '';
-      for (const [path, value] of leaves(changes)) text = setInYamlText(text, path, value, this.opts.configFile);
-      this.fileText = text; // our own write: the watcher sees no change
-      await this.runtime.writeFile(this.opts.configFile, text);
+      try {
+        text = this.fileText ?? '';
+        for (const [path, value] of leaves(changes)) text = setInYamlText(text, path, value, this.opts.configFile);
+        await this.runtime.replaceFile(this.opts.configFile, text);
+      } catch (err) {
+        const msg = `config not saved, nothing changed: ${(err as Error)?.message ?? String(err)}`;
+        this.logger.error('config modification not saved; nothing changed', { file: this.opts.configFile, error: err });
+        return { ...none, errors: [{ path: '', message: msg }], saveError: msg };
+      }
       saved = true;
     }
-    return { ...r, saved };
+    // Saved (or not asked to): now apply. Our own write: the watcher sees no change.
+    this.fileText = text;
+    this.modified = merged;
+    const diff = diffConfig(this.config, built.config);
+    if (diff.length) this.apply(built.config, diff);
+    this.warnings = built.warnings;
+    return { diff, errors: [], saved };
+  }
+
+  private build(fileText: string | undefined, modified: Record<string, any>): { config: Record<string, any>; errors: ConfigIssue[]; warnings: ConfigIssue[] } {
+    const built = buildConfig({
+      sections: this.sections, inherit: ['publish', 'subscribe'], fileText, filename: this.opts.configFile ?? 'config.yaml',
+      env: this.opts.env ?? this.runtime.env(), modified,
+    });
+    const bad = unsafeKey(built.raw);
+    if (bad) built.errors.push({ path: bad, message: `${bad} (${this.opts.configFile ?? 'config.yaml'}): key not allowed` });
+    return { config: built.config, errors: [...built.errors, ...(built.errors.length ? [] : validateConfig(built.config))], warnings: built.warnings };
   }
 
   private apply(next: Record<string, any>, diff: ConfigDiff[]): void {
@@ -375,8 +415,47 @@ function replaceInPlace(target: Record<string, any>, src: Record<string, any>): 
   }
 }
 
+/** Keys that would reach an object's prototype when assigned. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The dotted path of the first key that could pollute a prototype, or undefined. */
+export function unsafeKey(o: unknown, prefix = ''): string | undefined {
+  if (!o || typeof o !== 'object') return undefined;
+  for (const k of Object.keys(o)) {
+    const p = prefix ? `${prefix}.${k}` : k;
+    if (UNSAFE_KEYS.has(k)) return p;
+    const r = unsafeKey((o as Record<string, unknown>)[k], p);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+/** Leaves set to the redaction placeholder (a config read back from the API) keep their current value. */
+function dropRedacted(changes: Record<string, any>, current: Record<string, any>): Record<string, any> {
+  const out: Record<string, any> = {};
+  for (const k of Object.keys(changes)) {
+    const v = changes[k];
+    const cur = current?.[normalizeKey(k)] ?? current?.[k];
+    if (v === REDACTED && isSecretKey(k)) continue;
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) ? dropRedacted(v, cur && typeof cur === 'object' ? cur : {}) : v;
+  }
+  return out;
+}
+
+/** Checks the config schema cannot express (IP ranges). */
+export function validateConfig(config: Record<string, any>): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const http = config.global?.http;
+  for (const key of ['apiallow'] as const) {
+    const bad = checkRanges(http?.[key] ?? []);
+    if (bad) out.push({ path: `global.http.${key}`, message: `global.http.${key}: ${bad}` });
+  }
+  return out;
+}
+
 function mergeDeep(a: Record<string, any>, b: Record<string, any>): Record<string, any> {
   for (const [k, v] of Object.entries(b)) {
+    if (UNSAFE_KEYS.has(k)) continue;
     if (v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object') mergeDeep(a[k], v);
     else a[k] = v;
   }

@@ -4,6 +4,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { currentRuntime } from '../adapters/current.ts';
 import { Server } from '../src/server.ts';
 import { Logger } from '../src/log.ts';
@@ -266,6 +270,162 @@ describe('security: API guard (faults 1 and 4, secure defaults)', () => {
       const same = await raw(port, 'POST', '/api/config/modify?save=false', { ...json, origin: `http://127.0.0.1:${port}`, 'sec-fetch-site': 'same-origin' }, '{"global":{"loglevel":"warn"}}');
       assert.equal(same.status, 200, same.text);
       assert.equal((await raw(port, 'GET', '/api/sysinfo', { host: `localhost:${port}` })).status, 200);
+    });
+  });
+});
+
+/** A server with a config file (not watched) in `dir`. */
+async function startWithFile(dir: string, text: string, logger = Logger.silent()): Promise<Server> {
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, text);
+  return Server.start({ runtime: rt, plugins: PLUGINS, configFile: file, watch: false, logger });
+}
+
+async function modify(s: Server, body: string, ct = 'application/json', query = ''): Promise<{ status: number; body: any }> {
+  const r = await fetch(`http://127.0.0.1:${s.http!.port}/api/config/modify${query}`, { method: 'POST', headers: { 'content-type': ct }, body });
+  return { status: r.status, body: await r.json() };
+}
+
+describe('security: config API (faults 2, 3, 4, 9)', () => {
+  let dir: string;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'm7s-sec-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('fault 2: secrets are redacted in config/get (JSON and YAML), modify answers and log lines', async () => {
+    const lines: string[] = [];
+    const logger = Logger.create({ pretty: false, write: (l) => { lines.push(l); } }, 'info');
+    const s = await startWithFile(dir, yaml({ username: 'admin', password: 'hunter2' }, 'flv:\n  publish:\n    key: streamkey123\n'), logger);
+    try {
+      const auth = { authorization: 'Basic ' + btoa('admin:hunter2') };
+      const base = `http://127.0.0.1:${s.http!.port}`;
+      const all = await (await fetch(`${base}/api/config/get`, { headers: auth })).text();
+      assert.ok(!all.includes('hunter2') && !all.includes('streamkey123'), all.slice(0, 200));
+      const g = JSON.parse(all).data.config.global.http;
+      assert.equal(g.password, '***');
+      assert.equal(g.username, 'admin', 'a user name is not a secret');
+      assert.equal(JSON.parse(all).data.config.global.publish.key, '', 'an unset key stays visibly unset');
+      const y = await (await fetch(`${base}/api/config/get/flv?format=yaml`, { headers: auth })).text();
+      assert.ok(!y.includes('streamkey123') && y.includes('***'), y.slice(0, 300));
+      // Changing a secret: the answer does not echo it; sending *** back keeps the current value.
+      const r = await fetch(`${base}/api/config/modify`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ flv: { publish: { key: 'newkey456' } } }) });
+      const txt = await r.text();
+      assert.equal(r.status, 200, txt);
+      assert.ok(!txt.includes('newkey456') && !txt.includes('streamkey123'), txt);
+      const back = await fetch(`${base}/api/config/modify?save=false`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ global: { http: { password: '***' } } }) });
+      assert.equal(back.status, 200);
+      assert.equal(s.config.global.http.password, 'hunter2');
+      s.logger.warn('pull failed', { url: 'rtmp://u:topsecret@10.0.0.1/live/x?secret=abc123&expire=1', password: 'pw1' });
+      const log = lines.join('\n');
+      for (const secret of ['hunter2', 'streamkey123', 'newkey456', 'topsecret', 'abc123', 'pw1']) assert.ok(!log.includes(secret), `${secret} in log`);
+      assert.match(log, /expire=1/, 'harmless args stay');
+    } finally { await s.stop(); }
+  });
+
+  it('fault 3: __proto__, constructor and prototype keys are refused before anything is merged', async () => {
+    const s = await startWithFile(dir, yaml({}));
+    try {
+      for (const body of [
+        '{"__proto__":{"polluted":"yes"}}',
+        '{"global":{"__proto__":{"polluted":"yes"}}}',
+        '{"flv":{"pull":{"__proto__":{"polluted":"yes"}}}}',
+        '{"constructor":{"prototype":{"polluted":"yes"}}}',
+        '__proto__:\n  polluted: yes\n',
+      ]) {
+        const r = await modify(s, body, body.startsWith('{') ? 'application/json' : 'application/yaml');
+        assert.equal(r.status, 400, body);
+        assert.equal(({} as any).polluted, undefined, `polluted by ${body}`);
+      }
+      // The server is fine afterwards: a normal change works and logs carry no stray keys.
+      const ok = await modify(s, '{"global":{"loglevel":"warn"}}', 'application/json', '?save=false');
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(s.config.global.loglevel, 'warn');
+    } finally { await s.stop(); }
+  });
+
+  it('fault 4: unknown sections and keys are refused, not saved', async () => {
+    const s = await startWithFile(dir, yaml({}));
+    try {
+      const file = join(dir, 'config.yaml');
+      const before = readFileSync(file, 'utf8');
+      let r = await modify(s, '{"evil":{"x":"<script>alert(1)</script>"}}');
+      assert.equal(r.status, 400);
+      assert.match(r.body.data.errors[0], /unknown config section/);
+      r = await modify(s, '{"flv":{"nosuchkey":1}}');
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      r = await modify(s, '{"global":{"http":{"apiallow":["not-an-ip"]}}}');
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(readFileSync(file, 'utf8'), before, 'config.yaml untouched');
+      assert.equal(s.config.evil, undefined);
+    } finally { await s.stop(); }
+  });
+
+  describe('fault 9: a failed save changes nothing', () => {
+    const mounted: string[] = [];
+    /** A tmpfs of `size` at a new directory, or a reason why not. */
+    const tmpfs = (size: string): string | { skip: string } => {
+      const d = mkdtempSync(join(tmpdir(), 'm7s-fs-'));
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', d], { stdio: 'ignore' });
+      } catch (err) {
+        rmSync(d, { recursive: true, force: true });
+        return { skip: `cannot mount a tmpfs here (needs root on Linux): ${(err as Error).message.split('\n')[0]}` };
+      }
+      mounted.push(d);
+      return d;
+    };
+    after(() => {
+      for (const d of mounted) {
+        try { execFileSync('umount', ['-l', d], { stdio: 'ignore' }); } catch { /* already gone */ }
+        rmSync(d, { recursive: true, force: true });
+      }
+    });
+
+    const check = async (d: string, s: Server, file: string, before: string) => {
+      const r = await modify(s, JSON.stringify({ rtmp: { chunksize: 8192 }, global: { loglevel: 'debug', publish: { key: 'x'.repeat(4096) } } }));
+      assert.equal(r.status, 500, JSON.stringify(r.body));
+      assert.match(r.body.message, /not saved, nothing changed/);
+      assert.equal(s.config.global.loglevel, 'info', 'not applied');
+      assert.notEqual(s.config.rtmp.chunksize, 8192);
+      assert.equal(readFileSync(file, 'utf8'), before, 'config.yaml as it was');
+      assert.deepEqual(readdirSync(d).filter((n) => n.endsWith('.tmp')), [], 'no temporary file left');
+    };
+
+    it('on a full disk (64 KiB tmpfs)', async (t) => {
+      const d = tmpfs('64k');
+      if (typeof d !== 'string') { t.skip(d.skip); return; }
+      const s = await startWithFile(d, yaml({}, '# ' + 'padding '.repeat(200) + '\n'));
+      try {
+        const file = join(d, 'config.yaml');
+        const before = readFileSync(file, 'utf8');
+        // Fill the file system: whatever is left goes into a filler file.
+        try { writeFileSync(join(d, 'filler'), new Uint8Array(256 * 1024)); } catch { /* ENOSPC: full, as wanted */ }
+        await check(d, s, file, before);
+      } finally { await s.stop(); }
+    });
+
+    it('on a read-only file system', async (t) => {
+      const d = tmpfs('1m');
+      if (typeof d !== 'string') { t.skip(d.skip); return; }
+      const s = await startWithFile(d, yaml({}));
+      try {
+        const file = join(d, 'config.yaml');
+        const before = readFileSync(file, 'utf8');
+        execFileSync('mount', ['-o', 'remount,ro', d], { stdio: 'ignore' });
+        await check(d, s, file, before);
+      } finally { await s.stop(); }
+    });
+
+    it('a successful save replaces the file whole and applies', async () => {
+      const s = await startWithFile(dir, yaml({}) + '# keep me\n');
+      try {
+        const r = await modify(s, '{"global":{"loglevel":"warn"}}');
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.equal(r.body.data.saved, true);
+        assert.equal(s.config.global.loglevel, 'warn');
+        const text = readFileSync(join(dir, 'config.yaml'), 'utf8');
+        assert.match(text, /loglevel: warn/);
+        assert.match(text, /# keep me/);
+      } finally { await s.stop(); }
     });
   });
 });

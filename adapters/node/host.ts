@@ -140,6 +140,35 @@ export const nodeHost: HostFunctions = {
   writeFile(p, data) {
     return fsp.writeFile(p, data);
   },
+  async replaceFile(p, data) {
+    // A temporary file beside the target (same file system, so rename is atomic), flushed to disk,
+    // then renamed over it; the directory is synced so the rename survives a crash. Any failure
+    // removes the temporary file and leaves the target as it was.
+    const abs = path.resolve(p);
+    const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+    let mode = 0o644;
+    try { mode = (await fsp.stat(abs)).mode & 0o7777; } catch { /* new file */ }
+    let h: fsp.FileHandle | undefined;
+    try {
+      h = await fsp.open(tmp, 'wx', mode);
+      const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+      let off = 0;
+      while (off < bytes.length) off += (await h.write(bytes, off, bytes.length - off)).bytesWritten;
+      await h.sync();
+      await h.close();
+      h = undefined;
+      await fsp.rename(tmp, abs);
+    } catch (err) {
+      await h?.close().catch(() => {});
+      await fsp.unlink(tmp).catch(() => {});
+      throw err;
+    }
+    try {
+      const d = await fsp.open(path.dirname(abs), 'r');
+      await d.sync().catch(() => {});
+      await d.close();
+    } catch { /* directories cannot be opened or synced everywhere */ }
+  },
   async openWrite(p) {
     const handle = await fsp.open(p, 'a');
     let closed = false;

@@ -200,6 +200,11 @@ export interface Runtime {
   readFileStream?(path: string, opts?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   readTextFile(path: string): Promise<string>;
   writeFile(path: string, data: Uint8Array | string): Promise<void>;
+  /**
+   * Replace a file atomically: write a temporary file beside it, fsync, rename over it. On failure
+   * (full disk, read-only directory) the file is unchanged and the error is thrown.
+   */
+  replaceFile(path: string, data: Uint8Array | string): Promise<void>;
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
