@@ -1,6 +1,6 @@
 // The engine's own config: the `global:` section. `publish` and `subscribe` are inherited by every
 // plugin section (a plugin may override any key for its own publishers/subscribers), and URL query
-// args may override them per request, except the keys in ARGS_DENY.
+// args may override only the harmless keys in PUBLISH_ARGS_ALLOW / SUBSCRIBE_ARGS_ALLOW.
 
 import { t } from './config/schema.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
@@ -64,7 +64,16 @@ export const globalSchema = {
   subscribe: subscribeSchema,
 };
 
-/** Settings that clients must not change through URL query args (secrets, limits, memory bounds). */
+/**
+ * The settings a client may change for its own request through URL query args (`?subaudio=false`). An
+ * allow-list: every other key (secrets, limits, memory bounds, and timeouts that protect the server,
+ * like publishtimeout, idletimeout or delayclosetimeout) is the operator's. A publisher only chooses
+ * which of its tracks to send; a player only how it wants to watch.
+ */
+export const PUBLISH_ARGS_ALLOW = ['pubaudio', 'pubvideo'];
+/** waittimeout is allowed here; it is bounded by the configured value where waits are capped. */
+export const SUBSCRIBE_ARGS_ALLOW = ['subaudio', 'subvideo', 'submode', 'buffertime', 'iframeonly', 'waittimeout', 'waittrack', 'maxlag', 'mergewrite', 'catchup'];
+/** @deprecated kept for callers of the old deny-list; query args now go through the allow-lists above. */
 export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname'];
 
 /** ":8080" / "0.0.0.0:8080" / "[::1]:8080" / "8080" → host + port. Empty string → null (off). */

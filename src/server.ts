@@ -12,7 +12,7 @@ import { createBodySink } from './net/body.ts';
 import { type LogLevel, Logger } from './log.ts';
 import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
-import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
+import { globalSchema, PUBLISH_ARGS_ALLOW, SUBSCRIBE_ARGS_ALLOW, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { normalizeKey } from './config/schema.ts';
 import { checkRanges } from './net/ip.ts';
 import { isSecretKey, REDACTED } from './redact.ts';
@@ -93,7 +93,7 @@ export class Server {
       subscribe: { ...(g.subscribe as SubscribeConfig), submode: normSubMode(g.subscribe.submode) },
       logger,
       argsOverride: (section, conf, args) => {
-        const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, deny: ARGS_DENY });
+        const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, allow: section === 'publish' ? PUBLISH_ARGS_ALLOW : SUBSCRIBE_ARGS_ALLOW });
         for (const e of r.errors) logger.warn('ignored query arg', { error: e.message });
         return r.value;
       },

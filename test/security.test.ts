@@ -14,6 +14,7 @@ import { Logger } from '../src/log.ts';
 import { definePlugin } from '../src/plugin.ts';
 import { canonicalPath, isGuardedPath } from '../src/http/guard.ts';
 import { IpSet, parseIp } from '../src/net/ip.ts';
+import { SyntheticSource } from '../src/core/synthetic.ts';
 import flv from '../plugins/flv/index.ts';
 import hls from '../plugins/hls/index.ts';
 import rtmp from '../plugins/rtmp/index.ts';
@@ -427,5 +428,54 @@ describe('security: config API (faults 2, 3, 4, 9)', () => {
         assert.match(text, /# keep me/);
       } finally { await s.stop(); }
     });
+  });
+});
+
+describe('security: per-request query overrides (fault 10)', () => {
+  it('a publisher cannot switch off its own publishtimeout (nor other operator limits) with query args', async () => {
+    const s = await start(yaml({}).replace('global:\n', 'global:\n  publish:\n    publishtimeout: 600ms\n'));
+    try {
+      assert.equal(s.config.global.publish.publishtimeout, 600);
+      const port = s.http!.port;
+      // HTTP-FLV publish: an FLV header, then silence, over a chunked POST that stays open.
+      const conn = await rt.connectTcp({ host: '127.0.0.1', port });
+      const q = 'publishtimeout=0&pausetimeout=0&idletimeout=0&delayclosetimeout=1h&kickexist=1&maxcount=0&ringbytes=1048576&pubaudio=false';
+      const hdr = new Uint8Array([0x46, 0x4c, 0x56, 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]);
+      conn.onData = () => {};
+      conn.write(new TextEncoder().encode(`POST /flv/live/squat.flv?${q} HTTP/1.1\r\nhost: 127.0.0.1\r\ntransfer-encoding: chunked\r\n\r\n${hdr.length.toString(16)}\r\n`));
+      conn.write(hdr);
+      conn.write(new TextEncoder().encode('\r\n'));
+      let pub;
+      for (let i = 0; i < 100 && !(pub = s.engine.getStream('live/squat')?.publisher); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(pub, 'the publisher started');
+      const c = pub.config;
+      assert.equal(c.publishtimeout, 600, 'publishtimeout is the operator\'s');
+      assert.equal(c.pausetimeout, s.config.flv.publish.pausetimeout);
+      assert.equal(c.idletimeout, s.config.flv.publish.idletimeout);
+      assert.equal(c.delayclosetimeout, s.config.flv.publish.delayclosetimeout);
+      assert.equal(c.kickexist, false);
+      assert.equal(c.ringbytes, s.config.flv.publish.ringbytes);
+      assert.equal(c.pubaudio, false, 'choosing its own tracks is allowed');
+      // And it is ended for its silence.
+      const t0 = Date.now();
+      while (s.engine.getStream('live/squat')?.publisher && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(s.engine.getStream('live/squat')?.publisher ?? null, null, 'a silent publisher is stopped');
+      conn.destroy();
+    } finally { await s.stop(); }
+  });
+
+  it('a player may choose how it watches, not the limits', async () => {
+    const s = await start(yaml({}));
+    try {
+      const pub = await s.engine.publish('live/w', { protocol: 'test' });
+      new SyntheticSource(pub).burst(3);
+      const sub = await s.engine.subscribe('live/w?subaudio=false&iframeonly=1&maxcount=100000&key=x&secretargname=zz', { protocol: 'test', sink: { frame: () => 0, flush: () => true } as any });
+      assert.equal(sub.config.subaudio, false);
+      assert.equal(sub.config.iframeonly, true);
+      assert.equal(sub.config.maxcount, s.config.global.subscribe.maxcount);
+      assert.equal(sub.config.secretargname, 'secret');
+      sub.close();
+      pub.close('done');
+    } finally { await s.stop(); }
   });
 });
