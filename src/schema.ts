@@ -62,6 +62,19 @@ export const globalSchema = {
   },
   publish: publishSchema,
   subscribe: subscribeSchema,
+  /** Pull and push policy (docs/security.md): what API-created pulls and pushes may reach. */
+  outbound: {
+    /** Directories file pulls may read from; empty = file pulls only from config.yaml, never from the API. */
+    fileroots: t.list(t.str(''), []),
+    /** Hosts (names, `.example.com`, IPs, CIDRs) API pulls/pushes may reach even when denyhosts covers them. */
+    allowhosts: t.list(t.str(''), []),
+    /** Address ranges API pulls/pushes may not reach (names: loopback, private, linklocal, unspecified). */
+    denyhosts: t.list(t.str(''), ['loopback', 'private', 'linklocal', 'unspecified']),
+    /** Pulls and pushes running at once, all plugins together; 0 = no limit. */
+    maxjobs: t.num(64, { min: 0, int: true }),
+    /** An API-created pull or push gives up after this many failed reconnects. */
+    retrycount: t.num(10, { min: 0, int: true }),
+  },
 };
 
 /**

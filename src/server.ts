@@ -15,6 +15,7 @@ import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSc
 import { globalSchema, PUBLISH_ARGS_ALLOW, SUBSCRIBE_ARGS_ALLOW, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { normalizeKey } from './config/schema.ts';
 import { checkRanges } from './net/ip.ts';
+import { OutboundPolicy } from './core/outbound.ts';
 import { isSecretKey, REDACTED } from './redact.ts';
 import { VERSION } from './version.ts';
 
@@ -174,6 +175,14 @@ export class Server {
   }
 
   private readonly extraClosers: (() => Promise<void>)[] = [];
+  /** The pull and push policy every plugin shares (global.outbound). */
+  private outboundPolicy: OutboundPolicy | undefined;
+  get outbound(): OutboundPolicy {
+    return this.outboundPolicy ??= new OutboundPolicy(() => this.config.global.outbound, {
+      lookup: this.runtime.lookup?.bind(this.runtime), realPath: this.runtime.realPath?.bind(this.runtime),
+      resolvePath: (p) => this.resolvePath(p),
+    }, (msg, f) => this.logger.warn(msg, f));
+  }
 
   private async startPlugin(def: PluginDef<any>): Promise<void> {
     const config = this.config[def.name];
@@ -226,6 +235,7 @@ export class Server {
       onConfigChange: (fn) => { pr.changeFns.push(fn); },
       onStop: (fn) => { pr.stopFns.push(fn); },
       resolvePath: (p) => this.resolvePath(p),
+      outbound: this.outbound,
     };
     pr.ctx = ctx;
     try {
@@ -449,6 +459,12 @@ export function validateConfig(config: Record<string, any>): ConfigIssue[] {
   for (const key of ['apiallow'] as const) {
     const bad = checkRanges(http?.[key] ?? []);
     if (bad) out.push({ path: `global.http.${key}`, message: `global.http.${key}: ${bad}` });
+  }
+  const ob = config.global?.outbound;
+  const bad = checkRanges(ob?.denyhosts ?? []);
+  if (bad) out.push({ path: 'global.outbound.denyhosts', message: `global.outbound.denyhosts: ${bad}` });
+  for (const h of ob?.allowhosts ?? []) {
+    if (!/^(\*\.|\.)?[a-z0-9.-]+$/i.test(h) && checkRanges([h])) out.push({ path: 'global.outbound.allowhosts', message: `global.outbound.allowhosts: "${h}" is not a host name, IP address or CIDR range` });
   }
   return out;
 }

@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { currentRuntime } from '../adapters/current.ts';
@@ -477,5 +477,107 @@ describe('security: per-request query overrides (fault 10)', () => {
       sub.close();
       pub.close('done');
     } finally { await s.stop(); }
+  });
+});
+
+describe('security: pull and push policy (fault 5, global.outbound)', () => {
+  let dir: string;
+  before(() => { dir = mkdtempSync(join(tmpdir(), 'm7s-out-')); });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const post = async (s: Server, path: string, body: unknown) => {
+    const r = await fetch(`http://127.0.0.1:${s.http!.port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: r.status, body: await r.json() as any };
+  };
+
+  it('by default the API may not read local files nor reach loopback, private or link-local hosts', async () => {
+    const s = await start(yaml({}));
+    try {
+      const answers = new Set<string>();
+      const refused = async (path: string, url: string) => {
+        const r = await post(s, path, { streamPath: 'x/y' + answers.size, url });
+        assert.equal(r.status, 403, `${path} ${url}: ${JSON.stringify(r.body)}`);
+        answers.add(r.body.message);
+      };
+      for (const f of ['/etc/passwd', '/etc/shadow', '/no/such/file.flv', 'file:///etc/hostname', '../../etc/passwd', 'relative.flv']) await refused('/flv/api/pull', f);
+      for (const h of ['127.0.0.1:9', 'localhost', '127.1.2.3', '[::1]', '[::ffff:127.0.0.1]', '2130706433', '0x7f000001', '10.1.2.3', '192.168.0.1', '172.16.5.5', '169.254.169.254', '[fe80::1]', '0.0.0.0', '[::]', '100.64.0.1']) {
+        await refused('/flv/api/pull', `http://${h}/live/x.flv`);
+        await refused('/hls/api/pull', `http://${h}/x.m3u8`);
+        await refused('/rtmp/api/pull', `rtmp://${h}/live/x`);
+        await refused('/rtmp/api/push', `rtmp://${h}/live/x`);
+      }
+      assert.deepEqual([...answers], ['source not allowed or not reachable'], 'one answer, whatever the reason');
+      assert.equal(s.outbound.running, 0, 'nothing started');
+    } finally { await s.stop(); }
+  });
+
+  it('fileroots: files under a root are allowed; outside it (also through a symlink or ..) they are not', async () => {
+    const root = join(dir, 'media');
+    mkdirSync(root);
+    writeFileSync(join(root, 'a.flv'), new Uint8Array([0x46, 0x4c, 0x56, 1, 5, 0, 0, 0, 9, 0, 0, 0, 0]));
+    writeFileSync(join(dir, 'outside.flv'), new Uint8Array(13));
+    symlinkSync(join(dir, 'outside.flv'), join(root, 'link.flv'));
+    const s = await start(yaml({}).replace('global:\n', `global:\n  outbound:\n    fileroots: [${JSON.stringify(root)}]\n`));
+    try {
+      const ok = await post(s, '/flv/api/pull', { streamPath: 'vod/a', url: join(root, 'a.flv') });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      for (const url of [join(dir, 'outside.flv'), join(root, 'link.flv'), join(root, '..', 'outside.flv'), `file://${root}/../outside.flv`, join(root, 'missing.flv')]) {
+        const r = await post(s, '/flv/api/pull', { streamPath: 'vod/b', url });
+        assert.equal(r.status, 403, url);
+      }
+    } finally { await s.stop(); }
+  });
+
+  it('closed, silent and HTTP ports look the same to the API; retries are capped; jobs are capped', async () => {
+    // An HTTP server that answers 404 with a body, a port that accepts and says nothing, a closed port.
+    const http404 = await rt.serveHttp({ port: 0, host: '127.0.0.1' }, () => new Response('internal admin page: token=abc', { status: 404 }));
+    const silent = await rt.listenTcp({ port: 0, host: '127.0.0.1' }, () => {});
+    const probe = await rt.listenTcp({ port: 0, host: '127.0.0.1' }, () => {});
+    const closedPort = probe.port;
+    await probe.close();
+    const s = await start(yaml({}).replace('global:\n', 'global:\n  outbound:\n    allowhosts: [127.0.0.1]\n    retrycount: 1\n    maxjobs: 3\n') +
+      'flv:\n  readtimeout: 300ms\n  retryinterval: 50ms\n  retrymax: 100ms\n');
+    try {
+      const urls = [`http://127.0.0.1:${http404.port}/live/x.flv`, `http://127.0.0.1:${silent.port}/live/x.flv`, `http://127.0.0.1:${closedPort}/live/x.flv`];
+      const ids: number[] = [];
+      for (const [i, url] of urls.entries()) {
+        const r = await post(s, '/flv/api/pull', { streamPath: `probe/p${i}`, url });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        ids.push(r.body.data.id);
+      }
+      // The cap: three running, a fourth is refused.
+      const over = await post(s, '/flv/api/pull', { streamPath: 'probe/p4', url: urls[0] });
+      assert.equal(over.status, 503, JSON.stringify(over.body));
+      // Each gives up after one retry, with the same words.
+      let pulls: any[] = [];
+      const t0 = Date.now();
+      while (Date.now() - t0 < 10_000) {
+        pulls = (await (await fetch(`http://127.0.0.1:${s.http!.port}/flv/api/list`)).json() as any).data.pulls;
+        if (ids.every((id) => pulls.find((p) => p.id === id)?.state === 'stopped')) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const mine = ids.map((id) => pulls.find((p) => p.id === id));
+      assert.ok(mine.every((p) => p.state === 'stopped'), JSON.stringify(mine));
+      const text = JSON.stringify(mine);
+      assert.ok(!/404|token|refused|ECONN|timeout|no data/i.test(text), text);
+      assert.equal(new Set(mine.map((p) => `${p.error}|${p.stopReason}`)).size, 1, text);
+      assert.ok(mine.every((p) => p.retries <= 1), text);
+      assert.equal(s.outbound.running, 0, 'slots are given back');
+    } finally {
+      await s.stop();
+      await http404.close();
+      await silent.close();
+    }
+  });
+
+  it('pulls written in config.yaml by the admin may reach loopback', async () => {
+    const got: string[] = [];
+    const src = await rt.serveHttp({ port: 0, host: '127.0.0.1' }, (req) => { got.push(new URL(req.url).pathname); return new Response('nope', { status: 404 }); });
+    const s = await start(yaml({}) + `flv:\n  retryinterval: 50ms\n  pull:\n    live/cfg: http://127.0.0.1:${src.port}/live/cfg.flv\n`);
+    try {
+      const t0 = Date.now();
+      while (!got.length && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(got.slice(0, 1), ['/live/cfg.flv']);
+    } finally { await s.stop(); await src.close(); }
   });
 });

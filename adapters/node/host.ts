@@ -6,6 +6,7 @@ import * as fsp from 'node:fs/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as dns from 'node:dns/promises';
 import type { FileStat, Runtime, SysInfo } from '../../src/net/types.ts';
 import { asU8 } from './net.ts';
 
@@ -139,6 +140,12 @@ export const nodeHost: HostFunctions = {
   },
   writeFile(p, data) {
     return fsp.writeFile(p, data);
+  },
+  realPath(p) {
+    return fsp.realpath(p);
+  },
+  async lookup(host) {
+    return (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
   },
   async replaceFile(p, data) {
     // A temporary file beside the target (same file system, so rename is atomic), flushed to disk,

@@ -9,6 +9,7 @@
 //   GET  /hls/api/list                     segmenters and pulls
 //   POST /hls/api/stop/:id                 stop a pull
 
+import type { OutboundOrigin } from '../../src/core/outbound.ts';
 import { EngineError } from '../../src/core/errors.ts';
 import { t } from '../../src/config/schema.ts';
 import { expandTemplate } from '../../src/core/engine.ts';
@@ -59,19 +60,20 @@ export default definePlugin({
       maxplaylistsize: ctx.config.maxplaylistsize, maxsegmentsize: ctx.config.maxsegmentsize,
       timeout: ctx.config.timeout, retrymax: ctx.config.retrymax,
     });
-    const startPull = (streamPath: string, url: string): HlsPullJob => {
+    const startPull = (streamPath: string, url: string, origin: OutboundOrigin): HlsPullJob => {
       for (const j of pulls.values()) if (j.streamPath === streamPath && !j.stopped) return j;
       for (const [id, j] of pulls) if (j.stopped && Date.now() - j.startTime > 60_000) pulls.delete(id);
-      const job = new HlsPullJob(nextId++, streamPath, url, ctx, settings, log);
+      const release = ctx.outbound.acquire(url);
+      const job = new HlsPullJob(nextId++, streamPath, url, ctx, settings, log, origin);
       pulls.set(job.id, job);
-      log.info('hls pull started', { stream: streamPath, url, id: job.id });
-      void job.done.then(() => log.info('hls pull ended', { stream: streamPath, id: job.id, reason: job.stopReason }));
+      log.info('hls pull started', { stream: streamPath, url, id: job.id, origin });
+      void job.done.then(() => { release(); log.info('hls pull ended', { stream: streamPath, id: job.id, reason: job.stopReason }); });
       return job;
     };
     const isHttp = (u: string) => /^https?:\/\//i.test(u);
     ctx.registerPuller(({ streamPath, url }) => {
       if (!isHttp(url)) throw new EngineError('BadArgument', `hls cannot pull ${url}`);
-      startPull(streamPath, url);
+      startPull(streamPath, url, 'config');
     });
 
     // ---------------------------------------------------------------------------- onpub.transform
@@ -106,7 +108,8 @@ export default definePlugin({
       const url = typeof body?.url === 'string' ? body.url : '';
       if (!streamPath || !url) return ctx.fail(c, 400, 'streamPath and url are required');
       if (!isHttp(url)) return ctx.fail(c, 400, `cannot pull ${url.slice(0, 100)}: use an http(s) URL of an .m3u8`);
-      return ctx.ok(c, { id: startPull(streamPath, url).id });
+      await ctx.outbound.checkUrl(url, 'api'); // global.outbound; one answer for refused and unreachable
+      return ctx.ok(c, { id: startPull(streamPath, url, 'api').id });
     });
 
     ctx.http.get('/api/list', (c) => ctx.ok(c, { segmenters: mgr.info(), pulls: [...pulls.values()].map((j) => j.info()) }));

@@ -3,11 +3,11 @@
 
 export type EngineErrorCode =
   | 'BadPath' | 'Unauthorized' | 'DuplicatePublish' | 'TooManyPublishers' | 'TooManySubscribers'
-  | 'NotFound' | 'Timeout' | 'Closed' | 'Kicked' | 'BadArgument';
+  | 'NotFound' | 'Timeout' | 'Closed' | 'Kicked' | 'BadArgument' | 'Forbidden' | 'TooManyPulls';
 
 const HTTP: Record<EngineErrorCode, number> = {
   BadPath: 400, BadArgument: 400, Unauthorized: 403, DuplicatePublish: 409, TooManyPublishers: 503,
-  TooManySubscribers: 503, NotFound: 404, Timeout: 504, Closed: 410, Kicked: 409,
+  TooManySubscribers: 503, NotFound: 404, Timeout: 504, Closed: 410, Kicked: 409, Forbidden: 403, TooManyPulls: 503,
 };
 
 export class EngineError extends Error {

@@ -208,6 +208,10 @@ export interface Runtime {
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
+  /** Canonical absolute path, symlinks resolved; throws when the path does not exist. */
+  realPath?(path: string): Promise<string>;
+  /** Every address of a host name (IPv4 and IPv6), for the outbound policy. */
+  lookup?(host: string): Promise<string[]>;
   mkdir(path: string): Promise<void>;
   remove(path: string): Promise<void>;
   readDir(path: string): Promise<string[]>;
