@@ -44,7 +44,7 @@ export function redact<T>(v: T, seen = new WeakSet<object>(), diffOfSecret = fal
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(v)) {
     const x = (v as Record<string, unknown>)[k];
-    out[k] = isSecretKey(k) && x !== '' && x !== null && x !== undefined && typeof x !== 'boolean' && typeof x !== 'object' ? REDACTED : redact(x, seen);
+    out[k] = isSecretKey(k) && typeof x === 'string' && x !== '' ? REDACTED : redact(x, seen);
   }
   return out as T;
 }

@@ -190,6 +190,7 @@ describe('security: API guard (faults 1 and 4, secure defaults)', () => {
           if (!refused(res, 401)) leaks.push(`${r.method} ${v} → ${res.status} ${res.text.split('\r\n\r\n')[1]?.slice(0, 80)}`);
         }
       }
+      console.log(`[security] fuzz: ${tried} requests over ${routes.length} API routes, ${leaks.length} got through`);
       assert.deepEqual(leaks, [], `${leaks.length} of ${tried} requests got through`);
       // And the right credentials still get in (the guard is not simply closed).
       const ok = await raw(port, 'GET', '/%61pi/sysinfo', { authorization: 'Basic ' + btoa('admin:pw') });
@@ -229,6 +230,12 @@ describe('security: API guard (faults 1 and 4, secure defaults)', () => {
       const r = await raw(open.http!.port, 'GET', '/api/sysinfo');
       assert.equal(r.status, 200, r.text.slice(0, 300));
       assert.match(r.text, /"code":0/);
+      // Listening on every interface (dual-stack: the runtime may report ::ffff:127.0.0.1): still local.
+      const all = await start(yaml({ listenaddr: ':0' }));
+      try {
+        const r2 = await raw(all.http!.port, 'GET', '/api/sysinfo');
+        assert.equal(r2.status, 200, r2.text.slice(0, 300));
+      } finally { await all.stop(); }
     });
 
     it('a connection from 127.0.0.2 is refused when apiallow is 127.0.0.1/32 (where the OS lets us bind it)', async (t) => {
@@ -519,8 +526,10 @@ describe('security: pull and push policy (fault 5, global.outbound)', () => {
     symlinkSync(join(dir, 'outside.flv'), join(root, 'link.flv'));
     const s = await start(yaml({}).replace('global:\n', `global:\n  outbound:\n    fileroots: [${JSON.stringify(root)}]\n`));
     try {
-      const ok = await post(s, '/flv/api/pull', { streamPath: 'vod/a', url: join(root, 'a.flv') });
+      const ok = await post(s, '/flv/api/pull', { streamPath: 'vod/a', url: join(root, 'a.flv') + '?secret=s3cr3t&loop=1' });
       assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      const list = await (await fetch(`http://127.0.0.1:${s.http!.port}/flv/api/list`)).text();
+      assert.ok(list.includes('a.flv') && !list.includes('s3cr3t'), 'URLs in API answers are redacted: ' + list.slice(0, 300));
       for (const url of [join(dir, 'outside.flv'), join(root, 'link.flv'), join(root, '..', 'outside.flv'), `file://${root}/../outside.flv`, join(root, 'missing.flv')]) {
         const r = await post(s, '/flv/api/pull', { streamPath: 'vod/b', url });
         assert.equal(r.status, 403, url);

@@ -5,17 +5,18 @@ import type { Context, Hono } from 'hono';
 import { EngineError } from '../core/errors.ts';
 import type { Logger } from '../log.ts';
 import { apiAccess, type ApiAccessConfig } from './guard.ts';
+import { redact, redactUrl } from '../redact.ts';
 
 export interface HttpConfig extends ApiAccessConfig { cors: boolean }
 
-/** `{ code: 0, message: 'ok', data }` */
+/** `{ code: 0, message: 'ok', data }`, secrets redacted (src/redact.ts): every API answer goes through here. */
 export function ok(c: Context, data?: unknown): Response {
-  return c.json({ code: 0, message: 'ok', data: data ?? null });
+  return c.json({ code: 0, message: 'ok', data: redact(data ?? null) });
 }
 
 /** `{ code, message }` with the HTTP status as the code. */
 export function fail(c: Context, status: number, message: string): Response {
-  return c.json({ code: status, message }, status as 400);
+  return c.json({ code: status, message: redactUrl(message) }, status as 400);
 }
 
 const CORS_HEADERS = {
@@ -75,7 +76,7 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
   app.onError((err, c) => {
     if (err instanceof EngineError) return fail(c, err.httpStatus, err.message);
     logger.error('HTTP handler failed', { path: new URL(c.req.url).pathname, error: err });
-    return fail(c, 500, 'internal error: ' + ((err as Error)?.message ?? String(err)));
+    return fail(c, 500, 'internal error');
   });
 }
 
@@ -95,7 +96,7 @@ export function jsonOrSse(c: Context, produce: () => unknown): Response {
     start(ctl) {
       const send = () => {
         try {
-          ctl.enqueue(enc.encode(`data: ${JSON.stringify({ code: 0, message: 'ok', data: produce() })}\n\n`));
+          ctl.enqueue(enc.encode(`data: ${JSON.stringify({ code: 0, message: 'ok', data: redact(produce()) })}\n\n`));
         } catch { clearInterval(timer); }
       };
       send();
