@@ -266,6 +266,10 @@ describe('security: API guard (faults 1 and 4, secure defaults)', () => {
       assert.equal((await raw(port, 'POST', '/api/config/modify', { ...json, origin: 'http://evil.example' }, body)).status, 403);
       assert.equal((await raw(port, 'POST', '/api/config/modify', { ...json, 'sec-fetch-site': 'cross-site' }, body)).status, 403);
       assert.equal((await raw(port, 'GET', '/api/config/get', { 'sec-fetch-site': 'same-site' })).status, 403);
+      assert.equal((await raw(port, 'GET', '/%61pi/Config/get', { origin: 'null' })).status, 403);
+      // A web player elsewhere may read stream information (codecs for MSE), still only from an allowed peer.
+      assert.equal((await raw(port, 'GET', '/api/stream/list', { origin: 'http://player.example', 'sec-fetch-site': 'cross-site' })).status, 200);
+      assert.equal((await raw(port, 'POST', '/api/stream/stop/live/x', { origin: 'http://player.example', 'sec-fetch-site': 'cross-site' })).status, 403);
       // The no-preflight body types a page can send.
       for (const ct of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', '']) {
         const r = await raw(port, 'POST', '/api/config/modify', ct ? { 'content-type': ct } : {}, body);

@@ -7,9 +7,9 @@
 //   (default: loopback) get in, and only when the Host header is an IP literal or localhost (a DNS
 //   name could be an attacker's domain rebound to 127.0.0.1);
 // - credentials configured: HTTP Basic with those credentials, compared in constant time, from anywhere;
-// - always: no cross-site requests (Sec-Fetch-Site / Origin other than this host, unless the origin is
-//   in global.http.apiorigins), and a body only with a JSON or YAML content type (a text/plain or form
-//   POST is what a web page can send without a preflight).
+// - always: no cross-site writes, and no cross-site reads of /api/config (Sec-Fetch-Site / Origin other
+//   than this host, unless the origin is in global.http.apiorigins), and a body only with a JSON or YAML
+//   content type (a text/plain or form POST is what a web page can send without a preflight).
 //
 // Whether a request is an API request is decided on every form of its path a router could see: the
 // router's own (percent-decoded) path, and a canonical one (decoded repeatedly, `\` → `/`, `//` and dot
@@ -65,6 +65,11 @@ export function canonicalPath(p: string): string {
   return ('/' + out.join('/')).toLowerCase();
 }
 
+/** /api/config/... in any form: never readable cross-site. */
+function isConfigPath(...paths: (string | undefined)[]): boolean {
+  return paths.some((p) => p !== undefined && /^\/api\/config(?:\/|$)/.test(canonicalPath(p)));
+}
+
 /** True when any form of the path is an API path. */
 export function isGuardedPath(...paths: (string | undefined)[]): boolean {
   return paths.some((p) => p !== undefined && API_RE.test(canonicalPath(p)));
@@ -89,11 +94,13 @@ export function apiAccess(req: ApiRequest, conf: ApiAccessConfig): ApiDecision {
   const h = req.headers;
   const method = req.method.toUpperCase();
 
-  // Cross-site: a browser says where the request comes from; a page elsewhere may not drive the API.
+  // Cross-site: a browser says where the request comes from; a page elsewhere may not drive the API
+  // nor read the config. It may read stream information (a web player asks /api/stream/info for codecs).
   const origin = h.get('origin');
   const site = h.get('sec-fetch-site');
   const originOk = origin !== null && conf.apiorigins.includes(origin);
-  if (!originOk) {
+  const crossSiteOk = SAFE_METHODS.has(method) && !isConfigPath(req.path, req.rawPath);
+  if (!originOk && !crossSiteOk) {
     if (site && site !== 'same-origin' && site !== 'none') return deny(403, 'cross-site API requests are refused');
     if (origin !== null && !sameHost(origin, h.get('host'))) return deny(403, 'cross-site API requests are refused');
   }
