@@ -171,6 +171,9 @@ export class Server {
     if (this.opts.configFile && this.opts.watch !== false) {
       this.unwatch = this.runtime.watchFile(this.opts.configFile, () => { void this.reloadFromFile(); });
     }
+    if (this.http && !(g.http.username && g.http.password)) {
+      this.logger.info('the HTTP API answers only these peers until global.http.username and password are set (docs/security.md)', { apiallow: g.http.apiallow.join(', ') });
+    }
     this.logger.info('m7s started', { version: VERSION, runtime: this.runtime.name, plugins: this.plugins.filter((p) => p.state.enabled).map((p) => p.def.name).join(',') });
   }
 

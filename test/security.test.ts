@@ -594,3 +594,37 @@ describe('security: pull and push policy (fault 5, global.outbound)', () => {
     } finally { await s.stop(); await src.close(); }
   });
 });
+
+describe('security: outbound checks follow every hop (playlists, segments, redirects)', () => {
+  it('an allowed host cannot lead an API pull to a denied one', async (t) => {
+    // The "internal" service on 127.0.0.2 (denied: loopback, not in allowhosts); the allowed origin on 127.0.0.1.
+    const hits: string[] = [];
+    let internal;
+    try {
+      internal = await rt.serveHttp({ port: 0, host: '127.0.0.2' }, (req) => { hits.push(new URL(req.url).pathname); return new Response('secret'); });
+    } catch (err) { t.skip(`cannot listen on 127.0.0.2 here: ${(err as Error).message}`); return; }
+    const ip2 = `http://127.0.0.2:${internal.port}`;
+    const origin = await rt.serveHttp({ port: 0, host: '127.0.0.1' }, (req) => {
+      const p = new URL(req.url).pathname;
+      if (p === '/redirect.flv') return new Response(null, { status: 302, headers: { location: `${ip2}/redirected.flv` } });
+      if (p === '/master.m3u8') return new Response(`#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\n${ip2}/variant.m3u8\n`);
+      if (p === '/live.m3u8') return new Response(`#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1,\n${ip2}/seg0.ts\n#EXTINF:1,\n${ip2}/seg1.ts\n`);
+      return new Response('no', { status: 404 });
+    });
+    const s = await start(yaml({}).replace('global:\n', 'global:\n  outbound:\n    allowhosts: [127.0.0.1/32]\n    retrycount: 1\n') + 'flv:\n  retryinterval: 50ms\n');
+    try {
+      const base = `http://127.0.0.1:${origin.port}`;
+      const post = (path: string, body: unknown) => fetch(`http://127.0.0.1:${s.http!.port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.status);
+      assert.equal(await post('/flv/api/pull', { streamPath: 'o/redir', url: `${base}/redirect.flv` }), 200);
+      assert.equal(await post('/hls/api/pull', { streamPath: 'o/master', url: `${base}/master.m3u8` }), 200);
+      assert.equal(await post('/hls/api/pull', { streamPath: 'o/live', url: `${base}/live.m3u8` }), 200);
+      assert.equal(await post('/flv/api/pull', { streamPath: 'o/direct', url: `${ip2}/direct.flv` }), 403);
+      await new Promise((r) => setTimeout(r, 2500));
+      assert.deepEqual(hits, [], 'the denied host was never contacted');
+    } finally {
+      await s.stop();
+      await origin.close();
+      await internal.close();
+    }
+  });
+});
