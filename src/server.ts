@@ -330,6 +330,8 @@ export class Server {
       else if (!changes[k] || typeof changes[k] !== 'object' || Array.isArray(changes[k])) errors.push({ path: k, message: `${k}: must be a mapping of settings` });
     }
     if (errors.length) return { ...none, errors };
+    // An empty section changes nothing (and must not be written as `section: {}` over the file's).
+    for (const k of Object.keys(changes)) if (!Object.keys(changes[k]).length) delete changes[k];
     const merged = mergeDeep(structuredClone(this.modified), changes);
     const built = this.build(this.fileText, merged);
     // Unknown keys in the modification are refused (the file may keep its own, with a warning).
@@ -450,7 +452,11 @@ function dropRedacted(changes: Record<string, any>, current: Record<string, any>
     const v = changes[k];
     const cur = current?.[normalizeKey(k)] ?? current?.[k];
     if (v === REDACTED && isSecretKey(k)) continue;
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) ? dropRedacted(v, cur && typeof cur === 'object' ? cur : {}) : v;
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const inner = dropRedacted(v, cur && typeof cur === 'object' ? cur : {});
+      // A mapping emptied by dropping placeholders sets nothing (an empty one as sent still does).
+      if (Object.keys(inner).length || !Object.keys(v).length) out[k] = inner;
+    } else out[k] = v;
   }
   return out;
 }

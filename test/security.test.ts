@@ -323,9 +323,11 @@ describe('security: config API (faults 2, 3, 4, 9)', () => {
       const txt = await r.text();
       assert.equal(r.status, 200, txt);
       assert.ok(!txt.includes('newkey456') && !txt.includes('streamkey123'), txt);
-      const back = await fetch(`${base}/api/config/modify?save=false`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ global: { http: { password: '***' } } }) });
+      const fileBefore = readFileSync(join(dir, 'config.yaml'), 'utf8');
+      const back = await fetch(`${base}/api/config/modify`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ global: { http: { password: '***' } } }) });
       assert.equal(back.status, 200);
       assert.equal(s.config.global.http.password, 'hunter2');
+      assert.equal(readFileSync(join(dir, 'config.yaml'), 'utf8'), fileBefore, 'the file keeps its http section');
       s.logger.warn('pull failed', { url: 'rtmp://u:topsecret@10.0.0.1/live/x?secret=abc123&expire=1', password: 'pw1' });
       const log = lines.join('\n');
       for (const secret of ['hunter2', 'streamkey123', 'newkey456', 'topsecret', 'abc123', 'pw1']) assert.ok(!log.includes(secret), `${secret} in log`);
