@@ -319,7 +319,15 @@ export class Server {
    * temporary file beside config.yaml, fsync, rename), and only then applied: on any failure nothing
    * changes, neither the running config nor the file, and the error is returned.
    */
-  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean; saveError?: string }> {
+  modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean; saveError?: string }> {
+    // One at a time: each builds on the file text and modifications the previous one left.
+    const run = this.modifyQueue.then(() => this.modifyNow(changes, save));
+    this.modifyQueue = run.then(() => {}, () => {});
+    return run;
+  }
+  private modifyQueue: Promise<void> = Promise.resolve();
+
+  private async modifyNow(changes: Record<string, any>, save: boolean): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean; saveError?: string }> {
     const none = { diff: [], saved: false };
     const unsafe = unsafeKey(changes);
     if (unsafe) return { ...none, errors: [{ path: unsafe, message: `${unsafe}: key not allowed` }] };

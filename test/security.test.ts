@@ -429,6 +429,24 @@ describe('security: config API (faults 2, 3, 4, 9)', () => {
       } finally { await s.stop(); }
     });
 
+    it('concurrent modifications are applied and saved one after the other (none lost)', async () => {
+      const s = await startWithFile(dir, yaml({}));
+      try {
+        const rs = await Promise.all([
+          modify(s, '{"global":{"loglevel":"warn"}}'),
+          modify(s, '{"rtmp":{"chunksize":8192}}'),
+          modify(s, '{"flv":{"maxtagsize":524288}}'),
+        ]);
+        assert.deepEqual(rs.map((r) => r.status), [200, 200, 200]);
+        const text = readFileSync(join(dir, 'config.yaml'), 'utf8');
+        assert.match(text, /loglevel: warn/);
+        assert.match(text, /chunksize: 8192/);
+        assert.match(text, /maxtagsize: 524288/);
+        assert.equal(s.config.rtmp.chunksize, 8192);
+        assert.equal(s.config.flv.maxtagsize, 524288);
+      } finally { await s.stop(); }
+    });
+
     it('a successful save replaces the file whole and applies', async () => {
       const s = await startWithFile(dir, yaml({}) + '# keep me\n');
       try {
