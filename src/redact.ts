@@ -38,6 +38,9 @@ export function redact<T>(v: T, seen = new WeakSet<object>(), diffOfSecret = fal
   if (typeof v === 'string') return redactUrl(v) as T;
   if (!v || typeof v !== 'object') return v;
   if (v instanceof Error) return redactUrl(v.message) as T;
+  // Only plain data is walked (config, API answers, log fields); byte arrays and class instances pass as they are.
+  const proto = Object.getPrototypeOf(v);
+  if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return v;
   if (seen.has(v)) return '[cycle]' as T;
   seen.add(v);
   if (Array.isArray(v)) return v.map((x) => redact(x, seen)) as T;
