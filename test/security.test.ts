@@ -479,6 +479,10 @@ describe('security: per-request query overrides (fault 10)', () => {
       let pub;
       for (let i = 0; i < 100 && !(pub = s.engine.getStream('live/squat')?.publisher); i++) await new Promise((r) => setTimeout(r, 20));
       assert.ok(pub, 'the publisher started');
+      // The peer address reaches HTTP sessions on every runtime (Runtime.connInfo), for the list and logs.
+      const list = await (await fetch(`http://127.0.0.1:${port}/flv/api/list`)).json() as any;
+      assert.match(String(list.data.publishers[0]?.remote), /^(::ffff:)?127\.0\.0\.1:\d+$/, JSON.stringify(list.data.publishers));
+      assert.match(String(pub.remote), /127\.0\.0\.1:\d+$/);
       const c = pub.config;
       assert.equal(c.publishtimeout, 600, 'publishtimeout is the operator\'s');
       assert.equal(c.pausetimeout, s.config.flv.publish.pausetimeout);
