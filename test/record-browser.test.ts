@@ -28,7 +28,7 @@ describe('record: VOD HLS in hls.js (Chromium)', { skip }, () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'm7s-recbrowser-'));
-    S = await startServer([rtmp, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n`);
+    S = await startServer([rtmp, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  filepath: "${dir}/{unix}"\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n`);
     const starts = ['hls', 'fmp4'].map((t) => fetch(`${S.http}/record/api/start/live/b?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{unix}`)}`, { method: 'POST' }));
     const pub = start(FFMPEG51, [...sourceArgs(20, 4), '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp')}/live/b`]);
     await Promise.all(starts);

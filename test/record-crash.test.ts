@@ -42,7 +42,7 @@ describe('record: kill -9 7 s into a recording', () => {
     const [http, rtmpPort] = [await freePort(), await freePort()];
     const cfg = join(dir, 'config.yaml');
     writeFileSync(cfg, `global:\n  loglevel: info\n  http:\n    listenaddr: "127.0.0.1:${http}"\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:${rtmpPort}"\n` +
-      `record:\n  fragment: 3s\n  indexfile: "${dir}/index.jsonl"\n`);
+      `record:\n  fragment: 3s\n  filepath: "${dir}/{unix}"\n  indexfile: "${dir}/index.jsonl"\n`);
     child = spawn(join(process.cwd(), 'node_modules/.bin/bun'), [join(process.cwd(), 'adapters/bun/main.ts'), '-c', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d) => { childLog += d; });
     child.stderr!.on('data', (d) => { childLog += d; });

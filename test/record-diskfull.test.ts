@@ -41,7 +41,7 @@ describe('record: the disk fills up', { skip }, () => {
   before(async () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
     const hookUrl = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
-    S = await startServer([rtmp, flv, record], `  hook:\n    record_start:\n      url: ${hookUrl}\n    record_end:\n      url: ${hookUrl}\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 2s\n  indexfile: "${base}/index.jsonl"\n`);
+    S = await startServer([rtmp, flv, record], `  hook:\n    record_start:\n      url: ${hookUrl}\n    record_end:\n      url: ${hookUrl}\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 2s\n  filepath: "${base}/{streamPath}/{unix}"\n  indexfile: "${base}/index.jsonl"\n`);
     S.server.logger.onRecord((r) => logs.push(r));
     const url = (p: string) => `rtmp://127.0.0.1:${S.port('rtmp')}/${p}`;
     const src = (secs: number, rate: number, extra: string[]) => ['-hide_banner', '-loglevel', 'error', '-readrate', String(rate),

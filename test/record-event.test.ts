@@ -64,7 +64,7 @@ describe('record: onpub.record and event recording', () => {
 
   it('append: a second recording continues the fmp4 and flv files of the first (6 s, rising timestamps)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'm7s-recappend-'));
-    const S = await startServer([rtmp, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 0s\n  append: true\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n`);
+    const S = await startServer([rtmp, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 0s\n  append: true\n  filepath: "${dir}/{unix}"\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n`);
     try {
       for (let round = 0; round < 2; round++) {
         const starts = ['fmp4', 'flv'].map((t) => fetch(`${S.http}/record/api/start/live/ap?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{streamPath}`)}`, { method: 'POST' }).then((r) => r.json() as Promise<any>));

@@ -26,7 +26,7 @@ describe('record plugin: four formats, 5 s segments', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'm7s-record-'));
-    S = await startServer([rtmp, flv, hls, mp4, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n  onsub:\n    pull:\n      "vod/(.+)": "$1"\n`);
+    S = await startServer([rtmp, flv, hls, mp4, record], `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\nrecord:\n  fragment: 5s\n  filepath: "${dir}/{streamPath}/{unix}"\n  subscribe:\n    waittimeout: 1s\n  indexfile: "${dir}/index.jsonl"\n  onsub:\n    pull:\n      "vod/(.+)": "$1"\n`);
     const starts = types.map((t) => post(`${S.http}/record/api/start/live/rec?type=${t}&filepath=${encodeURIComponent(`${dir}/${t}/{streamPath}/{unix}`)}`));
     const t0 = Date.now();
     const pub = start(FFMPEG51, [...sourceArgs(20, 4), '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp')}/live/rec`]);
@@ -80,6 +80,13 @@ describe('record plugin: four formats, 5 s segments', () => {
       }
     });
   }
+
+  it('an API filepath outside the folder of record.filepath, or with "..", is refused (403)', async () => {
+    for (const fp of ['/etc/m7s-test/{unix}', `${dir}/../escape/{unix}`]) {
+      const r = await fetch(`${S.http}/record/api/start/live/rec?filepath=${encodeURIComponent(fp)}`, { method: 'POST' });
+      assert.equal(r.status, 403, fp);
+    }
+  });
 
   it('published 20 s in well under 20 s (4× real time)', () => {
     assert.ok(published < 15_000, `${published} ms`);

@@ -116,6 +116,23 @@ export default definePlugin({
       return { type, filepath: over.filepath || c.filepath, fragment, maxsize, writebuffer: c.writebuffer, append };
     };
 
+    /**
+     * A `filepath` given to the API must stay under the folder of the configured `filepath` (its part
+     * before the first placeholder): the API must not make the server write, replace or delete files
+     * elsewhere. `..` segments are refused.
+     */
+    function checkApiPath(template: string): void {
+      const norm = (x: string) => x.replace(/\\/g, '/');
+      if (norm(template).split('/').includes('..')) throw new EngineError('Forbidden', 'filepath must not contain ".."');
+      const conf = norm(ctx.config.filepath);
+      const cut = conf.search(/[{$]/);
+      const prefix = cut < 0 ? conf : conf.slice(0, cut);
+      const rootDir = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+      const root = norm(ctx.resolvePath(rootDir || '.')).replace(/\/?$/, '/');
+      const want = norm(ctx.resolvePath(template));
+      if (!want.startsWith(root)) throw new EngineError('Forbidden', `filepath from the API must be under ${root} (the folder of record.filepath)`);
+    }
+
     /** The end of an existing file a recording with `append` continues (a torn tail is cut first). */
     async function appendPoint(streamPath: string, s: RecordSettings): Promise<AppendPoint | undefined> {
       if (s.type !== 'fmp4' && s.type !== 'flv') {
@@ -214,6 +231,7 @@ export default definePlugin({
       for (const t of stream.tracks) if (Number.isFinite(t.lastDts)) nowSec = Math.max(nowSec, t.lastDts / t.clockRate);
       const stopAtSec = nowSec + after / 1000;
       try {
+        if (q.filepath) checkApiPath(q.filepath);
         const settings = settingsFor({ ...q, filepath: q.filepath || eventPaths.get(streamPath) || undefined });
         const running = recorders.get(keyOf(streamPath, settings.type));
         if (running?.state === 'recording' && running.settings.stopAtSec !== undefined) {
@@ -284,6 +302,7 @@ export default definePlugin({
       const streamPath = decodeURIComponent(new URL(c.req.url).pathname.replace(/^\/record\/api\/start\//, ''));
       const q = c.req.query();
       try {
+        if (q.filepath) checkApiPath(q.filepath);
         const rec = await startRecorder(streamPath, settingsFor(q));
         return ctx.ok(c, rec.info());
       } catch (err) { return fail(c, err); }
