@@ -10,7 +10,7 @@ import { mountApi } from './http/api.ts';
 import { applyMiddleware, fail, middlewareHeaders, ok } from './http/app.ts';
 import { createBodySink } from './net/body.ts';
 import { type LogLevel, Logger } from './log.ts';
-import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
+import { CAPABILITY_TEXT, hostCapabilities, type HttpServer, type Runtime, type TcpServer, type UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
 import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { VERSION } from './version.ts';
@@ -221,6 +221,16 @@ export class Server {
       return;
     }
     const log = this.logger.child({ plugin: def.name });
+    const caps = hostCapabilities(this.runtime);
+    const missing = (def.needs ?? []).filter((n) => !caps.includes(n));
+    if (missing.length) {
+      state.reason = `needs ${missing.map((n) => `${n} (${CAPABILITY_TEXT[n]})`).join(', ')}, which this host (${this.runtime.name}) does not have`;
+      log.warn('plugin disabled: ' + state.reason);
+      return;
+    }
+    const noNet = () => {
+      if (!caps.includes('net')) throw new Error(`this host (${this.runtime.name}) has no net capability (TCP/UDP sockets); declare needs: ['net']`);
+    };
     const sub = new Hono();
     const self = this;
     const track = <T extends TcpServer | UdpSocket>(s: T, proto: ListenInfo['proto'], what?: string): T => {
@@ -243,6 +253,7 @@ export class Server {
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
+        noNet();
         const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark }, (conn) => {
           try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
         }).catch((err) => { throw ListenError.from(err, def.name, o.tls ? 'tls' : 'tcp', a); });
@@ -251,10 +262,11 @@ export class Server {
       async listenUdp(addr, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
+        noNet();
         const s = await self.runtime.bindUdp({ port: a.port, host: a.host }).catch((err) => { throw ListenError.from(err, def.name, 'udp', a); });
         return track(s, 'udp', o.what);
       },
-      connectTcp: (o) => this.runtime.connectTcp(o),
+      connectTcp: async (o) => { noNet(); return await this.runtime.connectTcp(o); },
       publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       registerPuller: (fn) => { pr.puller = fn; this.applyRegistries(pr); },
