@@ -116,6 +116,8 @@ describe('edge module under deno, bun and workerd in front of an m7s origin', { 
       const h = host();
       if (!h) return t.skip(`${name} not available (see the log line above)`);
       const N = 50;
+      const health = await (await fetch(`${h.url}/edge/health`)).json() as { mode: string };
+      assert.equal(health.mode, name === 'workerd' ? 'durable-objects' : 'local', 'workerd coalesces in Durable Objects');
       // HLS (TS): everyone loads the playlist and every segment in it.
       const first = await (await fetch(`${h.url}/hls/live/e.m3u8`)).text();
       const segs = first.split('\n').filter((l) => l && !l.startsWith('#'));
@@ -124,7 +126,7 @@ describe('edge module under deno, bun and workerd in front of an m7s origin', { 
       const bodies = await Promise.all(Array.from({ length: N }, async () => {
         const out: number[] = [];
         for (const s of segs) {
-          const r = await fetch(`${h.url}/hls/live/${s}`);
+          const r: Response = await fetch(`${h.url}/hls/live/${s}`);
           assert.equal(r.status, 200);
           out.push((await r.arrayBuffer()).byteLength);
         }
@@ -208,7 +210,7 @@ describe('edge module under deno, bun and workerd in front of an m7s origin', { 
     }
     await startOrigin();
     for (const h of hosts) {
-      const r = await until(async () => { const x = await fetch(`${h.url}/flv/live/e.flv`); if (x.status === 200) return x; await x.body?.cancel(); return null; }, 15_000, `${h.name} recovers`);
+      const r = (await until(async (): Promise<Response | null> => { const x = await fetch(`${h.url}/flv/live/e.flv`); if (x.status === 200) return x; await x.body?.cancel(); return null; }, 15_000, `${h.name} recovers`))!;
       const reader = r.body!.getReader();
       let n = 0;
       while (n < 20_000) { const { done, value } = await reader.read(); if (done) break; n += value.length; }

@@ -86,13 +86,13 @@ export class EdgeHub {
   private readonly feeds = new Map<string, LiveFeed>();
   private cache: Promise<Cache | undefined> | undefined;
 
-  constructor(readonly conf: EdgeConfig, private readonly opts: { coalesce?: boolean; copyBodies?: boolean } = {}) {}
+  constructor(readonly conf: EdgeConfig, private readonly opts: { coalesce?: boolean; copyBodies?: boolean; mode?: string } = {}) {}
 
   async handle(req: Request): Promise<Response> {
     this.stats.requests++;
     const url = new URL(req.url);
     if (url.pathname === '/edge/health') {
-      return Response.json({ ok: !!this.conf.origin, origin: this.conf.origin, stats: this.stats, feeds: this.feeds.size, cached: this.mem.size, cachedBytes: this.memBytes });
+      return Response.json({ ok: !!this.conf.origin, mode: this.opts.mode ?? 'local', origin: this.conf.origin, stats: this.stats, feeds: this.feeds.size, cached: this.mem.size, cachedBytes: this.memBytes });
     }
     if (!this.conf.origin) return text(500, 'edge: ORIGIN_URL is not set\n');
     if (req.method === 'OPTIONS') return this.pass(req, url);

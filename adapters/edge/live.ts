@@ -21,7 +21,7 @@ export interface Splitter { push(chunk: Uint8Array): Unit[] }
 
 /** Appends chunks and hands out complete byte ranges. */
 class Accumulator {
-  private buf = new Uint8Array(0);
+  private buf: Uint8Array = new Uint8Array(0);
   private off = 0;
   add(chunk: Uint8Array): void {
     const rest = this.buf.length - this.off;

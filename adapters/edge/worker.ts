@@ -10,8 +10,7 @@
 // Config comes from the platform's environment bindings (ORIGIN_URL, EDGE_*: see hub.ts readConfig).
 // On Workers one request may not use another request's I/O objects, so coalescing across viewers
 // lives in a Durable Object (binding EDGE_HUB, one object per stream path); without that binding a
-// Worker proxies each request on its own (Cache API still applies to segments). Deno and Bun keep one
-// hub per process.
+// Worker proxies each request on its own (no coalescing). Deno and Bun keep one hub per process.
 
 import { EdgeHub as Hub, readConfig } from './hub.ts';
 
@@ -50,7 +49,8 @@ export default {
         return ns.get(ns.idFromName(streamKey(url.pathname))).fetch(req);
       }
     }
-    local ??= new Hub(readConfig(bindings), { coalesce: !onWorkers, copyBodies: onDeno });
+    const mode = bindings?.EDGE_HUB ? 'durable-objects' : onWorkers ? 'workers-pass-through' : 'local';
+    local ??= new Hub(readConfig(bindings), { coalesce: !onWorkers, copyBodies: onDeno, mode });
     return local.handle(req);
   },
 };
