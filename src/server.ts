@@ -7,11 +7,14 @@ import { type ConfigIssue, type Defaults, type SchemaLike } from './config/schem
 import { normSubMode, type PublishConfig, type SubscribeConfig } from './core/config.ts';
 import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
 import { mountApi } from './http/api.ts';
-import { applyMiddleware, fail, middlewareHeaders, ok } from './http/app.ts';
+import { play } from './http/player.ts';
+import { applyMiddleware, fail, middlewareHeaders, ok, requestRemote } from './http/app.ts';
 import { createBodySink } from './net/body.ts';
+import { bindUdpPair, parsePortRange } from './net/udp.ts';
 import { type LogLevel, Logger } from './log.ts';
 import { CAPABILITY_TEXT, hostCapabilities, type HttpServer, type Runtime, type TcpServer, type UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
+import { pluginSessions, SessionRegistry } from './sessions.ts';
 import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { VERSION } from './version.ts';
 
@@ -92,6 +95,8 @@ export class Server {
   warnings: ConfigIssue[];
   http: HttpServer | null = null;
   readonly listening: ListenInfo[] = [];
+  /** Every plugin's sessions and jobs, one id space (see src/sessions.ts). */
+  readonly sessions = new SessionRegistry();
   private readonly plugins: PluginRuntime[] = [];
   private readonly sections: Record<string, SchemaLike>;
   private modified: Record<string, any> = {};
@@ -240,6 +245,35 @@ export class Server {
       pr.closers.push(() => s.close());
       return s;
     };
+    // A UDP socket is listed while open and closed with the plugin; closing it earlier unlists it.
+    const trackUdp = (s: UdpSocket, what?: string): UdpSocket => {
+      const info: ListenInfo = { plugin: def.name, proto: 'udp', host: s.host, port: s.port, what };
+      state.listen.push(info);
+      this.listening.push(info);
+      const close = s.close.bind(s);
+      const closer = () => close();
+      pr.closers.push(closer);
+      Object.defineProperty(s, 'close', {
+        configurable: true,
+        value: () => {
+          const drop = <T>(arr: T[], x: T) => { const i = arr.indexOf(x); if (i >= 0) arr.splice(i, 1); };
+          drop(state.listen, info);
+          drop(this.listening, info);
+          drop(pr.closers, closer);
+          return close();
+        },
+      });
+      return s;
+    };
+    // The generic session API, mounted before setup() so that no plugin answers these itself.
+    const groups: string[] = [];
+    sub.get('/api/list', (c) => ok(c, this.sessions.listing(def.name, groups)));
+    sub.post('/api/stop/:id', (c) => {
+      const id = Number(c.req.param('id'));
+      const h = Number.isInteger(id) ? this.sessions.stop(id, 'stopped by API', def.name) : undefined;
+      if (!h) return fail(c, 404, `no ${def.name} session or job with id ${c.req.param('id')}`);
+      return ok(c, { id: h.id, plugin: h.plugin, kind: h.kind, streamPath: h.streamPath });
+    });
     const ctx: PluginContext<any> = {
       name: def.name, config, logger: log, engine: this.engine, runtime: this.runtime, events: this.engine.events, http: sub,
       upgradeWebSocket: (c, h) => this.runtime.upgradeWebSocket(c, h),
@@ -249,7 +283,9 @@ export class Server {
         const { body, sink } = createBodySink({ highWaterMark: hwm, copyShared: this.runtime.copySharedBody });
         return { sink, response: new Response(body, { status, headers }) };
       },
-      ok, fail,
+      ok, fail, remoteOf: requestRemote,
+      play: (c, o) => play(ctx, c, o),
+      sessions: pluginSessions(this.sessions, def.name, groups),
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
@@ -263,12 +299,25 @@ export class Server {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
         noNet();
-        const s = await self.runtime.bindUdp({ port: a.port, host: a.host }).catch((err) => { throw ListenError.from(err, def.name, 'udp', a); });
-        return track(s, 'udp', o.what);
+        const { what, ...udp } = o;
+        const s = await self.runtime.bindUdp({ ...udp, port: a.port, host: a.host }).catch((err) => { throw ListenError.from(err, def.name, 'udp', a); });
+        return trackUdp(s, what);
+      },
+      async bindUdp(o = {}) {
+        noNet();
+        const { what, ...udp } = o;
+        return trackUdp(await self.runtime.bindUdp({ ...udp, port: udp.port ?? 0 }), what);
+      },
+      async bindUdpPair(range, o = {}) {
+        noNet();
+        const { what, ...udp } = o;
+        const pair = await bindUdpPair((x) => self.runtime.bindUdp(x), parsePortRange(range), udp);
+        return { rtp: trackUdp(pair.rtp, what ? what + ' (RTP)' : 'RTP'), rtcp: trackUdp(pair.rtcp, what ? what + ' (RTCP)' : 'RTCP') };
       },
       connectTcp: async (o) => { noNet(); return await this.runtime.connectTcp(o); },
       publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
+      describe: (path, o = {}) => this.engine.describe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       registerPuller: (fn) => { pr.puller = fn; this.applyRegistries(pr); },
       registerPusher: (fn) => { pr.pusher = fn; this.applyRegistries(pr); },
       registerRecorder: (fn) => { pr.recorder = fn; this.applyRegistries(pr); },
@@ -319,6 +368,7 @@ export class Server {
 
   private async closePlugin(pr: PluginRuntime): Promise<void> {
     for (const c of pr.closers.splice(0)) await c().catch(() => {});
+    this.sessions.stopAll(pr.def.name, 'server shutting down');
     for (const f of pr.stopFns.splice(0)) {
       try { await f(); } catch (err) { this.logger.warn('plugin stop hook failed', { plugin: pr.def.name, error: err }); }
     }
