@@ -8,7 +8,8 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -184,6 +185,42 @@ describe('edge module under deno, bun and workerd in front of an m7s origin', { 
       });
     });
   }
+
+  it('hls.js in headless Chromium plays HLS and LL-HLS through the edge (workerd, else deno)', async (t) => {
+    const CHROMIUM = '/usr/bin/chromium';
+    if (!existsSync(CHROMIUM)) return t.skip(`${CHROMIUM} not installed (apt-get install chromium)`);
+    const h = hosts.find((x) => x.name === 'workerd') ?? hosts.find((x) => x.name === 'deno')!;
+    const req = createRequire(join(root, 'package.json'));
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--autoplay-policy=no-user-gesture-required'] });
+    try {
+      for (const mode of ['hls', 'llhls']) {
+        const page = await browser.newPage();
+        try {
+          await page.setContent(readFileSync(join(root, 'test/browser/player.html'), 'utf8'));
+          await page.addScriptTag({ path: req.resolve('hls.js/dist/hls.min.js') });
+          await page.addScriptTag({ path: req.resolve('mpegts.js/dist/mpegts.js') });
+          await page.addScriptTag({ path: join(root, 'test/browser/player.js') });
+          await page.evaluate((cfg: any) => (window as any).m7sPlay(cfg), { mode, base: h.url, stream: 'live/e' });
+          const t0 = Date.now();
+          let r: any;
+          for (;;) {
+            r = await page.evaluate(() => (window as any).m7s.report());
+            assert.equal(r.error, null, `${mode} via ${h.name}: ${JSON.stringify(r)}`);
+            if (r.played >= 5) break;
+            assert.ok(Date.now() - t0 < 30_000, `${mode} via ${h.name}: not 5 s of media in 30 s: ${JSON.stringify(r)}`);
+            await sleep(250);
+          }
+          assert.ok(r.url.startsWith(h.url), r.url);
+          const longest = Math.max(0, ...r.stalls.map((x: any) => x.ms));
+          console.log(`# hls.js ${mode} via ${h.name} edge: ${r.played.toFixed(2)} s of media in ${r.playingFor.toFixed(2)} s, longest stall ${longest} ms`);
+          assert.ok(longest <= 1500, `${mode}: a stall of ${longest} ms`);
+          assert.equal(r.width, 320);
+        } finally { await page.close(); }
+      }
+    } finally { await browser.close(); }
+  });
 
   it('the origin goes away: viewers get a clean end, playlists 502; the edges recover when it returns', async () => {
     // One HTTP-FLV viewer per host, reading.
