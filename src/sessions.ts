@@ -167,9 +167,10 @@ export class SessionRegistry {
    * GET /{plugin}/api/list: `{ total, list: [...] }` plus one array per group used by the plugin
    * (`sessions`, `pulls`, `players`…), so the shapes documented per plugin stay.
    */
-  listing(plugin: string, groups: string[] = []): Record<string, unknown> {
+  listing(plugin: string, groups: string[] = [], extra?: () => Record<string, unknown>): Record<string, unknown> {
     const hs = this.list(plugin);
     const out: Record<string, unknown> = { total: hs.length, list: hs.map((h) => this.info(h)) };
+    if (extra) Object.assign(out, extra());
     for (const g of groups) out[g] = [];
     for (const h of hs) {
       const g = h.spec.group;
@@ -199,10 +200,13 @@ export interface PluginSessions {
   list(opts?: { live?: boolean }): SessionHandle[];
   /** Groups always present in GET /{plugin}/api/list, even when empty (e.g. ['pulls', 'pushes']). */
   declareGroups(...groups: string[]): void;
+  /** Plugin-wide fields added to GET /{plugin}/api/list (e.g. rtmp's pendingBytes budget). */
+  listExtra(fn: () => Record<string, unknown>): void;
 }
 
-export function pluginSessions(reg: SessionRegistry, plugin: string, groups: string[]): PluginSessions {
+export function pluginSessions(reg: SessionRegistry, plugin: string, groups: string[], setExtra?: (fn: () => Record<string, unknown>) => void): PluginSessions {
   return {
+    listExtra: (fn) => setExtra?.(fn),
     add: (spec) => reg.add(plugin, spec),
     get: (id) => { const h = reg.get(id); return h?.plugin === plugin ? h : undefined; },
     byKey: (key) => reg.byKey(plugin, key),

@@ -25,6 +25,7 @@ import type {
   UdpSocket,
 } from '../../src/net/types.ts';
 import { UdpUnsupportedError } from '../../src/net/types.ts';
+import { ConnGuard, type GuardEntry } from './conn-guard.ts';
 
 /** Default high-water mark for a connection's write queue. */
 export const DEFAULT_HIGH_WATER_MARK = 1 << 20;
@@ -63,6 +64,8 @@ class NodeTcpConn implements TcpConn {
   readonly localPort: number;
   onDrain: (() => void) | null = null;
   onClose: ((err?: Error) => void) | null = null;
+  /** The connection cap's record of this connection (server side): marked active on its first byte. */
+  guard: GuardEntry | null = null;
 
   readonly #socket: net.Socket;
   readonly #hwm: number;
@@ -93,6 +96,7 @@ class NodeTcpConn implements TcpConn {
     socket.on('close', () => {
       if (this.#closed) return;
       this.#closed = true;
+      if (this.guard) this.guard.guard.remove(this.guard);
       const cb = this.onClose;
       this.onClose = null;
       this.onDrain = null;
@@ -123,6 +127,7 @@ class NodeTcpConn implements TcpConn {
       this.#socket.on('data', (chunk: Buffer) => {
         const handler = this.#onData;
         if (!handler || this.#closed) return;
+        if (this.guard) this.guard.active = true;
         try {
           handler(asU8(chunk));
         } catch (err) {
@@ -194,10 +199,16 @@ class NodeTcpConn implements TcpConn {
 
 export async function listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => void): Promise<TcpServer> {
   const hwm = opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+  const guard = new ConnGuard(`tcp ${opts.host ?? ''}:${opts.port}`, opts.maxConnections ?? 0);
   const accept = (socket: net.Socket) => {
     // The peer may already be gone (a port scanner, a reset during the TLS handshake).
     if (socket.destroyed) return;
+    // Over the listener's or the process's connection cap: a silent connection makes room, or this one goes.
+    const entry = guard.admit(() => socket.destroy());
+    if (!entry) { socket.on('error', () => {}); socket.destroy(); return; }
     const conn = new NodeTcpConn(socket, hwm);
+    conn.guard = entry;
+    if (socket.destroyed) guard.remove(entry);
     try {
       onConn(conn);
     } catch (err) {
@@ -228,6 +239,7 @@ export async function listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => 
   server.on('error', () => {});
 
   const addr = server.address() as net.AddressInfo;
+  guard.what = `tcp ${addr.address}:${addr.port}`;
   return {
     port: addr.port,
     host: addr.address,

@@ -11,6 +11,7 @@
 import type { Context } from 'hono';
 import { EngineError } from '../../src/plugin.ts';
 import type { Publisher } from '../../src/plugin.ts';
+import { requestAuth } from '../../src/http/peer.ts';
 import { FormatError } from '../../src/format/bytes.ts';
 import type { WsConn } from '../../src/net/types.ts';
 import { t } from '../../src/config/schema.ts';
@@ -133,10 +134,11 @@ export default definePlugin({
       const method = c.req.method;
       if (method === 'OPTIONS') return new Response(null, { status: 204, headers: { allow: 'GET, HEAD, POST, PUT, OPTIONS' } });
       if (method === 'HEAD') return new Response(null, { status: 200, headers: PLAY_HEADERS });
-      const remote = ctx.remoteOf(c);
-      if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote);
+      const who = requestAuth(c);
+      const remote = who.remote ?? ctx.remoteOf(c);
+      if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote, who);
       if (c.req.header('upgrade')?.toLowerCase() === 'websocket' && url.searchParams.has('publish')) {
-        const res = await ctx.upgradeWebSocket(c, wsPublish(target, streamPath, remote));
+        const res = await ctx.upgradeWebSocket(c, wsPublish(target, streamPath, remote, who));
         if (res) return res;
       }
       return ctx.play(c, {
@@ -159,12 +161,12 @@ export default definePlugin({
 
     // ---- publish over HTTP (POST/PUT with an FLV body)
 
-    async function httpPublish(c: Context, target: string, streamPath: string, remote?: string): Promise<Response> {
+    async function httpPublish(c: Context, target: string, streamPath: string, remote: string | undefined, who: Who): Promise<Response> {
       const stream = c.req.raw.body;
       if (!stream) return ctx.fail(c, 400, 'publishing needs a request body (an FLV stream)');
       let pub: Publisher;
       try {
-        pub = await ctx.publish(target, { remote });
+        pub = await ctx.publish(target, { remote, ip: who.ip, credentials: who.credentials });
       } catch (err) {
         await stream.cancel().catch(() => {});
         refused('http', streamPath, remote, err);
@@ -211,7 +213,7 @@ export default definePlugin({
 
     // ---- publish over WebSocket (?publish): binary messages are FLV bytes
 
-    function wsPublish(target: string, streamPath: string, remote?: string) {
+    function wsPublish(target: string, streamPath: string, remote: string | undefined, who: Who) {
       let pub: Publisher | null = null;
       let feed: FlvFeed | null = null;
       let session: SessionHandle | null = null;
@@ -235,7 +237,7 @@ export default definePlugin({
       };
       return {
         onOpen(ws: WsConn) {
-          ctx.publish(target, { remote }).then((p) => {
+          ctx.publish(target, { remote, ip: who.ip, credentials: who.credentials }).then((p) => {
             if (gone) { p.close('client disconnected'); return; }
             pub = p;
             feed = new FlvFeed(p, { maxTagSize: ctx.config.maxtagsize, warn: (m) => log.warn(m, { stream: p.stream.path, remote }) });
@@ -270,3 +272,5 @@ export default definePlugin({
     }
   },
 });
+
+type Who = ReturnType<typeof requestAuth>;

@@ -165,7 +165,7 @@ export class PullJob {
         this.error = (err as Error)?.message ?? String(err);
         this.log.warn('pull failed', { stream: this.streamPath, url: this.url, error: this.error });
         // Refusals that a retry cannot fix, and every file error, end the job.
-        if (this.kind === 'file' || (err instanceof EngineError && (err.code === 'Unauthorized' || err.code === 'BadPath'))) {
+        if (this.kind === 'file' || (err instanceof EngineError && (err.code === 'Unauthorized' || err.code === 'Forbidden' || err.code === 'BadPath'))) {
           this.stop(`failed: ${this.error}`);
           break;
         }

@@ -15,7 +15,7 @@ import { expandTemplate } from '../../src/plugin.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { managerFor } from './manager.ts';
 import { HlsPullJob, type PullSettings } from './pull.ts';
-import { playlistResponse, serveInit, serveSegment, sessionFor } from './serve.ts';
+import { checkAccess, playlistResponse, serveInit, serveSegment, sessionFor, withArgs } from './serve.ts';
 import type { SegmentKind } from './segmenter.ts';
 
 export default definePlugin({
@@ -140,15 +140,17 @@ export default definePlugin({
         const s = await sessionFor(ctx, mgr, c, path, kind, url, ctx.config.startsegments);
         if (s instanceof Response) return s;
         const name = path.slice(path.lastIndexOf('/') + 1);
-        return playlistResponse(s.seg.playlist(`${encodeURIComponent(name)}/`, false));
+        return playlistResponse(withArgs(s.seg.playlist(`${encodeURIComponent(name)}/`, false), url));
       }
       m = /^\/hls\/(.+)\/(\d{1,15})\.(ts|m4s)$/i.exec(p);
       if (m) {
         const kind: SegmentKind = m[3]!.toLowerCase() === 'ts' ? 'ts' : 'fmp4';
+        const denied = await checkAccess(ctx, c, m[1]!, url);
+        if (denied) return denied;
         return serveSegment(ctx, mgr, c, mgr.find(m[1]!, kind), Number(m[2]), `segment ${m[2]}`);
       }
       m = /^\/hls\/(.+)\/init(?:-(\d{1,9}))?\.mp4$/i.exec(p);
-      if (m) return serveInit(ctx, mgr, c, mgr.find(m[1]!, 'fmp4'), m[2] === undefined ? undefined : Number(m[2]));
+      if (m) return (await checkAccess(ctx, c, m[1]!, url)) ?? serveInit(ctx, mgr, c, mgr.find(m[1]!, 'fmp4'), m[2] === undefined ? undefined : Number(m[2]));
       return next();
     });
   },

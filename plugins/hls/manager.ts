@@ -37,6 +37,10 @@ export interface Session {
   closed: boolean;
   /** This segmenter in the opening plugin's ctx.sessions (kind 'segmenter'). */
   handle?: SessionHandle;
+  /** Requests waiting for `ready`; when the last of them leaves first, the wait is given up. */
+  waiters: number;
+  /** Aborts the engine subscription while it still waits for the stream. */
+  ac: AbortController;
 }
 
 /**
@@ -96,11 +100,11 @@ export class HlsManager {
    * NotFound when nobody publishes it).
    */
   open(path: string, target: string, kind: SegmentKind, waitMs: number, subscribe: SubscribeFn,
-    opts: { pinned?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions } = {}): Promise<Session> {
+    opts: { pinned?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions; ip?: string; credentials?: SubscribeOptions['credentials']; signal?: AbortSignal } = {}): Promise<Session> {
     const existing = this.find(path, kind);
     if (existing) {
       if (opts.pinned) existing.pinned = true;
-      return existing.ready;
+      return this.waitFor(existing, opts.signal);
     }
     if (waitMs <= 0 && !this.engine.getStream(path)?.publisher) {
       return Promise.reject(new EngineError('NotFound', `stream ${path} not found`));
@@ -108,12 +112,14 @@ export class HlsManager {
     const seg = new Segmenter(kind, this.settings);
     const s: Session = {
       key: keyOf(path, kind), path, kind, seg, sub: null, lastAccess: Date.now(), pinned: !!opts.pinned,
-      ready: undefined as never, closed: false,
+      ready: undefined as never, closed: false, waiters: 0, ac: new AbortController(),
     };
     const base = opts.subscribeConfig;
-    const config = base && waitMs > 0 ? { ...base, waittimeout: waitMs } : base;
+    // `?timeout=` may shorten the configured subscribe.waittimeout, never lengthen it.
+    const cap = (base ?? this.engine.subscribeConfig).waittimeout;
+    const config = base && waitMs > 0 ? { ...base, waittimeout: Math.min(waitMs, cap) } : base;
     s.ready = subscribe(target, {
-      sink: seg, remote: opts.remote, config,
+      sink: seg, remote: opts.remote, ip: opts.ip, credentials: opts.credentials, config, signal: opts.pinned ? undefined : s.ac.signal,
       // A pinned segmenter (onpub.transform) must not keep the stream alive; one fed by players counts.
       type: s.pinned ? 'transform' : 'server', counted: !s.pinned,
     }).then((sub) => {
@@ -133,7 +139,29 @@ export class HlsManager {
     seg.onEnd = () => this.forget(s);
     this.segmenters.set(s.key, s);
     this.startTimer();
-    return s.ready;
+    return this.waitFor(s, opts.signal);
+  }
+
+  /**
+   * `s.ready` for one request. A request that leaves (its signal aborts) before the session is ready
+   * stops waiting; when no request is left waiting, the session's subscription is given up at once, so
+   * an abandoned wait keeps no stream.
+   */
+  private waitFor(s: Session, signal: AbortSignal | undefined): Promise<Session> {
+    if (!signal || s.sub || s.pinned) return s.ready;
+    if (signal.aborted) return Promise.reject(new EngineError('Closed', `client left while waiting for ${s.path}`));
+    s.waiters++;
+    return new Promise<Session>((resolve, reject) => {
+      let left = false;
+      const onAbort = () => {
+        left = true;
+        if (--s.waiters === 0 && !s.sub && !s.pinned) { this.forget(s); s.ac.abort(); }
+        reject(new EngineError('Closed', `client left while waiting for ${s.path}`));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const settle = () => { signal.removeEventListener('abort', onAbort); if (!left) s.waiters--; };
+      s.ready.then((v) => { settle(); resolve(v); }, (e) => { settle(); reject(e); });
+    });
   }
 
   closeSession(s: Session, reason: string): void {

@@ -3,6 +3,7 @@
 // content types and cache headers a CDN can use.
 
 import type { Context } from 'hono';
+import { requestAuth } from '../../src/http/peer.ts';
 import { parseDuration } from '../../src/config/schema.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import type { HlsManager, Session } from './manager.ts';
@@ -43,6 +44,26 @@ export function touchViewer(ctx: PluginContext<any>, mgr: HlsManager, c: Context
 }
 
 /**
+ * Every HLS request (playlist, segment, part, init) passes the auth gate: a segmenter is shared by all
+ * players of a path, so its subscribe alone would let later players in unchecked.
+ */
+export async function checkAccess(ctx: PluginContext<any>, c: Context, path: string, url: URL): Promise<Response | undefined> {
+  // A refusal is an EngineError: the app's onError answers it with its status.
+  await ctx.engine.checkAccess('subscribe', streamTarget(path, url), { protocol: ctx.name, ...requestAuth(c), config: ctx.config.subscribe });
+  return undefined;
+}
+
+/** The playlist with the request's stream args (credentials, key secret) on every URI, so segments pass the gate too. */
+export function withArgs(text: string, url: URL): string {
+  const q = new URLSearchParams(url.search);
+  for (const k of OWN_ARGS) q.delete(k);
+  const qs = q.toString();
+  if (!qs) return text;
+  const add = (u: string) => u + (u.includes('?') ? '&' : '?') + qs;
+  return text.split('\n').map((l) => !l || l.startsWith('#') ? l.replace(/URI="([^"]*)"/g, (_, u: string) => `URI="${add(u)}"`) : add(l)).join('\n');
+}
+
+/**
  * Start (or find) the segmenter for a playlist request and wait until it has `minSegments` complete
  * segments (at most `window`): 1 for LL-HLS, whose parts give a player its headroom; `hls.startsegments`
  * for plain HLS, where a first playlist of one segment puts the player at the live edge with nothing
@@ -52,9 +73,11 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   const raw = url.searchParams.get('timeout');
   const wait = timeoutArg(raw);
   if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
+  const denied = await checkAccess(ctx, c, path, url);
+  if (denied) return denied;
   let s: Session;
   // An EngineError (not found, refused) is answered by the app's onError with its status.
-  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions });
+  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c), signal: c.req.raw.signal });
   // A fresh segmenter has no complete segment yet: hold the first playlist until it has `want`.
   const seg = s.seg;
   const want = Math.max(1, Math.min(minSegments, mgr.settings.window));

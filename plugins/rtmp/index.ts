@@ -27,12 +27,16 @@ export default definePlugin({
     keyfile: '',
     /** Outgoing chunk size, announced with Set Chunk Size after connect. */
     chunksize: t.num(4096, { min: 128, max: 65536, int: true }),
-    /** Close a connection that has not completed the handshake in this time. */
+    /** Close a connection that has not completed the handshake and `connect` in this time. */
     handshaketimeout: t.dur('10s'),
     /** Close a connection that is not playing and has sent nothing for this long. */
     idletimeout: t.dur('30s'),
-    /** Largest RTMP message accepted; a bigger one closes the connection. */
-    maxmessagesize: t.num(16 * 1024 * 1024, { min: 64 * 1024, max: 256 * 1024 * 1024, int: true }),
+    /** Largest RTMP message accepted; a bigger one closes the connection (nginx-rtmp's max_message, 1M). */
+    maxmessagesize: t.num(1024 * 1024, { min: 64 * 1024, max: 256 * 1024 * 1024, int: true }),
+    /** Largest message before the peer sends `publish` (handshake, connect, play: small commands only). */
+    maxcommandsize: t.num(16 * 1024, { min: 1024, max: 1024 * 1024, int: true }),
+    /** Bytes held in partially received messages over all RTMP connections; a connection that would go over it is closed. 0 = no limit. */
+    maxpendingbytes: t.num(256 * 1024 * 1024, { min: 0, int: true }),
     /** Pull/push: retries after a failure (-1 = forever) and the first retry delay (doubles, capped at 30 s). */
     retrycount: t.num(-1, { min: -1, int: true }),
     retryinterval: t.dur('2s'),
@@ -47,7 +51,13 @@ export default definePlugin({
   async setup(ctx) {
     const cfg = ctx.config;
     ctx.sessions.declareGroups('sessions', 'pulls', 'pushes');
-    const sessionEnv = (): SessionEnv => ({ ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize });
+    const budget = { used: 0, max: cfg.maxpendingbytes, peak: 0 };
+    /** Bytes in partially received messages over all connections now, the most seen, and the cap (rtmp.maxpendingbytes). */
+    ctx.sessions.listExtra(() => ({ pendingBytes: { used: budget.used, peak: budget.peak, max: budget.max } }));
+    const sessionEnv = (): SessionEnv => {
+      budget.max = cfg.maxpendingbytes;
+      return { ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, maxCommandSize: cfg.maxcommandsize, budget };
+    };
     const clientEnv = (): ClientEnv => ({
       ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, tlsVerify: cfg.tlsverify,
       retryCount: cfg.retrycount, retryInterval: cfg.retryinterval, timeout: cfg.clienttimeout,
@@ -75,8 +85,8 @@ export default definePlugin({
       for (const h of ctx.sessions.list({ live: true })) {
         const s = h.ref;
         if (!(s instanceof RtmpSession)) continue;
-        if (!s.handshakeDone) {
-          if (now - s.startTime > cfg.handshaketimeout) s.fail(new Error(`handshake not completed within ${cfg.handshaketimeout} ms`));
+        if (!s.handshakeDone || !s.isConnected) {
+          if (now - s.startTime > cfg.handshaketimeout) s.fail(new Error(`handshake and connect not completed within ${cfg.handshaketimeout} ms`));
         } else if (cfg.idletimeout > 0 && !s.playing && now - s.lastRead > cfg.idletimeout) {
           s.fail(new Error(`nothing received for ${cfg.idletimeout} ms (idletimeout)`));
         }

@@ -414,6 +414,9 @@ export class Subscriber {
     return n > 0 ? n : -1;
   }
 
+  /** Since when (ms) the connection has pushed back without draining; 0 while it takes frames. */
+  get blockedSince(): number { return this.state === 'blocked' ? this.lastBlockAt : 0; }
+
   private blocked(): void {
     this.state = 'blocked';
     this.lastBlockAt = Date.now();

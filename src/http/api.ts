@@ -154,6 +154,14 @@ export function metrics(server: Server): string {
   metric('m7s_publish_total', 'counter', 'Publishes since start.', [[null, e.totals.publishes]]);
   metric('m7s_subscribe_total', 'counter', 'Subscribes since start.', [[null, e.totals.subscribes]]);
   metric('m7s_auth_failures_total', 'counter', 'Refused publishes and subscribes.', [[null, e.totals.authFailures]]);
+  const wh = server.webhooks.stats;
+  metric('m7s_webhook_sent_total', 'counter', 'Webhook events delivered (2xx).', [[null, wh.sent]]);
+  metric('m7s_webhook_failures_total', 'counter', 'Failed webhook delivery attempts (timeouts, errors, non-2xx).', [[null, wh.failures]]);
+  metric('m7s_webhook_dropped_total', 'counter', 'Webhook events dropped, by reason.', [[{ reason: 'queue_full' }, wh.droppedQueueFull], [{ reason: 'retries' }, wh.droppedRetries]]);
+  metric('m7s_webhook_queue', 'gauge', 'Webhook events waiting or being delivered.', [[null, server.webhooks.pending]]);
+  const az = server.authorizer.stats;
+  metric('m7s_auth_decisions_total', 'counter', 'Permission checks by result (global.auth).', [[{ result: 'allow' }, az.allowed], [{ result: 'deny' }, az.denied]]);
+  metric('m7s_auth_callback_errors_total', 'counter', 'Auth callback timeouts and errors (each denied).', [[null, az.callbackErrors]]);
   metric('m7s_process_resident_memory_bytes', 'gauge', 'Resident set size.', [[null, si.memory.rss]]);
   metric('m7s_process_cpu_seconds_total', 'counter', 'CPU time (user + system).', [[null, (si.cpuUsage.user + si.cpuUsage.system) / 1e6]]);
   return lines.join('\n') + '\n';

@@ -15,6 +15,8 @@ import type { WsConn, WsHandler } from '../net/types.ts';
 import type { BatchedByteSink } from '../net/batch-sink.ts';
 import type { PluginSessions, SessionHandle } from '../sessions.ts';
 import type { Logger } from '../log.ts';
+import type { Credentials } from '../core/auth.ts';
+import { requestAuth } from './peer.ts';
 
 export interface PlayerOptions {
   /** Stream path plus the query to subscribe with (auth args, track selection). */
@@ -41,7 +43,7 @@ export interface PlayerOptions {
 export interface PlayerHost {
   readonly logger: Logger;
   readonly sessions: PluginSessions;
-  subscribe(streamPath: string, opts: { sink: BatchedByteSink; remote?: string }): Promise<Subscriber>;
+  subscribe(streamPath: string, opts: { sink: BatchedByteSink; remote?: string; ip?: string; credentials?: Credentials; signal?: AbortSignal }): Promise<Subscriber>;
   streamBody(c: Context, status: number, headers: Record<string, string>, highWaterMark: number): { sink: ByteSink; response: Response };
   upgradeWebSocket(c: Context, handler: WsHandler): Response | Promise<Response | undefined> | undefined;
   remoteOf(c: Context): string | undefined;
@@ -63,7 +65,7 @@ export function closeWsWithError(ws: WsConn, err: unknown): void {
 /** Play over WebSocket when the request is an upgrade, over a streamed HTTP body otherwise. */
 export async function play(host: PlayerHost, c: Context, opts: PlayerOptions): Promise<Response> {
   if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
-    const res = await host.upgradeWebSocket(c, wsPlayer(host, opts, host.remoteOf(c)));
+    const res = await host.upgradeWebSocket(c, wsPlayer(host, opts, whoOf(host, c)));
     if (res) return res;
   }
   return playHttp(host, c, opts);
@@ -78,14 +80,21 @@ function playerInfo(sub: Subscriber, opts: PlayerOptions, kind: string): Record<
   };
 }
 
+/** The peer (for the listing and the auth gate) and the request's credentials (Authorization header). */
+function whoOf(host: PlayerHost, c: Context): { remote?: string; ip: string; credentials?: Credentials } {
+  const w = requestAuth(c);
+  return { ...w, remote: w.remote ?? host.remoteOf(c) };
+}
+
 export async function playHttp(host: PlayerHost, c: Context, opts: PlayerOptions): Promise<Response> {
-  const remote = host.remoteOf(c);
+  const who = whoOf(host, c);
+  const remote = who.remote;
   let streamed: { sink: ByteSink; response: Response } | undefined;
   const player = opts.make(() => (streamed = host.streamBody(c, 200, opts.headers, opts.highWaterMark)).sink);
   const abort = c.req.raw.signal;
   let sub: Subscriber;
   try {
-    sub = await host.subscribe(opts.target, { sink: player, remote });
+    sub = await host.subscribe(opts.target, { sink: player, ...who, signal: abort });
   } catch (err) {
     if (streamed) { streamed.sink.end(); return streamed.response; } // the head went out: just end
     throw err; // → app.onError: EngineError's status, or 500
@@ -110,7 +119,10 @@ export async function playHttp(host: PlayerHost, c: Context, opts: PlayerOptions
   return response;
 }
 
-function wsPlayer(host: PlayerHost, opts: PlayerOptions, remote: string | undefined): WsHandler {
+function wsPlayer(host: PlayerHost, opts: PlayerOptions, who: { remote?: string; ip: string; credentials?: Credentials }): WsHandler {
+  const remote = who.remote;
+  // Aborted when the socket closes: a subscriber still waiting for the stream goes at once.
+  const ac = new AbortController();
   let sub: Subscriber | null = null;
   let out: ByteSink | null = null;
   let handle: SessionHandle | null = null;
@@ -120,7 +132,7 @@ function wsPlayer(host: PlayerHost, opts: PlayerOptions, remote: string | undefi
       out = wsByteSink(ws, opts.highWaterMark);
       const o = out;
       const player = opts.make(o);
-      host.subscribe(opts.target, { sink: player, remote }).then((s) => {
+      host.subscribe(opts.target, { sink: player, ...who, signal: ac.signal }).then((s) => {
         sub = s;
         opts.onSubscribed?.(s);
         if (gone) { s.close('client disconnected'); return; }
@@ -138,6 +150,7 @@ function wsPlayer(host: PlayerHost, opts: PlayerOptions, remote: string | undefi
     onMessage() { /* players send nothing we need */ },
     onClose() {
       gone = true;
+      ac.abort();
       out?.end();
       sub?.close('client disconnected');
       handle?.remove();

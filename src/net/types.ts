@@ -49,6 +49,12 @@ export interface ListenOptions {
   tls?: TlsOptions;
   /** write() returns false above this many queued bytes. Default 1 MiB. */
   highWaterMark?: number;
+  /**
+   * Most connections open at once on this listener (global.limits.maxconn); 0 = only the process-wide
+   * cap the adapter derives from its descriptor limit. When full, the oldest connection that has not
+   * sent a byte yet is closed to make room; if there is none, the new connection is refused.
+   */
+  maxConnections?: number;
 }
 
 export interface ConnectOptions {
@@ -145,6 +151,23 @@ export interface HttpServeOptions {
   port: number;
   host?: string;
   tls?: TlsOptions;
+  /** Limits of this listener (global.http.readheadertimeout / idletimeout, global.limits.maxconn). */
+  limits?: HttpLimits;
+  /**
+   * Bun: serve with Bun.serve rather than node:http (global.http.nativeserver). Bun.serve has no
+   * connection cap or configurable header timeout. Other runtimes ignore it.
+   */
+  native?: boolean;
+}
+
+/** Connection limits of an HTTP listener (docs/limits.md). Durations in ms; 0 = off. */
+export interface HttpLimits {
+  /** A connection that has not sent a complete request head within this long is closed. */
+  readHeaderTimeout: number;
+  /** A keep-alive connection with no request in flight for this long is closed. */
+  idleTimeout: number;
+  /** Most connections at once (0 = only the process-wide cap); full: the oldest silent one goes. */
+  maxConnections: number;
 }
 
 export interface HttpServer {
@@ -242,7 +265,8 @@ export interface Runtime {
    */
   readFileStream?(path: string, opts?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   readTextFile(path: string): Promise<string>;
-  writeFile(path: string, data: Uint8Array | string): Promise<void>;
+  /** `mode`: permission bits for a new file (and set on an existing one), e.g. 0o600 for secrets. */
+  writeFile(path: string, data: Uint8Array | string, opts?: { mode?: number }): Promise<void>;
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
