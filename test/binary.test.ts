@@ -122,3 +122,46 @@ describe('single binary (bun build --compile)', { skip }, () => {
     }
   });
 });
+
+// The second route: a Node single-executable application (esbuild → CJS → postject into a copy of node).
+const postjectBin = process.env.M7S_POSTJECT || join(root, 'node_modules/.bin/postject');
+const seaSkip = detectRuntime() !== 'node' ? 'drives a compiled binary: runs in the Node pass only'
+  : !existsSync(postjectBin) ? `no postject at ${postjectBin} (devDependency: npm ci; or set M7S_POSTJECT)` : false;
+
+describe('single binary, Node SEA route (npm run build:binary -- --node)', { skip: seaSkip }, () => {
+  let tmp = '', bin = '';
+  before(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'm7s-sea-'));
+    const t0 = performance.now();
+    const built = join(tmp, 'build', 'm7s-node');
+    const r = spawnSync(process.execPath, [join(root, 'scripts/build-binary.mjs'), '--node', `--outfile=${built}`], { cwd: root, env: { ...process.env, M7S_POSTJECT: postjectBin }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    mkdirSync(join(tmp, 'run'));
+    bin = join(tmp, 'run', 'm7s-node');
+    copyFileSync(built, bin);
+    spawnSync('chmod', ['755', bin]);
+    console.log(`# node SEA binary: ${(statSync(bin).size / 1048576).toFixed(1)} MiB, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  });
+  after(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it('alone in an empty dir: --version, /api/sysinfo on node, RTMP in and HTTP-FLV out, no warning at start', async () => {
+    const run = join(tmp, 'run');
+    const v = spawnSync(bin, ['--version'], { cwd: run, encoding: 'utf8' });
+    assert.equal(v.stdout.trim(), VERSION);
+    const [http, rtmp] = [await freePort(), await freePort()];
+    const s = await launch(bin, run, http, [], { GLOBAL_HTTP_LISTENADDR: `127.0.0.1:${http}`, RTMP_TCP_LISTENADDR: `127.0.0.1:${rtmp}` });
+    console.log(`# node SEA binary: first /api/sysinfo answer ${Math.round(s.ms)} ms after spawn`);
+    const pub = start(ffmpegPath, [...testSourceArgs({ seconds: 20 }), '-f', 'flv', `rtmp://127.0.0.1:${rtmp}/live/sea`]);
+    try {
+      assert.equal(s.info.data.runtime, 'node');
+      await until(async () => (await (await fetch(`http://127.0.0.1:${http}/api/stream/list`)).json() as any).data?.total > 0, 20_000, 'the RTMP publish');
+      const flv = await ffprobe(`http://127.0.0.1:${http}/flv/live/sea.flv`, { packets: true, seconds: 1, timeoutMs: 30_000 });
+      assert.deepEqual(flv.streams.map((x: any) => x.codec_name).sort(), ['aac', 'h264']);
+      assert.doesNotMatch(s.out(), /Warning/, 'no runtime warning at start');
+      assert.deepEqual(readdirSync(run), ['m7s-node']);
+    } finally {
+      await pub.kill();
+      assert.equal(await s.stop(), 0, s.out());
+    }
+  });
+});
