@@ -15,7 +15,9 @@ export interface TestServer { server: Server; http: string; port: (plugin: strin
 
 /** Start a server with `plugins` on 127.0.0.1 with every listener on port 0; `yaml` is appended config. */
 export async function startServer(plugins: PluginDef<any>[], yaml = '', env: Record<string, string> = {}): Promise<TestServer> {
-  const configText = `global:\n  loglevel: ${process.env.M7S_TEST_LOGLEVEL ?? 'error'}\n  http:\n    listenaddr: "127.0.0.1:0"\n${yaml}`;
+  // Test servers pull from and push to each other on 127.0.0.1, which global.outbound refuses to API
+  // pulls by default (test/security.test.ts covers that default).
+  const configText = `global:\n  loglevel: ${process.env.M7S_TEST_LOGLEVEL ?? 'error'}\n  http:\n    listenaddr: "127.0.0.1:0"\n  outbound:\n    allowhosts: [loopback]\n${yaml}`;
   const logger = process.env.M7S_TEST_LOGLEVEL ? undefined : Logger.silent();
   const server = await Server.start({ runtime: await currentRuntime(), plugins, configText, env, logger, watch: false });
   return {
