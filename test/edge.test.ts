@@ -119,6 +119,10 @@ describe('edge module under deno, bun and workerd in front of an m7s origin', { 
       const N = 50;
       const health = await (await fetch(`${h.url}/edge/health`)).json() as { mode: string };
       assert.equal(health.mode, name === 'workerd' ? 'durable-objects' : 'local', 'workerd coalesces in Durable Objects');
+      const api = await fetch(`${h.url}/flv/api/list`);
+      assert.equal(api.status, 404, 'plugin APIs stay on the origin');
+      await api.body?.cancel();
+      assert.equal(originHits.get('/flv/api/list'), undefined);
       // HLS (TS): everyone loads the playlist and every segment in it.
       const first = await (await fetch(`${h.url}/hls/live/e.m3u8`)).text();
       const segs = first.split('\n').filter((l) => l && !l.startsWith('#'));

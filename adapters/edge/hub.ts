@@ -98,6 +98,8 @@ export class EdgeHub {
     if (req.method === 'OPTIONS') return this.pass(req, url);
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'edge: only GET and HEAD\n', { allow: 'GET, HEAD, OPTIONS' });
     if (!this.conf.prefixes.some((p) => url.pathname.startsWith(p))) return text(404, `edge: ${url.pathname} is not served here\n`);
+    // Plugin APIs (/flv/api/list: sessions and peer addresses) stay on the origin.
+    if (/^\/[^/]+\/api(\/|$)/.test(url.pathname)) return text(404, 'edge: plugin APIs are not served at the edge\n');
     const kind = req.method === 'HEAD' ? 'pass' : classify(url.pathname);
     const key = url.pathname + url.search + this.varyKey(req);
     const originUrl = this.conf.origin + url.pathname + url.search;
