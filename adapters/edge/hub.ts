@@ -26,7 +26,8 @@ export interface EdgeConfig {
   timeoutMs: number;
   /** Headers forwarded to the origin (lower-case names). */
   forwardHeaders: string[];
-  useCacheApi: boolean;
+  /** 'auto': the Workers cache (caches.default) only; 'on': also caches.open() elsewhere (Deno); 'off'. */
+  useCacheApi: 'auto' | 'on' | 'off';
 }
 
 type Env = Record<string, unknown> | undefined;
@@ -60,7 +61,7 @@ export function readConfig(env: Env): EdgeConfig {
     gopBytes: num(get('EDGE_GOP_KB'), 2048) * 1024,
     timeoutMs: num(get('EDGE_ORIGIN_TIMEOUT_MS'), 15_000),
     forwardHeaders: (get('EDGE_FORWARD_HEADERS') ?? 'authorization,cookie,user-agent').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean),
-    useCacheApi: (get('EDGE_CACHE_API') ?? 'on') !== 'off',
+    useCacheApi: ((v) => (v === 'on' || v === 'off' ? v : 'auto'))(get('EDGE_CACHE_API')),
   };
 }
 
@@ -203,10 +204,14 @@ export class EdgeHub {
 
   private cacheApi(): Promise<Cache | undefined> {
     return (this.cache ??= (async () => {
-      if (!this.conf.useCacheApi) return undefined;
+      if (this.conf.useCacheApi === 'off') return undefined;
       const c = (globalThis as { caches?: CacheStorage & { default?: Cache } }).caches;
       if (!c) return undefined;
-      try { return c.default ?? await c.open('m7s-edge'); } catch { return undefined; }
+      // Workers' cache honours max-age; Deno's caches.open() stores on disk, outside EDGE_MEMORY_MB,
+      // so it is used only when asked for (EDGE_CACHE_API=on).
+      if (c.default) return c.default;
+      if (this.conf.useCacheApi !== 'on') return undefined;
+      try { return await c.open('m7s-edge'); } catch { return undefined; }
     })());
   }
 
