@@ -25,7 +25,7 @@ import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
 import type { Logger } from './log.ts';
 import type { ByteSink } from './net/body.ts';
-import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { Capability, ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
 import type { PortRange } from './net/udp.ts';
 import type { PluginSessions } from './sessions.ts';
 import type { PlayerOptions } from './http/player.ts';
@@ -47,6 +47,12 @@ export interface PluginDef<D extends Defaults = Defaults> {
   description?: string;
   /** Settings with their defaults and types (see src/config/schema.ts `t`). */
   defaults: D;
+  /**
+   * Host capabilities the plugin cannot run without (`net` sockets, `fs` files, `proc` child
+   * processes). On a host that lacks one the plugin is not set up and shows as disabled with the reason
+   * in /api/plugins. Plugins that only serve HTTP need nothing.
+   */
+  needs?: readonly Capability[];
   /** Adds `pull` and `onsub.pull` to the schema. */
   pull?: boolean;
   /** Adds `onpub.push/record/transform` to the schema. */
