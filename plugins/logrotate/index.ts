@@ -29,6 +29,7 @@ export default definePlugin({
   name: 'logrotate',
   description: 'log files rotated by time and size',
   listquery: true,
+  needs: ['fs'],
   defaults: {
     /** Folder of the log files (relative to the config file). Empty = off (Monibuca's default is ./logs). */
     path: t.str(''),

@@ -33,6 +33,7 @@ export default definePlugin({
   description: 'records streams to fMP4/MP4/FLV/HLS segment files with a time index',
   push: true,
   pull: true,
+  needs: ['fs'],
   listquery: ['streamPath', 'start', 'end'],
   defaults: {
     /** fmp4 (crash-safe fragments, default), mp4 (front moov when a segment closes), flv, hls (TS + playlist). */
