@@ -27,6 +27,7 @@ import { type AppendPoint, expandPath, finalizeMp4, playlistText, type RecordSet
 import { type IndexEntry, SegmentIndex } from './store.ts';
 import { rangeResponse, stitchMp4, vodPlaylist } from './playback.ts';
 import { replay } from './vod.ts';
+import { S3Client } from './s3.ts';
 
 export default definePlugin({
   name: 'record',
@@ -60,6 +61,14 @@ export default definePlugin({
     diskmaxpercent: t.num(0, { min: 0, max: 100 }),
     /** How often retention runs (it also runs after each closed segment, at most once a second). */
     retentioninterval: t.dur('60s'),
+    /**
+     * Upload each closed segment to an S3-compatible store (path-style URLs, SigV4). Empty endpoint = off.
+     * removelocal: delete the local file once uploaded (playback then reads from the store).
+     */
+    s3: {
+      endpoint: t.str(''), region: t.str('us-east-1'), bucket: t.str(''), accesskey: t.str(''), secretkey: t.str(''),
+      prefix: t.str(''), partsize: t.num(16 << 20, { min: 64 * 1024, int: true }), removelocal: false,
+    },
     /** The segment index journal (JSON lines). Relative to the config file. */
     indexfile: t.str('record/index.jsonl'),
   },
@@ -68,7 +77,7 @@ export default definePlugin({
     const recorders = new Map<string, Recorder>();
     const handles = new Map<Recorder, SessionHandle<Recorder>>();
     ctx.sessions.declareGroups('recorders');
-    const stats = { segments: 0, bytes: 0, behind: 0, framesDropped: 0, failures: 0, recovered: 0, deleted: 0 };
+    const stats = { segments: 0, bytes: 0, behind: 0, framesDropped: 0, failures: 0, recovered: 0, deleted: 0, uploaded: 0, uploadFailures: 0 };
     const index = new SegmentIndex(rt, ctx.resolvePath(ctx.config.indexfile));
     const left = await index.load();
     for (const e of left) {
@@ -81,6 +90,39 @@ export default definePlugin({
       }
     }
 
+    // ------------------------------------------------------------------ object storage (S3)
+
+    const s3c = ctx.config.s3;
+    const s3 = s3c.endpoint && s3c.bucket ? new S3Client(s3c) : null;
+    let uploads: Promise<void> = Promise.resolve();
+    /** Upload a closed segment (one at a time, in order); with removelocal the local copy goes after. */
+    function upload(seg: IndexEntry): void {
+      if (seg.type === 'hls' && !seg.path.endsWith('.ts')) return;
+      const key = `${s3c.prefix}${seg.streamPath}/${seg.path.slice(seg.path.lastIndexOf('/') + 1)}`;
+      uploads = uploads.then(async () => {
+        try {
+          const data = await rt.readFile(seg.path);
+          const { parts } = await s3!.put(key, data, seg.type === 'hls' ? 'video/mp2t' : seg.type === 'flv' ? 'video/x-flv' : 'video/mp4');
+          const e = index.get(seg.path);
+          if (e) index.closed({ ...e, s3object: key });
+          stats.uploaded++;
+          ctx.logger.info(`uploaded ${seg.path} to s3://${s3c.bucket}/${key}${parts > 1 ? ` in ${parts} parts` : ''}`, { stream: seg.streamPath });
+          if (s3c.removelocal) await rt.remove(seg.path);
+        } catch (err) {
+          stats.uploadFailures++;
+          ctx.logger.error(`upload of ${seg.path} failed (the local copy stays)`, { stream: seg.streamPath, error: err });
+        }
+      });
+    }
+    /** A segment's bytes: the local file, else its copy in the object store. */
+    const readSegment = async (path: string): Promise<Uint8Array> => {
+      try { return await rt.readFile(path); } catch (err) {
+        const e = index.get(path);
+        if (s3 && e?.s3object) return s3.get(e.s3object);
+        throw err;
+      }
+    };
+
     const host: RecorderHost = {
       runtime: rt,
       logger: ctx.logger,
@@ -91,6 +133,7 @@ export default definePlugin({
         stats.bytes += seg.size;
         index.closed(seg);
         retentionSoon();
+        if (s3) upload(seg);
       },
       behind: (rec, frames) => {
         stats.behind++;
@@ -190,7 +233,7 @@ export default definePlugin({
       const pub = await ctx.publish(streamPath, { type: 'vod', config: { ...ctx.config.publish, speed } });
       const h = ctx.sessions.add({ kind: 'vod', group: 'vods', streamPath, stop: (r) => pub.stop(r), info: () => ({ source: url, start, end, speed }) });
       ctx.sessions.declareGroups('vods');
-      void replay(rt, pub, entries, start, end).then(
+      void replay(readSegment, pub, entries, start, end).then(
         async (n) => {
           ctx.logger.info(`vod ${streamPath} ended: ${n} frames replayed`, { stream: streamPath });
           // The recording is over: end the stream (players must not wait for a publisher that will not
@@ -287,6 +330,7 @@ export default definePlugin({
     });
 
     ctx.onStop(async () => {
+      await uploads;
       clearInterval(retentionTick);
       clearTimeout(retentionTimer);
       await retaining;
@@ -333,7 +377,9 @@ export default definePlugin({
         m('m7s_record_frames_dropped_total', 'counter', 'Frames recorders lost falling behind.', stats.framesDropped) +
         m('m7s_record_failures_total', 'counter', 'Recordings stopped by a write error (disk full, I/O error).', stats.failures) +
         m('m7s_record_recovered_total', 'counter', 'Segments left open by a crash and repaired at start.', stats.recovered) +
-        m('m7s_record_deleted_total', 'counter', 'Segments deleted by retention.', stats.deleted),
+        m('m7s_record_deleted_total', 'counter', 'Segments deleted by retention.', stats.deleted) +
+        m('m7s_record_uploaded_total', 'counter', 'Segments uploaded to the S3 store.', stats.uploaded) +
+        m('m7s_record_upload_failures_total', 'counter', 'Segment uploads that failed (the local copy stays).', stats.uploadFailures),
         200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
     });
 
@@ -356,10 +402,10 @@ export default definePlugin({
       const r = range(c);
       if (!r) return ctx.fail(c, 400, 'start/end: ms since epoch, seconds since epoch or an ISO date');
       await allowPlayback(c, m[1]!);
-      const v = await stitchMp4(rt, index.query(m[1]!, r.start, r.end), r.start, r.end);
+      const v = await stitchMp4(readSegment, index.query(m[1]!, r.start, r.end), r.start, r.end);
       if (!v) return ctx.fail(c, 404, `no fMP4 recording of ${m[1]} in that range`);
       const name = m[1]!.replace(/\//g, '_');
-      return rangeResponse(rt, v, c.req.header('range'), 'video/mp4', c.req.method === 'HEAD',
+      return rangeResponse(readSegment, v, c.req.header('range'), 'video/mp4', c.req.method === 'HEAD',
         { 'content-disposition': `attachment; filename="${name}.mp4"`, 'x-duration-ms': String(Math.round(v.durationMs)) });
     });
 
@@ -387,9 +433,10 @@ export default definePlugin({
       if (m) await allowPlayback(c, m[1]!);
       if (!e) return ctx.fail(c, 404, 'no such recorded segment');
       const st = await rt.stat(e.path);
-      if (!st) return ctx.fail(c, 404, `segment file ${e.path} is gone`);
+      const size = st?.size ?? (e.s3object && s3 ? e.size : -1);
+      if (size < 0) return ctx.fail(c, 404, `segment file ${e.path} is gone`);
       const type = e.type === 'hls' ? 'video/mp2t' : e.type === 'flv' ? 'video/x-flv' : 'video/mp4';
-      return rangeResponse(rt, { head: new Uint8Array(0), pieces: [{ path: e.path, offset: 0, size: st.size }], size: st.size, durationMs: e.duration },
+      return rangeResponse(readSegment, { head: new Uint8Array(0), pieces: [{ path: e.path, offset: 0, size }], size, durationMs: e.duration },
         c.req.header('range'), type, c.req.method === 'HEAD');
     });
 

@@ -2,7 +2,6 @@
 // with Range support), and VOD HLS playlists straight from the recorded files (TS segments as they
 // are; fMP4 segments as byte ranges: EXT-X-MAP is a file's init, the media its fragments).
 
-import type { Runtime } from '../../src/net/types.ts';
 import { type Mp4FileSample, type Mp4FileTrack, progressiveMp4, readFragmented } from '../../src/format/mp4-file.ts';
 import type { IndexEntry } from './store.ts';
 
@@ -22,7 +21,10 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * before `startMs` up to `endMs` (wall clock). Stops at a segment whose tracks differ from the first's
  * (a codec change). Each track's samples follow each other without gaps.
  */
-export async function stitchMp4(rt: Runtime, entries: IndexEntry[], startMs: number, endMs: number): Promise<VirtualFile | null> {
+/** Reads a segment file (locally, or from the object store when the local copy is gone). */
+export type ReadSegment = (path: string) => Promise<Uint8Array>;
+
+export async function stitchMp4(read: ReadSegment, entries: IndexEntry[], startMs: number, endMs: number): Promise<VirtualFile | null> {
   let tracks: Mp4FileTrack[] | null = null;
   const samples: Mp4FileSample[] = [];
   const paths: string[] = [];
@@ -32,7 +34,7 @@ export async function stitchMp4(rt: Runtime, entries: IndexEntry[], startMs: num
   for (const e of entries) {
     if (e.type !== 'fmp4') continue;
     let f;
-    try { f = readFragmented(await rt.readFile(e.path)); } catch { continue; } // gone or unreadable: skip
+    try { f = readFragmented(await read(e.path)); } catch { continue; } // gone or unreadable: skip
     if (!tracks) tracks = f.tracks;
     else if (f.tracks.length !== tracks.length || f.tracks.some((t, i) => !sameBytes(t.stsd, tracks![i]!.stsd))) break;
     const ts = new Map(f.tracks.map((t) => [t.id, t.timescale]));
@@ -75,7 +77,7 @@ export async function stitchMp4(rt: Runtime, entries: IndexEntry[], startMs: num
 }
 
 /** Bytes [from, to) of a virtual file as a stream, reading each source file once. */
-export function readRange(rt: Runtime, v: VirtualFile, from: number, to: number): ReadableStream<Uint8Array> {
+export function readRange(read: ReadSegment, v: VirtualFile, from: number, to: number): ReadableStream<Uint8Array> {
   const jobs: { path?: string; bytes?: Uint8Array; offset: number; size: number }[] = [];
   let pos = 0;
   const add = (start: number, size: number, path?: string, bytes?: Uint8Array) => {
@@ -93,7 +95,7 @@ export function readRange(rt: Runtime, v: VirtualFile, from: number, to: number)
       if (!j) { cache = null; ctl.close(); return; }
       if (j.bytes) { ctl.enqueue(j.bytes.subarray(j.offset, j.offset + j.size)); return; }
       let c = cache;
-      if (!c || c.path !== j.path) cache = c = { path: j.path!, data: await rt.readFile(j.path!) };
+      if (!c || c.path !== j.path) cache = c = { path: j.path!, data: await read(j.path!) };
       ctl.enqueue(c.data.subarray(j.offset, j.offset + j.size));
     },
   }, { highWaterMark: 0 });
@@ -112,7 +114,7 @@ export function parseRange(h: string | undefined, size: number): { from: number;
 }
 
 /** A Response for a virtual file honouring a Range header. */
-export async function rangeResponse(rt: Runtime, v: VirtualFile, range: string | undefined, type: string, head: boolean, extra: Record<string, string> = {}): Promise<Response> {
+export async function rangeResponse(read: ReadSegment, v: VirtualFile, range: string | undefined, type: string, head: boolean, extra: Record<string, string> = {}): Promise<Response> {
   const r = parseRange(range, v.size);
   const base = { 'content-type': type, 'accept-ranges': 'bytes', ...extra };
   if (r === 'bad') return new Response(null, { status: 416, headers: { ...base, 'content-range': `bytes */${v.size}` } });
@@ -123,12 +125,12 @@ export async function rangeResponse(rt: Runtime, v: VirtualFile, range: string |
   // (Bun sends a stream body chunked, which ffmpeg's HLS reader does not take for byte ranges).
   if (to - from <= 16 << 20) {
     const out = new Uint8Array(to - from);
-    const reader = readRange(rt, v, from, to).getReader();
+    const reader = readRange(read, v, from, to).getReader();
     let p = 0;
     for (;;) { const { done, value } = await reader.read(); if (done) break; out.set(value, p); p += value.length; }
     return new Response(out, { status: r ? 206 : 200, headers });
   }
-  return new Response(readRange(rt, v, from, to), { status: r ? 206 : 200, headers });
+  return new Response(readRange(read, v, from, to), { status: r ? 206 : 200, headers });
 }
 
 /** A VOD HLS playlist of recorded segments; `url(e)` addresses a segment file. */

@@ -9,6 +9,8 @@ import type { SegmentInfo } from './recorder.ts';
 export interface IndexEntry extends SegmentInfo {
   /** Still being written (or left open by a crash, before recovery). */
   open?: boolean;
+  /** The object key of its copy in the S3 store, once uploaded. */
+  s3object?: string;
 }
 
 type Line = { op: 'open' | 'close'; seg: IndexEntry } | { op: 'delete'; path: string };
@@ -89,7 +91,7 @@ export class SegmentIndex {
     this.journal({ op: 'open', seg: e });
   }
 
-  closed(seg: SegmentInfo): void {
+  closed(seg: IndexEntry): void {
     const e = { ...seg };
     delete (e as IndexEntry).open;
     this.put(e);
@@ -102,6 +104,8 @@ export class SegmentIndex {
   }
 
   streams(): string[] { return [...this.byStream.keys()]; }
+
+  get(path: string): IndexEntry | undefined { return this.byPath.get(path); }
 
   all(): IndexEntry[] { return [...this.byPath.values()]; }
 

@@ -5,7 +5,6 @@
 import type { Publisher } from '../../src/core/publisher.ts';
 import type { Track } from '../../src/core/frame.ts';
 import { type Mp4FileSample, readFragmented, sampleEntryConfig } from '../../src/format/mp4-file.ts';
-import type { Runtime } from '../../src/net/types.ts';
 import type { IndexEntry } from './store.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -15,7 +14,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * `endMs` into `pub`, paced by pub.paceDelay. Returns the frames written; stops early when the
  * publisher closes.
  */
-export async function replay(rt: Runtime, pub: Publisher, entries: IndexEntry[], startMs: number, endMs: number): Promise<number> {
+export async function replay(read: (path: string) => Promise<Uint8Array>, pub: Publisher, entries: IndexEntry[], startMs: number, endMs: number): Promise<number> {
   const tracks = new Map<string, Track>();
   let base = NaN;
   let cutStart = -Infinity;
@@ -23,7 +22,7 @@ export async function replay(rt: Runtime, pub: Publisher, entries: IndexEntry[],
   for (const e of entries) {
     if (e.type !== 'fmp4') continue;
     let f, data: Uint8Array;
-    try { data = await rt.readFile(e.path); f = readFragmented(data); } catch { continue; }
+    try { data = await read(e.path); f = readFragmented(data); } catch { continue; }
     const byId = new Map(f.tracks.map((t) => [t.id, t]));
     const wall = (s: Mp4FileSample) => e.start + (s.dts * 1000) / byId.get(s.trackId)!.timescale;
     const video = f.tracks.find((t) => t.kind === 'video');
