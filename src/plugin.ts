@@ -18,13 +18,14 @@ import type { Context, Hono } from 'hono';
 import type { ConfigDiff } from './config/load.ts';
 import { type Defaults, type Resolved, t } from './config/schema.ts';
 import type { PublishConfig, SubscribeConfig } from './core/config.ts';
-import type { Engine, EngineEvents, PublishActionFn, PullFn, PublishOptions, SubscribeOptions } from './core/engine.ts';
+import type { DescribeOptions, Engine, EngineEvents, PublishActionFn, PullFn, PublishOptions, StreamDescription, SubscribeOptions } from './core/engine.ts';
 import type { Publisher } from './core/publisher.ts';
 import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
 import type { Logger } from './log.ts';
 import type { ByteSink } from './net/body.ts';
-import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { PortRange } from './net/udp.ts';
 
 /** Keys every plugin that pulls or pushes may use (added to its schema by `pull: true` / `push: true`). */
 export const pullSchema = {
@@ -94,13 +95,27 @@ export interface PluginContext<C = Record<string, any>> {
 
   /** Listen on `addr` (":1935", "127.0.0.1:1935"); with `tls`, serve TLS. Empty addr = don't listen (returns null). */
   listenTcp(addr: string, onConn: (conn: TcpConn) => void, opts?: { tls?: TlsOptions; what?: string; highWaterMark?: number }): Promise<TcpServer | null>;
-  listenUdp(addr: string, opts?: { what?: string }): Promise<UdpSocket | null>;
+  /** A UDP server socket on `addr` (listed in /api/sysinfo while open; closed with the plugin). */
+  listenUdp(addr: string, opts?: Omit<UdpOptions, 'port' | 'host'> & { what?: string }): Promise<UdpSocket | null>;
+  /**
+   * An ephemeral UDP socket (port 0 = any): a client's RTP port, a SIP transaction. Listed while open,
+   * unlisted when the plugin closes it, closed with the plugin at the latest.
+   */
+  bindUdp(opts?: Partial<UdpOptions> & { what?: string }): Promise<UdpSocket>;
+  /**
+   * RTP on an even port and RTCP on the next odd one, from `range` ("10000-20000" or {min, max}); same
+   * lifetime as bindUdp. Throws PortRangeExhaustedError when every pair in the range is taken.
+   */
+  bindUdpPair(range: string | PortRange, opts?: Omit<UdpOptions, 'port'> & { what?: string }): Promise<{ rtp: UdpSocket; rtcp: UdpSocket }>;
   connectTcp(opts: ConnectOptions): Promise<TcpConn>;
 
   /** engine.publish with this plugin's name and publish config. */
   publish(streamPath: string, opts?: Omit<PublishOptions, 'protocol'> & { protocol?: string }): Promise<Publisher>;
   /** engine.subscribe with this plugin's name and subscribe config. */
   subscribe(streamPath: string, opts: Omit<SubscribeOptions, 'protocol'> & { protocol?: string }): Promise<Subscriber>;
+
+  /** engine.describe with this plugin's name and subscribe config: the tracks of a stream (auth, on-demand pull, bounded wait), no cursor. */
+  describe(streamPath: string, opts?: Omit<DescribeOptions, 'protocol'> & { protocol?: string }): Promise<StreamDescription>;
 
   /** This plugin can pull `url` into `streamPath`: used for `onsub.pull` (on demand) and `pull` (at start). */
   registerPuller(fn: PullFn): void;

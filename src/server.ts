@@ -9,6 +9,7 @@ import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
 import { mountApi } from './http/api.ts';
 import { applyMiddleware, fail, middlewareHeaders, ok } from './http/app.ts';
 import { createBodySink } from './net/body.ts';
+import { bindUdpPair, parsePortRange } from './net/udp.ts';
 import { type LogLevel, Logger } from './log.ts';
 import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
@@ -188,6 +189,26 @@ export class Server {
       pr.closers.push(() => s.close());
       return s;
     };
+    // A UDP socket is listed while open and closed with the plugin; closing it earlier unlists it.
+    const trackUdp = (s: UdpSocket, what?: string): UdpSocket => {
+      const info: ListenInfo = { plugin: def.name, proto: 'udp', host: s.host, port: s.port, what };
+      state.listen.push(info);
+      this.listening.push(info);
+      const close = s.close.bind(s);
+      const closer = () => close();
+      pr.closers.push(closer);
+      Object.defineProperty(s, 'close', {
+        configurable: true,
+        value: () => {
+          const drop = <T>(arr: T[], x: T) => { const i = arr.indexOf(x); if (i >= 0) arr.splice(i, 1); };
+          drop(state.listen, info);
+          drop(this.listening, info);
+          drop(pr.closers, closer);
+          return close();
+        },
+      });
+      return s;
+    };
     const ctx: PluginContext<any> = {
       name: def.name, config, logger: log, engine: this.engine, runtime: this.runtime, events: this.engine.events, http: sub,
       upgradeWebSocket: (c, h) => this.runtime.upgradeWebSocket(c, h),
@@ -209,11 +230,22 @@ export class Server {
       async listenUdp(addr, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
-        return track(await self.runtime.bindUdp({ port: a.port, host: a.host }), 'udp', o.what);
+        const { what, ...udp } = o;
+        return trackUdp(await self.runtime.bindUdp({ ...udp, port: a.port, host: a.host }), what);
+      },
+      async bindUdp(o = {}) {
+        const { what, ...udp } = o;
+        return trackUdp(await self.runtime.bindUdp({ ...udp, port: udp.port ?? 0 }), what);
+      },
+      async bindUdpPair(range, o = {}) {
+        const { what, ...udp } = o;
+        const pair = await bindUdpPair((x) => self.runtime.bindUdp(x), parsePortRange(range), udp);
+        return { rtp: trackUdp(pair.rtp, what ? what + ' (RTP)' : 'RTP'), rtcp: trackUdp(pair.rtcp, what ? what + ' (RTCP)' : 'RTCP') };
       },
       connectTcp: (o) => this.runtime.connectTcp(o),
       publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
+      describe: (path, o = {}) => this.engine.describe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       registerPuller: (fn) => { pr.puller = fn; this.applyRegistries(pr); },
       registerPusher: (fn) => { pr.pusher = fn; this.applyRegistries(pr); },
       registerRecorder: (fn) => { pr.recorder = fn; this.applyRegistries(pr); },

@@ -8,7 +8,8 @@ import { type AuthHook, type AuthRequest, checkKeyAuth } from './auth.ts';
 import { defaultPublish, defaultSubscribe, normSubMode, type PublishConfig, type SubscribeConfig } from './config.ts';
 import { EngineError } from './errors.ts';
 import { parseStreamPath } from './path.ts';
-import { Publisher } from './publisher.ts';
+import type { Track } from './frame.ts';
+import { Publisher, type PublisherInfo } from './publisher.ts';
 import { Stream, type StreamHost } from './stream.ts';
 import { Subscriber, type SubscriberSink } from './subscriber.ts';
 
@@ -46,6 +47,27 @@ export interface SubscribeOptions {
   /** Also receive data-track frames. */
   data?: boolean;
   counted?: boolean;
+}
+
+export interface DescribeOptions {
+  protocol: string;
+  remote?: string;
+  args?: Record<string, string>;
+  /** The plugin's subscribe section (auth keys, waittimeout, waittrack). */
+  config?: SubscribeConfig;
+  /** How long to wait for a publisher and its tracks (ms). Default: config.waittimeout. */
+  timeoutMs?: number;
+  /** What "tracks known" means (default config.waittrack): 'all' waits for every announced track's data. */
+  waittrack?: SubscribeConfig['waittrack'];
+}
+
+export interface StreamDescription {
+  path: string;
+  args: Record<string, string>;
+  stream: Stream;
+  /** The stream's tracks at the time of the answer (codec config in track.config). */
+  tracks: Track[];
+  publisher: PublisherInfo | null;
 }
 
 export type PullFn = (req: { streamPath: string; url: string; args: Record<string, string> }) => void | Promise<void>;
@@ -196,6 +218,45 @@ export class Engine implements StreamHost {
     this.events.emit('subscribe', { stream, subscriber: sub });
     sub.start();
     return sub;
+  }
+
+  // ------------------------------------------------------------------ describe
+
+  /**
+   * The tracks of a stream, for RTSP DESCRIBE / SDP offers, without becoming a subscriber: the same
+   * auth as a subscribe, on-demand pull when nobody publishes, and a bounded wait (`timeoutMs`, default
+   * the subscribe section's waittimeout) until the tracks are known as `waittrack` defines it.
+   * Throws EngineError: Unauthorized, NotFound (no publisher within the wait), Timeout (publisher but
+   * no usable tracks), Closed.
+   */
+  async describe(streamPath: string, opts: DescribeOptions): Promise<StreamDescription> {
+    const p = parseStreamPath(streamPath, opts.args);
+    const raw = this.argsOverride('subscribe', opts.config ?? this.subscribeConfig, p.args);
+    const conf: SubscribeConfig = { ...raw, submode: normSubMode(raw.submode) };
+    await this.authorize({ kind: 'subscribe', streamPath: p.path, args: p.args, protocol: opts.protocol, remote: opts.remote }, conf);
+    const timeout = Math.max(0, opts.timeoutMs ?? conf.waittimeout);
+    const want = opts.waittrack ?? conf.waittrack;
+    const deadline = Date.now() + timeout;
+    let stream = this.streams.get(p.path);
+    if (!stream?.publisher) {
+      if (!stream || stream.publishCount === 0) this.triggerPull(p.path, p.args);
+      // Wait for a publisher without creating the stream (a describe that times out leaves nothing behind).
+      stream = await new Promise<Stream>((resolve, reject) => {
+        const s = this.streams.get(p.path);
+        if (s?.publisher) { resolve(s); return; }
+        const timer = setTimeout(() => { off(); reject(new EngineError('NotFound', `stream ${p.path} not found (waited ${timeout} ms)`)); }, timeout);
+        const off = this.events.on('publish', (e) => {
+          if (e.stream.path !== p.path) return;
+          clearTimeout(timer); off(); resolve(e.stream);
+        });
+      });
+    }
+    await stream.waitReady(want, Math.max(0, deadline - Date.now()));
+    return {
+      path: p.path, args: p.args, stream,
+      tracks: stream.tracks.filter((t) => (t.kind === 'video' && conf.subvideo !== false) || (t.kind === 'audio' && conf.subaudio !== false) || t.kind === 'data'),
+      publisher: stream.publisher?.info() ?? null,
+    };
   }
 
   private triggerPull(path: string, args: Record<string, string>): void {

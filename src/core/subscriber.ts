@@ -410,6 +410,15 @@ export class Subscriber {
   }
 
   /** Stop the subscription (the plugin's connection closed, or the API stopped it). */
+  /**
+   * Ask the stream's source for a keyframe (an RTSP/WebRTC viewer that got a PLI/FIR, or lost packets).
+   * Reaches Publisher.onKeyframeRequest, rate-limited per publisher. Returns true when forwarded.
+   */
+  requestKeyframe(): boolean {
+    if (this.state === 'closed') return false;
+    return this.stream.publisher?.requestKeyframe(`${this.protocol} subscriber ${this.id}`) ?? false;
+  }
+
   close(reason = 'closed'): void {
     if (this.state === 'closed') return;
     this.state = 'closed';

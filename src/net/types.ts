@@ -70,9 +70,38 @@ export interface TcpServer {
 export interface UdpSocket {
   readonly port: number;
   readonly host: string;
+  /** True once close() was called. */
+  readonly closed: boolean;
+  /** Send one datagram. Never throws: a bad address or a failed send goes to onError and the datagram is dropped. */
   send(data: Uint8Array, port: number, host: string): void;
   onMessage: ((data: Uint8Array, from: { address: string; port: number }) => void) | null;
+  /**
+   * Socket-level errors (ICMP port unreachable reported by the kernel, ENOBUFS, failed sends). The socket
+   * stays open; UDP is lossy by nature, so these are information, not a reason to close.
+   */
+  onError: ((err: Error) => void) | null;
+  /** The kernel's receive buffer size in bytes (Linux reports twice what was asked); 0 when unknown. */
+  getRecvBufferSize(): number;
+  /** Ask the kernel for a receive buffer of `bytes`. Throws UdpUnsupportedError / the kernel's error. */
+  setRecvBufferSize(bytes: number): void;
+  /** Join a multicast group on `iface` (an address of the interface; default: the kernel's choice). */
+  addMembership(group: string, iface?: string): void;
+  dropMembership(group: string, iface?: string): void;
+  /** TTL (hops) of multicast datagrams this socket sends. */
+  setMulticastTTL(ttl: number): void;
+  /** Interface (its address) that outgoing multicast datagrams leave by. */
+  setMulticastInterface(iface: string): void;
+  /** Whether this host's own members of a group receive what this socket sends to it. */
+  setMulticastLoopback(on: boolean): void;
   close(): Promise<void>;
+}
+
+/** Thrown where the runtime hosting the server has no such UDP feature (message names the runtime and feature). */
+export class UdpUnsupportedError extends Error {
+  constructor(readonly runtime: string, readonly feature: string) {
+    super(`UDP ${feature} is not supported on ${runtime}`);
+    this.name = 'UdpUnsupportedError';
+  }
 }
 
 export interface UdpOptions {
@@ -80,8 +109,10 @@ export interface UdpOptions {
   host?: string;
   /** 'udp4' (default) or 'udp6'. */
   type?: 'udp4' | 'udp6';
-  /** Kernel receive buffer size in bytes, where the runtime allows. */
+  /** Kernel receive buffer size in bytes, where the runtime allows (best effort: see getRecvBufferSize()). */
   recvBufferSize?: number;
+  /** SO_REUSEADDR: several sockets on one port (multicast receivers). */
+  reuseAddr?: boolean;
 }
 
 /** A WebSocket as the core sees it, whichever runtime hosts it. */
