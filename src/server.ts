@@ -7,12 +7,14 @@ import { type ConfigIssue, type Defaults, type SchemaLike } from './config/schem
 import { normSubMode, type PublishConfig, type SubscribeConfig } from './core/config.ts';
 import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
 import { mountApi } from './http/api.ts';
-import { applyMiddleware, fail, middlewareHeaders, ok } from './http/app.ts';
+import { play } from './http/player.ts';
+import { applyMiddleware, fail, middlewareHeaders, ok, requestRemote } from './http/app.ts';
 import { createBodySink } from './net/body.ts';
 import { bindUdpPair, parsePortRange } from './net/udp.ts';
 import { type LogLevel, Logger } from './log.ts';
 import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
+import { pluginSessions, SessionRegistry } from './sessions.ts';
 import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { VERSION } from './version.ts';
 
@@ -71,6 +73,8 @@ export class Server {
   warnings: ConfigIssue[];
   http: HttpServer | null = null;
   readonly listening: ListenInfo[] = [];
+  /** Every plugin's sessions and jobs, one id space (see src/sessions.ts). */
+  readonly sessions = new SessionRegistry();
   private readonly plugins: PluginRuntime[] = [];
   private readonly sections: Record<string, SchemaLike>;
   private modified: Record<string, any> = {};
@@ -209,6 +213,15 @@ export class Server {
       });
       return s;
     };
+    // The generic session API, mounted before setup() so that no plugin answers these itself.
+    const groups: string[] = [];
+    sub.get('/api/list', (c) => ok(c, this.sessions.listing(def.name, groups)));
+    sub.post('/api/stop/:id', (c) => {
+      const id = Number(c.req.param('id'));
+      const h = Number.isInteger(id) ? this.sessions.stop(id, 'stopped by API', def.name) : undefined;
+      if (!h) return fail(c, 404, `no ${def.name} session or job with id ${c.req.param('id')}`);
+      return ok(c, { id: h.id, plugin: h.plugin, kind: h.kind, streamPath: h.streamPath });
+    });
     const ctx: PluginContext<any> = {
       name: def.name, config, logger: log, engine: this.engine, runtime: this.runtime, events: this.engine.events, http: sub,
       upgradeWebSocket: (c, h) => this.runtime.upgradeWebSocket(c, h),
@@ -218,7 +231,9 @@ export class Server {
         const { body, sink } = createBodySink({ highWaterMark: hwm, copyShared: this.runtime.copySharedBody });
         return { sink, response: new Response(body, { status, headers }) };
       },
-      ok, fail,
+      ok, fail, remoteOf: requestRemote,
+      play: (c, o) => play(ctx, c, o),
+      sessions: pluginSessions(this.sessions, def.name, groups),
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
@@ -288,6 +303,7 @@ export class Server {
 
   private async closePlugin(pr: PluginRuntime): Promise<void> {
     for (const c of pr.closers.splice(0)) await c().catch(() => {});
+    this.sessions.stopAll(pr.def.name, 'server shutting down');
     for (const f of pr.stopFns.splice(0)) {
       try { await f(); } catch (err) { this.logger.warn('plugin stop hook failed', { plugin: pr.def.name, error: err }); }
     }

@@ -9,9 +9,9 @@
 // at `filepull.speed` × real time, optionally looping with continuous timestamps. Files are not retried:
 // a missing or malformed file ends the job with its error.
 
-import { EngineError } from '../../src/core/errors.ts';
-import type { PublishConfig } from '../../src/core/config.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { PublishConfig } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import { FlvFeed } from './feed.ts';

@@ -6,12 +6,12 @@
 //        ?timeout=10s                      wait that long for a stream that has not started
 //   GET  /hls/{streamPath}/{msn}.ts        a segment (.m4s for fMP4, plus init-{v}.mp4 / init.mp4)
 //   POST /hls/api/pull {streamPath, url}   pull an external HLS playlist into a local stream → { id }
-//   GET  /hls/api/list                     segmenters and pulls
-//   POST /hls/api/stop/:id                 stop a pull
+//   GET  /hls/api/list                     segmenters, viewers and pulls (ctx.sessions)
+//   POST /hls/api/stop/:id                 stop a pull or a segmenter, forget a viewer (ctx.sessions)
 
-import { EngineError } from '../../src/core/errors.ts';
+import { EngineError } from '../../src/plugin.ts';
 import { t } from '../../src/config/schema.ts';
-import { expandTemplate } from '../../src/core/engine.ts';
+import { expandTemplate } from '../../src/plugin.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { managerFor } from './manager.ts';
 import { HlsPullJob, type PullSettings } from './pull.ts';
@@ -43,7 +43,8 @@ export default definePlugin({
   setup(ctx) {
     const log = ctx.logger;
     const mgr = managerFor(ctx.engine, log);
-    mgr.acquire();
+    mgr.acquire(ctx.sessions);
+    ctx.sessions.declareGroups('segmenters', 'viewers', 'pulls');
     const apply = () => {
       const c = ctx.config;
       Object.assign(mgr.settings, { fragment: c.fragment, window: c.window, extra: c.extra, idletimeout: c.idletimeout });
@@ -53,19 +54,29 @@ export default definePlugin({
 
     // ---------------------------------------------------------------------------- pulls
 
-    const pulls = new Map<number, HlsPullJob>();
-    let nextId = 1;
     const settings = (): PullSettings => ({
       maxplaylistsize: ctx.config.maxplaylistsize, maxsegmentsize: ctx.config.maxsegmentsize,
       timeout: ctx.config.timeout, retrymax: ctx.config.retrymax,
     });
+    /** Start a pull, or return the one already feeding `streamPath`; ended pulls stay listed a minute. */
     const startPull = (streamPath: string, url: string): HlsPullJob => {
-      for (const j of pulls.values()) if (j.streamPath === streamPath && !j.stopped) return j;
-      for (const [id, j] of pulls) if (j.stopped && Date.now() - j.startTime > 60_000) pulls.delete(id);
-      const job = new HlsPullJob(nextId++, streamPath, url, ctx, settings, log);
-      pulls.set(job.id, job);
+      for (const h of ctx.sessions.list({ live: true })) {
+        const j = h.ref;
+        if (j instanceof HlsPullJob && j.streamPath === streamPath && !j.stopped) return j;
+      }
+      let job: HlsPullJob | undefined;
+      const handle = ctx.sessions.add<HlsPullJob>({
+        kind: 'pull', group: 'pulls', streamPath, linger: 60_000,
+        stop: (r) => job?.stop(r), info: () => job?.info() ?? {},
+      });
+      job = new HlsPullJob(handle.id, streamPath, url, ctx, settings, log);
+      handle.spec.ref = job;
       log.info('hls pull started', { stream: streamPath, url, id: job.id });
-      void job.done.then(() => log.info('hls pull ended', { stream: streamPath, id: job.id, reason: job.stopReason }));
+      const j = job;
+      void j.done.then(() => {
+        log.info('hls pull ended', { stream: streamPath, id: j.id, reason: j.stopReason });
+        handle.remove(j.stopReason);
+      });
       return job;
     };
     const isHttp = (u: string) => /^https?:\/\//i.test(u);
@@ -84,17 +95,17 @@ export default definePlugin({
         try { m = new RegExp(`^(?:${re})$`).exec(stream.path); } catch { continue; }
         if (!m) continue;
         const kind: SegmentKind = expandTemplate(String(value), m).includes('fmp4') ? 'fmp4' : 'ts';
-        mgr.open(stream.path, stream.path, kind, 1000, ctx.subscribe, { pinned: true, subscribeConfig: ctx.config.subscribe })
+        mgr.open(stream.path, stream.path, kind, 1000, ctx.subscribe, { pinned: true, subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions })
           .catch((err) => log.warn('hls transform failed', { stream: stream.path, error: err }));
         return;
       }
     };
     const offPublish = ctx.events.on('publish', onPublish);
 
+    // Pulls, segmenters and viewers are stopped by the server (they are in ctx.sessions).
     ctx.onStop(() => {
       offPublish();
-      for (const j of pulls.values()) j.stop('server shutting down');
-      mgr.release();
+      mgr.release(ctx.sessions);
     });
 
     // ---------------------------------------------------------------------------- API
@@ -109,14 +120,7 @@ export default definePlugin({
       return ctx.ok(c, { id: startPull(streamPath, url).id });
     });
 
-    ctx.http.get('/api/list', (c) => ctx.ok(c, { segmenters: mgr.info(), pulls: [...pulls.values()].map((j) => j.info()) }));
-
-    ctx.http.post('/api/stop/:id', (c) => {
-      const job = pulls.get(Number(c.req.param('id')));
-      if (!job) return ctx.fail(c, 404, `no hls pull with id ${c.req.param('id')}`);
-      job.stop('stopped by API');
-      return ctx.ok(c, { id: job.id });
-    });
+    // GET /hls/api/list and POST /hls/api/stop/:id are served from ctx.sessions by the server.
 
     // ---------------------------------------------------------------------------- playlists, segments
 

@@ -26,11 +26,12 @@ export default definePlugin({
   },
   setup(ctx) {
     const mgr = managerFor(ctx.engine, ctx.logger);
-    mgr.acquire();
+    mgr.acquire(ctx.sessions);
+    ctx.sessions.declareGroups('segmenters', 'viewers');
     const apply = () => { mgr.settings.part = ctx.config.part; };
     apply();
     ctx.onConfigChange(apply);
-    ctx.onStop(() => mgr.release());
+    ctx.onStop(() => mgr.release(ctx.sessions));
 
     const holdMs = (td: number) => ctx.config.blocktimeout > 0 ? ctx.config.blocktimeout : 3 * td * 1000;
 

@@ -6,11 +6,12 @@
 // it unsubscribes and its segments are dropped. Segmenters started by `onpub.transform` (pinned) stay
 // for the life of the stream.
 
-import type { Engine } from '../../src/core/engine.ts';
-import { EngineError } from '../../src/core/errors.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
-import type { SubscribeOptions } from '../../src/core/engine.ts';
+import type { PluginEngine as Engine } from '../../src/plugin.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
+import type { SubscribeOptions } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
+import type { PluginSessions, SessionHandle } from '../../src/plugin.ts';
 import { Segmenter, type SegmentKind, type SegmenterSettings } from './segmenter.ts';
 
 export interface ManagerSettings extends SegmenterSettings {
@@ -34,23 +35,43 @@ export interface Session {
   /** Resolves once subscribed (rejects when the stream is not there). */
   ready: Promise<Session>;
   closed: boolean;
+  /** This segmenter in the opening plugin's ctx.sessions (kind 'segmenter'). */
+  handle?: SessionHandle;
+}
+
+/**
+ * One HLS viewer: a client (ip + user agent) fetching one stream's playlists and segments over HTTP,
+ * listed in ctx.sessions (kind 'viewer') until it makes no request for the segmenter's idle time.
+ */
+export class HlsViewer {
+  lastAccess = Date.now();
+  requests = 0;
+  bytes = 0;
+  constructor(readonly seg: Session, readonly userAgent: string) {}
 }
 
 export class HlsManager {
   readonly settings: ManagerSettings = { ...DEFAULT_SETTINGS };
-  readonly sessions = new Map<string, Session>();
+  /** Running segmenters by kind:path (each is also listed in its plugin's ctx.sessions). */
+  readonly segmenters = new Map<string, Session>();
+  /** The session registries of the plugins using the manager (hls, llhls): where viewers are listed. */
+  private readonly registries = new Set<PluginSessions>();
   private users = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(readonly engine: Engine, readonly logger: Logger) {}
 
-  /** A plugin starts using the manager. */
-  acquire(): void { this.users++; }
+  /** A plugin starts using the manager; its viewers are listed in `sessions`. */
+  acquire(sessions?: PluginSessions): void {
+    this.users++;
+    if (sessions) this.registries.add(sessions);
+  }
 
   /** A plugin stopped; the last one closes every segmenter. */
-  release(): void {
+  release(sessions?: PluginSessions): void {
+    if (sessions) this.registries.delete(sessions);
     if (--this.users > 0) return;
-    for (const s of [...this.sessions.values()]) this.closeSession(s, 'server shutting down');
+    for (const s of [...this.segmenters.values()]) this.closeSession(s, 'server shutting down');
     this.stopTimer();
     registry.delete(this.engine);
   }
@@ -62,7 +83,7 @@ export class HlsManager {
 
   /** The running segmenter of (path, kind), if any; a request counts as activity. */
   find(path: string, kind: SegmentKind): Session | undefined {
-    const s = this.sessions.get(keyOf(path, kind));
+    const s = this.segmenters.get(keyOf(path, kind));
     if (s && !s.closed) s.lastAccess = Date.now();
     return s && !s.closed ? s : undefined;
   }
@@ -73,7 +94,7 @@ export class HlsManager {
    * NotFound when nobody publishes it).
    */
   open(path: string, target: string, kind: SegmentKind, waitMs: number, subscribe: SubscribeFn,
-    opts: { pinned?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config'] } = {}): Promise<Session> {
+    opts: { pinned?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions } = {}): Promise<Session> {
     const existing = this.find(path, kind);
     if (existing) {
       if (opts.pinned) existing.pinned = true;
@@ -101,9 +122,13 @@ export class HlsManager {
       this.forget(s);
       throw err;
     });
+    s.handle = opts.sessions?.add({
+      kind: 'segmenter', group: 'segmenters', streamPath: path, ref: s,
+      stop: (r) => this.closeSession(s, r), info: () => this.segmenterInfo(s),
+    });
     // The stream ended (engine side): forget the session so the next request starts afresh.
     seg.onEnd = () => this.forget(s);
-    this.sessions.set(s.key, s);
+    this.segmenters.set(s.key, s);
     this.startTimer();
     return s.ready;
   }
@@ -114,16 +139,52 @@ export class HlsManager {
     s.seg.close(reason);
   }
 
+  /** Count a request of a viewer (ip + user agent) of segmenter `s`, listing the viewer on first sight. */
+  touchViewer(sessions: PluginSessions, s: Session, ip: string | undefined, userAgent: string, bytes: number): void {
+    if (s.closed) return;
+    const ua = userAgent.slice(0, 200);
+    const key = `${s.key}|${ip ?? '?'}|${ua}`;
+    let h = sessions.byKey<HlsViewer>(key);
+    if (!h) {
+      const v = new HlsViewer(s, ua);
+      const handle: SessionHandle<HlsViewer> = sessions.add({
+        kind: 'viewer', group: 'viewers', streamPath: s.path, remote: ip, key, ref: v,
+        // HTTP has no connection to close: stopping a viewer forgets it (its next request lists it again).
+        stop: (r) => handle.remove(r),
+        info: () => ({ format: s.kind, userAgent: v.userAgent, requests: v.requests, bytes: v.bytes, lastAccess: new Date(v.lastAccess).toISOString() }),
+      });
+      h = handle;
+    }
+    const v = h.ref!;
+    v.lastAccess = Date.now();
+    v.requests++;
+    v.bytes += bytes;
+  }
+
+  /** Forget viewers of closed segmenters and viewers idle longer than `idle` ms. */
+  private expireViewers(idle: number): void {
+    const now = Date.now();
+    for (const reg of this.registries) {
+      for (const h of reg.list({ live: true })) {
+        const v = h.ref;
+        if (v instanceof HlsViewer && (v.seg.closed || now - v.lastAccess > idle)) h.remove(v.seg.closed ? 'segmenter stopped' : 'idle');
+      }
+    }
+  }
+
   private forget(s: Session): void {
+    s.handle?.remove();
     s.closed = true;
-    if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
-    if (this.sessions.size === 0) this.stopTimer();
+    if (this.segmenters.get(s.key) === s) this.segmenters.delete(s.key);
+    if (this.segmenters.size === 0) this.stopTimer();
+    this.expireViewers(this.idleMs());
   }
 
   /** Stop idle segmenters. */
   private sweep(): void {
     const now = Date.now(), idle = this.idleMs();
-    for (const s of [...this.sessions.values()]) {
+    this.expireViewers(idle);
+    for (const s of [...this.segmenters.values()]) {
       if (!s.pinned && s.sub && now - s.lastAccess > idle) {
         this.logger.debug('hls segmenter idle', { stream: s.path, kind: s.kind });
         this.closeSession(s, `no HLS request for ${idle} ms`);
@@ -140,11 +201,17 @@ export class HlsManager {
     this.timer = undefined;
   }
 
-  info(): unknown[] {
-    return [...this.sessions.values()].map((s) => ({
+  segmenterInfo(s: Session): Record<string, unknown> {
+    let viewers = 0;
+    for (const reg of this.registries) for (const h of reg.list({ live: true })) if (h.ref instanceof HlsViewer && h.ref.seg === s) viewers++;
+    return {
       streamPath: s.path, kind: s.kind, pinned: s.pinned, segments: s.seg.complete().length,
-      bytes: s.seg.bytes, lastAccess: new Date(s.lastAccess).toISOString(), subscriberId: s.sub?.id ?? null,
-    }));
+      bytes: s.seg.bytes, lastAccess: new Date(s.lastAccess).toISOString(), subscriberId: s.sub?.id ?? null, viewers,
+    };
+  }
+
+  info(): unknown[] {
+    return [...this.segmenters.values()].map((s) => this.segmenterInfo(s));
   }
 }
 

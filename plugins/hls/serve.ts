@@ -3,7 +3,6 @@
 // content types and cache headers a CDN can use.
 
 import type { Context } from 'hono';
-import { EngineError } from '../../src/core/errors.ts';
 import { parseDuration } from '../../src/config/schema.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import type { HlsManager, Session } from './manager.ts';
@@ -35,10 +34,12 @@ export function streamTarget(path: string, url: URL): string {
   return s ? `${path}?${s}` : path;
 }
 
-export function errorResponse(ctx: PluginContext<any>, c: Context, err: unknown): Response {
-  if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
-  ctx.logger.error('hls request failed', { error: err });
-  return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
+/** List (or refresh) the client of this request as a viewer of segmenter `s` (ip + user agent). */
+export function touchViewer(ctx: PluginContext<any>, mgr: HlsManager, c: Context, s: Session, bytes: number): void {
+  const remote = ctx.remoteOf(c) ?? c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+  // Players open new connections for segments: the viewer is the ip, not ip:port.
+  const ip = remote?.replace(/^\[(.*)\](?::\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
+  mgr.touchViewer(ctx.sessions, s, ip, c.req.header('user-agent') ?? '', bytes);
 }
 
 /** Start (or find) the segmenter for a playlist request and wait for its first segment. */
@@ -47,11 +48,8 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   const wait = timeoutArg(raw);
   if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
   let s: Session;
-  try {
-    s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe });
-  } catch (err) {
-    return errorResponse(ctx, c, err);
-  }
+  // An EngineError (not found, refused) is answered by the app's onError with its status.
+  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions });
   // A fresh segmenter has no complete segment yet: hold the first playlist until it has one.
   const seg = s.seg;
   const firstWait = 2 * mgr.settings.fragment + 5000;
@@ -59,6 +57,7 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   if (!seg.complete().length) {
     return ctx.fail(c, seg.ended ? 404 : 503, seg.ended ? `stream ${path} ended: ${seg.endReason}` : `no segment of ${path} yet`);
   }
+  touchViewer(ctx, mgr, c, s, 0);
   return s;
 }
 
@@ -83,7 +82,9 @@ export async function serveSegment(ctx: PluginContext<any>, mgr: HlsManager, c: 
   }
   if (!x) return ctx.fail(c, 404, `${what} is not available (outside the window)`);
   const type = s.kind === 'ts' ? 'video/mp2t' : 'video/mp4';
-  return new Response(seg.body(x) as Uint8Array<ArrayBuffer>, { status: 200, headers: mediaHeaders(type, segmentMaxAge(mgr)) });
+  const body = seg.body(x);
+  touchViewer(ctx, mgr, c, s, body.byteLength);
+  return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers: mediaHeaders(type, segmentMaxAge(mgr)) });
 }
 
 export function serveInit(ctx: PluginContext<any>, mgr: HlsManager, c: Context, s: Session | undefined, version: number | undefined): Response {

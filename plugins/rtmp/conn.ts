@@ -7,7 +7,7 @@ import { amf0Decode, amf0Encode } from '../../src/format/amf.ts';
 import { FormatError } from '../../src/format/bytes.ts';
 import type { Logger } from '../../src/log.ts';
 import type { TcpConn } from '../../src/net/types.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import { chunkMessageBytes, ChunkReader, MSG, readU32, type RtmpMessage, u32, UC, userControl } from './chunk.ts';
 import { ClientHandshake, ServerHandshake } from './handshake.ts';
 
@@ -57,9 +57,6 @@ export function decodeData(m: { type: number; payload: Uint8Array }): unknown[] 
   return amf0Decode(p, AMF_LIMITS);
 }
 
-let ids = 0;
-/** Ids for sessions and client jobs: one sequence, so that /rtmp/api/stop/:id is unambiguous. */
-export function nextId(): number { return ++ids; }
 
 export abstract class RtmpConnection {
   /** Chunk size we send with. */

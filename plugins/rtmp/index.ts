@@ -45,9 +45,8 @@ export default definePlugin({
   },
   async setup(ctx) {
     const cfg = ctx.config;
-    const sessions = new Map<number, RtmpSession>();
-    const jobs = new Map<number, RtmpJob>();
-    const sessionEnv = (): SessionEnv => ({ ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, sessions });
+    ctx.sessions.declareGroups('sessions', 'pulls', 'pushes');
+    const sessionEnv = (): SessionEnv => ({ ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize });
     const clientEnv = (): ClientEnv => ({
       ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, tlsVerify: cfg.tlsverify,
       retryCount: cfg.retrycount, retryInterval: cfg.retryinterval, timeout: cfg.clienttimeout,
@@ -72,7 +71,9 @@ export default definePlugin({
     // Handshake and idle timeouts: one sweep a second over all sessions.
     const sweep = setInterval(() => {
       const now = Date.now();
-      for (const s of sessions.values()) {
+      for (const h of ctx.sessions.list({ live: true })) {
+        const s = h.ref;
+        if (!(s instanceof RtmpSession)) continue;
         if (!s.handshakeDone) {
           if (now - s.startTime > cfg.handshaketimeout) s.fail(new Error(`handshake not completed within ${cfg.handshaketimeout} ms`));
         } else if (cfg.idletimeout > 0 && !s.playing && now - s.lastRead > cfg.idletimeout) {
@@ -83,7 +84,7 @@ export default definePlugin({
 
     const startJob = (kind: 'pull' | 'push', streamPath: string, url: string): RtmpJob => {
       parseRtmpUrl(url); // throws on a bad URL before anything starts
-      const job = new RtmpJob(kind, streamPath, url, clientEnv(), jobs);
+      const job = new RtmpJob(kind, streamPath, url, clientEnv());
       void job.run();
       return job;
     };
@@ -91,11 +92,10 @@ export default definePlugin({
     ctx.registerPuller(({ streamPath, url }) => { startJob('pull', streamPath, url); });
     ctx.registerPusher(({ streamPath, target }) => { startJob('push', streamPath, target); });
 
+    // Sessions and jobs are stopped by the server (they are in ctx.sessions).
     ctx.onStop(() => {
       stopping = true;
       clearInterval(sweep);
-      for (const j of [...jobs.values()]) j.stop('server shutting down');
-      for (const s of [...sessions.values()]) s.close('server shutting down');
     });
 
     // ------------------------------------------------------------------------------------ HTTP API
@@ -114,18 +114,6 @@ export default definePlugin({
     };
     ctx.http.post('/api/pull', (c) => startFromApi(c, 'pull'));
     ctx.http.post('/api/push', (c) => startFromApi(c, 'push'));
-    ctx.http.get('/api/list', (c) => ctx.ok(c, {
-      sessions: [...sessions.values()].map((s) => s.info()),
-      pulls: [...jobs.values()].filter((j) => j.kind === 'pull').map((j) => j.info()),
-      pushes: [...jobs.values()].filter((j) => j.kind === 'push').map((j) => j.info()),
-    }));
-    ctx.http.post('/api/stop/:id', (c) => {
-      const id = Number(c.req.param('id'));
-      const job = jobs.get(id);
-      if (job) { job.stop('stopped by API'); return ctx.ok(c, { id, kind: job.kind }); }
-      const s = sessions.get(id);
-      if (s) { s.close('stopped by API'); return ctx.ok(c, { id, kind: 'session' }); }
-      return ctx.fail(c, 404, `no pull, push or session with id ${id}`);
-    });
+    // GET /rtmp/api/list ({sessions, pulls, pushes, list}) and POST /rtmp/api/stop/:id come from ctx.sessions.
   },
 });

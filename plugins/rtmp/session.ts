@@ -5,15 +5,15 @@
 // tcUrl / app of connect or on the stream name of publish/play; all are passed on, the stream name's
 // winning.
 
-import { EngineError } from '../../src/core/errors.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import { FlvIngest, FormatError } from '../../src/format/flv-media.ts';
 import type { Logger } from '../../src/log.ts';
 import type { TcpConn } from '../../src/net/types.ts';
-import type { PluginContext } from '../../src/plugin.ts';
+import type { PluginContext, SessionHandle } from '../../src/plugin.ts';
 import { MSG, type RtmpMessage, UC } from './chunk.ts';
-import { decodeData, nextId, type RtmpCommand, RtmpConnection } from './conn.ts';
+import { decodeData, type RtmpCommand, RtmpConnection } from './conn.ts';
 import { RtmpPlaySink } from './sink.ts';
 
 /** What the session needs from the plugin. */
@@ -22,8 +22,6 @@ export interface SessionEnv {
   logger: Logger;
   chunkSize: number;
   maxMessageSize: number;
-  /** Sessions by id, for the API. */
-  sessions: Map<number, RtmpSession>;
 }
 
 /** Most message streams (createStream) per connection. */
@@ -46,7 +44,8 @@ interface NetStream {
 }
 
 export class RtmpSession extends RtmpConnection {
-  readonly id = nextId();
+  /** This connection in the server's session registry (GET /rtmp/api/list `sessions`). */
+  readonly handle: SessionHandle<RtmpSession>;
   app = '';
   tcUrl = '';
   /** Args from the connect (tcUrl/app query). */
@@ -57,8 +56,13 @@ export class RtmpSession extends RtmpConnection {
 
   constructor(conn: TcpConn, private readonly env: SessionEnv) {
     super(conn, { role: 'server', logger: env.logger.child({ conn: conn.id, remote: `${conn.remoteAddress}:${conn.remotePort}` }), maxMessageSize: env.maxMessageSize });
-    env.sessions.set(this.id, this);
+    this.handle = env.ctx.sessions.add({
+      kind: 'session', group: 'sessions', remote: `${conn.remoteAddress}:${conn.remotePort}`, ref: this,
+      stop: (r) => this.close(r), info: () => this.info(),
+    });
   }
+
+  get id(): number { return this.handle.id; }
 
   /** Whether any stream of this connection is playing (idle timeout does not apply to players). */
   get playing(): boolean {
@@ -306,7 +310,7 @@ export class RtmpSession extends RtmpConnection {
   protected onClosed(reason: string): void {
     this.log.debug('RTMP connection closed', { reason });
     for (const id of [...this.streams.keys()]) this.endStream(id, reason);
-    this.env.sessions.delete(this.id);
+    this.handle.remove(reason);
   }
 }
 

@@ -46,6 +46,13 @@ export function mountApi(app: Hono, server: Server): void {
     };
   }));
 
+  // Sessions and jobs of every plugin (one id space; stop one with POST /{plugin}/api/stop/{id}).
+  app.get('/api/sessions', (c) => jsonOrSse(c, () => {
+    const plugin = c.req.query('plugin') || undefined;
+    const list = server.sessions.list(plugin).map((h) => server.sessions.info(h));
+    return { total: list.length, list };
+  }));
+
   app.get('/api/plugins', (c) => jsonOrSse(c, () => server.pluginStates()));
 
   app.get('/api/stream/list', (c) => jsonOrSse(c, () => {
@@ -142,6 +149,8 @@ export function metrics(server: Server): string {
   const subs = streams.flatMap((s) => [...s.subscribers].map((x) => ({ s, x })));
   metric('m7s_subscriber_bytes_sent_total', 'counter', 'Bytes sent per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.bytesSent));
   metric('m7s_subscriber_frames_dropped_total', 'counter', 'Frames skipped for slow subscribers, per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.framesDropped));
+  metric('m7s_sessions', 'gauge', 'Live sessions and jobs per plugin and kind (connections, players, pulls, pushes, HLS viewers…).',
+    server.sessions.counts().map((x) => [{ plugin: x.plugin, kind: x.kind }, x.count]));
   metric('m7s_publish_total', 'counter', 'Publishes since start.', [[null, e.totals.publishes]]);
   metric('m7s_subscribe_total', 'counter', 'Subscribes since start.', [[null, e.totals.subscribes]]);
   metric('m7s_auth_failures_total', 'counter', 'Refused publishes and subscribes.', [[null, e.totals.authFailures]]);
