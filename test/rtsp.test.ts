@@ -1,0 +1,186 @@
+// RTSP plugin: server (publish and play over TCP and UDP, auth, hostile input), shared RTP egress, the
+// pull/push client, and interop with real clients and servers (Debian's ffmpeg 5.1, GStreamer).
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { currentRuntime } from '../adapters/current.ts';
+import rtsp from '../plugins/rtsp/index.ts';
+import rtmp from '../plugins/rtmp/index.ts';
+import flv from '../plugins/flv/index.ts';
+import hls from '../plugins/hls/index.ts';
+import { parseRtspUri } from '../plugins/rtsp/conn.ts';
+import { RtspHeaders, RtspParser, serializeRequest, authorizationFor, parseChallenges, type RtspResponse, parseTransport } from '../src/format/rtsp/index.ts';
+import { parseRtp } from '../src/format/rtp/packet.ts';
+import { parseSdp } from '../src/format/sdp/index.ts';
+import { sdpTracks } from '../src/format/sdp/codec.ts';
+import { makeKeyAuthArgs } from '../src/core/auth.ts';
+import type { TcpConn } from '../src/net/types.ts';
+import { run, sleep, start, startServer, until, type TestServer } from './helpers/media.ts';
+
+const rt = await currentRuntime();
+/** Debian's ffmpeg 5.1: its RTSP muxer/demuxer is current (the npm build is from 2018). */
+const FFMPEG = '/usr/bin/ffmpeg';
+const FFPROBE = '/usr/bin/ffprobe';
+const GST = '/usr/bin/gst-launch-1.0';
+const haveDeb = existsSync(FFMPEG) && existsSync(FFPROBE);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)); });
+  });
+}
+
+/** An even port p with p and p+1 free (UDP listeners of a test server). */
+async function udpPair(): Promise<number> {
+  for (;;) {
+    const p = 20000 + 2 * Math.floor(Math.random() * 10000);
+    const { createSocket } = await import('node:dgram');
+    const ok = await new Promise<boolean>((resolve) => {
+      const a = createSocket('udp4'), b = createSocket('udp4');
+      let n = 0, bad = false;
+      const done = () => { if (++n === 2) { a.close(); b.close(); resolve(!bad); } };
+      a.once('error', () => { bad = true; done(); });
+      b.once('error', () => { bad = true; done(); });
+      a.bind(p, '127.0.0.1', done);
+      b.bind(p + 1, '127.0.0.1', done);
+    });
+    if (ok) return p;
+  }
+}
+
+async function rtspServer(extra = '', plugins = [rtsp, rtmp, flv, hls]): Promise<TestServer & { rtsp: string }> {
+  const up = await udpPair();
+  const s = await startServer(plugins,
+    `rtsp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n  udpaddr: "127.0.0.1:${up}"\n  rtcpaddr: "127.0.0.1:${up + 1}"\n  udpport: "${up + 2}-${up + 400}"\n${extra}` +
+    `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n`);
+  return Object.assign(s, { rtsp: `rtsp://127.0.0.1:${s.port('rtsp', 'tcp')}` });
+}
+
+/** ffmpeg args for a live test source with libx264 (+ aac). */
+function source(opts: { seconds?: number; fps?: number; bf?: number; codec?: 'h264' | 'h265'; audio?: boolean; size?: string } = {}): string[] {
+  const { seconds = 30, fps = 25, bf = 0, codec = 'h264', audio = true, size = '320x240' } = opts;
+  return [
+    '-hide_banner', '-loglevel', 'error', '-re',
+    '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=${fps}:duration=${seconds}`,
+    ...(audio ? ['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=44100:duration=${seconds}`] : []),
+    ...(codec === 'h264'
+      ? ['-c:v', 'libx264', '-preset', 'ultrafast', ...(bf ? [] : ['-tune', 'zerolatency']), '-pix_fmt', 'yuv420p', '-bf', String(bf)]
+      : ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', `log-level=error:bframes=${bf}`, '-pix_fmt', 'yuv420p']),
+    '-g', String(fps), ...(audio ? ['-c:a', 'aac', '-b:a', '64k'] : []),
+  ];
+}
+
+function publishRtsp(url: string, transport: 'tcp' | 'udp', opts: Parameters<typeof source>[0] = {}) {
+  return start(FFMPEG, [...source(opts), '-f', 'rtsp', '-rtsp_transport', transport, url]);
+}
+
+async function probe(url: string, seconds: number, extra: string[] = []): Promise<any> {
+  const r = await run(FFPROBE, ['-v', 'error', ...extra, '-print_format', 'json', '-show_streams', '-show_packets', '-read_intervals', `%+${seconds}`, url], 60_000);
+  if (r.code !== 0) throw new Error(`ffprobe ${url}: ${r.stderr.slice(-1500)}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Codec, size, dts monotonic, frame count vs fps over the probed span. */
+function checkProbe(p: any, want: { vcodec: string; acodec?: string; fps: number; tol?: number }, what: string): { frames: number; expected: number } {
+  const v = p.streams.find((s: any) => s.codec_type === 'video');
+  assert.ok(v, `${what}: video stream`);
+  assert.equal(v.codec_name, want.vcodec, `${what}: video codec`);
+  assert.equal(v.width, 320, `${what}: width`);
+  assert.equal(v.height, 240, `${what}: height`);
+  if (want.acodec) assert.equal(p.streams.find((s: any) => s.codec_type === 'audio')?.codec_name, want.acodec, `${what}: audio codec`);
+  const vi = v.index;
+  const vp = p.packets.filter((x: any) => x.stream_index === vi && x.dts_time !== undefined);
+  const dts = vp.map((x: any) => Number(x.dts_time));
+  for (let i = 1; i < dts.length; i++) assert.ok(dts[i] >= dts[i - 1], `${what}: dts goes back at packet ${i}: ${dts[i - 1]} -> ${dts[i]}`);
+  // Frame count against the span, leaving out the first half second (the cached GOP arrives at once).
+  const t0 = dts[0] + 0.5;
+  const rest = dts.filter((x: number) => x >= t0);
+  const span = rest[rest.length - 1] - rest[0];
+  const expected = span * want.fps + 1;
+  const tol = want.tol ?? 0.01;
+  assert.ok(Math.abs(rest.length - expected) / expected <= tol, `${what}: ${rest.length} frames over ${span.toFixed(2)} s, expected ${expected.toFixed(1)} (±${tol * 100} %)`);
+  return { frames: rest.length, expected };
+}
+
+/** A raw RTSP client on a TCP connection (requests by hand, for protocol-level tests). */
+class RawClient {
+  private parser = new RtspParser({ maxBodyBytes: 1 << 20 });
+  private cseq = 0;
+  private waiters: ((r: RtspResponse) => void)[] = [];
+  readonly data: { channel: number; data: Uint8Array }[] = [];
+  onData: ((channel: number, data: Uint8Array) => void) | null = null;
+  closed = false;
+  constructor(readonly conn: TcpConn) {
+    conn.onData = (d) => {
+      for (const m of this.parser.push(d)) {
+        if (m.kind === 'response') this.waiters.shift()?.(m);
+        else if (m.kind === 'data') { if (this.onData) this.onData(m.channel, m.data); else this.data.push(m); }
+      }
+    };
+    conn.onClose = () => { this.closed = true; };
+  }
+  static async open(url: string): Promise<RawClient> {
+    const u = new URL(url.replace(/^rtsp:/, 'http:'));
+    return new RawClient(await rt.connectTcp({ host: u.hostname, port: Number(u.port) }));
+  }
+  request(method: string, uri: string, headers: Record<string, string> = {}, body?: string): Promise<RtspResponse> {
+    const h = new RtspHeaders({ CSeq: ++this.cseq, ...headers });
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${method}: no answer`)), 15_000);
+      this.waiters.push((r) => { clearTimeout(t); resolve(r); });
+      this.conn.write(serializeRequest({ method, uri, headers: h, body }));
+    });
+  }
+  close(): void { this.conn.destroy(); }
+}
+
+const text = (r: RtspResponse) => new TextDecoder().decode(r.body);
+
+// ---------------------------------------------------------------------------------------------------
+
+describe('rtsp: URLs', () => {
+  it('stream path, args and track control from request URIs (ffmpeg puts the control after the query)', () => {
+    assert.deepEqual(parseRtspUri('rtsp://h:8554/live/x'), { path: 'live/x', args: {}, control: '' });
+    assert.deepEqual(parseRtspUri('rtsp://h:8554/live/x/trackID=1'), { path: 'live/x', args: {}, control: 'trackID=1' });
+    assert.deepEqual(parseRtspUri('rtsp://h/live/x/streamid=0'), { path: 'live/x', args: {}, control: 'streamid=0' });
+    assert.deepEqual(parseRtspUri('rtsp://h/live/x?secret=a&expire=b/streamid=1'), { path: 'live/x', args: { secret: 'a', expire: 'b' }, control: 'streamid=1' });
+    assert.deepEqual(parseRtspUri('/a/b/c?k=v'), { path: 'a/b/c', args: { k: 'v' }, control: '' });
+  });
+});
+
+describe('rtsp: server with ffmpeg', { skip: !haveDeb && 'Debian ffmpeg not installed' }, () => {
+  let s: TestServer & { rtsp: string };
+  before(async () => { s = await rtspServer(); });
+  after(async () => { await s?.stop(); });
+
+  for (const transport of ['tcp', 'udp'] as const) {
+    it(`ffmpeg publishes H.264+AAC over ${transport}; it plays over RTSP (tcp/udp), RTMP and HTTP-FLV`, async () => {
+      const path = `live/pub${transport}`;
+      const pub = publishRtsp(`${s.rtsp}/${path}`, transport, { seconds: 30 });
+      try {
+        await until(async () => (await fetch(`${s.http}/api/stream/info/${path}`)).ok, 15_000, 'stream');
+        await sleep(1500);
+        const [a, b, c, d] = await Promise.all([
+          probe(`${s.rtsp}/${path}`, 4, ['-rtsp_transport', 'tcp']),
+          probe(`${s.rtsp}/${path}`, 4, ['-rtsp_transport', 'udp']),
+          probe(`rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/${path}`, 4),
+          probe(`${s.http}/flv/${path}.flv`, 4),
+        ]);
+        checkProbe(a, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'rtsp/tcp');
+        checkProbe(b, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'rtsp/udp');
+        checkProbe(c, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'rtmp');
+        checkProbe(d, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'http-flv');
+        const info = (await (await fetch(`${s.http}/api/stream/info/${path}`)).json()).data;
+        assert.equal(info.publisher.protocol, 'rtsp');
+        assert.equal(info.publisher.rtp.length, 2, 'rtp stats per track');
+        assert.ok(info.publisher.rtp[0].packets > 100, 'packets counted');
+      } finally {
+        await pub.kill();
+      }
+    });
+  }
+});
