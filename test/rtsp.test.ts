@@ -158,22 +158,25 @@ describe('rtsp: server with ffmpeg', { skip: !haveDeb && 'Debian ffmpeg not inst
   after(async () => { await s?.stop(); });
 
   for (const transport of ['tcp', 'udp'] as const) {
-    it(`ffmpeg publishes H.264+AAC over ${transport}; it plays over RTSP (tcp/udp), RTMP and HTTP-FLV`, async () => {
+    it(`ffmpeg publishes H.264+AAC over ${transport}; it plays over RTSP (tcp/udp), RTMP, HTTP-FLV and HLS`, async () => {
       const path = `live/pub${transport}`;
       const pub = publishRtsp(`${s.rtsp}/${path}`, transport, { seconds: 30 });
       try {
         await until(async () => (await fetch(`${s.http}/api/stream/info/${path}`)).ok, 15_000, 'stream');
-        await sleep(1500);
-        const [a, b, c, d] = await Promise.all([
+        await fetch(`${s.http}/hls/${path}.m3u8`); // starts the segmenter
+        await sleep(3500);
+        const [a, b, c, d, e] = await Promise.all([
           probe(`${s.rtsp}/${path}`, 4, ['-rtsp_transport', 'tcp']),
           probe(`${s.rtsp}/${path}`, 4, ['-rtsp_transport', 'udp']),
           probe(`rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/${path}`, 4),
           probe(`${s.http}/flv/${path}.flv`, 4),
+          probe(`${s.http}/hls/${path}.m3u8`, 3),
         ]);
         checkProbe(a, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'rtsp/tcp');
         checkProbe(b, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'rtsp/udp');
         checkProbe(c, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'rtmp');
         checkProbe(d, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'http-flv');
+        checkProbe(e, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'hls');
         const info = (await (await fetch(`${s.http}/api/stream/info/${path}`)).json()).data;
         assert.equal(info.publisher.protocol, 'rtsp');
         assert.equal(info.publisher.rtp.length, 2, 'rtp stats per track');
@@ -183,4 +186,95 @@ describe('rtsp: server with ffmpeg', { skip: !haveDeb && 'Debian ffmpeg not inst
       }
     });
   }
+});
+
+describe('rtsp: more codecs and real players', { skip: !haveDeb && 'Debian ffmpeg not installed' }, () => {
+  let s: TestServer & { rtsp: string };
+  before(async () => { s = await rtspServer('', [rtsp, rtmp, hls]); });
+  after(async () => { await s?.stop(); });
+
+  it('ffmpeg publishes H.265+AAC over tcp and udp; both play over RTSP and HLS (RTMP/FLV carry it as enhanced FLV, which ffprobe 5.1 cannot read)', async () => {
+    const pubs = [publishRtsp(`${s.rtsp}/live/hevct`, 'tcp', { codec: 'h265' }), publishRtsp(`${s.rtsp}/live/hevcu`, 'udp', { codec: 'h265' })];
+    try {
+      for (const p of ['live/hevct', 'live/hevcu']) {
+        await until(async () => (await fetch(`${s.http}/api/stream/info/${p}`)).ok, 15_000, p);
+        await fetch(`${s.http}/hls/${p}.m3u8`);
+      }
+      await sleep(3500);
+      const res = await Promise.all(['live/hevct', 'live/hevcu'].flatMap((p) => [
+        probe(`${s.rtsp}/${p}`, 4, ['-rtsp_transport', 'tcp']), probe(`${s.http}/hls/${p}.m3u8`, 3),
+      ]));
+      checkProbe(res[0], { vcodec: 'hevc', acodec: 'aac', fps: 25 }, 'tcp-published, rtsp');
+      checkProbe(res[1], { vcodec: 'hevc', acodec: 'aac', fps: 25 }, 'tcp-published, hls');
+      checkProbe(res[2], { vcodec: 'hevc', acodec: 'aac', fps: 25 }, 'udp-published, rtsp');
+      checkProbe(res[3], { vcodec: 'hevc', acodec: 'aac', fps: 25 }, 'udp-published, hls');
+    } finally {
+      for (const p of pubs) await p.kill();
+    }
+  });
+
+  it('B-frames: libx264 -bf 3 published over RTSP plays over RTMP and HLS with pts >= dts and strictly rising dts', async () => {
+    const pub = publishRtsp(`${s.rtsp}/live/bf`, 'tcp', { bf: 3 });
+    try {
+      await until(async () => (await fetch(`${s.http}/api/stream/info/live/bf`)).ok, 15_000, 'stream');
+      await fetch(`${s.http}/hls/live/bf.m3u8`);
+      await sleep(3500);
+      const [a, b] = await Promise.all([probe(`rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/live/bf`, 4), probe(`${s.http}/hls/live/bf.m3u8`, 3)]);
+      for (const [p, what] of [[a, 'rtmp'], [b, 'hls']] as const) {
+        checkProbe(p, { vcodec: 'h264', acodec: 'aac', fps: 25 }, what);
+        const v = p.streams.find((x: any) => x.codec_type === 'video');
+        assert.ok(v.has_b_frames > 0, `${what}: B-frames kept (has_b_frames ${v.has_b_frames})`);
+        const vp = p.packets.filter((x: any) => x.stream_index === v.index);
+        let reordered = 0;
+        for (let i = 0; i < vp.length; i++) {
+          assert.ok(Number(vp[i].pts) >= Number(vp[i].dts), `${what}: pts ${vp[i].pts} < dts ${vp[i].dts} at ${i}`);
+          if (i) assert.ok(Number(vp[i].dts) > Number(vp[i - 1].dts), `${what}: dts not rising at ${i}`);
+          if (i && Number(vp[i].pts) < Number(vp[i - 1].pts)) reordered++;
+        }
+        assert.ok(reordered > 10, `${what}: pictures out of presentation order (${reordered})`);
+      }
+    } finally {
+      await pub.kill();
+    }
+  });
+
+  it('RTMP in, RTSP out: ffmpeg decodes 10 s over tcp and udp without an error; GStreamer rtspsrc (tcp, udp) decodes >= 120 video and audio buffers', async () => {
+    const pub = start(FFMPEG, [...source({ seconds: 40 }), '-f', 'flv', `rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/live/rt`]);
+    try {
+      await until(async () => (await fetch(`${s.http}/api/stream/info/live/rt`)).ok, 15_000, 'stream');
+      await sleep(500);
+      const url = `${s.rtsp}/live/rt`;
+      const dec = (tr: string) => run(FFMPEG, ['-v', 'error', '-rtsp_transport', tr, '-i', url, '-t', '10', '-f', 'null', '-'], 40_000);
+      const gst = (proto: string) => new Promise<{ video: number; audio: number; err: string }>((resolve) => {
+        const p = spawn(GST, ['-v', 'rtspsrc', `location=${url}`, `protocols=${proto}`, 'latency=200', 'name=s',
+          's.', '!', 'application/x-rtp,media=video', '!', 'rtph264depay', '!', 'h264parse', '!', 'avdec_h264', '!', 'fakesink', 'name=v', 'silent=false', 'sync=false',
+          's.', '!', 'application/x-rtp,media=audio', '!', 'rtpmp4gdepay', '!', 'aacparse', '!', 'avdec_aac', '!', 'fakesink', 'name=a', 'silent=false', 'sync=false'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let video = 0, audio = 0, err = '';
+        let rest = '';
+        p.stdout!.on('data', (d) => {
+          const lines = (rest + d).split('\n');
+          rest = lines.pop()!;
+          for (const l of lines) {
+            if (/GstFakeSink:v: last-message = chain/.test(l)) video++;
+            else if (/GstFakeSink:a: last-message = chain/.test(l)) audio++;
+          }
+        });
+        p.stderr!.on('data', (d) => { err += d; });
+        const t = setTimeout(() => p.kill('SIGINT'), 9000);
+        p.on('close', () => { clearTimeout(t); resolve({ video, audio, err }); });
+      });
+      const [t, u, g1, g2] = await Promise.all([dec('tcp'), dec('udp'), existsSync(GST) ? gst('tcp') : null, existsSync(GST) ? gst('udp') : null]);
+      assert.equal(t.code, 0, `ffmpeg tcp: ${t.stderr.slice(-500)}`);
+      assert.equal(t.stderr.trim(), '', 'ffmpeg tcp decodes without an error');
+      assert.equal(u.code, 0, `ffmpeg udp: ${u.stderr.slice(-500)}`);
+      assert.equal(u.stderr.trim(), '', 'ffmpeg udp decodes without an error');
+      for (const [g, what] of [[g1, 'tcp'], [g2, 'udp']] as const) {
+        if (!g) continue;
+        assert.ok(g.video >= 120, `gst ${what}: ${g.video} video buffers (${g.err.slice(-300)})`);
+        assert.ok(g.audio >= 120, `gst ${what}: ${g.audio} audio buffers`);
+      }
+    } finally {
+      await pub.kill();
+    }
+  });
 });

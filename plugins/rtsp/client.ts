@@ -270,7 +270,14 @@ export class RtspJob {
         if (useUdp) {
           const pair = await env.ctx.bindUdpPair(env.udpRange, { what: 'RTSP pull RTP' });
           sockets.push(pair.rtp, pair.rtcp);
-          const r = await c.request('SETUP', turl, { Transport: formatTransport({ protocol: 'RTP/AVP', cast: 'unicast', clientPort: [pair.rtp.port, pair.rtcp.port] }) });
+          let r: RtspResponse;
+          try {
+            r = await c.request('SETUP', turl, { Transport: formatTransport({ protocol: 'RTP/AVP', cast: 'unicast', clientPort: [pair.rtp.port, pair.rtcp.port] }) });
+          } catch (e) {
+            // A server without UDP (461 Unsupported Transport): auto goes on with TCP at once.
+            if (this.transport === 'auto') throw new NoUdpError(`UDP refused: ${(e as Error).message}`);
+            throw e;
+          }
           const tr = parseTransport(r.headers.get('Transport') ?? 'RTP/AVP')[0]!;
           const peer = { index, rtp: pair.rtp, rtcp: pair.rtcp, serverRtcp: tr.serverPort?.[1], host: tr.source ?? c.u.host };
           udpPeers.push(peer);

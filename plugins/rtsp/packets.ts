@@ -39,6 +39,8 @@ export interface TrackRtp {
   lastWall: number;
   /** Frames packetized (a pack cache miss) — tests compare it with frames sent to many viewers. */
   built: number;
+  /** The wall clock ↔ RTP time mapping of this track's sender reports (linear, so players never jump). */
+  srAnchor: { wall: number; rtp: number } | null;
 }
 
 const states = new WeakMap<Track, TrackRtp>();
@@ -65,7 +67,7 @@ export function trackRtp(t: Track): TrackRtp {
   if (!s) {
     s = {
       track: t, writer: new RtpWriter(payloadTypeOf(t), rand32(), rand32() & 0xffff), packetizer: null, configVersion: -1,
-      payloadType: payloadTypeOf(t), ssrc: 0, clock: rtpClockOf(t), base: rand32(), lastTs: 0, lastWall: 0, built: 0,
+      payloadType: payloadTypeOf(t), ssrc: 0, clock: rtpClockOf(t), base: rand32(), lastTs: 0, lastWall: 0, built: 0, srAnchor: null,
     };
     s.ssrc = s.writer.ssrc;
     states.set(t, s);
@@ -128,4 +130,23 @@ export function sdpForStream(tracks: Track[], opts: { sessionName?: string; addr
     return { config: t.config, payloadType: pt < 96 ? undefined : pt, control: `trackID=${i}` };
   });
   return sdpForTracks(outs, { sessionName: opts.sessionName ?? 'm7s', originAddress: opts.address, tool: 'm7s' });
+}
+
+/**
+ * The RTP time of wall-clock `now` for RTCP SR. One linear mapping per track, anchored at its first use
+ * from the newest frame and its arrival: players (ffmpeg) re-base on every SR, so SRs that each guessed
+ * from arrival jitter would make timestamps step back and forth. Re-anchored only when the stream's
+ * timeline moved away from it by more than a second (a new publisher, a long stall).
+ */
+export function srTime(s: TrackRtp, now: number): number | undefined {
+  const t = s.track;
+  if (t.lastDts === -Infinity) return undefined;
+  const actual = t.lastDts + ((now - t.lastWrite) * t.clockRate) / 1000;
+  const a = s.srAnchor;
+  if (a) {
+    const predicted = a.rtp + ((now - a.wall) * t.clockRate) / 1000;
+    if (Math.abs(predicted - actual) < t.clockRate) return rtpTime(s, Math.round(predicted));
+  }
+  s.srAnchor = { wall: now, rtp: actual };
+  return rtpTime(s, Math.round(actual));
 }

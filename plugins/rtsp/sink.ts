@@ -8,7 +8,7 @@ import type { Frame, Subscriber, SubscriberSink, Track } from '../../src/plugin.
 import { buildRtcp } from '../../src/format/rtcp/index.ts';
 import { toNtp } from '../../src/format/rtcp/index.ts';
 import { interleavedHeader } from '../../src/format/rtsp/message.ts';
-import { framePackets, frameInterleaved, rtpTime, trackRtp } from './packets.ts';
+import { framePackets, frameInterleaved, srTime, trackRtp } from './packets.ts';
 
 /** Where one track's packets go. */
 export type TrackOut =
@@ -93,9 +93,9 @@ export class RtpPlaySink implements SubscriberSink {
     this.lastSr = now;
     const ntp = toNtp(now);
     for (const [t, out] of this.outs) {
-      if (t.lastDts === -Infinity) continue;
       const s = trackRtp(t);
-      const ts = rtpTime(s, t.lastDts + Math.max(0, Math.round(((now - t.lastWrite) * t.clockRate) / 1000)));
+      const ts = srTime(s, now);
+      if (ts === undefined) continue;
       const sr = buildRtcp([
         { type: 'sr', ssrc: s.ssrc, ntpSec: ntp.ntpSec, ntpFrac: ntp.ntpFrac, rtpTimestamp: ts, packetCount: s.writer.packets >>> 0, octetCount: s.writer.octets >>> 0, reports: [] },
         { type: 'sdes', chunks: [{ ssrc: s.ssrc, items: [{ type: 1, text: 'm7s' }] }] },
