@@ -278,3 +278,233 @@ describe('rtsp: more codecs and real players', { skip: !haveDeb && 'Debian ffmpe
     }
   });
 });
+
+/** A viewer over our raw client: DESCRIBE, SETUP every track (tcp or udp), PLAY; records RTP seq numbers per SSRC. */
+async function rawViewer(base: string, path: string, transport: 'tcp' | 'udp', headers: Record<string, string> = {}) {
+  const c = await RawClient.open(base);
+  const seqs = new Map<number, number[]>();
+  const onRtp = (d: Uint8Array) => {
+    const p = parseRtp(d);
+    let l = seqs.get(p.ssrc);
+    if (!l) seqs.set(p.ssrc, l = []);
+    l.push(p.sequenceNumber);
+  };
+  const url = `${base}/${path}`;
+  const d = await c.request('DESCRIBE', url, { Accept: 'application/sdp', ...headers });
+  assert.equal(d.status, 200, `DESCRIBE ${d.status}`);
+  const tracks = sdpTracks(parseSdp(d.body));
+  const socks: Awaited<ReturnType<typeof rt.bindUdp>>[] = [];
+  let session = '';
+  for (let i = 0; i < tracks.length; i++) {
+    let tr: string;
+    if (transport === 'tcp') tr = `RTP/AVP/TCP;unicast;interleaved=${2 * i}-${2 * i + 1}`;
+    else {
+      const a = await rt.bindUdp({ port: 0, host: '127.0.0.1', recvBufferSize: 1 << 20 });
+      const b = await rt.bindUdp({ port: 0, host: '127.0.0.1' });
+      a.onMessage = (m) => onRtp(m);
+      b.onMessage = () => {};
+      socks.push(a, b);
+      tr = `RTP/AVP;unicast;client_port=${a.port}-${b.port}`;
+    }
+    const r = await c.request('SETUP', `${url}/${tracks[i]!.control}`, { Transport: tr, ...(session ? { Session: session } : {}), ...headers });
+    assert.equal(r.status, 200, `SETUP ${r.status}`);
+    session = r.headers.get('Session')!.split(';')[0]!;
+  }
+  c.onData = (ch, data) => { if (ch % 2 === 0) onRtp(data); };
+  const p = await c.request('PLAY', url, { Session: session, Range: 'npt=0.000-', ...headers });
+  assert.equal(p.status, 200, `PLAY ${p.status}`);
+  return {
+    c, seqs, session,
+    async close() { c.close(); for (const s of socks) await s.close(); },
+    /** Packets received and missing (gaps between the first and last seq number of each SSRC). */
+    count() {
+      let got = 0, missing = 0;
+      for (const l of seqs.values()) {
+        got += l.length;
+        for (let i = 1; i < l.length; i++) missing += ((l[i]! - l[i - 1]! - 1) & 0xffff);
+      }
+      return { got, missing, ssrcs: seqs.size };
+    },
+  };
+}
+
+describe('rtsp: many viewers share packets', () => {
+  let s: TestServer & { rtsp: string };
+  before(async () => { s = await rtspServer('', [rtsp]); });
+  after(async () => { await s?.stop(); });
+
+  it('200 viewers (100 TCP, 100 UDP) of one stream get every packet; the packets of a frame are built once', async () => {
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const pub = await s.server.engine.publish('live/many', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, gop: 25, videoBytes: 2000, audioBytes: 200 });
+    src.burst(1);
+    src.start();
+    const viewers: Awaited<ReturnType<typeof rawViewer>>[] = [];
+    try {
+      for (let k = 0; k < 10; k++) {
+        viewers.push(...await Promise.all(Array.from({ length: 20 }, (_, i) => rawViewer(s.rtsp, 'live/many', (k * 20 + i) % 2 ? 'udp' : 'tcp'))));
+      }
+      const { trackRtp } = await import('../plugins/rtsp/packets.ts');
+      const stream = s.server.engine.streams.get('live/many')!;
+      const snapshot = async () => {
+        const list = (await (await fetch(`${s.http}/rtsp/api/list`)).json()).data;
+        return { built: stream.tracks.reduce((n, t) => n + trackRtp(t).built, 0), sent: list.players.reduce((n: number, p: any) => n + (p.frames ?? 0), 0), players: list.players.length };
+      };
+      await sleep(500);
+      const a = await snapshot();
+      await sleep(3000);
+      const b = await snapshot();
+      src.stop();
+      await sleep(500);
+      let min = Infinity;
+      for (const v of viewers) {
+        const n = v.count();
+        assert.equal(n.ssrcs, 2, 'audio and video SSRC');
+        assert.equal(n.missing, 0, `a viewer missed ${n.missing} of ${n.got + n.missing} packets`);
+        min = Math.min(min, n.got);
+      }
+      assert.ok(min > 150, `every viewer got packets (fewest: ${min})`);
+      // Shared: while all 200 watched, each frame's packets were built once (a pack cache miss) and sent 200 times.
+      assert.equal(b.players, 200);
+      const ratio = (b.sent - a.sent) / (b.built - a.built);
+      assert.ok(b.built - a.built > 50 && ratio > 190 && ratio <= 201, `frames sent ${b.sent - a.sent} / frames packetized ${b.built - a.built} = ${ratio.toFixed(1)} (200 viewers)`);
+      // And the same bytes: a frame's packets are one cached array, its TCP framing another.
+      const f = stream.ring.last()!;
+      assert.ok(f.hasPack('rtp:1400') && f.hasPack('rtsp-tcp:1400:0') || f.hasPack('rtsp-tcp:1400:2'), 'frame carries its shared RTP packagings');
+    } finally {
+      src.stop();
+      for (const v of viewers) await v.close();
+      pub.close();
+    }
+  });
+});
+
+describe('rtsp: auth', () => {
+  let s: TestServer & { rtsp: string };
+  before(async () => { s = await rtspServer('  username: admin\n  password: s3cret\n', [rtsp]); });
+  after(async () => { await s?.stop(); });
+
+  it('a bad password gets 401 and the same connection retries with Digest (and Basic)', async () => {
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const pub = await s.server.engine.publish('live/a', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25 });
+    src.burst(2);
+    const c = await RawClient.open(s.rtsp);
+    try {
+      const url = `${s.rtsp}/live/a`;
+      const r1 = await c.request('DESCRIBE', url);
+      assert.equal(r1.status, 401);
+      const ch = parseChallenges(r1.headers.getAll('WWW-Authenticate'));
+      const digest = ch.find((x) => x.scheme === 'digest')!;
+      assert.ok(digest && ch.some((x) => x.scheme === 'basic'), 'Digest and Basic offered');
+      const bad = await c.request('DESCRIBE', url, { Authorization: authorizationFor(digest, { username: 'admin', password: 'wrong' }, 'DESCRIBE', url) });
+      assert.equal(bad.status, 401, 'wrong password refused');
+      assert.ok(!c.closed);
+      const good = await c.request('DESCRIBE', url, { Authorization: authorizationFor(digest, { username: 'admin', password: 's3cret' }, 'DESCRIBE', url) });
+      assert.equal(good.status, 200, 'right password on the same connection');
+      assert.match(text(good), /m=video/);
+      const basic = await c.request('DESCRIBE', url, { Authorization: 'Basic ' + btoa('admin:s3cret') });
+      assert.equal(basic.status, 200, 'Basic too');
+      if (haveDeb) {
+        const ok = await run(FFPROBE, ['-v', 'error', '-show_streams', '-print_format', 'json', `rtsp://admin:s3cret@127.0.0.1:${s.port('rtsp', 'tcp')}/live/a`], 20_000);
+        assert.equal(ok.code, 0, ok.stderr);
+        const no = await run(FFPROBE, ['-v', 'error', `rtsp://admin:nope@127.0.0.1:${s.port('rtsp', 'tcp')}/live/a`], 20_000);
+        assert.notEqual(no.code, 0);
+        assert.match(no.stderr, /401/);
+      }
+    } finally {
+      c.close();
+      pub.close();
+    }
+  });
+});
+
+describe('rtsp: stream keys', { skip: !haveDeb && 'Debian ffmpeg not installed' }, () => {
+  let s: TestServer & { rtsp: string };
+  before(async () => { s = await rtspServer('  publish:\n    key: pubkey\n  subscribe:\n    key: subkey\n', [rtsp]); });
+  after(async () => { await s?.stop(); });
+
+  it('publish.key and subscribe.key: ?secret=&expire= args or rtsp://expire:secret@ (Basic) work, nothing or a bad secret gets 401', async () => {
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const p = makeKeyAuthArgs({ key: 'pubkey', secretargname: 'secret', expireargname: 'expire' }, 'live/k', exp);
+    const sk = makeKeyAuthArgs({ key: 'subkey', secretargname: 'secret', expireargname: 'expire' }, 'live/k', exp);
+    const port = s.port('rtsp', 'tcp');
+    const refused = await run(FFMPEG, [...source({ seconds: 2 }), '-f', 'rtsp', '-rtsp_transport', 'tcp', `rtsp://127.0.0.1:${port}/live/k`], 20_000);
+    assert.notEqual(refused.code, 0, 'publish without a key refused');
+    assert.match(refused.stderr, /401|Unauthorized/i);
+    const pub = publishRtsp(`rtsp://${p.expire}:${p.secret}@127.0.0.1:${port}/live/k`, 'tcp');
+    try {
+      await until(async () => s.server.engine.streams.get('live/k')?.publisher, 15_000, 'publisher with the key as user:password');
+      const no = await run(FFPROBE, ['-v', 'error', `rtsp://127.0.0.1:${port}/live/k`], 20_000);
+      assert.notEqual(no.code, 0, 'play without a key refused');
+      const bad = await run(FFPROBE, ['-v', 'error', `rtsp://127.0.0.1:${port}/live/k?secret=00&expire=${sk.expire}`], 20_000);
+      assert.notEqual(bad.code, 0, 'bad secret refused');
+      const ok = await run(FFPROBE, ['-v', 'error', '-show_streams', '-print_format', 'json', `rtsp://127.0.0.1:${port}/live/k?secret=${sk.secret}&expire=${sk.expire}`], 20_000);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(JSON.parse(ok.stdout).streams.length, 2);
+      const ok2 = await run(FFPROBE, ['-v', 'error', '-show_streams', '-print_format', 'json', `rtsp://${sk.expire}:${sk.secret}@127.0.0.1:${port}/live/k`], 20_000);
+      assert.equal(ok2.code, 0, ok2.stderr);
+    } finally {
+      await pub.kill();
+    }
+  });
+});
+
+describe('rtsp: hostile connections', () => {
+  let s: TestServer & { rtsp: string };
+  before(async () => { s = await rtspServer('', [rtsp]); });
+  after(async () => { await s?.stop(); });
+
+  it('garbage, oversized headers and bodies, bad transports and floods do not disturb a playing viewer', async () => {
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const pub = await s.server.engine.publish('live/h', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, videoBytes: 1500 });
+    src.burst(1);
+    src.start();
+    const viewer = await rawViewer(s.rtsp, 'live/h', 'tcp');
+    const enc = new TextEncoder();
+    const port = s.port('rtsp', 'tcp');
+    const attacks: (string | Uint8Array)[] = [
+      new Uint8Array(4096).map((_, i) => (i * 7919) & 0xff),
+      'OPTIONS rtsp://x RTSP/1.0\r\n' + 'X: ' + 'a'.repeat(70_000) + '\r\n\r\n',
+      'ANNOUNCE rtsp://h/live/z RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 99999999\r\n\r\n',
+      'ANNOUNCE rtsp://h/live/z RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: 12\r\n\r\nv=0\r\nm=video\r\n',
+      'SETUP rtsp://h/live/h/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=99999-1\r\n\r\n',
+      'SETUP rtsp://h/live/h/trackID=7 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;interleaved=0-1\r\n\r\n',
+      'PLAY rtsp://h/live/h RTSP/1.0\r\nCSeq: 1\r\nSession: ../../etc\r\n\r\n',
+      'DESCRIBE rtsp://h/../../etc/passwd RTSP/1.0\r\nCSeq: 1\r\n\r\n',
+      '$\x00\xff\xff' + 'x'.repeat(100),
+      'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n'.repeat(200),
+      'GET / HTTP/1.1\r\nHost: x\r\n\r\n',
+    ];
+    try {
+      await sleep(500);
+      const before = viewer.count();
+      await Promise.all(attacks.map(async (a) => {
+        const c = await rt.connectTcp({ host: '127.0.0.1', port });
+        await new Promise<void>((resolve) => {
+          c.onData = () => {};
+          c.onClose = () => resolve();
+          c.write(typeof a === 'string' ? enc.encode(a) : a);
+          setTimeout(() => { c.destroy(); }, 1500);
+        });
+      }));
+      // Connections that say nothing at all.
+      const idle = await Promise.all(Array.from({ length: 20 }, () => rt.connectTcp({ host: '127.0.0.1', port })));
+      await sleep(1000);
+      for (const c of idle) c.destroy();
+      const after = viewer.count();
+      assert.ok(after.got - before.got > 100, `viewer kept receiving (${after.got - before.got} packets during the attacks)`);
+      assert.equal(after.missing, 0, 'no packet of the viewer lost');
+      const c = await RawClient.open(s.rtsp);
+      const o = await c.request('OPTIONS', `${s.rtsp}/live/h`);
+      assert.equal(o.status, 200, 'server still answers');
+      assert.match(o.headers.get('Public') ?? '', /ANNOUNCE/);
+      c.close();
+    } finally {
+      src.stop();
+      await viewer.close();
+      pub.close();
+    }
+  });
+});
