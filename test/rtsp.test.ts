@@ -523,3 +523,111 @@ describe('rtsp: hostile connections', () => {
     }
   });
 });
+
+const PY = '/usr/bin/python3';
+const GST_SERVER = 'test/fixtures/gst-rtsp-server.py';
+function haveGstServer(): boolean {
+  if (!existsSync(PY) || !haveDeb) return false;
+  try {
+    return require_('node:child_process').spawnSync(PY, ['-c', "import gi; gi.require_version('GstRtspServer','1.0')"]).status === 0;
+  } catch { return false; }
+}
+import { createRequire } from 'node:module';
+const require_ = createRequire(import.meta.url);
+
+/** GStreamer's RTSP server (test/fixtures/gst-rtsp-server.py) on `port`, with Digest auth u/p. */
+async function gstServer(port: number): Promise<{ kill(): Promise<void> }> {
+  const p = spawn(PY, [GST_SERVER, String(port), 'u', 'p'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('gst server did not start')), 15_000);
+    p.stdout!.on('data', (d) => { if (String(d).includes('ready')) { clearTimeout(t); resolve(); } });
+    p.on('close', (c) => { clearTimeout(t); reject(new Error(`gst server exited ${c}`)); });
+  });
+  return { kill: () => new Promise<void>((r) => { if (p.exitCode !== null) return r(); p.once('close', () => r()); p.kill('SIGKILL'); }) };
+}
+
+const post = async (url: string, body: unknown) => (await fetch(url, { method: 'POST', body: JSON.stringify(body) })).json();
+
+describe('rtsp: client (pull and push) against servers m7s did not write', { skip: !haveGstServer() && 'python3-gi with GstRtspServer or Debian ffmpeg missing' }, () => {
+  let s: TestServer & { rtsp: string };
+  let gport = 0;
+  let gst: { kill(): Promise<void> } | null = null;
+  before(async () => {
+    s = await rtspServer('  retryinterval: 300ms\n  udptimeout: 2s\n', [rtsp, rtmp]);
+    gport = await freePort();
+    gst = await gstServer(gport);
+  });
+  after(async () => { await gst?.kill(); await s?.stop(); });
+
+  it('pulls from GStreamer\'s RTSP server with Digest over tcp, udp and auto; the pulled streams play over RTMP', async () => {
+    const url = `rtsp://u:p@127.0.0.1:${gport}/test`;
+    for (const tr of ['tcp', 'udp', 'auto']) {
+      const r = await post(`${s.http}/rtsp/api/pull`, { streamPath: `live/g${tr}`, url, transport: tr });
+      assert.equal(r.code, 0, JSON.stringify(r));
+    }
+    for (const tr of ['tcp', 'udp', 'auto']) {
+      await until(() => { const st = s.server.engine.streams.get(`live/g${tr}`); return st && st.tracks.length === 2 && st.tracks.every((t) => t.frames > 20); }, 20_000, `pull ${tr}`);
+    }
+    const list = (await (await fetch(`${s.http}/rtsp/api/list`)).json()).data;
+    const cur = Object.fromEntries(list.pulls.map((p: any) => [p.streamPath, p.current]));
+    assert.deepEqual(cur, { 'live/gtcp': 'tcp', 'live/gudp': 'udp', 'live/gauto': 'udp' });
+    const probes = await Promise.all(['tcp', 'udp', 'auto'].map((tr) => probe(`rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/live/g${tr}`, 4)));
+    probes.forEach((p, i) => checkProbe(p, { vcodec: 'h264', acodec: 'aac', fps: 25 }, `pulled over ${['tcp', 'udp', 'auto'][i]}, played over RTMP`));
+    const info = (await (await fetch(`${s.http}/api/stream/info/live/gudp`)).json()).data;
+    assert.equal(info.publisher.type, 'pull');
+    assert.ok(info.publisher.rtp.every((t: any) => t.packets > 50), 'rtp counters of the UDP pull');
+    for (const p of list.pulls) await post(`${s.http}/rtsp/api/stop/${p.id}`, {});
+  });
+
+  it('a pull reconnects after the source server restarts and its viewers carry on', async () => {
+    const r = await post(`${s.http}/rtsp/api/pull`, { streamPath: 'live/re', url: `rtsp://u:p@127.0.0.1:${gport}/test`, transport: 'tcp' });
+    assert.equal(r.code, 0);
+    await until(() => s.server.engine.streams.get('live/re')?.tracks.every((t) => t.frames > 10), 20_000, 'pull');
+    const viewer = await rawViewer(s.rtsp, 'live/re', 'tcp');
+    try {
+      await sleep(1000);
+      const before = viewer.count().got;
+      assert.ok(before > 20, 'viewer receives');
+      await gst!.kill();
+      await sleep(1500);
+      gst = await gstServer(gport);
+      const at = viewer.count().got;
+      await until(() => viewer.count().got > at + 100, 20_000, 'packets after the source came back');
+      assert.ok(!viewer.c.closed, 'the viewer kept its connection');
+      const job = (await (await fetch(`${s.http}/rtsp/api/list`)).json()).data.pulls.find((p: any) => p.streamPath === 'live/re');
+      assert.ok(job.retries >= 1, `the pull reconnected (${job.retries} retries)`);
+      await post(`${s.http}/rtsp/api/stop/${job.id}`, {});
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  it('pushes to ffmpeg in listen mode (TCP) and to another m7s over UDP', async () => {
+    const pub = start(FFMPEG, [...source({ seconds: 30 }), '-f', 'flv', `rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/live/src`]);
+    const b = await rtspServer('', [rtsp]);
+    const lport = await freePort();
+    const out = `/tmp/m7s-rtsp-push-${process.pid}-${Date.now()}.ts`;
+    try {
+      await until(() => s.server.engine.streams.get('live/src')?.tracks.length === 2, 15_000, 'source');
+      const listener = run(FFMPEG, ['-v', 'error', '-rtsp_flags', 'listen', '-timeout', '20', '-i', `rtsp://127.0.0.1:${lport}/live/in`, '-t', '5', '-c', 'copy', '-f', 'mpegts', '-y', out], 40_000);
+      await sleep(800);
+      const r1 = await post(`${s.http}/rtsp/api/push`, { streamPath: 'live/src', url: `rtsp://127.0.0.1:${lport}/live/in`, transport: 'tcp' });
+      assert.equal(r1.code, 0);
+      const r2 = await post(`${s.http}/rtsp/api/push`, { streamPath: 'live/src', url: `${b.rtsp}/live/pushed`, transport: 'udp' });
+      assert.equal(r2.code, 0);
+      const lr = await listener;
+      assert.equal(lr.code, 0, lr.stderr);
+      const p = await probe(out, 10);
+      checkProbe(p, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'pushed to ffmpeg');
+      await until(() => b.server.engine.streams.get('live/pushed')?.tracks.every((t) => t.frames > 20), 15_000, 'push over UDP');
+      const q = await probe(`${b.rtsp}/live/pushed`, 3, ['-rtsp_transport', 'tcp']);
+      checkProbe(q, { vcodec: 'h264', acodec: 'aac', fps: 25 }, 'pushed over UDP to m7s');
+      const pinfo = (await (await fetch(`${b.http}/api/stream/info/live/pushed`)).json()).data;
+      assert.equal(pinfo.publisher.rtp.length, 2);
+    } finally {
+      await pub.kill();
+      await b.stop();
+      try { (await import('node:fs')).unlinkSync(out); } catch { /* not written */ }
+    }
+  });
+});

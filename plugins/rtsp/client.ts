@@ -357,9 +357,7 @@ export class RtspJob {
           const r = await c.request('SETUP', turl, { Transport: formatTransport({ protocol: 'RTP/AVP', cast: 'unicast', clientPort: [pair.rtp.port, pair.rtcp.port], mode: 'record' }) });
           const tr = parseTransport(r.headers.get('Transport') ?? '')[0];
           if (!tr?.serverPort) throw new Error('SETUP answer without server_port');
-          outs.set(tracks[i]!, { kind: 'udp', address: c.u.host, rtpPort: tr.serverPort[0], rtcpPort: tr.serverPort[1] });
-          (outs.get(tracks[i]!) as { sock?: UdpSocket }).sock = pair.rtp;
-          (outs.get(tracks[i]!) as { rtcpSock?: UdpSocket }).rtcpSock = pair.rtcp;
+          outs.set(tracks[i]!, { kind: 'udp', address: tr.source ?? c.u.host, rtpPort: tr.serverPort[0], rtcpPort: tr.serverPort[1], from: { rtp: pair.rtp, rtcp: pair.rtcp } });
         } else {
           const r = await c.request('SETUP', turl, { Transport: formatTransport({ protocol: 'RTP/AVP/TCP', cast: 'unicast', interleaved: [2 * i, 2 * i + 1], mode: 'record' }) });
           const tr = parseTransport(r.headers.get('Transport') ?? '')[0];
@@ -368,17 +366,13 @@ export class RtspJob {
       }
       await c.request('RECORD', url, { Range: 'npt=0.000-' });
       // Datagrams leave from the pair set up for their track (servers match the client port).
-      const sockFor = (port: number, rtcp: boolean): UdpSocket | undefined => {
-        for (const o of outs.values()) if (o.kind === 'udp' && (rtcp ? o.rtcpPort : o.rtpPort) === port) return (o as { sock?: UdpSocket; rtcpSock?: UdpSocket })[rtcp ? 'rtcpSock' : 'sock'];
-        return undefined;
-      };
       const transport: RtpTransport = {
         tcpQueue: (b) => c.queueBytes(b),
         tcpFlush: () => c.flush(),
         get buffered() { return c.conn.buffered; },
         get closed() { return c.closed; },
-        sendUdpRtp: (data, port, address) => sockFor(port, false)?.send(data, port, address),
-        sendUdpRtcp: (data, port, address) => sockFor(port, true)?.send(data, port, address),
+        sendUdpRtp: (data, out) => out.from?.rtp.send(data, out.rtpPort, out.address),
+        sendUdpRtcp: (data, out) => out.from?.rtcp.send(data, out.rtcpPort, out.address),
       };
       let ended = '';
       const sink = new RtpPlaySink(transport, outs, env.mtu, { end: (reason) => { ended = reason; c.close(`local stream ended: ${reason}`); } });

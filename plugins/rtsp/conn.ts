@@ -122,8 +122,8 @@ export class RtspServerConn implements RtpTransport {
     if (this.closed) return false;
     return this.conn.writev(q);
   }
-  sendUdpRtp(data: Uint8Array, port: number, address: string): void { this.env.rtp?.send(data, port, address); }
-  sendUdpRtcp(data: Uint8Array, port: number, address: string): void { this.env.rtcp?.send(data, port, address); }
+  sendUdpRtp(data: Uint8Array, out: { rtpPort: number; address: string }): void { this.env.rtp?.send(data, out.rtpPort, out.address); }
+  sendUdpRtcp(data: Uint8Array, out: { rtcpPort: number; address: string }): void { this.env.rtcp?.send(data, out.rtcpPort, out.address); }
 
   // ----------------------------------------------------------------------------------------------
 

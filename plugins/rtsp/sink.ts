@@ -13,7 +13,9 @@ import { framePackets, frameInterleaved, srTime, trackRtp } from './packets.ts';
 /** Where one track's packets go. */
 export type TrackOut =
   | { kind: 'tcp'; channel: number }
-  | { kind: 'udp'; address: string; rtpPort: number; rtcpPort: number };
+  | { kind: 'udp'; address: string; rtpPort: number; rtcpPort: number; /** Client side: the sockets to send from. */ from?: { rtp: UdpLike; rtcp: UdpLike } };
+
+interface UdpLike { send(data: Uint8Array, port: number, host: string): void }
 
 /** The byte paths a sink writes to (the server connection, or the push client's). */
 export interface RtpTransport {
@@ -24,8 +26,8 @@ export interface RtpTransport {
   /** TCP: bytes waiting in the connection. */
   readonly buffered: number;
   readonly closed: boolean;
-  sendUdpRtp(data: Uint8Array, port: number, address: string): void;
-  sendUdpRtcp(data: Uint8Array, port: number, address: string): void;
+  sendUdpRtp(data: Uint8Array, out: TrackOut & { kind: 'udp' }): void;
+  sendUdpRtcp(data: Uint8Array, out: TrackOut & { kind: 'udp' }): void;
 }
 
 export interface PlaySinkHooks {
@@ -75,7 +77,7 @@ export class RtpPlaySink implements SubscriberSink {
       return b.length;
     }
     const p = framePackets(f, this.mtu);
-    for (const pkt of p.packets) this.transport.sendUdpRtp(pkt, out.rtpPort, out.address);
+    for (const pkt of p.packets) this.transport.sendUdpRtp(pkt, out);
     this.packets += p.packets.length;
     this.frames++;
     return p.bytes;
@@ -104,7 +106,7 @@ export class RtpPlaySink implements SubscriberSink {
         this.transport.tcpQueue(interleavedHeader(out.channel + 1, sr.length));
         this.transport.tcpQueue(sr);
       } else {
-        this.transport.sendUdpRtcp(sr, out.rtcpPort, out.address);
+        this.transport.sendUdpRtcp(sr, out);
       }
     }
     this.transport.tcpFlush();
