@@ -161,7 +161,7 @@ export interface PluginContext<C = Record<string, any>> {
 
 export type { PluginSessions, SessionHandle, SessionInfo, SessionSpec } from './sessions.ts';
 export type { PlayerOptions } from './http/player.ts';
-export { wsCloseCode } from './http/player.ts';
+export { closeWsWithError, wsCloseCode } from './http/player.ts';
 export { EngineError, type EngineErrorCode } from './core/errors.ts';
 export { FormatError, UnsupportedFormatError } from './format/bytes.ts';
 export { Frame, Track, type CodecConfig, type TrackKind } from './core/frame.ts';

@@ -79,18 +79,28 @@ class Handle<R> implements SessionHandle<R> {
 
 export class SessionRegistry {
   private readonly all = new Map<number, Handle<any>>();
+  /** Live sessions with a spec.key, by plugin + key (an HLS segment request looks its viewer up here). */
+  private readonly keyed = new Map<string, Handle<any>>();
 
   /** Add a session of `plugin`. A spec.key already used by a live session of that plugin is an error. */
   add<R>(plugin: string, spec: SessionSpec<R>): SessionHandle<R> {
     if (spec.key !== undefined && this.byKey(plugin, spec.key)) throw new Error(`${plugin}: session key ${spec.key} is already registered`);
     const h = new Handle<R>(plugin, spec, this);
     this.all.set(h.id, h);
+    if (spec.key !== undefined) this.keyed.set(plugin + '\0' + spec.key, h);
     return h;
   }
 
   /** @internal */
   ended(h: Handle<any>): void {
+    this.unkey(h);
     if (!(h.spec.linger! > 0)) this.all.delete(h.id);
+  }
+
+  private unkey(h: Handle<any>): void {
+    if (h.spec.key === undefined) return;
+    const k = h.plugin + '\0' + h.spec.key;
+    if (this.keyed.get(k) === h) this.keyed.delete(k);
   }
 
   private prune(): void {
@@ -105,8 +115,8 @@ export class SessionRegistry {
 
   /** Live (not ended) session of `plugin` with this key. */
   byKey<R = unknown>(plugin: string, key: string): SessionHandle<R> | undefined {
-    for (const h of this.all.values()) if (h.plugin === plugin && h.spec.key === key && !h.endedAt) return h;
-    return undefined;
+    const h = this.keyed.get(plugin + '\0' + key);
+    return h && !h.endedAt ? h : undefined;
   }
 
   /** Sessions (lingering ended ones included unless `live`), optionally of one plugin. */
@@ -132,7 +142,7 @@ export class SessionRegistry {
     for (const h of this.list(plugin, { live: true })) {
       try { h.spec.stop(reason); } catch { /* keep going */ }
     }
-    for (const h of this.list(plugin)) this.all.delete(h.id);
+    for (const h of this.list(plugin)) { this.unkey(h as Handle<any>); this.all.delete(h.id); }
   }
 
   /**

@@ -15,7 +15,7 @@ import { FormatError } from '../../src/format/bytes.ts';
 import type { WsConn } from '../../src/net/types.ts';
 import { t } from '../../src/config/schema.ts';
 import { definePlugin, type SessionHandle } from '../../src/plugin.ts';
-import { wsCloseCode } from '../../src/plugin.ts';
+import { closeWsWithError } from '../../src/plugin.ts';
 import { FlvFeed } from './feed.ts';
 import { FlvPlaySink } from './play.ts';
 import { PullJob, pullKind, type PullSettings } from './pull.ts';
@@ -233,9 +233,8 @@ export default definePlugin({
             early = null;
             for (const d of q) if (!gone) take(ws, d);
           }, (err) => {
-            const status = err instanceof EngineError ? err.httpStatus : 500;
             gone = true;
-            ws.close(wsCloseCode(status), reasonText(err));
+            closeWsWithError(ws, err);
           });
         },
         onMessage(ws: WsConn, data: Uint8Array | string) {
@@ -258,9 +257,3 @@ export default definePlugin({
     }
   },
 });
-
-function reasonText(err: unknown): string {
-  const m = (err as Error)?.message ?? String(err);
-  return m.length > 100 ? m.slice(0, 100) : m;
-}
-

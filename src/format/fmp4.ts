@@ -7,7 +7,7 @@
 // segment is one or more fragments, optionally preceded by styp().
 
 import { ByteWriter, FormatError } from './bytes.ts';
-import type { CodecConfig } from '../core/frame.ts';
+import type { CodecConfig } from '../codec/config.ts';
 import { parseAvcC, parseH264Sps } from '../codec/h264.ts';
 import { parseH265Sps, parseHvcC } from '../codec/h265.ts';
 import { parseAsc } from '../codec/aac.ts';

@@ -13,12 +13,13 @@
 // AudioSpecificConfig; bare Opus packets). Timestamps are 90 kHz, unwrapped past the 33-bit rollover.
 
 import { FormatError } from './bytes.ts';
-import type { CodecConfig } from '../core/frame.ts';
+import type { CodecConfig } from '../codec/config.ts';
+import { accessUnitFromNalus } from '../codec/access-unit.ts';
 import {
-  buildAvcC, forEachNalu, H264_NAL_AUD, H264_NAL_PPS, H264_NAL_SPS, H264_NAL_IDR, parseAvcC, splitAnnexB, joinAvcc,
+  buildAvcC, forEachNalu, H264_NAL_AUD, H264_NAL_SPS, parseAvcC, splitAnnexB,
 } from '../codec/h264.ts';
 import {
-  buildHvcC, H265_NAL_AUD, H265_NAL_PPS, H265_NAL_SPS, H265_NAL_VPS, isH265Irap, parseHvcC,
+  buildHvcC, H265_NAL_AUD, H265_NAL_SPS, parseHvcC,
 } from '../codec/h265.ts';
 import { adtsHeader, buildAsc, parseAsc, splitAdts, type AacConfig } from '../codec/aac.ts';
 import { opusPacketSamples, parseOpusHead } from '../codec/opus.ts';
@@ -843,26 +844,7 @@ export class TsDemuxer {
       case 'h264':
       case 'h265': {
         const h265 = s.codec === 'h265';
-        const nalus = splitAnnexB(payload);
-        const keep: Uint8Array[] = [];
-        const vps: Uint8Array[] = [], sps: Uint8Array[] = [], pps: Uint8Array[] = [];
-        let key = false;
-        for (const nal of nalus) {
-          const type = h265 ? (nal[0]! >> 1) & 0x3f : nal[0]! & 0x1f;
-          if (h265) {
-            if (type === H265_NAL_AUD) continue;
-            if (type === H265_NAL_VPS) { vps.push(nal); continue; }
-            if (type === H265_NAL_SPS) { sps.push(nal); continue; }
-            if (type === H265_NAL_PPS) { pps.push(nal); continue; }
-            if (isH265Irap(type)) key = true;
-          } else {
-            if (type === H264_NAL_AUD) continue;
-            if (type === H264_NAL_SPS) { sps.push(nal); continue; }
-            if (type === H264_NAL_PPS) { pps.push(nal); continue; }
-            if (type === H264_NAL_IDR) key = true;
-          }
-          keep.push(nal);
-        }
+        const { data, key, vps, sps, pps } = accessUnitFromNalus(s.codec, splitAnnexB(payload));
         let config: CodecConfig | undefined;
         let configKey: string | undefined;
         if (sps.length && pps.length && (!h265 || vps.length)) {
@@ -870,8 +852,8 @@ export class TsDemuxer {
           configKey = keyOf(rec);
           if (configKey !== s.configKey) config = { codec: s.codec, data: rec };
         }
-        if (keep.length === 0) return; // parameter sets only
-        this.emit(s, { ...base, pts, dts, key: key || s.rai, data: joinAvcc(keep) }, configKey, config);
+        if (!data) return; // parameter sets only
+        this.emit(s, { ...base, pts, dts, key: key || s.rai, data }, configKey, config);
         return;
       }
       case 'aac': {

@@ -48,6 +48,16 @@ export interface PlayerHost {
 /** WebSocket close code for an error before streaming: 4000 + the HTTP status (4404 not found, …). */
 export const wsCloseCode = (status: number) => 4000 + Math.min(999, Math.max(0, status));
 
+/**
+ * Close a WebSocket for an error that came before streaming (a refused publish or subscribe): code
+ * 4000 + the EngineError's HTTP status (4404, 4403…; 4500 for anything else), the message as reason.
+ */
+export function closeWsWithError(ws: WsConn, err: unknown): void {
+  const status = err instanceof EngineError ? err.httpStatus : 500;
+  const m = (err as Error)?.message ?? String(err);
+  ws.close(wsCloseCode(status), m.slice(0, 100));
+}
+
 /** Play over WebSocket when the request is an upgrade, over a streamed HTTP body otherwise. */
 export async function play(host: PlayerHost, c: Context, opts: PlayerOptions): Promise<Response> {
   if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
@@ -117,10 +127,8 @@ function wsPlayer(host: PlayerHost, opts: PlayerOptions, remote: string | undefi
         });
         player.onEnd = () => handle?.remove();
       }, (err) => {
-        const status = err instanceof EngineError ? err.httpStatus : 500;
         if (!(err instanceof EngineError)) host.logger.error('WebSocket player failed', { stream: opts.streamPath, error: err });
-        const m = (err as Error)?.message ?? String(err);
-        ws.close(wsCloseCode(status), m.slice(0, 100));
+        closeWsWithError(ws, err);
       });
     },
     onMessage() { /* players send nothing we need */ },

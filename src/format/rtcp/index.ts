@@ -2,7 +2,7 @@
 // them. SR, RR, SDES, BYE, generic NACK (RTPFB 1), PLI (PSFB 1) and FIR (PSFB 4); anything else is kept
 // as an `unknown` record with its raw body. Parsing returns views into the input.
 
-import { FormatError } from '../bytes.ts';
+import { concat, FormatError } from '../bytes.ts';
 
 export const RTCP_SR = 200, RTCP_RR = 201, RTCP_SDES = 202, RTCP_BYE = 203, RTCP_APP = 204;
 export const RTCP_RTPFB = 205, RTCP_PSFB = 206;
@@ -302,13 +302,7 @@ function buildOne(pkt: RtcpPacket): Uint8Array {
 
 /** Build a compound RTCP packet from records (RFC 3550 wants an SR or RR first, then SDES: the caller's order is kept). */
 export function buildRtcp(packets: readonly RtcpPacket[]): Uint8Array {
-  const parts = packets.map(buildOne);
-  let n = 0;
-  for (const x of parts) n += x.length;
-  const out = new Uint8Array(n);
-  let p = 0;
-  for (const x of parts) { out.set(x, p); p += x.length; }
-  return out;
+  return concat(packets.map(buildOne));
 }
 
 /** Unix time in ms -> NTP seconds and fraction (for SR). */
@@ -326,4 +320,86 @@ export function ntpSeconds(ntpSec: number, ntpFrac: number): number {
 /** The middle 32 bits of an NTP time (the LSR field of a reception report). */
 export function ntpMiddle(ntpSec: number, ntpFrac: number): number {
   return (((ntpSec & 0xffff) << 16) | (ntpFrac >>> 16)) >>> 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Report state
+
+/**
+ * What a receiver of one RTP source tracks for its RRs (RFC 3550 6.4.1, A.3 and A.8): extended highest
+ * sequence number, cumulative and interval loss, interarrival jitter, and the last SR received.
+ */
+export class RtpReceiverStats {
+  private baseSeq = -1;
+  private maxSeq = 0;
+  private cycles = 0;
+  private received = 0;
+  private expectedPrior = 0;
+  private receivedPrior = 0;
+  private transit = NaN;
+  private jitter = 0;
+  private lastSr = 0;
+  private lastSrArrivalMs = 0;
+
+  constructor(readonly ssrc: number, readonly clockRate: number) {}
+
+  /** Account a packet: its sequence number, RTP timestamp and arrival time (ms, any monotonic clock). */
+  packet(seq: number, rtpTimestamp: number, arrivalMs: number): void {
+    seq &= 0xffff;
+    if (this.baseSeq < 0) {
+      this.baseSeq = seq;
+      this.maxSeq = seq;
+    } else {
+      const d = (seq - this.maxSeq) & 0xffff;
+      if (d > 0 && d < 0x8000) {
+        if (seq < this.maxSeq) this.cycles += 0x10000;
+        this.maxSeq = seq;
+      }
+    }
+    this.received++;
+    const arrival = (arrivalMs * this.clockRate) / 1000;
+    const transit = arrival - (rtpTimestamp >>> 0);
+    if (!Number.isNaN(this.transit)) {
+      let d = Math.abs(transit - this.transit);
+      if (d > 2 ** 31) d = Math.abs(d - 2 ** 32); // a timestamp wrap between the two packets
+      this.jitter += (d - this.jitter) / 16;
+    }
+    this.transit = transit;
+  }
+
+  /** Note a sender report from this source (for LSR/DLSR). */
+  senderReport(ntpSec: number, ntpFrac: number, arrivalMs: number): void {
+    this.lastSr = ntpMiddle(ntpSec, ntpFrac);
+    this.lastSrArrivalMs = arrivalMs;
+  }
+
+  /** A reception report block as of now (moves the "interval" for fraction lost). */
+  report(nowMs: number): ReceptionReport {
+    const extMax = this.cycles + this.maxSeq;
+    const expected = this.baseSeq < 0 ? 0 : extMax - this.baseSeq + 1;
+    const lost = expected - this.received;
+    const expectedInterval = expected - this.expectedPrior;
+    const receivedInterval = this.received - this.receivedPrior;
+    this.expectedPrior = expected;
+    this.receivedPrior = this.received;
+    const lostInterval = expectedInterval - receivedInterval;
+    const fraction = expectedInterval === 0 || lostInterval <= 0 ? 0 : Math.min(255, Math.floor((lostInterval << 8) / expectedInterval));
+    return {
+      ssrc: this.ssrc,
+      fractionLost: fraction,
+      packetsLost: Math.max(-0x800000, Math.min(0x7fffff, lost)),
+      highestSeq: extMax >>> 0,
+      jitter: Math.floor(this.jitter) >>> 0,
+      lsr: this.lastSr,
+      dlsr: this.lastSr ? Math.floor(((nowMs - this.lastSrArrivalMs) / 1000) * 65536) >>> 0 : 0,
+    };
+  }
+}
+
+/**
+ * A sender report for an outgoing track: `rtpTimestamp` is the track's RTP time at `nowMs` (the caller
+ * knows its clock mapping), counts from its RtpWriter.
+ */
+export function senderReport(ssrc: number, nowMs: number, rtpTimestamp: number, packetCount: number, octetCount: number): SenderReport {
+  return { type: 'sr', ssrc, ...toNtp(nowMs), rtpTimestamp: rtpTimestamp >>> 0, packetCount: packetCount >>> 0, octetCount: octetCount >>> 0, reports: [] };
 }

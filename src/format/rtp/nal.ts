@@ -91,6 +91,10 @@ export class NalDepacketizer extends Depacketizer {
   }
 
   private add(nal: Uint8Array): void {
+    // Trailing zero bytes are not part of a NAL unit (some senders keep the zero of a 4-byte start code).
+    let end = nal.length;
+    while (end > this.headerSize && nal[end - 1] === 0) end--;
+    if (end < nal.length) nal = nal.subarray(0, end);
     if (nal.length < this.headerSize) throw new FormatError(`${this.codec} NAL unit of ${nal.length} byte(s) in RTP`);
     if (this.nalus.length >= MAX_NALUS) throw new FormatError(`more than ${MAX_NALUS} NAL units in one RTP access unit`);
     this.size += nal.length + 4;
@@ -150,7 +154,7 @@ export class NalDepacketizer extends Depacketizer {
           this.add(p.slice(i, i + len));
           i += len;
         }
-      } else if (this.h265 ? type === H265_PACI : type >= 25) {
+      } else if (this.h265 ? type >= H265_PACI : type >= 25) {
         throw new UnsupportedFormatError(`${this.codec} RTP packet type ${type} is not supported`);
       } else if (!this.h265 && type === 0) {
         throw new FormatError('H.264 RTP packet with NAL unit type 0');

@@ -75,6 +75,7 @@ export class ReorderBuffer<T> {
     if (d === 0) {
       if (this.present[this.head]) { this.stats.duplicate++; return out; }
       this.deliver(seq, item, out);
+      this.head = (this.head + 1) % this.size;
       this.drain(out);
       return out;
     }

@@ -8,6 +8,11 @@
 // SR may jump once, by its true A/V offset, when that SR arrives). Later SRs only move a track when it
 // drifted by more than `resyncMs` from the first mapping (a sender that re-based its clock).
 
+import type { CodecConfig } from '../../codec/config.ts';
+import { DtsExtractor } from '../../codec/dts.ts';
+import { parseAvcC } from '../../codec/h264.ts';
+import { parseHvcC } from '../../codec/h265.ts';
+import { FormatError } from '../bytes.ts';
 import { ntpSeconds } from '../rtcp/index.ts';
 
 /** Extends 32-bit RTP timestamps into a number that keeps growing (or falling) across wraps. */
@@ -105,5 +110,46 @@ export class RtpTimeline {
   private offsetFromSr(t: TrackState): number | undefined {
     if (!t.sr || this.ntpBase === undefined) return undefined;
     return Math.round((t.sr.ntp - this.ntpBase) * t.clockRate) - t.sr.ext;
+  }
+}
+
+/**
+ * The whole timeline stage for one track, in front of `Publisher.write`: RTP frame timestamps to `dts`
+ * and `cts` (= pts - dts) in the track clock. Video H.264/H.265 gets its dts from the DtsExtractor (fed
+ * the parameter sets of each new config); other codecs have dts = pts.
+ */
+export class RtpFrameClock {
+  private readonly track: number;
+  private readonly dts?: DtsExtractor;
+
+  constructor(readonly timeline: RtpTimeline, readonly codec: string, readonly clockRate: number) {
+    this.track = timeline.addTrack(clockRate);
+    if (codec === 'h264' || codec === 'h265') this.dts = new DtsExtractor(codec, clockRate);
+  }
+
+  /** Pass an RTCP SR for this track's source on to the timeline. */
+  senderReport(ntpSec: number, ntpFrac: number, rtpTimestamp: number): void {
+    this.timeline.senderReport(this.track, ntpSec, ntpFrac, rtpTimestamp);
+  }
+
+  /** Timestamps for a depacketized frame (call in decode order, i.e. the order frames come out). */
+  stamp(frame: { timestamp: number; data: Uint8Array; config?: CodecConfig }): { dts: number; cts: number } {
+    const pts = this.timeline.time(this.track, frame.timestamp);
+    if (!this.dts) return { dts: pts, cts: 0 };
+    if (frame.config?.data) {
+      try {
+        if (this.codec === 'h264') {
+          const a = parseAvcC(frame.config.data);
+          if (a.sps[0]) this.dts.setParameterSets(a.sps[0]);
+        } else {
+          const h = parseHvcC(frame.config.data);
+          if (h.sps[0]) this.dts.setParameterSets(h.sps[0], h.pps[0]);
+        }
+      } catch (e) {
+        if (!(e instanceof FormatError)) throw e; // without usable parameter sets, dts = pts
+      }
+    }
+    const dts = this.dts.extract(frame.data, pts);
+    return { dts, cts: pts - dts };
   }
 }
