@@ -11,7 +11,7 @@ import rtmp from '../plugins/rtmp/index.ts';
 import flv from '../plugins/flv/index.ts';
 import hls from '../plugins/hls/index.ts';
 import { parseRtspUri } from '../plugins/rtsp/conn.ts';
-import { RtspHeaders, RtspParser, serializeRequest, authorizationFor, parseChallenges, type RtspResponse, parseTransport } from '../src/format/rtsp/index.ts';
+import { RtspHeaders, RtspParser, serializeRequest, serializeResponse, authorizationFor, parseChallenges, type RtspResponse, parseTransport } from '../src/format/rtsp/index.ts';
 import { parseRtp } from '../src/format/rtp/packet.ts';
 import { parseSdp } from '../src/format/sdp/index.ts';
 import { sdpTracks } from '../src/format/sdp/codec.ts';
@@ -628,6 +628,209 @@ describe('rtsp: client (pull and push) against servers m7s did not write', { ski
       await pub.kill();
       await b.stop();
       try { (await import('node:fs')).unlinkSync(out); } catch { /* not written */ }
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// UDP ingest through a lossy, reordering link: a network namespace joined to this one by a veth pair
+// (10.251.N.0/30, addresses only on that link), with `tc netem` on the publisher's side.
+
+function netemSkip(): string | false {
+  if (!haveDeb) return 'Debian ffmpeg not installed';
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (ip netns, tc)';
+  if (!existsSync('/usr/sbin/ip') || !existsSync('/usr/sbin/tc')) return 'needs ip and tc (iproute2)';
+  // The kernel must have the netem qdisc (sandboxes such as gVisor do not): try it in a scratch namespace.
+  const cp = require_('node:child_process');
+  const ns = `m7snetemcheck${process.pid}`;
+  if (cp.spawnSync('ip', ['netns', 'add', ns]).status !== 0) return 'cannot create a network namespace';
+  const r = cp.spawnSync('ip', ['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', 'lo', 'root', 'netem', 'delay', '1ms']);
+  cp.spawnSync('ip', ['netns', 'del', ns]);
+  if (r.status !== 0) return `tc netem not available in this kernel (${String(r.stderr).trim()}); the userspace impairment test below covers UDP ingest`;
+  return false;
+}
+
+describe('rtsp: UDP ingest through netem (2 % loss, 5 % reordering)', { skip: netemSkip() }, () => {
+  const n = 1 + (process.pid % 250);
+  const ns = `m7srtsp${process.pid}`;
+  const vh = `m7r${n}h${process.pid % 1000}`.slice(0, 15), vn = `m7r${n}n${process.pid % 1000}`.slice(0, 15);
+  const host = `10.251.${n}.1`, peer = `10.251.${n}.2`;
+  const sh = async (...args: string[]) => {
+    const r = await run(args[0]!, args.slice(1), 20_000);
+    if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
+  };
+  let s: (TestServer & { rtsp: string }) | null = null;
+  before(async () => {
+    await sh('ip', 'netns', 'add', ns);
+    await sh('ip', 'link', 'add', vh, 'type', 'veth', 'peer', 'name', vn);
+    await sh('ip', 'link', 'set', vn, 'netns', ns);
+    await sh('ip', 'addr', 'add', `${host}/30`, 'dev', vh);
+    await sh('ip', 'link', 'set', vh, 'up');
+    await sh('ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', `${peer}/30`, 'dev', vn);
+    await sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', vn, 'up');
+    await sh('ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
+    await sh('ip', 'netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', vn, 'root', 'netem', 'delay', '10ms', 'loss', '2%', 'reorder', '5%', '50%');
+    const up = udpPair();
+    const srv = await startServer([rtsp], `rtsp:\n  tcp:\n    listenaddr: "${host}:0"\n  udpaddr: "${host}:${up}"\n  rtcpaddr: "${host}:${up + 1}"\n`);
+    s = Object.assign(srv, { rtsp: `rtsp://${host}:${srv.port('rtsp', 'tcp')}` });
+  });
+  after(async () => {
+    await s?.stop();
+    await run('ip', ['netns', 'del', ns]); // takes the veth pair with it
+    await run('ip', ['link', 'del', vh]);
+    const left = await run('ip', ['netns', 'list']);
+    assert.ok(!left.stdout.includes(ns), 'namespace removed');
+  });
+
+  it('keeps playing: reordered packets put back, losses counted in /api/stream/info and the metrics, ffmpeg decodes the output', async () => {
+    const pub = start('ip', ['netns', 'exec', ns, FFMPEG, ...source({ seconds: 30 }), '-f', 'rtsp', '-rtsp_transport', 'udp', `${s!.rtsp}/live/net`]);
+    try {
+      await until(async () => s!.server.engine.streams.get('live/net')?.tracks.length === 2, 20_000, 'publisher in the namespace');
+      await sleep(1000);
+      const dec = await run(FFMPEG, ['-v', 'error', '-rtsp_transport', 'tcp', '-i', `${s!.rtsp}/live/net`, '-t', '8', '-f', 'null', '-'], 40_000);
+      const info = (await (await fetch(`${s!.http}/api/stream/info/live/net`)).json()).data;
+      const rtp = info.publisher.rtp as any[];
+      const v = rtp.find((t) => t.codec === 'h264');
+      const total = rtp.reduce((a, t) => ({ packets: a.packets + t.packets, lost: a.lost + t.lost, reordered: a.reordered + t.reordered }), { packets: 0, lost: 0, reordered: 0 });
+      assert.ok(total.packets > 500, `packets ${total.packets}`);
+      assert.ok(total.reordered > 0, `reordered packets put back in order: ${total.reordered}`);
+      assert.ok(total.lost > 0 && total.lost < total.packets * 0.06, `losses counted: ${total.lost} of ${total.packets}`);
+      assert.ok(v.late === 0 || v.late < v.reordered, `few late packets (${v.late})`);
+      const metrics = await (await fetch(`${s!.http}/api/metrics`)).text();
+      const m = /m7s_rtp_packets_lost_total\{stream="live\/net",codec="h264"[^}]*\} (\d+)/.exec(metrics);
+      assert.ok(m && Number(m[1]) > 0, 'loss in the metrics');
+      assert.match(metrics, /m7s_rtp_packets_reordered_total\{stream="live\/net"/);
+      // The output decodes; errors only where frames were lost (each loss may cost an error line or a few).
+      assert.equal(dec.code, 0, dec.stderr.slice(-500));
+      const errors = dec.stderr.split('\n').filter((l) => l.trim()).length;
+      assert.ok(errors <= total.lost * 3 + 5, `decode errors (${errors}) within what the ${total.lost} lost packets explain`);
+      const frames = s!.server.engine.streams.get('live/net')!.tracks.find((t) => t.kind === 'video')!.frames;
+      assert.ok(frames > 150, `video kept flowing (${frames} frames)`);
+    } finally {
+      await pub.kill();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The same UDP ingest checks through a userspace impairment: an RTSP-aware relay between ffmpeg and the
+// server that forwards the RTSP connection as it is, rewrites the UDP ports of SETUP, and drops 2 % and
+// reorders 5 % of the RTP datagrams (seeded, so a failure repeats). Runs wherever netem cannot.
+
+class ImpairingRelay {
+  private server: Awaited<ReturnType<typeof rt.listenTcp>> | null = null;
+  private readonly sockets: Awaited<ReturnType<typeof rt.bindUdp>>[] = [];
+  private seed = 12345;
+  dropped = 0;
+  reordered = 0;
+  forwarded = 0;
+  constructor(private readonly target: number, private readonly loss = 0.02, private readonly reorder = 0.05) {}
+  private rand(): number { this.seed = (this.seed * 1103515245 + 12345) & 0x7fffffff; return this.seed / 0x7fffffff; }
+  get port(): number { return this.server!.port; }
+
+  async start(): Promise<void> {
+    this.server = await rt.listenTcp({ port: 0, host: '127.0.0.1' }, (client) => { void this.onClient(client); });
+  }
+
+  private async onClient(client: TcpConn): Promise<void> {
+    const up = await rt.connectTcp({ host: '127.0.0.1', port: this.target });
+    const fromClient = new RtspParser(), fromServer = new RtspParser();
+    let pendingServerPorts: ((sp: [number, number]) => [number, number]) | null = null;
+    client.onData = async (d) => {
+      for (const m of fromClient.push(d)) {
+        if (m.kind !== 'request') continue;
+        const tr = m.headers.get('Transport');
+        if (m.method === 'SETUP' && tr && /client_port=/.test(tr)) {
+          const t = parseTransport(tr)[0]!;
+          const [cRtp, cRtcp] = t.clientPort!;
+          const toServer = [await rt.bindUdp({ port: 0, host: '127.0.0.1' }), await rt.bindUdp({ port: 0, host: '127.0.0.1' })];
+          const toClient = [await rt.bindUdp({ port: 0, host: '127.0.0.1' }), await rt.bindUdp({ port: 0, host: '127.0.0.1' })];
+          this.sockets.push(...toServer, ...toClient);
+          m.headers.set('Transport', tr.replace(/client_port=\d+-\d+/, `client_port=${toServer[0]!.port}-${toServer[1]!.port}`));
+          pendingServerPorts = (sp) => {
+            toClient[0]!.onMessage = (x) => this.impair(x, (y) => toServer[0]!.send(y, sp[0], '127.0.0.1'));
+            toClient[1]!.onMessage = (x) => toServer[1]!.send(x, sp[1], '127.0.0.1');
+            toServer[0]!.onMessage = (x) => toClient[0]!.send(x, cRtp, '127.0.0.1');
+            toServer[1]!.onMessage = (x) => toClient[1]!.send(x, cRtcp, '127.0.0.1');
+            return [toClient[0]!.port, toClient[1]!.port];
+          };
+        }
+        up.write(serializeRequest({ method: m.method, uri: m.uri, headers: m.headers, body: m.body }));
+      }
+    };
+    up.onData = (d) => {
+      for (const m of fromServer.push(d)) {
+        if (m.kind !== 'response') continue;
+        const tr = m.headers.get('Transport');
+        if (tr && pendingServerPorts && /server_port=/.test(tr)) {
+          const t = parseTransport(tr)[0]!;
+          const mine = pendingServerPorts(t.serverPort!);
+          pendingServerPorts = null;
+          m.headers.set('Transport', tr.replace(/server_port=\d+-\d+/, `server_port=${mine[0]}-${mine[1]}`));
+        }
+        client.write(serializeResponse({ status: m.status, reason: m.reason, headers: m.headers, body: m.body }));
+      }
+    };
+    client.onClose = () => up.destroy();
+    up.onClose = () => client.destroy();
+  }
+
+  private held: { data: Uint8Array; send: (d: Uint8Array) => void; after: number }[] = [];
+
+  /** Drop with `loss`, hold back with `reorder` (sent after the next 1-3 datagrams), else forward. */
+  private impair(d: Uint8Array, send: (d: Uint8Array) => void): void {
+    const r = this.rand();
+    if (r < this.loss) { this.dropped++; return; }
+    const copy = d.slice();
+    if (r < this.loss + this.reorder) { this.reordered++; this.held.push({ data: copy, send, after: 1 + Math.floor(this.rand() * 3) }); return; }
+    send(copy);
+    this.forwarded++;
+    for (const h of [...this.held]) {
+      if (--h.after <= 0) { h.send(h.data); this.held.splice(this.held.indexOf(h), 1); }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.server?.close();
+    for (const s of this.sockets) await s.close();
+  }
+}
+
+describe('rtsp: UDP ingest through a lossy, reordering relay (2 % loss, 5 % reordering)', { skip: !haveDeb && 'Debian ffmpeg not installed' }, () => {
+  let s: TestServer & { rtsp: string };
+  let relay: ImpairingRelay;
+  before(async () => {
+    s = await rtspServer('', [rtsp]);
+    relay = new ImpairingRelay(s.port('rtsp', 'tcp'));
+    await relay.start();
+  });
+  after(async () => { await relay?.stop(); await s?.stop(); });
+
+  it('keeps playing: reordered packets put back, losses counted in /api/stream/info and the metrics, ffmpeg decodes the output', async () => {
+    const pub = publishRtsp(`rtsp://127.0.0.1:${relay.port}/live/lossy`, 'udp', { seconds: 30 });
+    try {
+      await until(() => s.server.engine.streams.get('live/lossy')?.tracks.length === 2, 20_000, 'publisher through the relay');
+      await sleep(1000);
+      const dec = await run(FFMPEG, ['-v', 'error', '-rtsp_transport', 'tcp', '-i', `${s.rtsp}/live/lossy`, '-t', '6', '-f', 'null', '-'], 40_000);
+      const info = (await (await fetch(`${s.http}/api/stream/info/live/lossy`)).json()).data;
+      const rtp = info.publisher.rtp as any[];
+      const total = rtp.reduce((a, t) => ({ packets: a.packets + t.packets, lost: a.lost + t.lost, reordered: a.reordered + t.reordered, late: a.late + t.late }), { packets: 0, lost: 0, reordered: 0, late: 0 });
+      assert.ok(relay.dropped > 5 && relay.reordered > 10, `relay dropped ${relay.dropped}, reordered ${relay.reordered}`);
+      assert.ok(total.reordered > 0, `reordered packets put back in order: ${total.reordered}`);
+      // Every datagram the relay dropped is counted lost (the last few may still be pending); reordered ones are not.
+      assert.ok(total.lost >= relay.dropped * 0.8 && total.lost <= relay.dropped + 2, `lost ${total.lost} vs dropped ${relay.dropped}`);
+      assert.equal(total.late, 0, 'nothing came later than the reorder window');
+      const metrics = await (await fetch(`${s.http}/api/metrics`)).text();
+      const m = /m7s_rtp_packets_lost_total\{stream="live\/lossy",codec="h264"[^}]*\} (\d+)/.exec(metrics);
+      assert.ok(m && Number(m[1]) > 0, 'loss in the metrics');
+      assert.match(metrics, /m7s_rtp_packets_reordered_total\{stream="live\/lossy"/);
+      assert.equal(dec.code, 0, dec.stderr.slice(-500));
+      const errors = dec.stderr.split('\n').filter((l) => l.trim()).length;
+      assert.ok(errors <= total.lost * 3 + 5, `decode errors (${errors}) within what the ${total.lost} lost packets explain`);
+      const frames = s.server.engine.streams.get('live/lossy')!.tracks.find((t) => t.kind === 'video')!.frames;
+      assert.ok(frames > 150, `video kept flowing (${frames} frames)`);
+    } finally {
+      await pub.kill();
     }
   });
 });
