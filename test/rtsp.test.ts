@@ -39,11 +39,11 @@ function udpPair(): number {
   return 20000 + 2 * Math.floor(Math.random() * 10000);
 }
 
-async function rtspServer(extra = '', plugins = [rtsp, rtmp, flv, hls]): Promise<TestServer & { rtsp: string }> {
+async function rtspServer(extra = '', plugins = [rtsp, rtmp, flv, hls], tcpExtra = ''): Promise<TestServer & { rtsp: string }> {
   for (let attempt = 0; ; attempt++) {
     const up = udpPair();
     const s = await startServer(plugins,
-      `rtsp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n  udpaddr: "127.0.0.1:${up}"\n  rtcpaddr: "127.0.0.1:${up + 1}"\n  udpport: "${up + 2}-${up + 400}"\n${extra}` +
+      `rtsp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n${tcpExtra}  udpaddr: "127.0.0.1:${up}"\n  rtcpaddr: "127.0.0.1:${up + 1}"\n  udpport: "${up + 2}-${up + 400}"\n${extra}` +
       `rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n`);
     if (s.server.listening.some((l) => l.plugin === 'rtsp' && l.proto === 'tcp') || attempt >= 5) {
       return Object.assign(s, { rtsp: `rtsp://127.0.0.1:${s.port('rtsp', 'tcp')}` });
@@ -831,6 +831,103 @@ describe('rtsp: UDP ingest through a lossy, reordering relay (2 % loss, 5 % reor
       assert.ok(frames > 150, `video kept flowing (${frames} frames)`);
     } finally {
       await pub.kill();
+    }
+  });
+});
+
+describe('rtsp: protocol details with a raw client', () => {
+  let s: TestServer & { rtsp: string };
+  before(async () => {
+    const fx = `${process.cwd()}/test/fixtures`;
+    s = await rtspServer(`  sessiontimeout: 2s\n  certfile: ${fx}/tls-cert.pem\n  keyfile: ${fx}/tls-key.pem\n`, [rtsp], '    listenaddrtls: "127.0.0.1:0"\n');
+  });
+  after(async () => { await s?.stop(); });
+
+  it('ANNOUNCE/RECORD over TCP from a raw publisher: a keyframe request reaches it as RTCP PLI, receiver reports come back', async () => {
+    const { H264_SDP_SPS } = { H264_SDP_SPS: 'Z0LAH9oBQBboQAAAAwBAAAAPI8YMqA==' };
+    const c = await RawClient.open(s.rtsp);
+    const rtcp: Uint8Array[] = [];
+    c.onData = (ch, d) => { if (ch === 1) rtcp.push(d); };
+    try {
+      const url = `${s.rtsp}/live/raw`;
+      const sdp = `v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=raw\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=${H264_SDP_SPS},aM48gA==\r\na=control:streamid=0\r\n`;
+      assert.equal((await c.request('ANNOUNCE', url, { 'Content-Type': 'application/sdp' }, sdp)).status, 200);
+      const st = await c.request('SETUP', `${url}/streamid=0`, { Transport: 'RTP/AVP/TCP;unicast;interleaved=0-1;mode=record' });
+      assert.equal(st.status, 200);
+      const session = st.headers.get('Session')!.split(';')[0]!;
+      assert.equal((await c.request('RECORD', url, { Session: session, Range: 'npt=0.000-' })).status, 200);
+      // A few frames (IDR + P), then ask for a keyframe as a viewer would.
+      let seq = 1000;
+      const send = (nal: Uint8Array, ts: number) => {
+        const pkt = new Uint8Array(12 + nal.length);
+        pkt.set([0x80, 0x80 | 96, seq >> 8, seq & 255, ts >>> 24, (ts >> 16) & 255, (ts >> 8) & 255, ts & 255, 0, 0, 0, 7]);
+        pkt.set(nal, 12);
+        seq++;
+        c.conn.write(Uint8Array.of(0x24, 0, pkt.length >> 8, pkt.length & 255));
+        c.conn.write(pkt);
+      };
+      for (let i = 0; i < 30; i++) send(Uint8Array.of(i % 10 === 0 ? 0x65 : 0x41, 0x88, 0x84, i), 90000 + i * 3600);
+      await until(() => (s.server.engine.streams.get('live/raw')?.tracks[0]?.frames ?? 0) >= 20, 5000, 'frames from the raw publisher');
+      const pub = s.server.engine.streams.get('live/raw')!.publisher!;
+      assert.ok(pub.requestKeyframe('test'), 'forwarded to the source');
+      await until(() => rtcp.some((d) => d[1] === 206 && (d[0] & 0x1f) === 1), 5000, 'RTCP PLI on the interleaved RTCP channel');
+      await until(() => rtcp.some((d) => d[1] === 201), 8000, 'RTCP RR');
+      const info = (await (await fetch(`${s.http}/api/stream/info/live/raw`)).json()).data;
+      assert.equal(info.publisher.keyframeRequestsSent, 1);
+      assert.equal(info.publisher.rtp[0].control, 'streamid=0');
+    } finally {
+      c.close();
+    }
+  });
+
+  it('GET_PARAMETER keeps a session, PAUSE stops sending, a silent UDP session times out, TEARDOWN ends one', async () => {
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const pub = await s.server.engine.publish('live/t', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, videoBytes: 500 });
+    src.burst(1);
+    src.start();
+    const tcp = await rawViewer(s.rtsp, 'live/t', 'tcp');
+    const udp = await rawViewer(s.rtsp, 'live/t', 'udp');
+    try {
+      const ka = await tcp.c.request('GET_PARAMETER', `${s.rtsp}/live/t`, { Session: tcp.session });
+      assert.equal(ka.status, 200);
+      assert.equal((await tcp.c.request('GET_PARAMETER', `${s.rtsp}/live/t`, { Session: 'nosuchsession' })).status, 454);
+      // The UDP viewer never sends RTCP or requests: after sessiontimeout (2 s) its session is gone.
+      await until(async () => !(await (await fetch(`${s.http}/rtsp/api/list`)).json()).data.players.some((p: any) => p.session === udp.session), 8000, 'UDP session timeout');
+      const left = (await (await fetch(`${s.http}/rtsp/api/list`)).json()).data.players;
+      assert.ok(left.some((p: any) => p.session === tcp.session), 'the TCP session (connection open) stays');
+      assert.equal((await tcp.c.request('PAUSE', `${s.rtsp}/live/t`, { Session: tcp.session })).status, 200);
+      await sleep(300);
+      const paused = tcp.count().got;
+      await sleep(700);
+      assert.equal(tcp.count().got, paused, 'nothing sent while paused');
+      assert.equal((await tcp.c.request('PLAY', `${s.rtsp}/live/t`, { Session: tcp.session })).status, 200);
+      await until(() => tcp.count().got > paused + 10, 5000, 'packets after PLAY again');
+      assert.equal((await tcp.c.request('TEARDOWN', `${s.rtsp}/live/t`, { Session: tcp.session })).status, 200);
+      await until(async () => (await (await fetch(`${s.http}/rtsp/api/list`)).json()).data.players.length === 0, 5000, 'no players');
+    } finally {
+      src.stop();
+      await tcp.close();
+      await udp.close();
+      pub.close();
+    }
+  });
+
+  it('RTSPS: DESCRIBE over TLS on tcp.listenaddrtls', async () => {
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const pub = await s.server.engine.publish('live/tls', { protocol: 'test' });
+    new SyntheticSource(pub, { fps: 25 }).burst(2);
+    const l = s.server.listening.find((x) => x.plugin === 'rtsp' && x.proto === 'tls');
+    assert.ok(l, 'RTSPS listener');
+    const c = new RawClient(await rt.connectTcp({ host: '127.0.0.1', port: l!.port, tls: { rejectUnauthorized: false } }));
+    try {
+      const d = await c.request('DESCRIBE', `rtsps://127.0.0.1:${l!.port}/live/tls`);
+      assert.equal(d.status, 200);
+      assert.match(text(d), /a=rtpmap:96 H264\/90000/);
+      assert.match(text(d), /MPEG4-GENERIC\/48000\/2/);
+    } finally {
+      c.close();
+      pub.close();
     }
   });
 });
