@@ -1,6 +1,6 @@
 // RTSP plugin: server (publish and play over TCP and UDP, auth, hostile input), shared RTP egress, the
 // pull/push client, and interop with real clients and servers (Debian's ffmpeg 5.1, GStreamer).
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -558,6 +558,10 @@ describe('rtsp: client (pull and push) against servers m7s did not write', { ski
     gst = await gstServer(gport);
   });
   after(async () => { await gst?.kill(); await s?.stop(); });
+  afterEach(async () => {
+    const list = (await (await fetch(`${s.http}/rtsp/api/list`)).json()).data;
+    for (const j of [...list.pulls, ...list.pushes]) await post(`${s.http}/rtsp/api/stop/${j.id}`, {});
+  });
 
   it('pulls from GStreamer\'s RTSP server with Digest over tcp, udp and auto; the pulled streams play over RTMP', async () => {
     const url = `rtsp://u:p@127.0.0.1:${gport}/test`;
@@ -566,13 +570,14 @@ describe('rtsp: client (pull and push) against servers m7s did not write', { ski
       assert.equal(r.code, 0, JSON.stringify(r));
     }
     for (const tr of ['tcp', 'udp', 'auto']) {
-      await until(() => { const st = s.server.engine.streams.get(`live/g${tr}`); return st && st.tracks.length === 2 && st.tracks.every((t) => t.frames > 20); }, 20_000, `pull ${tr}`);
+      await until(() => { const st = s.server.engine.streams.get(`live/g${tr}`); return st && st.tracks.length === 2 && st.tracks.every((t) => t.frames > 20); }, 40_000, `pull ${tr}`);
     }
     const list = (await (await fetch(`${s.http}/rtsp/api/list`)).json()).data;
     const cur = Object.fromEntries(list.pulls.map((p: any) => [p.streamPath, p.current]));
     assert.deepEqual(cur, { 'live/gtcp': 'tcp', 'live/gudp': 'udp', 'live/gauto': 'udp' });
     const probes = await Promise.all(['tcp', 'udp', 'auto'].map((tr) => probe(`rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/live/g${tr}`, 4)));
-    probes.forEach((p, i) => checkProbe(p, { vcodec: 'h264', acodec: 'aac', fps: 25 }, `pulled over ${['tcp', 'udp', 'auto'][i]}, played over RTMP`));
+    // 2 %: the source is a live GStreamer pipeline encoding on this (shared, loaded) machine; its pacing is not ours.
+    probes.forEach((p, i) => checkProbe(p, { vcodec: 'h264', acodec: 'aac', fps: 25, tol: 0.02 }, `pulled over ${['tcp', 'udp', 'auto'][i]}, played over RTMP`));
     const info = (await (await fetch(`${s.http}/api/stream/info/live/gudp`)).json()).data;
     assert.equal(info.publisher.type, 'pull');
     assert.ok(info.publisher.rtp.every((t: any) => t.packets > 50), 'rtp counters of the UDP pull');
@@ -582,7 +587,7 @@ describe('rtsp: client (pull and push) against servers m7s did not write', { ski
   it('a pull reconnects after the source server restarts and its viewers carry on', async () => {
     const r = await post(`${s.http}/rtsp/api/pull`, { streamPath: 'live/re', url: `rtsp://u:p@127.0.0.1:${gport}/test`, transport: 'tcp' });
     assert.equal(r.code, 0);
-    await until(() => s.server.engine.streams.get('live/re')?.tracks.every((t) => t.frames > 10), 20_000, 'pull');
+    await until(() => s.server.engine.streams.get('live/re')?.tracks.every((t) => t.frames > 10), 40_000, 'pull');
     const viewer = await rawViewer(s.rtsp, 'live/re', 'tcp');
     try {
       await sleep(1000);
