@@ -936,3 +936,35 @@ describe('rtsp: protocol details with a raw client', () => {
     }
   });
 });
+
+describe('rtsp: client transport auto', () => {
+  it('falls back to TCP when the server refuses UDP (461), and pulls', async () => {
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const origin = await startServer([rtsp], 'rtsp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n  udpaddr: ""\n  rtcpaddr: ""\n');
+    const edge = await rtspServer('  retryinterval: 300ms\n', [rtsp]);
+    const pub = await origin.server.engine.publish('live/o', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, videoBytes: 800 });
+    src.burst(1);
+    src.start();
+    try {
+      const r = await post(`${edge.http}/rtsp/api/pull`, { streamPath: 'live/e', url: `rtsp://127.0.0.1:${origin.port('rtsp', 'tcp')}/live/o`, transport: 'auto' });
+      assert.equal(r.code, 0);
+      await until(() => edge.server.engine.streams.get('live/e')?.tracks.every((t) => t.frames > 20), 20_000, 'pulled frames');
+      const job = (await (await fetch(`${edge.http}/rtsp/api/list`)).json()).data.pulls[0];
+      assert.equal(job.current, 'tcp');
+      assert.equal(job.retries, 0, 'the fallback is no retry');
+      assert.match(job.lastError, /UDP refused.*461/);
+      // The pulled frames are the origin's: synthetic payloads carry their index, in order.
+      const { syntheticIndex } = await import('../src/core/synthetic.ts');
+      const ring = edge.server.engine.streams.get('live/e')!.ring;
+      const idx: number[] = [];
+      for (let q = ring.head - 40; q < ring.head; q++) { const f = ring.get(q); if (f?.track.kind === 'video') idx.push(syntheticIndex(f.data, 'video')); }
+      for (let i = 1; i < idx.length; i++) assert.equal(idx[i], idx[i - 1]! + 1, 'video frames in order, none missing');
+    } finally {
+      src.stop();
+      pub.close();
+      await edge.stop();
+      await origin.stop();
+    }
+  });
+});
