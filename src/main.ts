@@ -3,7 +3,7 @@
 
 import type { Runtime } from './net/types.ts';
 import type { PluginDef } from './plugin.ts';
-import { ConfigInvalidError, Server } from './server.ts';
+import { ConfigInvalidError, ListenError, Server } from './server.ts';
 import { VERSION } from './version.ts';
 
 const USAGE = `m7s ${VERSION} — streaming media server
@@ -62,13 +62,18 @@ export async function main(rt: Runtime, plugins: PluginDef<any>[]): Promise<Serv
     server = await Server.start({ runtime: rt, plugins, configFile });
   } catch (e) {
     if (e instanceof ConfigInvalidError) err(`m7s: ${e.message}`);
+    else if (e instanceof ListenError) err(`m7s: ${e.message} (set global.failonlistenerror: false to run without it)`);
     else err(`m7s: failed to start: ${(e as Error)?.stack ?? String(e)}`);
     rt.exit(1);
   }
   out(`m7s ${VERSION} on ${rt.name} ${rt.sysinfo().runtimeVersion}${configFile ? ', config ' + configFile : ', default config'}`);
   for (const l of server.describeListeners()) out('  ' + l);
   const disabled = server.pluginStates().filter((p) => !p.enabled && !/enable: false|disableall/.test(p.reason ?? ''));
-  for (const p of disabled) err(`  plugin ${p.name} disabled: ${p.reason}`);
+  for (const p of disabled) if (!server.missingListeners.some((l) => l.plugin === p.name)) err(`  plugin ${p.name} disabled: ${p.reason}`);
+  // global.failonlistenerror: false and a listener did not bind: a banner nobody can miss.
+  for (const l of server.missingListeners) {
+    err(`  !!! NOT LISTENING: ${l.message}` + (l.plugin === 'global' ? '' : ` (plugin ${l.plugin} disabled)`));
+  }
 
   let stopping = false;
   const stop = (sig: string) => {

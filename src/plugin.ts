@@ -164,7 +164,7 @@ export type { PlayerOptions } from './http/player.ts';
 export { closeWsWithError, wsCloseCode } from './http/player.ts';
 export { EngineError, type EngineErrorCode } from './core/errors.ts';
 export { FormatError, UnsupportedFormatError } from './format/bytes.ts';
-export { Frame, Track, type CodecConfig, type TrackKind } from './core/frame.ts';
+export { Frame, sameBytes, Track, type CodecConfig, type TrackKind } from './core/frame.ts';
 export type { Publisher, PublisherInfo } from './core/publisher.ts';
 export type { Subscriber, SubscriberInfo, SubscriberSink } from './core/subscriber.ts';
 export type { Stream, StreamInfo } from './core/stream.ts';

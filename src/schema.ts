@@ -46,6 +46,12 @@ export const globalSchema = {
   loglevel: t.str<LogLevel>('info', { enum: LOG_LEVELS }),
   /** auto: pretty on a terminal, JSON lines otherwise. */
   logformat: t.str('auto', { enum: ['auto', 'json', 'pretty'] }),
+  /**
+   * A listener that cannot bind (port in use, no permission, no such address) stops the start with one
+   * line naming it (exit 1); false: the server runs without it, says so loudly, and its plugin is
+   * disabled with the reason in /api/plugins.
+   */
+  failonlistenerror: true,
   http: {
     listenaddr: ':8080',
     listenaddrtls: '',

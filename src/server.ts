@@ -56,9 +56,31 @@ interface PluginRuntime {
 }
 
 export class ConfigInvalidError extends Error {
-  constructor(readonly issues: ConfigIssue[]) {
-    super('invalid configuration:\n' + issues.map((i) => '  ' + i.message).join('\n'));
+  /** `warnings` (unknown keys and the like) are shown too: often the typo behind an error. */
+  constructor(readonly issues: ConfigIssue[], readonly warnings: ConfigIssue[] = []) {
+    super('invalid configuration:\n' + issues.map((i) => '  ' + i.message).join('\n') +
+      (warnings.length ? '\nwarnings:\n' + warnings.map((w) => '  ' + w.message).join('\n') : ''));
     this.name = 'ConfigInvalidError';
+  }
+}
+
+/** A listener could not bind: `plugin` ("global" for HTTP), protocol, the address asked for, and why. */
+export class ListenError extends Error {
+  constructor(readonly plugin: string, readonly proto: string, readonly address: string, readonly why: string) {
+    super(`${plugin}: cannot listen on ${proto} ${address}: ${why}`);
+    this.name = 'ListenError';
+  }
+  /** The same without the plugin name (a plugin's disabled reason). */
+  get short(): string { return `cannot listen on ${this.proto} ${this.address}: ${this.why}`; }
+
+  static from(err: unknown, plugin: string, proto: string, a: { host?: string; port: number }): ListenError {
+    const code = (err as { code?: string })?.code;
+    const why = code === 'EADDRINUSE' ? 'address in use'
+      : code === 'EACCES' || code === 'EPERM' ? 'permission denied (ports below 1024 need privileges)'
+      : code === 'EADDRNOTAVAIL' || code === 'EINVAL' ? 'address not available on this machine'
+      : (err as Error)?.message ?? String(err);
+    const host = a.host ? (a.host.includes(':') ? `[${a.host}]` : a.host) : '*';
+    return new ListenError(plugin, proto, `${host}:${a.port}`, why);
   }
 }
 
@@ -124,7 +146,7 @@ export class Server {
     }
     const env = opts.env ?? rt.env();
     const built = buildConfig({ sections, inherit: ['publish', 'subscribe'], fileText, filename: opts.configFile ?? 'config.yaml', env });
-    if (built.errors.length) throw new ConfigInvalidError(built.errors);
+    if (built.errors.length) throw new ConfigInvalidError(built.errors, built.warnings);
     return { sections, fileText, config: built.config, warnings: built.warnings };
   }
 
@@ -155,16 +177,18 @@ export class Server {
     this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
     const addr = parseListenAddr(g.http.listenaddr, 'global.http.listenaddr');
     if (addr) {
-      this.http = await this.runtime.serveHttp({ port: addr.port, host: addr.host }, this.app.fetch);
-      this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
+      this.http = await this.bindOrReport('global', 'http', addr, () => this.runtime.serveHttp({ port: addr.port, host: addr.host }, this.app.fetch));
+      if (this.http) this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
     }
     if (g.http.listenaddrtls) {
       const tlsAddr = parseListenAddr(g.http.listenaddrtls, 'global.http.listenaddrtls')!;
       const tls = { cert: await this.runtime.readTextFile(this.resolvePath(g.http.certfile)), key: await this.runtime.readTextFile(this.resolvePath(g.http.keyfile)) };
-      const https = await this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls }, this.app.fetch);
-      const close = https.close.bind(https);
-      this.extraClosers.push(close);
-      this.listening.push({ plugin: 'global', proto: 'https', host: https.host, port: https.port, what: 'HTTPS' });
+      const https = await this.bindOrReport('global', 'https', tlsAddr, () => this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls }, this.app.fetch));
+      if (https) {
+        const close = https.close.bind(https);
+        this.extraClosers.push(close);
+        this.listening.push({ plugin: 'global', proto: 'https', host: https.host, port: https.port, what: 'HTTPS' });
+      }
     }
     if (this.opts.configFile && this.opts.watch !== false) {
       this.unwatch = this.runtime.watchFile(this.opts.configFile, () => { void this.reloadFromFile(); });
@@ -173,6 +197,24 @@ export class Server {
   }
 
   private readonly extraClosers: (() => Promise<void>)[] = [];
+  /** Listeners that could not bind while `global.failonlistenerror` is false (the server runs without them). */
+  readonly missingListeners: ListenError[] = [];
+
+  /**
+   * Bind the HTTP server(s): a failure is a ListenError, which stops the start, or with
+   * `global.failonlistenerror: false` is logged and recorded in missingListeners (returns null).
+   */
+  private async bindOrReport<T>(plugin: string, proto: string, a: { host?: string; port: number }, bind: () => Promise<T>): Promise<T | null> {
+    try {
+      return await bind();
+    } catch (err) {
+      const e = ListenError.from(err, plugin, proto, a);
+      if (this.config.global.failonlistenerror) throw e;
+      this.missingListeners.push(e);
+      this.logger.error(`NOT LISTENING: ${e.message}; running without it (global.failonlistenerror: false)`);
+      return null;
+    }
+  }
 
   private async startPlugin(def: PluginDef<any>): Promise<void> {
     const config = this.config[def.name];
@@ -239,14 +281,15 @@ export class Server {
         if (!a) return null;
         const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark }, (conn) => {
           try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
-        });
+        }).catch((err) => { throw ListenError.from(err, def.name, o.tls ? 'tls' : 'tcp', a); });
         return track(s, o.tls ? 'tls' : 'tcp', o.what);
       },
       async listenUdp(addr, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
         const { what, ...udp } = o;
-        return trackUdp(await self.runtime.bindUdp({ ...udp, port: a.port, host: a.host }), what);
+        const s = await self.runtime.bindUdp({ ...udp, port: a.port, host: a.host }).catch((err) => { throw ListenError.from(err, def.name, 'udp', a); });
+        return trackUdp(s, what);
       },
       async bindUdp(o = {}) {
         const { what, ...udp } = o;
@@ -276,9 +319,17 @@ export class Server {
       if (pr.puller && config.pull) this.pullOnStart(pr);
     } catch (err) {
       state.enabled = false;
+      await this.closePlugin(pr);
+      if (err instanceof ListenError) {
+        // A listener that cannot bind: stop the start (default), or run on without this plugin, loudly.
+        if (this.config.global.failonlistenerror) throw err;
+        state.reason = err.short;
+        this.missingListeners.push(err);
+        log.error(`NOT LISTENING: ${err.message}; plugin ${def.name} disabled (global.failonlistenerror: false)`);
+        return;
+      }
       state.reason = `setup failed: ${(err as Error)?.message ?? String(err)}`;
       log.error('plugin disabled: setup failed', { error: err });
-      await this.closePlugin(pr);
     }
   }
 
@@ -328,16 +379,20 @@ export class Server {
     }
     if (text === this.fileText) return;
     const r = this.reload(text);
-    if (r.errors.length) this.logger.error('config reload rejected; keeping the running config', { errors: r.errors.map((e) => e.message) });
+    if (r.errors.length) {
+      this.logger.error('config reload rejected; keeping the running config', {
+        errors: r.errors.map((e) => e.message), ...(r.warnings?.length ? { warnings: r.warnings.map((w) => w.message) } : {}),
+      });
+    }
   }
 
   /** Rebuild the config from `fileText` (default: current) and the API modifications; apply the diff. */
-  reload(fileText = this.fileText): { diff: ConfigDiff[]; errors: ConfigIssue[] } {
+  reload(fileText = this.fileText): { diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[] } {
     const built = buildConfig({
       sections: this.sections, inherit: ['publish', 'subscribe'], fileText, filename: this.opts.configFile ?? 'config.yaml',
       env: this.opts.env ?? this.runtime.env(), modified: this.modified,
     });
-    if (built.errors.length) return { diff: [], errors: built.errors };
+    if (built.errors.length) return { diff: [], errors: built.errors, warnings: built.warnings };
     this.fileText = fileText;
     const diff = diffConfig(this.config, built.config);
     if (diff.length) this.apply(built.config, diff);
@@ -346,7 +401,7 @@ export class Server {
   }
 
   /** API modification: `{ section: { key: value } }`, highest priority; saved into config.yaml when there is one. */
-  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; saved: boolean }> {
+  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[]; saved: boolean }> {
     const merged = mergeDeep(structuredClone(this.modified), changes);
     const prev = this.modified;
     this.modified = merged;

@@ -511,6 +511,72 @@ describe('engine: catch-up to the live edge (subscribe.catchup)', () => {
   });
 });
 
+describe('engine: catch-up of a B-frame GOP', () => {
+  // x264 -bf 3 (b-pyramid): decode order I0 P4 B2 b1 b3 P8 B6 b5 b7 ..., presentation delayed by 2 frames.
+  const D = 3600; // 25 fps in 90 kHz
+  const pres = (i: number) => (i === 0 ? 0 : [4, 2, 1, 3][(i - 1) % 4] + 4 * Math.floor((i - 1) / 4));
+  class CtsSink implements SubscriberSink {
+    readonly catchup = true;
+    got: { dts: number; pts: number; p: number; key: boolean }[] = [];
+    frame(f: Frame, dts: number, _s: Subscriber, cts?: number) {
+      if (f.track.kind === 'video') this.got.push({ dts, pts: dts + (cts ?? f.cts), p: f.pts / D, key: f.key });
+      return f.data.length;
+    }
+    flush() { return true; }
+  }
+  async function join(frames: number, catchup: number, gop = 61) { // 1 + whole groups of 4: closed GOPs
+    const e = mkEngine({}, { catchup });
+    const pub = await e.publish('live/bf' + frames + '_' + catchup, { protocol: 'test' });
+    const v = pub.addTrack('video', { codec: 'h264' });
+    const seqPres: number[] = []; // presentation index of each frame in decode order
+    for (let i = 0; i < frames; i++) {
+      const g = Math.floor(i / gop), j = i % gop; // closed GOPs: the pattern restarts at each keyframe
+      const p = g * gop + (j === 0 ? 0 : pres(j));
+      seqPres.push(p);
+      pub.write(v, i * D, (p + 2 - i) * D, j === 0, new Uint8Array([i & 255]));
+    }
+    const sink = new CtsSink();
+    await e.subscribe(pub.stream.path, { protocol: 'test', sink });
+    for (let i = frames; i < frames + 40; i++) {
+      const j = i % gop, p = Math.floor(i / gop) * gop + (j === 0 ? 0 : pres(j));
+      pub.write(v, i * D, (p + 2 - i) * D, j === 0, new Uint8Array([i & 255]));
+    }
+    return sink.got;
+  }
+  function check(got: { dts: number; pts: number; p: number }[], what: string) {
+    for (let i = 1; i < got.length; i++) {
+      assert.ok(got[i].dts > got[i - 1].dts, `${what}: dts not rising at ${i}: ${got[i - 1].dts} -> ${got[i].dts}`);
+      // FLV/RTMP carry whole ms: the order must hold there too
+      assert.ok(Math.round(got[i].dts / 90) > Math.round(got[i - 1].dts / 90), `${what}: dts (ms) not rising at ${i}`);
+    }
+    for (const g of got) assert.ok(g.pts >= g.dts, `${what}: pts < dts`);
+    // Presentation order (pts sorted) must be the source's presentation order.
+    const byPts = got.slice().sort((a, b) => a.pts - b.pts).map((g) => g.p);
+    const bySrc = got.map((g) => g.p).sort((a, b) => a - b);
+    assert.deepEqual(byPts, bySrc, `${what}: presentation order differs from the source's`);
+    const ms = got.slice().sort((a, b) => a.pts - b.pts).map((g) => Math.round(g.pts / 90));
+    for (let i = 1; i < ms.length; i++) assert.ok(ms[i] > ms[i - 1], `${what}: presentation times (ms) not distinct at ${i}`);
+  }
+
+  it('keeps decode order, pts >= dts and presentation order, inside the fast-forward and across its end', async () => {
+    for (const n of [37, 45, 58, 61 + 30, 61 + 54]) {
+      const got = await join(n, 100);
+      assert.ok(got[0].key, 'starts at the keyframe');
+      const live = got.findIndex((g) => g.dts / 90 > (got[0].dts / 90) + 150);
+      assert.ok(live > 0, 'live frames follow');
+      check(got, `joined after ${n} frames`);
+      // the fast-forward is still fast: the frames up to the edge span about catchup ms of decode time
+      const edge = got.findIndex((g, i) => i > 0 && g.dts - got[i - 1].dts >= D - 1);
+      assert.ok(edge > 0 && (got[edge - 1].dts - got[0].dts) / 90 <= 110, `fast-forward spans ${(got[edge - 1].dts - got[0].dts) / 90} ms`);
+    }
+  });
+
+  it('a long GOP at a high frame rate still leaves whole ms between frames', async () => {
+    const got = await join(230, 100, 249); // 229 frames behind into 100 ms: under 1 ms per frame unless stretched
+    check(got, '250-frame GOP');
+  });
+});
+
 describe('engine: adaptive merging under load', () => {
   it('a stream whose fan-out takes most of the time merges writes, and gives it back when the load goes', async () => {
     const e = mkEngine();

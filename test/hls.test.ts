@@ -209,7 +209,7 @@ describe('hls plugin', () => {
     const t0 = Date.now();
     const pending = get(`${S.http}/hls/live/late.m3u8?timeout=20s`);
     await sleep(1500);
-    publish('live/late', 30);
+    publish('live/late', 60); // long enough for the idle test near the end of this file
     const r = await pending;
     assert.equal(r.status, 200, r.text);
     assert.ok(parseMedia(r.text).segs.length >= 1);

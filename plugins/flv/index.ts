@@ -145,6 +145,12 @@ export default definePlugin({
       });
     });
 
+    /** A publish the engine refused (409 stream already published, 403 auth, ...): say so, as RTMP does. */
+    const refused = (how: string, streamPath: string, remote: string | undefined, err: unknown) => {
+      const status = err instanceof EngineError ? err.httpStatus : 500;
+      log.warn('publish refused', { stream: streamPath, remote, via: how, status, reason: (err as Error)?.message ?? String(err) });
+    };
+
     const addPublisher = (kind: 'http-publish' | 'ws-publish', streamPath: string, remote: string | undefined, pub: Publisher, feed: FlvFeed, stop: (r: string) => void) =>
       ctx.sessions.add({
         kind, group: 'publishers', streamPath, remote, ref: pub, stop,
@@ -161,6 +167,7 @@ export default definePlugin({
         pub = await ctx.publish(target, { remote });
       } catch (err) {
         await stream.cancel().catch(() => {});
+        refused('http', streamPath, remote, err);
         throw err; // → app.onError (EngineError's status)
       }
       const feed = new FlvFeed(pub, { maxTagSize: ctx.config.maxtagsize, warn: (m) => log.warn(m, { stream: pub.stream.path, remote }) });
@@ -171,13 +178,18 @@ export default definePlugin({
       let stopReason = '';
       const session = addPublisher('http-publish', streamPath, remote, pub, feed, (r) => { stopReason = r; pub.stop(r); });
       pub.onStop = (reason) => { stopReason ||= reason; reader.cancel(reason).catch(() => {}); };
+      // The engine stopped this publisher (API stop, kicked by a new one): 409, logged.
+      const stopped = () => {
+        log.warn('publish stopped', { stream: pub.stream.path, remote, via: 'http', status: 409, reason: stopReason });
+        return ctx.fail(c, 409, `publisher stopped: ${stopReason}`);
+      };
       try {
         for (;;) {
           const { done, value } = await reader.read();
           if (done) break;
           feed.push(value);
         }
-        if (stopReason) return ctx.fail(c, 409, `publisher stopped: ${stopReason}`);
+        if (stopReason) return stopped();
         feed.end();
         pub.close('publisher finished');
         return ctx.ok(c, { bytes: feed.bytes, tags: feed.tags });
@@ -185,7 +197,7 @@ export default definePlugin({
         reader.cancel().catch(() => {});
         if (stopReason) {
           pub.close(stopReason);
-          return ctx.fail(c, 409, `publisher stopped: ${stopReason}`);
+          return stopped();
         }
         const bad = err instanceof FormatError;
         const msg = (err as Error)?.message ?? String(err);
@@ -233,6 +245,7 @@ export default definePlugin({
             early = null;
             for (const d of q) if (!gone) take(ws, d);
           }, (err) => {
+            refused('ws', streamPath, remote, err);
             gone = true;
             closeWsWithError(ws, err);
           });

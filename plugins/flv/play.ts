@@ -10,10 +10,14 @@
 
 import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
 import type { Subscriber } from '../../src/plugin.ts';
-import { flvBody, flvCanCarry, flvMetaData, flvSequenceHeader, flvTagType } from '../../src/format/flv-media.ts';
+import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaData, flvSequenceHeader, flvTagType } from '../../src/format/flv-media.ts';
 import { flvHeader, flvTag, writeFlvTagHeader, FLV_TAG_HEADER_SIZE, FLV_TAG_SCRIPT } from '../../src/format/flv.ts';
 import { BatchedByteSink } from '../../src/net/batch-sink.ts';
 import { type Framing, framingHead, framingTail } from '../../src/net/framing.ts';
+
+function u32be(v: number): Uint8Array {
+  return new Uint8Array([v >>> 24, v >>> 16, v >>> 8, v]);
+}
 
 /** The shared PreviousTagSize trailer of a frame's tag (11 + body size), cache key 'flv.pts'. */
 function previousTagSize(f: Frame): Uint8Array {
@@ -56,10 +60,11 @@ export class FlvPlaySink extends BatchedByteSink {
     return FLV_TAG_HEADER_SIZE + sh.size + 4;
   }
 
-  frame(f: Frame, dts: number): number {
+  frame(f: Frame, dts: number, _sub: Subscriber, cts?: number): number {
     const t = f.track;
     if (!flvCanCarry(t)) return 0;
-    const body = flvBody(f);
+    // A catch-up frame has its own composition offset (retimed with its dts): its own tag-body header.
+    const body = cts === undefined ? flvBody(f) : flvBodyWithCts(f, cts);
     // The stream's timeline (streamTimeline below), or a catch-up time for the first GOP.
     const ms = Math.round((dts * 1000) / t.clockRate);
     this.lastMs = ms;
@@ -67,7 +72,7 @@ export class FlvPlaySink extends BatchedByteSink {
     writeFlvTagHeader(hdr, 0, flvTagType(t.kind), body.size, ms);
     this.batch.push(hdr);
     for (const p of body.parts) this.batch.push(p);
-    this.batch.push(previousTagSize(f));
+    this.batch.push(body.size === flvBody(f).size ? previousTagSize(f) : u32be(FLV_TAG_HEADER_SIZE + body.size));
     return FLV_TAG_HEADER_SIZE + body.size + 4;
   }
 

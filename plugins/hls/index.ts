@@ -34,6 +34,11 @@ export default definePlugin({
     segmenttype: t.str('ts', { enum: ['ts', 'fmp4'] }),
     /** Stop segmenting a stream nobody fetched from for this long; 0 = 3 × window × fragment. */
     idletimeout: t.dur('0s'),
+    /**
+     * A new segmenter answers its first /hls/ playlist once it has this many segments (at most
+     * `window`), so the first viewer starts with headroom instead of stalling at the next segment.
+     */
+    startsegments: t.num(2, { min: 1, max: 100, int: true }),
     /** HLS pull: size limits, per-request timeout, longest retry delay. */
     maxplaylistsize: t.num(1 << 20, { min: 1024, int: true }),
     maxsegmentsize: t.num(64 << 20, { min: 1024, int: true }),
@@ -132,7 +137,7 @@ export default definePlugin({
       if (m) {
         const path = m[1]!;
         const kind: SegmentKind = url.searchParams.has('fmp4') || ctx.config.segmenttype === 'fmp4' ? 'fmp4' : 'ts';
-        const s = await sessionFor(ctx, mgr, c, path, kind, url);
+        const s = await sessionFor(ctx, mgr, c, path, kind, url, ctx.config.startsegments);
         if (s instanceof Response) return s;
         const name = path.slice(path.lastIndexOf('/') + 1);
         return playlistResponse(s.seg.playlist(`${encodeURIComponent(name)}/`, false));

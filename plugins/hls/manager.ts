@@ -12,7 +12,7 @@ import type { Subscriber } from '../../src/plugin.ts';
 import type { SubscribeOptions } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
 import type { PluginSessions, SessionHandle } from '../../src/plugin.ts';
-import { Segmenter, type SegmentKind, type SegmenterSettings } from './segmenter.ts';
+import { MP4_AUDIO, MP4_VIDEO, Segmenter, type SegmentKind, type SegmenterSettings, TS_AUDIO, TS_VIDEO } from './segmenter.ts';
 
 export interface ManagerSettings extends SegmenterSettings {
   /** Stop a segmenter nobody fetched from for this long (ms); 0 = 3 × window × fragment. */
@@ -58,6 +58,8 @@ export class HlsManager {
   private readonly registries = new Set<PluginSessions>();
   private users = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
+  /** Tracks already reported as not carried, per stream object ("ts:pcma"), so each is said once. */
+  private readonly reported = new WeakMap<object, Set<string>>();
 
   constructor(readonly engine: Engine, readonly logger: Logger) {}
 
@@ -117,6 +119,7 @@ export class HlsManager {
     }).then((sub) => {
       s.sub = sub;
       if (s.closed) sub.close('hls segmenter stopped');
+      else this.reportUnsupported(s);
       return s;
     }, (err) => {
       this.forget(s);
@@ -180,11 +183,33 @@ export class HlsManager {
     this.expireViewers(this.idleMs());
   }
 
+  /**
+   * A track the segments cannot carry (G.711 audio in HLS, VP9 video, ...) is left out of them: say so
+   * once per stream and segment type, at warn level, rather than drop it in silence.
+   */
+  reportUnsupported(s: Session): void {
+    const stream = s.sub?.stream;
+    if (!stream) return;
+    const [vset, aset] = s.kind === 'ts' ? [TS_VIDEO, TS_AUDIO] : [MP4_VIDEO, MP4_AUDIO];
+    for (const t of stream.tracks) {
+      if (t.kind === 'data' || (t.kind === 'video' ? vset : aset).has(t.codec)) continue;
+      let seen = this.reported.get(stream);
+      if (!seen) this.reported.set(stream, (seen = new Set()));
+      const key = `${s.kind}:${t.kind}:${t.codec}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const container = s.kind === 'ts' ? 'MPEG-TS' : 'fMP4';
+      this.logger.warn(`HLS ${container} segments of ${s.path} leave out its ${t.codec} ${t.kind} track: HLS carries ` +
+        `${[...vset].join('/')} video and ${[...aset].join('/')} audio`, { stream: s.path, kind: s.kind, codec: t.codec });
+    }
+  }
+
   /** Stop idle segmenters. */
   private sweep(): void {
     const now = Date.now(), idle = this.idleMs();
     this.expireViewers(idle);
     for (const s of [...this.segmenters.values()]) {
+      this.reportUnsupported(s); // a track that came after the segmenter started
       if (!s.pinned && s.sub && now - s.lastAccess > idle) {
         this.logger.debug('hls segmenter idle', { stream: s.path, kind: s.kind });
         this.closeSession(s, `no HLS request for ${idle} ms`);

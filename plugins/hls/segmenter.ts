@@ -13,7 +13,7 @@
 // audio-only stream cuts at any audio frame). A publisher change or a codec change starts a new segment
 // with EXT-X-DISCONTINUITY at the next keyframe.
 
-import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
+import { type CodecConfig, type Frame, sameBytes, type Track } from '../../src/plugin.ts';
 import type { Subscriber, SubscriberSink } from '../../src/plugin.ts';
 import { TsMuxer } from '../../src/format/ts.ts';
 import { defaultFrameDuration, type Fmp4Frame, type Fmp4Track, fragment, initSegment, trackFragment } from '../../src/format/fmp4.ts';
@@ -68,10 +68,10 @@ export interface Segment {
 /** Audio frames grouped into one TS PES: up to this many, or until a video frame comes. */
 const TS_AUDIO_GROUP = 5;
 /** Video codecs and audio codecs each container carries here. */
-const TS_VIDEO = new Set(['h264', 'h265']);
-const TS_AUDIO = new Set(['aac', 'mp3', 'opus']);
-const MP4_VIDEO = new Set(['h264', 'h265']);
-const MP4_AUDIO = new Set(['aac', 'mp3', 'opus']);
+export const TS_VIDEO = new Set(['h264', 'h265']);
+export const TS_AUDIO = new Set(['aac', 'mp3', 'opus']);
+export const MP4_VIDEO = new Set(['h264', 'h265']);
+export const MP4_AUDIO = new Set(['aac', 'mp3', 'opus']);
 
 const VIDEO_ID = 1;
 const AUDIO_ID = 2;
@@ -114,6 +114,9 @@ export class Segmenter implements SubscriberSink {
   private pendingDisc = false;
   /** Configs changed: rebuild the TS muxer / init segment at the next segment. */
   private configDirty = true;
+  /** The tracks and configs the current TS muxer / init segment carries. */
+  private builtVideo: { track: Track; config: CodecConfig } | null = null;
+  private builtAudio: { track: Track; config: CodecConfig } | null = null;
   private publishCount = -1;
   /** Wall clock ↔ media time anchor for PROGRAM-DATE-TIME (re-anchored at each discontinuity). */
   private anchorWall = 0;
@@ -132,10 +135,14 @@ export class Segmenter implements SubscriberSink {
     this.pickTracks(sub);
   }
 
-  config(track: Track, _cfg: CodecConfig, sub: Subscriber): number {
+  config(track: Track, cfg: CodecConfig, sub: Subscriber): number {
     // A track can appear after begin() (audio announced late); a changed config needs a new muxer/init.
+    // The subscriber calls this before each track's first frame too: a config the current muxer / init
+    // segment was built with already is no change (no discontinuity, no second identical init).
     this.pickTracks(sub);
     if (track === this.videoTrack || track === this.audioTrack) {
+      const built = track === this.videoTrack ? this.builtVideo : this.builtAudio;
+      if (!this.configDirty && built && built.track === track && sameConfig(built.config, cfg)) return 0;
       if (this.current) this.pendingDisc = true;
       this.configDirty = true;
     }
@@ -212,7 +219,10 @@ export class Segmenter implements SubscriberSink {
     const prev = this.current;
     if (prev) {
       if (this.kind === 'ts') this.flushAudio();
-      else this.closePart(sec, undefined);
+      else {
+        // A part that would outlast the part target is split (see closePart).
+        for (let rest = this.closePart(sec, undefined); rest; rest = this.closePart(sec, undefined)) this.partNow = rest;
+      }
       prev.duration = Math.max(0, sec - prev.start);
       prev.complete = true;
       if (prev.duration > this.maxDuration) this.maxDuration = prev.duration;
@@ -246,6 +256,8 @@ export class Segmenter implements SubscriberSink {
   /** New TS muxer / init segment for the current track configs. */
   private rebuild(): void {
     const v = this.videoTrack, a = this.audioTrack;
+    this.builtVideo = v ? { track: v, config: v.config } : null;
+    this.builtAudio = a && (this.kind !== 'ts' || this.muxerHasAudio()) ? { track: a, config: a.config } : null;
     if (this.kind === 'ts') {
       this.muxer = new TsMuxer({
         video: v ? { config: v.config, clockRate: v.clockRate } : undefined,
@@ -315,8 +327,8 @@ export class Segmenter implements SubscriberSink {
       // Close the part when it has reached the target (within half a frame, so parts stay ≤ the target).
       const fd = f.track.frameDuration > 0 ? f.track.frameDuration / f.track.clockRate : 0;
       if (sec - p.start >= this.settings.part / 1000 - fd / 2 - 1e-6) {
-        this.closePart(sec, isVideo ? dts : undefined);
-        p = this.partNow = { index: p.index + 1, start: sec, independent: isVideo ? f.key : true, video: [], audio: [] };
+        const rest = this.closePart(sec, isVideo ? dts : undefined);
+        p = this.partNow = rest ?? { index: p.index + 1, start: sec, independent: isVideo ? f.key : true, video: [], audio: [] };
       }
     }
     if (p.video.length === 0 && p.audio.length === 0) p.independent = isVideo ? f.key : !this.videoTrack;
@@ -325,11 +337,35 @@ export class Segmenter implements SubscriberSink {
     else p.audio.push(fr);
   }
 
-  /** Turn the pending part into a moof+mdat ending at media time `endSec`. */
-  private closePart(endSec: number, nextVideoDts: number | undefined): void {
+  /**
+   * Turn the pending part into a moof+mdat ending at media time `endSec`. A part never lasts longer than
+   * the part target (PART-TARGET): when the frame at `endSec` comes late (irregular or jittered
+   * timestamps), the part ends at its last frame that keeps it within the target instead, and that frame
+   * and the ones after it (of the track that drives the cuts) start a new pending part, which is
+   * returned (null when the whole pending part was closed). Only a single frame longer than the target
+   * (a gap in the source) makes a longer part.
+   */
+  private closePart(endSec: number, nextVideoDts: number | undefined): PendingPart | null {
     const p = this.partNow, seg = this.current;
-    if (!p || !seg || (p.video.length === 0 && p.audio.length === 0)) return;
+    if (!p || !seg || (p.video.length === 0 && p.audio.length === 0)) return null;
     this.partNow = null;
+    const target = this.settings.part / 1000;
+    const driver = this.videoTrack ?? this.audioTrack;
+    const drive = this.videoTrack ? p.video : p.audio;
+    let rest: PendingPart | null = null;
+    if (driver && endSec - p.start > target + 1e-6 && drive.length > 1) {
+      const clock = driver.clockRate;
+      let j = drive.length - 1;
+      while (j > 0 && drive[j]!.dts / clock - p.start > target + 1e-6) j--;
+      if (j > 0) {
+        const tail = drive.splice(j);
+        const at = tail[0]!.dts / clock;
+        rest = { index: p.index + 1, start: at, independent: this.videoTrack ? tail[0]!.key : true,
+          video: this.videoTrack ? tail : [], audio: this.videoTrack ? [] : tail };
+        endSec = at;
+        if (this.videoTrack) nextVideoDts = tail[0]!.dts;
+      }
+    }
     const trafs = [];
     const v = this.videoTrack, a = this.audioTrack;
     if (p.video.length && v) {
@@ -346,6 +382,7 @@ export class Segmenter implements SubscriberSink {
     seg.bytes += bytes;
     this.bytes += bytes;
     this.notify();
+    return rest;
   }
 
   // ------------------------------------------------------------------ queries
@@ -431,7 +468,9 @@ export class Segmenter implements SubscriberSink {
     const all = ll && this.current && !this.current.complete ? [...segs, this.current] : segs;
     for (let i = 0; i < all.length; i++) {
       const s = all[i]!;
-      if (s.discontinuity && i > 0) lines.push('#EXT-X-DISCONTINUITY');
+      // Also on the first listed segment: the tag goes only when its segment scrolls out, and then
+      // EXT-X-DISCONTINUITY-SEQUENCE (the first segment's discSeq) counts it (RFC 8216 6.2.2).
+      if (s.discontinuity) lines.push('#EXT-X-DISCONTINUITY');
       if (fmp4 && s.initVersion !== init) {
         init = s.initVersion;
         lines.push(`#EXT-X-MAP:URI="${prefix}init-${init}.mp4"`);
@@ -454,6 +493,12 @@ export class Segmenter implements SubscriberSink {
 }
 
 function fmt(sec: number): string { return sec.toFixed(3); }
+
+/** Whether two codec configs describe the same setup (what Track.setConfig counts as no change). */
+function sameConfig(a: CodecConfig, b: CodecConfig): boolean {
+  return a === b || (a.codec === b.codec && sameBytes(a.data, b.data) && a.width === b.width && a.height === b.height &&
+    a.sampleRate === b.sampleRate && a.channels === b.channels);
+}
 
 export function concat(chunks: readonly Uint8Array[], total?: number): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;

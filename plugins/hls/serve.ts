@@ -36,24 +36,30 @@ export function streamTarget(path: string, url: URL): string {
 
 /** List (or refresh) the client of this request as a viewer of segmenter `s` (ip + user agent). */
 export function touchViewer(ctx: PluginContext<any>, mgr: HlsManager, c: Context, s: Session, bytes: number): void {
-  const remote = ctx.remoteOf(c) ?? c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+  const remote = ctx.remoteOf(c); // the peer, never X-Forwarded-For (a client could claim any ip)
   // Players open new connections for segments: the viewer is the ip, not ip:port.
   const ip = remote?.replace(/^\[(.*)\](?::\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
   mgr.touchViewer(ctx.sessions, s, ip, c.req.header('user-agent') ?? '', bytes);
 }
 
-/** Start (or find) the segmenter for a playlist request and wait for its first segment. */
-export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Context, path: string, kind: SegmentKind, url: URL): Promise<Session | Response> {
+/**
+ * Start (or find) the segmenter for a playlist request and wait until it has `minSegments` complete
+ * segments (at most `window`): 1 for LL-HLS, whose parts give a player its headroom; `hls.startsegments`
+ * for plain HLS, where a first playlist of one segment puts the player at the live edge with nothing
+ * to spare, and it stalls at the next boundary whenever a reload or fetch is slow.
+ */
+export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Context, path: string, kind: SegmentKind, url: URL, minSegments = 1): Promise<Session | Response> {
   const raw = url.searchParams.get('timeout');
   const wait = timeoutArg(raw);
   if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
   let s: Session;
   // An EngineError (not found, refused) is answered by the app's onError with its status.
   s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions });
-  // A fresh segmenter has no complete segment yet: hold the first playlist until it has one.
+  // A fresh segmenter has no complete segment yet: hold the first playlist until it has `want`.
   const seg = s.seg;
-  const firstWait = 2 * mgr.settings.fragment + 5000;
-  await seg.waitFor(() => seg.complete().length > 0, firstWait);
+  const want = Math.max(1, Math.min(minSegments, mgr.settings.window));
+  const firstWait = (want + 1) * mgr.settings.fragment + 5000;
+  await seg.waitFor(() => seg.complete().length >= want, firstWait);
   if (!seg.complete().length) {
     return ctx.fail(c, seg.ended ? 404 : 503, seg.ended ? `stream ${path} ended: ${seg.endReason}` : `no segment of ${path} yet`);
   }

@@ -6,8 +6,8 @@
 //   POST /mp4/api/stop/:id                stop a player (ctx.sessions)
 
 import { t } from '../../src/config/schema.ts';
-import { definePlugin } from '../../src/plugin.ts';
-import { Mp4PlaySink } from './sink.ts';
+import { definePlugin, type Subscriber } from '../../src/plugin.ts';
+import { AUDIO_CODECS, Mp4PlaySink, VIDEO_CODECS } from './sink.ts';
 
 const HEADERS = {
   'content-type': 'video/mp4',
@@ -25,6 +25,20 @@ export default definePlugin({
   setup(ctx) {
     ctx.sessions.declareGroups('players');
 
+    // A track live fMP4 does not carry here (G.711 audio, ...) is left out: said once per stream.
+    const reported = new WeakMap<object, Set<string>>();
+    const reportUnsupported = (sub: Subscriber) => {
+      for (const t of sub.stream.tracks) {
+        if (t.kind === 'data' || (t.kind === 'video' ? VIDEO_CODECS : AUDIO_CODECS).has(t.codec)) continue;
+        let seen = reported.get(sub.stream);
+        if (!seen) reported.set(sub.stream, (seen = new Set()));
+        if (seen.has(`${t.kind}:${t.codec}`)) continue;
+        seen.add(`${t.kind}:${t.codec}`);
+        ctx.logger.warn(`live fMP4 of ${sub.stream.path} leaves out its ${t.codec} ${t.kind} track: it carries ` +
+          `${[...VIDEO_CODECS].join('/')} video and ${[...AUDIO_CODECS].join('/')} audio`, { stream: sub.stream.path, codec: t.codec });
+      }
+    };
+
     ctx.http.on(['GET', 'HEAD'], '/*', (c, next) => {
       const url = new URL(c.req.url);
       const m = /^\/mp4\/(.+)\.mp4$/i.exec(url.pathname);
@@ -33,7 +47,7 @@ export default definePlugin({
       if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers: HEADERS });
       return ctx.play(c, {
         target: streamPath + url.search, streamPath, kind: { http: 'http', ws: 'ws' }, headers: HEADERS,
-        highWaterMark: ctx.config.writebuffer, make: (out) => new Mp4PlaySink(out),
+        highWaterMark: ctx.config.writebuffer, make: (out) => new Mp4PlaySink(out), onSubscribed: reportUnsupported,
       });
     });
   },

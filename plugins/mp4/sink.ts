@@ -19,8 +19,8 @@ import { BatchedByteSink } from '../../src/net/batch-sink.ts';
 
 const VIDEO_ID = 1;
 const AUDIO_ID = 2;
-const VIDEO_CODECS = new Set(['h264', 'h265']);
-const AUDIO_CODECS = new Set(['aac', 'opus', 'mp3']);
+export const VIDEO_CODECS = new Set(['h264', 'h265']);
+export const AUDIO_CODECS = new Set(['aac', 'opus', 'mp3']);
 
 /** Offsets in a one-track fragment header built by fragment(): mfhd sequence number and tfdt time. */
 const SEQ_OFFSET = 20; // moof(8) + mfhd header(8) + version/flags(4)

@@ -18,7 +18,7 @@
 import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
 import type { Subscriber, SubscriberSink } from '../../src/plugin.ts';
 import { AmfEcmaArray, amf0Encode } from '../../src/format/amf.ts';
-import { flvBody, flvCanCarry, flvMetaFields, flvSequenceHeader } from '../../src/format/flv-media.ts';
+import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaFields, flvSequenceHeader } from '../../src/format/flv-media.ts';
 import { framedConcat } from '../../src/net/framing.ts';
 import { chunkBody, chunkMessage, MSG, type0Header, type1Header, UC } from './chunk.ts';
 import type { RtmpConnection } from './conn.ts';
@@ -143,7 +143,7 @@ export class RtmpPlaySink implements SubscriberSink {
     return sh.size;
   }
 
-  frame(f: Frame, dts: number, sub: Subscriber): number {
+  frame(f: Frame, dts: number, sub: Subscriber, cts?: number): number {
     const t = f.track;
     if (!flvCanCarry(t)) return 0;
     const k = KIND[t.kind];
@@ -164,6 +164,16 @@ export class RtmpPlaySink implements SubscriberSink {
     let ms = Math.round((dts * 1000) / t.clockRate);
     if (ms < this.lastMs[k]) ms = this.lastMs[k]; // never go back on a chunk stream
     const type = t.kind === 'video' ? MSG.VIDEO : MSG.AUDIO;
+    const own = cts === undefined ? null : flvBodyWithCts(f, cts);
+    if (own && own !== flvBody(f)) {
+      // A catch-up frame with its own composition offset: its own body header and chunks (the payload
+      // is still the frame's, not copied).
+      for (const c of chunkMessage(csid, type, this.streamId, ms, own.parts, cs)) batch.push(c);
+      this.lastMs[k] = ms;
+      this.lastSeq[k] = -1;
+      this.own++;
+      return own.size;
+    }
     if (ms >= 0xffffff) {
       // Extended timestamp: continuation headers carry it too, so these chunks are ours alone.
       for (const c of chunkMessage(csid, type, this.streamId, ms, flvBody(f).parts, cs)) batch.push(c);

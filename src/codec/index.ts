@@ -7,3 +7,4 @@ export * from './g711.ts';
 export * from './config.ts';
 export * from './access-unit.ts';
 export * from './dts.ts';
+export * from './codec-string.ts';

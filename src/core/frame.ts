@@ -9,10 +9,20 @@
 // chunks at a chunk size, RTP packets, ...): the first subscriber of a format builds it, every other
 // subscriber of that format reuses the same bytes.
 
+import { codecStringOf } from '../codec/codec-string.ts';
+
 export type TrackKind = 'video' | 'audio' | 'data';
 
 import type { CodecConfig } from '../codec/config.ts';
 export type { CodecConfig };
+
+/** `cfg` with its codecs string filled in when the source left it out (MP3, G.711, pulled fMP4, ...). */
+function withCodecString(cfg: CodecConfig): CodecConfig {
+  if (cfg.codecString) return cfg;
+  const s = codecStringOf(cfg.codec, cfg.data);
+  return s ? { ...cfg, codecString: s } : cfg;
+}
+
 
 let trackIds = 0;
 
@@ -45,7 +55,9 @@ export class Track {
     readonly index: number,
     readonly clockRate: number,
     private _config: CodecConfig,
-  ) {}
+  ) {
+    this._config = withCodecString(_config);
+  }
 
   get codec(): string { return this._config.codec; }
   get config(): CodecConfig { return this._config; }
@@ -57,7 +69,7 @@ export class Track {
         a.sampleRate === cfg.sampleRate && a.channels === cfg.channels) {
       return false;
     }
-    this._config = cfg;
+    this._config = withCodecString(cfg);
     this.configVersion++;
     return true;
   }

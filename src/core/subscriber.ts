@@ -19,8 +19,13 @@ export interface SubscriberSink {
    * will get it. Returns the bytes queued.
    */
   config?(track: Track, cfg: CodecConfig, sub: Subscriber, next: Frame, dts: number): number;
-  /** One frame, `dts` rebased for this subscriber (track clock units, starts near 0). Returns bytes queued. */
-  frame(f: Frame, dts: number, sub: Subscriber): number;
+  /**
+   * One frame, `dts` rebased for this subscriber (track clock units, starts near 0). `cts` is given for a
+   * frame retimed by catch-up (see Subscriber.retimed): the composition offset to send instead of
+   * `f.cts` (so the frame's own packagings, which carry f.cts, cannot be used as they are). Returns bytes
+   * queued.
+   */
+  frame(f: Frame, dts: number, sub: Subscriber, cts?: number): number;
   /**
    * Optional fast path: queue the frames [from, to) of the stream's ring as one packaging shared with
    * every other subscriber sending the same range (see Stream.sharedRange). Only called when every frame
@@ -79,6 +84,9 @@ export const DEGRADE_WINDOW_MS = 10_000;
 /** The longest a degraded viewer waits before it is tried at the full rate again. */
 export const MAX_DEGRADE_HOLD_MS = 300_000;
 
+/** The least time (ms) between two frames a catch-up fast-forward leaves (see Subscriber.planCatchup). */
+export const MIN_RETIME_STEP_MS = 1.25;
+
 /** Flush a batch once it holds this many bytes, so backpressure is noticed within a GOP burst. */
 const MAX_BATCH_BYTES = 64 * 1024;
 
@@ -123,6 +131,8 @@ export class Subscriber {
   private retimeEnd = -1;
   private retimeEdgeSec = 0;
   private retimeK = 1;
+  /** Last retimed video dts sent (whole ms on the retimed timeline), to keep it strictly rising. */
+  private retimeLastMs = -Infinity;
   /** Bytes to batch before a flush: large for the first GOP burst, one frame while recovering from a block. */
   private flushEvery = MAX_BATCH_BYTES;
 
@@ -186,6 +196,16 @@ export class Subscriber {
    * edge's own time, and the cached audio is left out (it cannot be played faster). A player then shows
    * the keyframe at once, fast-forwards for `catchup` ms and plays live, instead of staying behind by
    * the age of the cached GOP for the whole session.
+   *
+   * The retiming is one monotonic map of the stream's time, applied to decode AND presentation times:
+   *   t' = t                           for t >= edge (the newest video dts when the player joined)
+   *   t' = edge - (edge - t) * k       for t <  edge
+   * dts' = map(dts), pts' = map(pts), cts' = pts' - dts'. Because the map keeps order, a B-frame GOP
+   * keeps its decode order (dts strictly rising), pts >= dts and its presentation order, also across the
+   * end of the fast-forward (a retimed frame presented after the edge keeps its own pts, like the live
+   * frames that follow). Compressing dts but keeping each frame's cts (what an FLV tag body carries)
+   * would present B-frames out of order and before their keyframe. Times are whole milliseconds (what
+   * FLV/RTMP carry) and at least MIN_RETIME_STEP_MS apart per frame, so rounding keeps every order.
    */
   private planCatchup(): void {
     const ms = this.config.catchup;
@@ -194,13 +214,25 @@ export class Subscriber {
     const first = ring.get(this.cursor);
     if (!first || first.track.kind !== 'video') return;
     // The edge is the newest frame of the same video track: the last retimed frame keeps its own time.
-    const clock = first.track.clockRate;
-    const firstSec = first.dts / clock, edgeSec = first.track.lastDts / clock;
+    const t = first.track, clock = t.clockRate;
+    const firstSec = first.dts / clock, edgeSec = t.lastDts / clock;
     const span = edgeSec - firstSec;
     if (!(span * 1000 > ms)) return; // already close enough to the edge
+    let k = ms / 1000 / span;
+    // Frames at least MIN_RETIME_STEP_MS apart (a long GOP at a high frame rate takes a little longer).
+    const stepMs = (t.frameDuration || span * clock / Math.max(1, t.lastSeq - this.cursor)) * 1000 / clock;
+    if (stepMs > 0 && k * stepMs < MIN_RETIME_STEP_MS) k = Math.min(1, MIN_RETIME_STEP_MS / stepMs);
+    if (k >= 1) return;
     this.retimeEnd = ring.head;
     this.retimeEdgeSec = edgeSec;
-    this.retimeK = ms / 1000 / span;
+    this.retimeK = k;
+    this.retimeLastMs = -Infinity;
+  }
+
+  /** The catch-up map of a time (s) on the stream's timeline, in whole ms (see planCatchup). */
+  private retimeMs(sec: number): number {
+    const e = this.retimeEdgeSec;
+    return Math.round((sec >= e ? sec : e - (e - sec) * this.retimeK) * 1000);
   }
 
   /** Whether `f` is sent with a retimed timestamp (the catch-up part of this subscriber's start). */
@@ -315,9 +347,16 @@ export class Subscriber {
         } else if (keyOnly && !f.key) continue;
       }
       let sec = f.dts / t.clockRate;
+      let cts: number | undefined;
       if (f.seq < this.retimeEnd) {
         if (t.kind !== 'video') continue; // catch-up: cached audio is left out
-        sec = this.retimeEdgeSec - (this.retimeEdgeSec - sec) * this.retimeK;
+        // dts and pts through the same monotonic map, in whole ms (see planCatchup).
+        let dMs = this.retimeMs(sec);
+        if (dMs <= this.retimeLastMs) dMs = this.retimeLastMs + 1; // irregular source: still strictly rising
+        this.retimeLastMs = dMs;
+        const pMs = Math.max(dMs, this.retimeMs(f.pts / t.clockRate));
+        sec = dMs / 1000;
+        cts = Math.round(((pMs - dMs) * t.clockRate) / 1000);
       }
       if (this.baseSec !== this.baseSec) this.baseSec = sec; // NaN check: first frame
       let dts = Math.round((sec - this.baseSec) * t.clockRate);
@@ -326,7 +365,7 @@ export class Subscriber {
         this.cfgSent.set(t.id, f.configVersion);
         if (sink.config) batch += sink.config(t, f.config, this, f, dts);
       }
-      const n = sink.frame(f, dts, this);
+      const n = cts === undefined ? sink.frame(f, dts, this) : sink.frame(f, dts, this, cts);
       batch += n;
       this.bytesSent += n;
       this.framesSent++;

@@ -158,15 +158,26 @@ export function flvCanCarry(t: Track): boolean {
 
 /** The tag body of a frame, built on first use and shared by every subscriber (cache key 'flv.body'). */
 export function flvBody(f: Frame): FlvBody {
-  return f.pack('flv.body', buildFlvBody);
+  return f.pack('flv.body', (fr) => buildFlvBody(fr));
 }
 
-function buildFlvBody(f: Frame): FlvBody {
+/**
+ * The tag body of a frame sent with another composition offset than its own (`cts` in track clock
+ * units; a catch-up's retimed frame, see Subscriber.planCatchup): a header of its own in front of the
+ * frame's shared payload. The frame's shared body when the offset is the same in ms.
+ */
+export function flvBodyWithCts(f: Frame, cts: number): FlvBody {
+  const t = f.track;
+  if (t.kind !== 'video' || Math.round((cts * 1000) / t.clockRate) === Math.round((f.cts * 1000) / t.clockRate)) return flvBody(f);
+  return buildFlvBody(f, cts);
+}
+
+function buildFlvBody(f: Frame, ctsClock = f.cts): FlvBody {
   const t = f.track;
   let header: Uint8Array;
   if (t.kind === 'video') {
     const codec = t.codec as VideoCodec;
-    const cts = codec === 'h264' || codec === 'h265' ? Math.round((f.cts * 1000) / t.clockRate) : 0;
+    const cts = codec === 'h264' || codec === 'h265' ? Math.round((ctsClock * 1000) / t.clockRate) : 0;
     header = buildVideoTagHeader({ codec, packet: 'nalu', frameType: f.key ? 'key' : 'inter', cts });
   } else if (t.kind === 'audio') {
     header = audioHeader(f.config, 'raw');

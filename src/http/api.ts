@@ -113,7 +113,7 @@ export function mountApi(app: Hono, server: Server): void {
     try { body = parseYaml(text); } catch (err) { return fail(c, 400, `body is not JSON/YAML: ${(err as Error).message}`); }
     if (!body || typeof body !== 'object' || Array.isArray(body)) return fail(c, 400, 'body must be an object: { section: { key: value } }');
     const r = await server.modify(body as Record<string, unknown>, c.req.query('save') !== 'false');
-    if (r.errors.length) return c.json({ code: 400, message: 'invalid config', data: { errors: r.errors.map((e) => e.message) } }, 400);
+    if (r.errors.length) return c.json({ code: 400, message: 'invalid config', data: { errors: r.errors.map((e) => e.message), warnings: (r.warnings ?? []).map((w) => w.message) } }, 400);
     return ok(c, { saved: r.saved, changed: r.diff.map((d) => ({ path: d.path, old: d.old, new: d.new })) });
   });
 

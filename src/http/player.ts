@@ -33,6 +33,8 @@ export interface PlayerOptions {
   make(out: ByteSink | (() => ByteSink)): BatchedByteSink;
   /** Extra fields for the listing. */
   info?(sub: Subscriber): Record<string, unknown>;
+  /** Called once the subscription is accepted (both transports), e.g. to warn about tracks left out. */
+  onSubscribed?(sub: Subscriber): void;
 }
 
 /** The slice of the plugin context the helper uses. */
@@ -93,6 +95,7 @@ export async function playHttp(host: PlayerHost, c: Context, opts: PlayerOptions
     throw new EngineError('Closed', sub.error || 'stream could not start');
   }
   const { sink, response } = streamed;
+  opts.onSubscribed?.(sub);
   const handle: SessionHandle = host.sessions.add({
     kind: opts.kind.http, group: opts.group ?? 'players', streamPath: opts.streamPath, remote, ref: sub,
     stop: (r) => { sub.close(r); sink.end(); },
@@ -119,6 +122,7 @@ function wsPlayer(host: PlayerHost, opts: PlayerOptions, remote: string | undefi
       const player = opts.make(o);
       host.subscribe(opts.target, { sink: player, remote }).then((s) => {
         sub = s;
+        opts.onSubscribed?.(s);
         if (gone) { s.close('client disconnected'); return; }
         handle = host.sessions.add({
           kind: opts.kind.ws, group: opts.group ?? 'players', streamPath: opts.streamPath, remote, ref: s,

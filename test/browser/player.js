@@ -3,7 +3,10 @@
 //   hls, llhls  hls.js        /hls/{stream}.m3u8, /llhls/{stream}/index.m3u8 (lowLatencyMode)
 //   flv, wsflv  mpegts.js     http://…/flv/{stream}.flv, ws://…/flv/{stream}.flv
 //   mp4         plain MSE     /mp4/{stream}.mp4, codecs from /api/stream/info/{stream}
-// Expects the Hls and mpegts globals (their dist files) to be on the page already.
+// and the same URLs in a second player implementation, to catch what one player forgives:
+//   shaka-hls, shaka-hlsfmp4, shaka-llhls   shaka-player  (/hls/….m3u8, ….m3u8?fmp4, /llhls/…)
+//   flvjs                                   flv.js        (HTTP-FLV)
+// Expects the globals of the players used (Hls, mpegts, shaka, flvjs: their dist files) on the page.
 'use strict';
 
 (() => {
@@ -84,6 +87,33 @@
     play();
   }
 
+  async function playShaka(url, lowLatency) {
+    if (!window.shaka) throw new Error('shaka-player is not on the page');
+    shaka.polyfill.installAll();
+    if (!shaka.Player.isBrowserSupported()) throw new Error('shaka-player: browser not supported');
+    const player = new shaka.Player();
+    window.m7s.shaka = player;
+    await player.attach(video);
+    if (lowLatency) player.configure({ streaming: { lowLatencyMode: true } });
+    // Severity 2 is CRITICAL (playback stopped); 1 is RECOVERABLE (logged only).
+    player.addEventListener('error', (ev) => {
+      const e = ev.detail;
+      log(`shaka error ${e?.code} severity ${e?.severity}`);
+      if (e?.severity === 2) fail(`shaka-player critical error ${e.code} (category ${e.category}) ${JSON.stringify(e.data ?? []).slice(0, 200)}`);
+    });
+    await player.load(url);
+    play();
+  }
+
+  function playFlvjs(url) {
+    if (!window.flvjs?.isSupported()) throw new Error('flv.js: MSE not supported here');
+    const player = flvjs.createPlayer({ type: 'flv', isLive: true, url }, { enableStashBuffer: false });
+    player.on(flvjs.Events.ERROR, (type, detail, info) => fail(`flv.js ${type}/${detail} ${info?.msg ?? ''}`));
+    player.attachMediaElement(video);
+    player.load();
+    play();
+  }
+
   async function playMp4(base, stream, url) {
     // The MIME type from the stream's own codec strings (RFC 6381), as a real page would do.
     const info = await (await fetch(`${base}/api/stream/info/${stream}`)).json();
@@ -136,13 +166,19 @@
       flv: `${base}/flv/${stream}.flv`,
       wsflv: `${ws}/flv/${stream}.flv`,
       mp4: `${base}/mp4/${stream}.mp4`,
+      'shaka-hls': `${base}/hls/${stream}.m3u8`,
+      'shaka-hlsfmp4': `${base}/hls/${stream}.m3u8?fmp4`,
+      'shaka-llhls': `${base}/llhls/${stream}/index.m3u8`,
+      flvjs: `${base}/flv/${stream}.flv`,
     };
     if (!urls[mode]) throw new Error(`unknown mode ${mode}`);
-    const url = query ? `${urls[mode]}?${query}` : urls[mode];
+    const url = query ? `${urls[mode]}${urls[mode].includes('?') ? '&' : '?'}${query}` : urls[mode];
     state.url = url;
     try {
       if (mode === 'hls' || mode === 'llhls') playHls(url, mode === 'llhls');
       else if (mode === 'flv' || mode === 'wsflv') playFlv(url, flv);
+      else if (mode.startsWith('shaka-')) playShaka(url, mode === 'shaka-llhls').catch((e) => fail(`shaka-player: ${e?.code ?? ''} ${e?.message ?? e}`));
+      else if (mode === 'flvjs') playFlvjs(url);
       else playMp4(base, stream, url).catch(fail);
     } catch (e) { fail(e.message ?? e); }
   };
@@ -160,6 +196,9 @@
         openStallMs: state.waitingSince ? now - state.waitingSince : 0,
         stalls: state.stalls, frozenMs: Math.round(state.frozenMs),
         width: video.videoWidth, height: video.videoHeight,
+        // Chrome's decoder counters: frames it dropped (late, or out of order after a bad timestamp).
+        dropped: video.getVideoPlaybackQuality?.().droppedVideoFrames ?? null,
+        decoded: video.getVideoPlaybackQuality?.().totalVideoFrames ?? null,
         events: state.events.slice(-20),
       };
     },
