@@ -824,7 +824,8 @@ describe('rtsp: UDP ingest through a lossy, reordering relay (2 % loss, 5 % reor
       assert.ok(total.reordered > 0, `reordered packets put back in order: ${total.reordered}`);
       // Every datagram the relay dropped is counted lost (the last few may still be pending); reordered ones are not.
       assert.ok(total.lost >= relay.dropped * 0.8 && total.lost <= relay.dropped + 2, `lost ${total.lost} vs dropped ${relay.dropped}`);
-      assert.equal(total.late, 0, 'nothing came later than the reorder window');
+      // Late = came after its number was given up: only a track's very first packet can be (held back by the relay, its successor starts the sequence).
+      assert.ok(total.late <= 2, `nothing came later than the reorder window (late ${total.late})`);
       const metrics = await (await fetch(`${s.http}/api/metrics`)).text();
       const m = /m7s_rtp_packets_lost_total\{stream="live\/lossy",codec="h264"[^}]*\} (\d+)/.exec(metrics);
       assert.ok(m && Number(m[1]) > 0, 'loss in the metrics');
