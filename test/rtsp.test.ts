@@ -969,3 +969,59 @@ describe('rtsp: client transport auto', () => {
     }
   });
 });
+
+describe('rtsp: fuzzed request sequences', () => {
+  it('400 mutated session scripts (DESCRIBE/SETUP/PLAY, ANNOUNCE/SETUP/RECORD + RTP) never make the server fail (no 500), and a viewer plays on', async () => {
+    const { prng } = await import('./helpers/fuzz.ts');
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const s = await rtspServer('', [rtsp]);
+    const pub = await s.server.engine.publish('live/f', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, videoBytes: 600 });
+    src.burst(1);
+    src.start();
+    const viewer = await rawViewer(s.rtsp, 'live/f', 'tcp');
+    const url = `${s.rtsp}/live/f`;
+    const sdp = 'v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LAH9oBQBboQAAAAwBAAAAPI8YMqA==,aM48gA==\r\na=control:streamid=0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/48000/2\r\na=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1190\r\na=control:streamid=1\r\n';
+    const rtpPkt = (seq: number, nal: number[]) => { const p = [0x80, 0xe0, seq >> 8, seq & 255, 0, 0, seq, 0, 0, 0, 0, 1, ...nal]; return '$\x00' + String.fromCharCode(p.length >> 8, p.length & 255) + String.fromCharCode(...p); };
+    const scripts = [
+      `DESCRIBE ${url} RTSP/1.0\r\nCSeq: 1\r\n\r\nSETUP ${url}/trackID=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\nPLAY ${url} RTSP/1.0\r\nCSeq: 3\r\nSession: SESSION\r\nRange: npt=0-\r\n\r\n`,
+      `DESCRIBE ${url} RTSP/1.0\r\nCSeq: 1\r\n\r\nSETUP ${url}/trackID=1 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP;unicast;client_port=40000-40001\r\n\r\nPAUSE ${url} RTSP/1.0\r\nCSeq: 3\r\nSession: x\r\n\r\nTEARDOWN ${url} RTSP/1.0\r\nCSeq: 4\r\n\r\n`,
+      `ANNOUNCE ${s.rtsp}/live/fz RTSP/1.0\r\nCSeq: 1\r\nContent-Type: application/sdp\r\nContent-Length: ${sdp.length}\r\n\r\n${sdp}SETUP ${s.rtsp}/live/fz/streamid=0 RTSP/1.0\r\nCSeq: 2\r\nTransport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record\r\n\r\nRECORD ${s.rtsp}/live/fz RTSP/1.0\r\nCSeq: 3\r\nSession: S\r\n\r\n` +
+        rtpPkt(1, [0x65, 1, 2, 3]) + rtpPkt(2, [0x7c, 0x85, 9, 9]) + rtpPkt(3, [0x7c, 0x45, 9]) + rtpPkt(4, [0x18, 0, 2, 0x41, 0]),
+      `OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\nGET_PARAMETER ${url} RTSP/1.0\r\nCSeq: 2\r\nContent-Length: 4\r\n\r\nabcdSET_PARAMETER ${url} RTSP/1.0\r\nCSeq: 3\r\n\r\n`,
+    ];
+    const enc = new TextEncoder();
+    const rnd = prng(7);
+    const int = (n: number) => Math.floor(rnd() * n);
+    const statuses = new Map<number, number>();
+    const port = s.port('rtsp', 'tcp');
+    const one = async () => {
+      const base = Uint8Array.from(scripts[int(scripts.length)]!, (c) => c.charCodeAt(0) & 0xff);
+      let b = base.slice(0, int(base.length + 1) || base.length);
+      if (int(3)) { b = base.slice(); for (let f = 1 + int(6); f > 0; f--) b[int(b.length)] = int(4) ? int(256) : [0x0d, 0x0a, 0x24, 0x3a, 0x3b, 0x2d][int(6)]!; }
+      const c = await rt.connectTcp({ host: '127.0.0.1', port });
+      const p = new RtspParser();
+      await new Promise<void>((resolve) => {
+        c.onData = (d) => { try { for (const m of p.push(d)) if (m.kind === 'response') statuses.set(m.status, (statuses.get(m.status) ?? 0) + 1); } catch { /* garbage back is fine here */ } };
+        c.onClose = () => resolve();
+        c.write(b);
+        setTimeout(() => c.destroy(), 300);
+      });
+    };
+    try {
+      for (let i = 0; i < 400; i += 20) await Promise.all(Array.from({ length: 20 }, one));
+      assert.ok(!statuses.has(500), `a 500 means an unexpected exception: ${JSON.stringify([...statuses])}`);
+      assert.ok((statuses.get(200) ?? 0) > 50 && (statuses.get(400) ?? 0) > 10, `the scripts did reach the handlers: ${JSON.stringify([...statuses])}`);
+      const c = await RawClient.open(s.rtsp);
+      assert.equal((await c.request('OPTIONS', url)).status, 200);
+      c.close();
+      const n = viewer.count();
+      assert.ok(n.got > 100 && n.missing === 0 && n.back === 0, `viewer undisturbed: ${JSON.stringify(n)}`);
+    } finally {
+      src.stop();
+      await viewer.close();
+      pub.close();
+      await s.stop();
+    }
+  });
+});

@@ -327,7 +327,7 @@ export class RtspJob {
       clearInterval(ka);
       clearTimeout(watchdog);
       this.ingest?.close();
-      if (!c.closed) { c.request('TEARDOWN', c.u.url).catch(() => undefined); setTimeout(() => c.close('pull ended'), 200); }
+      if (!c.closed) c.request('TEARDOWN', c.u.url).catch(() => undefined); // best effort: run() closes the connection
       for (const s of sockets) void s.close();
       if (pub && !pub.closed) pub.close(`pull from ${c.u.url} ended`);
     }
@@ -389,7 +389,7 @@ export class RtspJob {
       clearInterval(ka);
       this.sink?.dispose();
       sub?.close('push ended');
-      if (!c.closed) { c.request('TEARDOWN', url).catch(() => undefined); setTimeout(() => c.close('push ended'), 200); }
+      if (!c.closed) c.request('TEARDOWN', url).catch(() => undefined); // best effort: run() closes the connection
       for (const s of sockets) void s.close();
     }
   }

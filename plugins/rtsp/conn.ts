@@ -294,7 +294,7 @@ export class RtspServerConn implements RtpTransport {
     if (!tracks.length) throw new ReplyError(415, `stream ${u.path} has no track RTP can carry (${d.tracks.map((t) => t.codec).join(', ') || 'none'})`);
     if (this.described.size > 16) this.described.clear();
     this.described.set(u.path, { args, tracks });
-    const sdp = sdpForStream(tracks, { sessionName: u.path, address: this.conn.remoteAddress.includes(':') ? undefined : undefined });
+    const sdp = sdpForStream(tracks, { sessionName: u.path });
     const base = req.uri.replace(/\?.*$/, '').replace(/\/?$/, '/');
     return { headers: { 'Content-Type': 'application/sdp', 'Content-Base': base }, body: sdp };
   }

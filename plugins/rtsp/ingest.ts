@@ -16,7 +16,7 @@ import { RtpTimeline } from '../../src/format/rtp/timeline.ts';
 import { createDepacketizer } from '../../src/format/rtp/index.ts';
 import type { Depacketizer } from '../../src/format/rtp/common.ts';
 import type { SdpTrack } from '../../src/format/sdp/codec.ts';
-import { buildRtcp, ntpMiddle, parseRtcp, type ReceptionReport, toNtp } from '../../src/format/rtcp/index.ts';
+import { buildRtcp, ntpMiddle, parseRtcp, type ReceptionReport } from '../../src/format/rtcp/index.ts';
 import { DtsExtractor } from '../../src/codec/dts.ts';
 import { parseAvcC } from '../../src/codec/h264.ts';
 import { parseHvcC } from '../../src/codec/h265.ts';
@@ -129,7 +129,7 @@ export class RtpIngest {
     it.ssrc = pkt.ssrc;
     this.account(it, pkt.sequenceNumber);
     if (it.reorder) {
-      // Copy: UDP read buffers are ours, but the reorder buffer may hold the view for a while.
+      // Adapters hand over each datagram's buffer (never reused), so the reorder buffer may hold views.
       for (const p of it.reorder.push(pkt.sequenceNumber, pkt)) this.deliver(it, p);
       if (!it.reorder.pending) it.lastDelivery = Date.now();
     } else {
@@ -204,8 +204,6 @@ export class RtpIngest {
       packetsLost: lost, highestSeq: extMax >>> 0, jitter: 0,
       lsr: it.lastSr?.middle ?? 0, dlsr: it.lastSr ? Math.min(0xffffffff, Math.round(((now - it.lastSr.at) / 1000) * 65536)) >>> 0 : 0,
     };
-    const ntp = toNtp(now);
-    void ntp;
     try {
       this.opts.sendRtcp(it.index, buildRtcp([{ type: 'rr', ssrc: this.ssrc, reports: [report] }, { type: 'sdes', chunks: [{ ssrc: this.ssrc, items: [{ type: 1, text: 'm7s' }] }] }]));
     } catch (e) { this.opts.logger.debug('RR not sent', { error: e }); }
