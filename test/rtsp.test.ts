@@ -1025,3 +1025,38 @@ describe('rtsp: fuzzed request sequences', () => {
     }
   });
 });
+
+describe('rtsp: instant start', () => {
+  it('a joining viewer gets the cached GOP at once, starting with a keyframe and its parameter sets', async () => {
+    const { SyntheticSource } = await import('../src/core/synthetic.ts');
+    const s = await rtspServer('', [rtsp]);
+    const pub = await s.server.engine.publish('live/gop', { protocol: 'test' });
+    const src = new SyntheticSource(pub, { fps: 25, gop: 50, videoBytes: 600, audio: false });
+    src.burst(1);
+    src.start();
+    try {
+      await sleep(1600); // ~40 frames into a 50-frame GOP
+      const inGop = src.videoFrames % 50;
+      const c = await RawClient.open(s.rtsp);
+      const first: Uint8Array[] = [];
+      const stamps = new Set<number>();
+      c.onData = (ch, d) => { if (ch === 0) { if (!first.length) first.push(d); stamps.add(parseRtp(d).timestamp); } };
+      const url = `${s.rtsp}/live/gop`;
+      await c.request('DESCRIBE', url);
+      const st = await c.request('SETUP', `${url}/trackID=0`, { Transport: 'RTP/AVP/TCP;unicast;interleaved=0-1' });
+      const t0 = Date.now();
+      await c.request('PLAY', url, { Session: st.headers.get('Session')!.split(';')[0]! });
+      await until(() => stamps.size >= inGop, 2000, `the cached GOP (${inGop} frames)`);
+      assert.ok(Date.now() - t0 < 700, `GOP within ${Date.now() - t0} ms of PLAY (real time would take ${inGop * 40} ms)`);
+      const p = parseRtp(first[0]!).payload;
+      const type = p[0]! & 0x1f;
+      assert.ok(type === 24 || type === 7 || type === 5, `first packet is a keyframe or its parameter sets (NAL type ${type})`);
+      if (type === 24) assert.equal(p[3]! & 0x1f, 7, 'STAP-A starting with the SPS');
+      c.close();
+    } finally {
+      src.stop();
+      pub.close();
+      await s.stop();
+    }
+  });
+});
