@@ -12,14 +12,11 @@ import type { Publisher, Track, Logger } from '../../src/plugin.ts';
 import { FormatError } from '../../src/format/bytes.ts';
 import { parseRtp, type RtpPacket, seqDiff } from '../../src/format/rtp/packet.ts';
 import { ReorderBuffer } from '../../src/format/rtp/reorder.ts';
-import { RtpTimeline } from '../../src/format/rtp/timeline.ts';
+import { RtpFrameClock, RtpTimeline } from '../../src/format/rtp/timeline.ts';
 import { createDepacketizer } from '../../src/format/rtp/index.ts';
 import type { Depacketizer } from '../../src/format/rtp/common.ts';
 import type { SdpTrack } from '../../src/format/sdp/codec.ts';
-import { buildRtcp, ntpMiddle, parseRtcp, type ReceptionReport } from '../../src/format/rtcp/index.ts';
-import { DtsExtractor } from '../../src/codec/dts.ts';
-import { parseAvcC } from '../../src/codec/h264.ts';
-import { parseHvcC } from '../../src/codec/h265.ts';
+import { buildRtcp, parseRtcp, RtpReceiverStats } from '../../src/format/rtcp/index.ts';
 import type { CodecConfig } from '../../src/codec/config.ts';
 
 /** Codecs taken from RTP sources. */
@@ -45,19 +42,13 @@ interface InTrack {
   kind: 'video' | 'audio';
   depack: Depacketizer;
   reorder: ReorderBuffer<RtpPacket> | null;
-  timeline: number;
+  /** Timeline stage + DTS extractor (src/format/rtp/timeline.ts). */
+  clock: RtpFrameClock;
   track: Track | null;
-  dts: DtsExtractor | null;
   ssrc: number;
-  /** Highest sequence number seen (extended), for RR. */
-  cycles: number;
-  maxSeq: number;
-  baseSeq: number;
-  expectedPrior: number;
-  receivedPrior: number;
-  lastSr: { middle: number; at: number } | null;
+  /** RR state (extended seq, loss, jitter, LSR) once the source's SSRC is known. */
+  rr: RtpReceiverStats | null;
   lastDelivery: number;
-  lateOrDup: number;
 }
 
 export interface RtpIngestOptions {
@@ -87,9 +78,7 @@ export class RtpIngest {
       try { depack = createDepacketizer(t); } catch (e) { this.skipped.push(`${t.kind}/${t.encoding}: ${(e as Error).message}`); continue; }
       const it: InTrack = {
         sdp: t, index: sdpTracks.indexOf(t), kind, depack, reorder: opts.reorder > 0 ? new ReorderBuffer<RtpPacket>(opts.reorder) : null,
-        timeline: this.timeline.addTrack(t.clockRate), track: null,
-        dts: kind === 'video' && (t.codec === 'h264' || t.codec === 'h265') ? new DtsExtractor(t.codec, t.clockRate) : null,
-        ssrc: 0, cycles: 0, maxSeq: -1, baseSeq: 0, expectedPrior: 0, receivedPrior: 0, lastSr: null, lastDelivery: Date.now(), lateOrDup: 0,
+        clock: new RtpFrameClock(this.timeline, t.codec, t.clockRate), track: null, ssrc: 0, rr: null, lastDelivery: Date.now(),
       };
       (it as { trackIndex?: number }).trackIndex = kind === 'video' ? vi++ : ai++;
       if (t.config) this.ensureTrack(it, t.config);
@@ -107,12 +96,6 @@ export class RtpIngest {
     const idx = (it as { trackIndex?: number }).trackIndex ?? 0;
     if (!it.track) it.track = this.pub.addTrack(it.kind, cfg, { clockRate: it.sdp.clockRate, index: idx });
     else this.pub.setConfig(it.track, cfg);
-    if (it.dts && cfg.data) {
-      try {
-        if (cfg.codec === 'h264') { const a = parseAvcC(cfg.data); if (a.sps[0]) it.dts.setParameterSets(a.sps[0], a.pps[0]); }
-        else { const h = parseHvcC(cfg.data); if (h.sps[0]) it.dts.setParameterSets(h.sps[0], h.pps[0]); }
-      } catch (e) { if (!(e instanceof FormatError)) throw e; }
-    }
   }
 
   /** One RTP packet (bytes) for SDP media `index`. Malformed packets are counted and dropped. */
@@ -126,23 +109,14 @@ export class RtpIngest {
       throw e;
     }
     if (it.sdp.payloadType !== pkt.payloadType && it.ssrc === 0 && pkt.payloadType >= 72 && pkt.payloadType <= 76) return; // RTCP on the RTP port
-    it.ssrc = pkt.ssrc;
-    this.account(it, pkt.sequenceNumber);
+    if (!it.rr || it.ssrc !== pkt.ssrc) { it.ssrc = pkt.ssrc; it.rr = new RtpReceiverStats(pkt.ssrc, it.sdp.clockRate); }
+    it.rr.packet(pkt.sequenceNumber, pkt.timestamp, Date.now());
     if (it.reorder) {
       // Adapters hand over each datagram's buffer (never reused), so the reorder buffer may hold views.
       for (const p of it.reorder.push(pkt.sequenceNumber, pkt)) this.deliver(it, p);
       if (!it.reorder.pending) it.lastDelivery = Date.now();
     } else {
       this.deliver(it, pkt);
-    }
-  }
-
-  private account(it: InTrack, seq: number): void {
-    if (it.maxSeq < 0) { it.maxSeq = seq; it.baseSeq = seq; return; }
-    const d = seqDiff(it.maxSeq, seq);
-    if (d > 0) {
-      if (seq < it.maxSeq) it.cycles += 0x10000;
-      it.maxSeq = seq;
     }
   }
 
@@ -156,9 +130,8 @@ export class RtpIngest {
     for (const fr of frames) {
       if (fr.config) this.ensureTrack(it, fr.config);
       if (!it.track) continue; // no codec config yet (in-band parameter sets still to come)
-      const pts = this.timeline.time(it.timeline, fr.timestamp);
-      const dts = it.dts ? it.dts.extract(fr.data, pts) : pts;
-      this.pub.write(it.track, dts, pts - dts, fr.key, fr.data);
+      const { dts, cts } = it.clock.stamp(fr);
+      this.pub.write(it.track, dts, cts, fr.key, fr.data);
     }
   }
 
@@ -171,8 +144,8 @@ export class RtpIngest {
       if (p.type !== 'sr') continue;
       const it = this.tracks.find((t) => t.ssrc === p.ssrc) ?? this.byMedia(index);
       if (!it) continue;
-      this.timeline.senderReport(it.timeline, p.ntpSec, p.ntpFrac, p.rtpTimestamp);
-      it.lastSr = { middle: ntpMiddle(p.ntpSec, p.ntpFrac), at: Date.now() };
+      it.clock.senderReport(p.ntpSec, p.ntpFrac, p.rtpTimestamp);
+      it.rr?.senderReport(p.ntpSec, p.ntpFrac, Date.now());
     }
   }
 
@@ -186,25 +159,13 @@ export class RtpIngest {
     }
     if (now - this.lastRr >= 5000) {
       this.lastRr = now;
-      for (const it of this.tracks) if (it.ssrc) this.sendRr(it, now);
+      for (const it of this.tracks) if (it.rr) this.sendRr(it, now);
     }
   }
 
   private sendRr(it: InTrack, now: number): void {
-    const extMax = it.cycles + it.maxSeq;
-    const expected = extMax - it.baseSeq + 1;
-    const received = it.depack.stats.packets;
-    const lost = Math.max(0, Math.min(0x7fffff, expected - received));
-    const expInt = expected - it.expectedPrior, recInt = received - it.receivedPrior;
-    it.expectedPrior = expected;
-    it.receivedPrior = received;
-    const lostInt = expInt - recInt;
-    const report: ReceptionReport = {
-      ssrc: it.ssrc, fractionLost: expInt > 0 && lostInt > 0 ? Math.min(255, Math.floor((lostInt << 8) / expInt)) : 0,
-      packetsLost: lost, highestSeq: extMax >>> 0, jitter: 0,
-      lsr: it.lastSr?.middle ?? 0, dlsr: it.lastSr ? Math.min(0xffffffff, Math.round(((now - it.lastSr.at) / 1000) * 65536)) >>> 0 : 0,
-    };
     try {
+      const report = it.rr!.report(now);
       this.opts.sendRtcp(it.index, buildRtcp([{ type: 'rr', ssrc: this.ssrc, reports: [report] }, { type: 'sdes', chunks: [{ ssrc: this.ssrc, items: [{ type: 1, text: 'm7s' }] }] }]));
     } catch (e) { this.opts.logger.debug('RR not sent', { error: e }); }
   }
