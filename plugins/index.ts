@@ -7,5 +7,6 @@ import llhls from './hls/llhls.ts';
 import mp4 from './mp4/index.ts';
 import record from './record/index.ts';
 import logrotate from './logrotate/index.ts';
+import rtsp from './rtsp/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, record, logrotate];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, record, logrotate];
