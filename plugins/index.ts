@@ -5,5 +5,6 @@ import flv from './flv/index.ts';
 import hls from './hls/index.ts';
 import llhls from './hls/llhls.ts';
 import mp4 from './mp4/index.ts';
+import webrtc from './webrtc/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, webrtc];

@@ -1,0 +1,308 @@
+// The webrtc plugin: WHIP ingest and WHEP playback (see docs/plugins/webrtc.md).
+//
+//   POST   /webrtc/push/{streamPath}     WHIP: SDP offer in (application/sdp) → 201 + answer + Location
+//   POST   /webrtc/play/{streamPath}     WHEP: the same for a viewer
+//   PATCH  /webrtc/session/{id}          trickle ICE (application/trickle-ice-sdpfrag) → 204; ICE restart → 405
+//   DELETE /webrtc/session/{id}          end the session → 200
+//   OPTIONS on the POST URLs              the ICE servers as Link headers (also sent with every 201)
+//   GET    /webrtc/test/publish|play     test pages (camera/screen publish, play with stats)
+//   GET    /webrtc/api/list              sessions
+//
+// The WebRTC stack (werift) is loaded when the plugin starts: a runtime that cannot host it gets the
+// plugin disabled with the reason in /api/plugins, and every other plugin runs.
+
+import type { Context } from 'hono';
+import { EngineError } from '../../src/core/errors.ts';
+import type { Publisher } from '../../src/core/publisher.ts';
+import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
+import type { Frame } from '../../src/core/frame.ts';
+import { t } from '../../src/config/schema.ts';
+import { definePlugin } from '../../src/plugin.ts';
+import { negotiatePlay, negotiatePublish, OfferError, type MediaChoice, type SourceTracks } from './negotiate.ts';
+import type { Peer, PeerOptions } from './peer.ts';
+import { testPage } from './page.ts';
+import { WhepSink } from './whep.ts';
+import { WhipIngest } from './whip.ts';
+
+/** Largest SDP offer accepted (bytes). */
+const MAX_OFFER = 64 * 1024;
+
+interface Session {
+  id: string;
+  kind: 'whip' | 'whep';
+  streamPath: string;
+  remote?: string;
+  peer: Peer;
+  media: MediaChoice[];
+  pub?: Publisher;
+  ingest?: WhipIngest;
+  sub?: Subscriber;
+  sink?: WhepSink;
+  startTime: number;
+  closed: boolean;
+  stop(reason: string): void;
+}
+
+/** "udp:9000-9999" / "9000-9999" / "" → a port range for werift (which needs min < max), or undefined. */
+export function parsePortRange(s: string): [number, number] | undefined {
+  const v = s.trim().replace(/^udp:/i, '');
+  if (!v) return undefined;
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(v);
+  if (!m) throw new Error(`webrtc.port "${s}": expected udp:MIN-MAX`);
+  const a = Number(m[1]), b = Number(m[2] ?? m[1]);
+  if (a < 1 || b > 65535 || b <= a) throw new Error(`webrtc.port "${s}": werift binds one port per session, so give a range MIN-MAX with MIN < MAX (no single shared ICE port)`);
+  return [a, b];
+}
+
+const randomId = () => {
+  const b = new Uint8Array(12);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+};
+
+export default definePlugin({
+  name: 'webrtc',
+  description: 'WHIP ingest and WHEP playback (werift)',
+  defaults: {
+    /** ICE UDP ports, "udp:MIN-MAX" (one port per session: werift has no UDP mux); "" = any free port. */
+    port: t.str('udp:9000-9999'),
+    /** Only these local addresses are bound and advertised as ICE host candidates ([] = every interface). */
+    iceaddresses: t.list(t.str('')),
+    /** Extra host candidates: the public/NAT address(es) clients reach this server at (Docker, 1:1 NAT). */
+    publicip: t.list(t.str('')),
+    /** STUN/TURN servers, used for gathering and announced to clients in Link headers. */
+    iceservers: t.list(t.section({ urls: t.list(t.str('')), username: t.str(''), credential: t.str('') })),
+    /** Ask WHIP sources for a keyframe this often (bounds the GOP cache); 0 = never. */
+    pli: t.dur('2s'),
+    /** Longest wait for ICE candidate gathering before answering. */
+    gathertimeout: t.dur('5s'),
+    /** A session whose ICE/DTLS does not connect within this time is closed. */
+    connecttimeout: t.dur('15s'),
+    /** Serve the test pages at /webrtc/test/publish and /webrtc/test/play. */
+    testpage: true,
+  },
+  async setup(ctx) {
+    const log = ctx.logger;
+    // Loaded here, not at import: werift needs UDP sockets and Node's crypto, and a host without them
+    // must only lose this plugin.
+    const { createPeer } = await import('./peer.ts');
+    const portRange = parsePortRange(ctx.config.port);
+    const sessions = new Map<string, Session>();
+    const remoteOf = (c: Context): string | undefined => (ctx as { remoteOf?: (c: Context) => string | undefined }).remoteOf?.(c);
+
+    const iceServers = () => ctx.config.iceservers
+      .flatMap((s) => s.urls.filter(Boolean).map((u) => ({ urls: u, username: s.username || undefined, credential: s.credential || undefined })));
+    const peerOptions = (): PeerOptions => ({
+      iceServers: iceServers(), portRange, addresses: ctx.config.iceaddresses.filter(Boolean),
+      publicIps: ctx.config.publicip.filter(Boolean), gatherTimeoutMs: ctx.config.gathertimeout,
+    });
+    /** RFC 9725 / draft-ietf-wish-whep: ICE servers as Link headers. */
+    const linkHeader = (): string | undefined => {
+      const parts = iceServers().map((s) => {
+        let v = `<${s.urls}>; rel="ice-server"`;
+        if (s.username) v += `; username="${s.username}"; credential="${s.credential ?? ''}"; credential-type="password"`;
+        return v;
+      });
+      return parts.length ? parts.join(', ') : undefined;
+    };
+
+    /** Credentials: `Authorization: Bearer x` or `?bearer=x`, handed to the auth gate as args. */
+    const authArgs = (c: Context, url: URL): Record<string, string> => {
+      const h = c.req.header('authorization') ?? '';
+      const m = /^Bearer\s+(.+)$/i.exec(h.trim());
+      const token = m?.[1] ?? url.searchParams.get('bearer') ?? '';
+      return token ? { bearer: token, jwt: token } : {};
+    };
+
+    const fail = (c: Context, status: number, message: string) =>
+      new Response(message + '\n', { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+
+    const errorResponse = (c: Context, err: unknown, what: string, streamPath: string): Response => {
+      if (err instanceof OfferError) return fail(c, err.status, err.message);
+      if (err instanceof EngineError) {
+        const status = err.code === 'Unauthorized' ? (c.req.header('authorization') || new URL(c.req.url).searchParams.has('bearer') ? 403 : 401) : err.httpStatus;
+        return fail(c, status, err.message);
+      }
+      log.warn(`${what} failed`, { stream: streamPath, error: err });
+      return fail(c, 500, (err as Error)?.message ?? String(err));
+    };
+
+    const readOffer = async (c: Context): Promise<string> => {
+      const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/sdp') throw new OfferError(400, `Content-Type must be application/sdp (got "${type || 'none'}")`);
+      const len = Number(c.req.header('content-length') ?? 0);
+      if (len > MAX_OFFER) throw new OfferError(400, `SDP offer of ${len} bytes exceeds ${MAX_OFFER}`);
+      const text = await c.req.text();
+      if (text.length > MAX_OFFER) throw new OfferError(400, `SDP offer exceeds ${MAX_OFFER} bytes`);
+      return text;
+    };
+
+    const created = (c: Context, s: Session, answer: string): Response => {
+      const headers: Record<string, string> = {
+        'content-type': 'application/sdp',
+        location: `/webrtc/session/${s.id}`,
+        'access-control-expose-headers': 'Location, Link',
+      };
+      const link = linkHeader();
+      if (link) headers.link = link;
+      return new Response(answer, { status: 201, headers });
+    };
+
+    const newSession = (kind: 'whip' | 'whep', streamPath: string, remote: string | undefined, peer: Peer, media: MediaChoice[]): Session => {
+      const s: Session = {
+        id: randomId(), kind, streamPath, remote, peer, media, startTime: Date.now(), closed: false,
+        stop(reason: string) {
+          if (s.closed) return;
+          s.closed = true;
+          sessions.delete(s.id);
+          clearTimeout(connectTimer);
+          s.ingest?.close();
+          s.pub?.close(reason);
+          s.sub?.close(reason);
+          void peer.close();
+          log.info(`${kind} session ended`, { stream: streamPath, id: s.id, remote, reason });
+        },
+      };
+      const connectTimer = setTimeout(() => { if (peer.state !== 'connected') s.stop('ICE/DTLS did not connect in time'); }, ctx.config.connecttimeout);
+      peer.onStateChange = (st) => {
+        if (st === 'connected') { clearTimeout(connectTimer); s.sink?.connected(); }
+        if (st === 'failed' || st === 'closed') s.stop(`peer connection ${st}`);
+      };
+      sessions.set(s.id, s);
+      return s;
+    };
+
+    const streamPathOf = (url: URL, prefix: string) => url.pathname.slice(prefix.length).replace(/^\/+/, '');
+
+    ctx.http.options('/push/*', () => new Response(null, { status: 204, headers: { allow: 'POST, OPTIONS', ...(linkHeader() ? { link: linkHeader()! } : {}) } }));
+    ctx.http.options('/play/*', () => new Response(null, { status: 204, headers: { allow: 'POST, OPTIONS', ...(linkHeader() ? { link: linkHeader()! } : {}) } }));
+
+    // ------------------------------------------------------------------------------ WHIP
+    ctx.http.post('/push/*', async (c) => {
+      const url = new URL(c.req.url);
+      const streamPath = streamPathOf(url, '/webrtc/push/');
+      const remote = remoteOf(c);
+      let peer: Peer | undefined;
+      let pub: Publisher | undefined;
+      try {
+        const offer = await readOffer(c);
+        const neg = negotiatePublish(offer);
+        pub = await ctx.publish(streamPath + url.search, { remote, args: authArgs(c, url) });
+        peer = createPeer(peerOptions());
+        const answer = await peer.answer(neg.offer, 'recvonly');
+        if (pub.closed) throw new EngineError('Closed', 'the publisher was stopped while connecting');
+        const s = newSession('whip', pub.stream.path, remote, peer, neg.media);
+        s.pub = pub;
+        s.ingest = new WhipIngest(pub, peer, neg.media, ctx.config.pli);
+        pub.onStop = (reason) => s.stop(reason);
+        log.info('whip session', { stream: s.streamPath, id: s.id, remote, media: neg.media.map((m) => `${m.kind}:${m.codec ?? '-'}`).join(' ') });
+        return created(c, s, answer);
+      } catch (err) {
+        pub?.close('WHIP setup failed');
+        await peer?.close();
+        return errorResponse(c, err, 'WHIP', streamPath);
+      }
+    });
+
+    // ------------------------------------------------------------------------------ WHEP
+    ctx.http.post('/play/*', async (c) => {
+      const url = new URL(c.req.url);
+      const streamPath = streamPathOf(url, '/webrtc/play/');
+      const remote = remoteOf(c);
+      let peer: Peer | undefined;
+      let sub: Subscriber | undefined;
+      try {
+        const offer = await readOffer(c);
+        // Subscribe first: the auth gate, on-demand pull and the wait for tracks all happen there. The
+        // sink holds packets until the connection is up.
+        let sink: WhepSink | undefined;
+        let neg: ReturnType<typeof negotiatePlay> | undefined;
+        // Frames from the cached keyframe on arrive at once; they wait here until the peer exists.
+        const early: { f: Frame; dts: number; cts?: number }[] = [];
+        const holder: { sink?: WhepSink } = {};
+        const proxy: SubscriberSink = {
+          frame: (f, dts, x, cts) => {
+            if (holder.sink) return holder.sink.frame(f, dts, x, cts);
+            if (early.length < 5000) early.push({ f, dts, cts });
+            return 0;
+          },
+          flush: () => true,
+          close: (reason) => holder.sink?.close(reason),
+        };
+        sub = await ctx.subscribe(streamPath + url.search, { remote, args: authArgs(c, url), sink: proxy });
+        const tracks = sub.stream.tracks;
+        const v = tracks.find((t) => t.kind === 'video' && t.index === 0);
+        const a = tracks.find((t) => t.kind === 'audio' && t.index === 0);
+        const source: SourceTracks = {};
+        if (v) source.video = { codec: v.codec, data: v.config.data };
+        if (a) source.audio = { codec: a.codec, channels: a.config.channels };
+        neg = negotiatePlay(offer, source);
+        peer = createPeer(peerOptions());
+        const answer = await peer.answer(neg.offer, 'sendonly');
+        sink = new WhepSink(neg.media, peer.media);
+        const s = newSession('whep', sub.stream.path, remote, peer, neg.media);
+        s.sub = sub;
+        s.sink = sink;
+        sink.onClose = (reason) => s.stop(reason);
+        for (const m of peer.media) m.onKeyframeRequest = () => { (sub as { requestKeyframe?: () => boolean }).requestKeyframe?.(); };
+        holder.sink = sink;
+        for (const e of early.splice(0)) sink.frame(e.f, e.dts, sub, e.cts);
+        if (peer.state === 'connected') sink.connected();
+        log.info('whep session', { stream: s.streamPath, id: s.id, remote, media: neg.media.map((m) => `${m.kind}:${m.codec ?? '-'}`).join(' ') });
+        return created(c, s, answer);
+      } catch (err) {
+        sub?.close('WHEP setup failed');
+        await peer?.close();
+        return errorResponse(c, err, 'WHEP', streamPath);
+      }
+    });
+
+    // ------------------------------------------------------------------------------ session resource
+    ctx.http.delete('/session/:id', (c) => {
+      const s = sessions.get(c.req.param('id'));
+      if (!s) return fail(c, 404, 'no such session');
+      s.stop('DELETE by the client');
+      return new Response(null, { status: 200 });
+    });
+
+    ctx.http.patch('/session/:id', async (c) => {
+      const s = sessions.get(c.req.param('id'));
+      if (!s) return fail(c, 404, 'no such session');
+      const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/trickle-ice-sdpfrag') return fail(c, 415, 'PATCH takes application/trickle-ice-sdpfrag');
+      const frag = await c.req.text();
+      if (frag.length > MAX_OFFER) return fail(c, 400, 'fragment too large');
+      const lines = frag.split(/\r?\n/);
+      const ufrag = lines.find((l) => l.startsWith('a=ice-ufrag:'));
+      if (ufrag && !frag.includes('a=candidate:')) return fail(c, 405, 'ICE restart is not supported: start a new session');
+      let mid: string | undefined;
+      let added = 0;
+      try {
+        for (const l of lines) {
+          if (l.startsWith('a=mid:')) mid = l.slice(6).trim();
+          else if (l.startsWith('a=candidate:')) { await s.peer.addCandidate(l.slice(2).trim(), mid); added++; }
+        }
+      } catch (err) {
+        return fail(c, 400, `bad candidate: ${(err as Error)?.message ?? String(err)}`);
+      }
+      void added;
+      return new Response(null, { status: 204 });
+    });
+
+    ctx.http.get('/api/list', (c) => ctx.ok(c, [...sessions.values()].map((s) => ({
+      id: s.id, kind: s.kind, streamPath: s.streamPath, remote: s.remote, state: s.peer.state,
+      startTime: new Date(s.startTime).toISOString(),
+      media: s.media.map((m) => ({ mid: m.mid, kind: m.kind, codec: m.codec ?? null, reason: m.reason })),
+      ingest: s.ingest?.stats, packetsSent: s.sink?.packets, bytesSent: s.sink?.bytes, peer: s.peer.stats(),
+    }))));
+
+    if (ctx.config.testpage) {
+      ctx.http.get('/test/publish', (c) => c.html(testPage('publish')));
+      ctx.http.get('/test/play', (c) => c.html(testPage('play')));
+    }
+
+    ctx.onStop(async () => {
+      for (const s of [...sessions.values()]) s.stop('server shutting down');
+    });
+  },
+});
