@@ -189,13 +189,15 @@ export default definePlugin({
         const neg = negotiatePublish(offer);
         pub = await ctx.publish(streamPath + url.search, { remote, args: authArgs(c, url) });
         peer = createPeer(peerOptions());
+        const t0 = Date.now();
         const answer = await peer.answer(neg.offer, 'recvonly');
+        const answerMs = Date.now() - t0;
         if (pub.closed) throw new EngineError('Closed', 'the publisher was stopped while connecting');
         const s = newSession('whip', pub.stream.path, remote, peer, neg.media);
         s.pub = pub;
         s.ingest = new WhipIngest(pub, peer, neg.media, ctx.config.pli);
         pub.onStop = (reason) => s.stop(reason);
-        log.info('whip session', { stream: s.streamPath, id: s.id, remote, media: neg.media.map((m) => `${m.kind}:${m.codec ?? '-'}`).join(' ') });
+        log.info('whip session', { stream: s.streamPath, id: s.id, remote, media: neg.media.map((m) => `${m.kind}:${m.codec ?? '-'}`).join(' '), answerMs });
         return created(c, s, answer);
       } catch (err) {
         pub?.close('WHIP setup failed');
@@ -229,7 +231,9 @@ export default definePlugin({
           flush: () => true,
           close: (reason) => holder.sink?.close(reason),
         };
+        const t0 = Date.now();
         sub = await ctx.subscribe(streamPath + url.search, { remote, args: authArgs(c, url), sink: proxy });
+        const t1 = Date.now();
         const tracks = sub.stream.tracks;
         const v = tracks.find((t) => t.kind === 'video' && t.index === 0);
         const a = tracks.find((t) => t.kind === 'audio' && t.index === 0);
@@ -239,6 +243,7 @@ export default definePlugin({
         neg = negotiatePlay(offer, source);
         peer = createPeer(peerOptions());
         const answer = await peer.answer(neg.offer, 'sendonly');
+        const t2 = Date.now();
         sink = new WhepSink(neg.media, peer.media);
         const s = newSession('whep', sub.stream.path, remote, peer, neg.media);
         s.sub = sub;
@@ -248,7 +253,7 @@ export default definePlugin({
         holder.sink = sink;
         for (const e of early.splice(0)) sink.frame(e.f, e.dts, sub, e.cts);
         if (peer.state === 'connected') sink.connected();
-        log.info('whep session', { stream: s.streamPath, id: s.id, remote, media: neg.media.map((m) => `${m.kind}:${m.codec ?? '-'}`).join(' ') });
+        log.info('whep session', { stream: s.streamPath, id: s.id, remote, media: neg.media.map((m) => `${m.kind}:${m.codec ?? '-'}`).join(' '), subscribeMs: t1 - t0, answerMs: t2 - t1 });
         return created(c, s, answer);
       } catch (err) {
         sub?.close('WHEP setup failed');

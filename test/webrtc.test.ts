@@ -1,0 +1,220 @@
+// The webrtc plugin's WHIP/WHEP server on each runtime (werift's UDP, DTLS and SRTP under Node, Bun and
+// Deno), driven by an independent peer: node-datachannel (libdatachannel). H.264 and H.265 are published
+// by WHIP and played back by WHEP; bad offers get clear 4xx answers; sessions and sockets are freed after
+// 100 publish/play/DELETE cycles. Every candidate is on 127.0.0.1.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import webrtc, { parsePortRange } from '../plugins/webrtc/index.ts';
+import { h264Score, negotiatePlay, negotiatePublish, OfferError } from '../plugins/webrtc/negotiate.ts';
+import { ffmpegPath, run, sleep, startServer, until, type TestServer } from './helpers/media.ts';
+import { accessUnits, offerText, parameterSets, whepPlay, whipPublish, type NalCodec } from './helpers/webrtc-client.ts';
+
+const CONFIG = 'webrtc:\n  subscribe:\n    waittimeout: 1s\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n';
+
+async function source(codec: NalCodec, dir: string): Promise<{ aus: { au: Uint8Array; key: boolean }[]; ps: Uint8Array[] }> {
+  const out = join(dir, `src.${codec}`);
+  const enc = codec === 'h264'
+    ? ['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline', '-threads', '1', '-x264-params', 'slices=1']
+    : ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'bframes=0:log-level=error:pools=1:frame-threads=1'];
+  const r = await run(ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=2',
+    ...enc, '-g', '25', '-bf', '0', '-pix_fmt', 'yuv420p', '-f', codec === 'h264' ? 'h264' : 'hevc', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const bytes = new Uint8Array(readFileSync(out));
+  return { aus: accessUnits(codec, bytes), ps: parameterSets(codec, bytes) };
+}
+
+const sessions = async (S: TestServer): Promise<any[]> => (await (await fetch(`${S.http}/webrtc/api/list`)).json()).data;
+const openFds = (): number => { try { return readdirSync('/proc/self/fd').length; } catch { return -1; } };
+
+describe('webrtc: WHIP and WHEP with node-datachannel', () => {
+  let S: TestServer;
+  let dir: string;
+  const src: Partial<Record<NalCodec, { aus: { au: Uint8Array; key: boolean }[]; ps: Uint8Array[] }>> = {};
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'm7s-webrtc-'));
+    src.h264 = await source('h264', dir);
+    src.h265 = await source('h265', dir);
+    S = await startServer([webrtc], CONFIG);
+  });
+
+  after(async () => {
+    await S?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const codec of ['h264', 'h265'] as const) {
+    it(`node-datachannel publishes ${codec.toUpperCase()} by WHIP and plays it back by WHEP (cached keyframe first, periodic PLI)`, async () => {
+      const path = `live/ndc-${codec}`;
+      const pub = await whipPublish(S.http, path, codec, src[codec]!.aus, src[codec]!.ps);
+      try {
+        assert.equal(pub.status, 201, pub.text);
+        assert.match(pub.location, /^\/webrtc\/session\/[0-9a-f]{24}$/);
+        assert.ok(!/a=candidate:\S+ \d+ \S+ \d+ (?!127\.0\.0\.1 )/.test(pub.text), `only loopback candidates: ${pub.text}`);
+        const stream = await until(() => {
+          const s = S.server.engine.getStream(path);
+          const v = s?.tracks.find((t) => t.kind === 'video');
+          return v && v.frames >= 30 ? v : undefined;
+        }, 15_000, `${codec} frames from WHIP (sent ${pub.sent()} packets, state ${pub.state()})`);
+        assert.equal(stream.codec, codec);
+        assert.equal(stream.config.width, 320);
+        assert.equal(stream.config.height, 240);
+        assert.ok(stream.keyframes >= 1);
+
+        const play = await whepPlay(S.http, path, codec);
+        try {
+          assert.equal(play.status, 201, play.text);
+          await until(() => play.frames.length >= 30, 15_000, `${codec} frames by WHEP (${play.packets()} packets, state ${play.state()})`);
+          // The viewer starts at the cached keyframe, with the parameter sets in front of it.
+          assert.equal(play.frames[0]!.key, true);
+          assert.ok(play.frames[0]!.config, 'first frame carries the codec config');
+          const firstMs = play.firstPacketAt() - play.answeredAt;
+          assert.ok(firstMs < 2000, `first media packet ${firstMs} ms after the answer`);
+          // RTP timestamps advance at 90 kHz, one frame (3600) at a time.
+          const ts = play.frames.slice(1, 20).map((f, i) => (f.timestamp - play.frames[i]!.timestamp) >>> 0);
+          assert.ok(ts.every((d) => d > 0 && d < 90000), `timestamp steps ${ts}`);
+          // Periodic PLI (webrtc.pli: 1s) reaches the WHIP source.
+          await until(() => pub.plis() >= 1, 5000, 'PLI at the publisher');
+          const list = await sessions(S);
+          assert.deepEqual(list.map((s) => s.kind).sort(), ['whep', 'whip']);
+        } finally {
+          await play.close();
+        }
+      } finally {
+        await pub.close();
+      }
+      await until(async () => (await sessions(S)).length === 0, 5000, 'sessions gone after DELETE');
+      await until(() => !S.server.engine.getStream(path)?.publisher, 5000, 'publisher gone after DELETE');
+    });
+  }
+
+  it('bad input: wrong content type, malformed SDP, unknown codecs only, missing stream, wrong codec, unknown session', async () => {
+    const post = (path: string, body: string, type = 'application/sdp') =>
+      fetch(`${S.http}/webrtc/${path}`, { method: 'POST', headers: { 'content-type': type }, body }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    let r = await post('push/live/bad', 'hello', 'text/plain');
+    assert.equal(r.status, 400);
+    assert.match(r.text, /application\/sdp/);
+    r = await post('push/live/bad', 'this is not sdp\r\n');
+    assert.equal(r.status, 400);
+    assert.match(r.text, /malformed SDP/);
+    const offer = await offerText('h264', 'SendOnly');
+    r = await post('push/live/bad', offer.replace(/H264\/90000/g, 'FOO/90000'));
+    assert.equal(r.status, 406);
+    assert.match(r.text, /no supported video codec/);
+    r = await post('push/live/bad', offer.replace(/a=fingerprint:.*\r\n/g, ''));
+    assert.equal(r.status, 400);
+    assert.match(r.text, /fingerprint/);
+    r = await post('play/live/missing', await offerText('h264', 'RecvOnly'));
+    assert.equal(r.status, 404, r.text); // no publisher within subscribe.waittimeout
+    assert.match(r.text, /not found/);
+    // An H.265 stream and a viewer that offers H.264 only.
+    const pub = await whipPublish(S.http, 'live/only265', 'h265', src.h265!.aus, src.h265!.ps);
+    try {
+      await until(() => S.server.engine.getStream('live/only265')?.tracks.some((t) => t.frames > 0), 15_000, 'h265 frames');
+      r = await post('play/live/only265', await offerText('h264', 'RecvOnly'));
+      assert.equal(r.status, 406);
+      assert.match(r.text, /h265, which the offer does not include/);
+    } finally {
+      await pub.close();
+    }
+    let res = await fetch(`${S.http}/webrtc/session/0123456789abcdef01234567`, { method: 'DELETE' });
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+    res = await fetch(`${S.http}/webrtc/session/nope`, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n' });
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+    await until(async () => (await sessions(S)).length === 0, 5000, 'no sessions left');
+    // The server still serves a good offer.
+    const ok = await whipPublish(S.http, 'live/after-bad', 'h264', src.h264!.aus, src.h264!.ps);
+    assert.equal(ok.status, 201, ok.text);
+    await ok.close();
+  });
+
+  it('100 publish/play/DELETE cycles free every session, socket and stream (RSS flat)', async () => {
+    // A live stream for the viewers of the cycles.
+    const live = await whipPublish(S.http, 'live/cycles', 'h264', src.h264!.aus, src.h264!.ps);
+    try {
+      await until(() => S.server.engine.getStream('live/cycles')?.tracks.some((t) => t.frames > 5), 15_000, 'live stream');
+      const pubOffer = await offerText('h264', 'SendOnly');
+      const playOffer = await offerText('h264', 'RecvOnly');
+      const phase = { push: 0, play: 0 };
+      const cycle = async (i: number) => {
+        const post = (path: string, body: string) => fetch(`${S.http}/webrtc/${path}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body });
+        let t = Date.now();
+        const a = await post(`push/live/cycle${i}`, pubOffer);
+        phase.push += Date.now() - t; t = Date.now();
+        const b = await post('play/live/cycles', playOffer);
+        phase.play += Date.now() - t;
+        assert.equal(a.status, 201, await a.clone().text());
+        assert.equal(b.status, 201, await b.clone().text());
+        await a.body?.cancel();
+        await b.body?.cancel();
+        for (const loc of [a.headers.get('location'), b.headers.get('location')]) {
+          const d = await fetch(S.http + loc, { method: 'DELETE' });
+          assert.equal(d.status, 200);
+          await d.body?.cancel();
+        }
+      };
+      for (let i = 0; i < 10; i++) await cycle(i); // warm-up
+      await sleep(300);
+      const fd0 = openFds();
+      const rss0 = process.memoryUsage().rss;
+      const t0 = Date.now();
+      for (let i = 10; i < 110; i++) await cycle(i);
+      const perCycle = (Date.now() - t0) / 100;
+      await until(async () => (await sessions(S)).length === 1, 5000, 'only the live publisher left');
+      await sleep(500);
+      const fd1 = openFds();
+      const rss1 = process.memoryUsage().rss;
+      for (let i = 0; i < 110; i++) assert.ok(!S.server.engine.getStream(`live/cycle${i}`)?.publisher, `live/cycle${i} still published`);
+      console.log(`# webrtc cycles: ${perCycle.toFixed(1)} ms per publish+play+DELETE cycle (POST push ${(phase.push / 110).toFixed(1)} ms, POST play ${(phase.play / 110).toFixed(1)} ms), fds ${fd0} → ${fd1}, rss ${(rss0 / 1048576).toFixed(1)} → ${(rss1 / 1048576).toFixed(1)} MiB`);
+      if (fd0 >= 0) assert.ok(fd1 <= fd0 + 4, `open fds grew from ${fd0} to ${fd1}: sockets not closed`);
+      assert.ok(rss1 - rss0 < 40 * 1048576, `RSS grew by ${((rss1 - rss0) / 1048576).toFixed(1)} MiB over 100 cycles`);
+    } finally {
+      await live.close();
+    }
+    await until(async () => (await sessions(S)).length === 0, 5000, 'no sessions left');
+  });
+});
+
+describe('webrtc: offer negotiation (unit)', () => {
+  const offer = (m: string) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 AA:BB\r\n${m}`;
+  const video = 'm=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=mid:0\r\na=sendonly\r\n' +
+    'a=rtpmap:96 VP8/90000\r\na=rtpmap:97 H264/90000\r\na=fmtp:97 packetization-mode=0;profile-level-id=42e01f\r\n' +
+    'a=rtpmap:98 H264/90000\r\na=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:98 nack pli\r\n' +
+    'a=rtpmap:99 H264/90000\r\na=fmtp:99 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032\r\n';
+
+  it('WHIP takes H.264 packetization-mode 1 and narrows the offer to it', () => {
+    const n = negotiatePublish(offer(video));
+    assert.equal(n.media[0]!.codec, 'h264');
+    assert.ok([98, 99].includes(n.media[0]!.payloadType!));
+    assert.match(n.offer, new RegExp(`m=video 9 UDP/TLS/RTP/SAVPF ${n.media[0]!.payloadType}\r\n`));
+    assert.doesNotMatch(n.offer, /VP8|packetization-mode=0/);
+  });
+
+  it('WHEP picks the offered H.264 profile that matches the source', () => {
+    // avcC of a High-profile (0x64) source: version 1, profile 0x64, compat 0, level 0x1f, no parameter sets.
+    const high = new Uint8Array([1, 0x64, 0x00, 0x1f, 0xff, 0xe0, 0x00]);
+    const base = new Uint8Array([1, 0x42, 0xe0, 0x1f, 0xff, 0xe0, 0x00]);
+    assert.equal(negotiatePlay(offer(video.replace('a=sendonly', 'a=recvonly')), { video: { codec: 'h264', data: high } }).media[0]!.payloadType, 99);
+    assert.equal(negotiatePlay(offer(video.replace('a=sendonly', 'a=recvonly')), { video: { codec: 'h264', data: base } }).media[0]!.payloadType, 98);
+    assert.equal(h264Score({ 'packetization-mode': '0' }), -1);
+  });
+
+  it('unknown codecs only → 406; not an SDP → 400; AAC audio explained', () => {
+    assert.throws(() => negotiatePublish(offer('m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 FOO/90000\r\n')), (e: unknown) => e instanceof OfferError && e.status === 406);
+    assert.throws(() => negotiatePublish('garbage'), (e: unknown) => e instanceof OfferError && e.status === 400);
+    const n = negotiatePlay(offer(video.replace('a=sendonly', 'a=recvonly') + 'm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\n'),
+      { video: { codec: 'h264' }, audio: { codec: 'aac' } });
+    assert.match(n.media[1]!.reason!, /AAC/);
+  });
+
+  it('port ranges: werift needs MIN < MAX', () => {
+    assert.deepEqual(parsePortRange('udp:9000-9100'), [9000, 9100]);
+    assert.equal(parsePortRange(''), undefined);
+    assert.throws(() => parsePortRange('udp:9000'), /range/);
+  });
+});
