@@ -18,13 +18,16 @@ import type { Context, Hono } from 'hono';
 import type { ConfigDiff } from './config/load.ts';
 import { type Defaults, type Resolved, t } from './config/schema.ts';
 import type { PublishConfig, SubscribeConfig } from './core/config.ts';
-import type { Engine, EngineEvents, PublishActionFn, PullFn, PublishOptions, SubscribeOptions } from './core/engine.ts';
+import type { DescribeOptions, Engine, EngineEvents, PublishActionFn, PullFn, PublishOptions, StreamDescription, SubscribeOptions } from './core/engine.ts';
 import type { Publisher } from './core/publisher.ts';
 import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
 import type { Logger } from './log.ts';
 import type { ByteSink } from './net/body.ts';
-import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { PortRange } from './net/udp.ts';
+import type { PluginSessions } from './sessions.ts';
+import type { PlayerOptions } from './http/player.ts';
 
 /** Keys every plugin that pulls or pushes may use (added to its schema by `pull: true` / `push: true`). */
 export const pullSchema = {
@@ -65,6 +68,9 @@ export function definePlugin<const D extends Defaults>(def: PluginDef<D>): Plugi
   return def;
 }
 
+/** The part of the Engine a plugin sees (ctx.engine). */
+export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events'>;
+
 export interface ListenInfo { plugin: string; proto: 'tcp' | 'tls' | 'udp' | 'http' | 'https'; host: string; port: number; what?: string }
 
 /** What setup() gets. Everything a plugin opens through it is closed when the server stops. */
@@ -73,7 +79,8 @@ export interface PluginContext<C = Record<string, any>> {
   /** The plugin's resolved section. Updated in place on hot reload (see onConfigChange). */
   readonly config: C;
   readonly logger: Logger;
-  readonly engine: Engine;
+  /** The engine, narrowly: what a plugin may read or ask (publish/subscribe go through ctx). */
+  readonly engine: PluginEngine;
   readonly runtime: Runtime;
   readonly events: EventBus<EngineEvents>;
   /** Routes mounted under `/{name}/` on the shared HTTP server (a hono app). */
@@ -87,20 +94,51 @@ export interface PluginContext<C = Record<string, any>> {
    * is a ReadableStream body.
    */
   streamBody(c: Context, status: number, headers: Record<string, string>, highWaterMark: number): { sink: ByteSink; response: Response };
+  /**
+   * Answer a player request (inside an http route): WebSocket when it is an upgrade, a streamed HTTP
+   * body otherwise. Subscribes, opens the body through streamBody once the subscription is accepted,
+   * wires abort/close, and lists the player in ctx.sessions. Errors before streaming are thrown
+   * (EngineError → its HTTP status through the app's onError). See src/http/player.ts.
+   */
+  play(c: Context, opts: PlayerOptions): Promise<Response>;
+  /** The peer address of an HTTP request ("ip:port") on Node, Bun and Deno; undefined where the host does not say. */
+  remoteOf(c: Context): string | undefined;
   /** `{ code: 0, message: 'ok', data }` */
   ok(c: Context, data?: unknown): Response;
   /** `{ code, message }` with an HTTP status. */
   fail(c: Context, status: number, message: string): Response;
 
+  /**
+   * This plugin's sessions and jobs in the server's one registry: add each connection, player,
+   * publisher, pull or push with `add({ kind, streamPath, remote, stop, info })` and call
+   * `handle.remove()` when it ends. GET /{name}/api/list and POST /{name}/api/stop/{id} are served from
+   * it (a plugin must not define them), /api/metrics counts it, and the server stops what is left.
+   */
+  readonly sessions: PluginSessions;
+
   /** Listen on `addr` (":1935", "127.0.0.1:1935"); with `tls`, serve TLS. Empty addr = don't listen (returns null). */
   listenTcp(addr: string, onConn: (conn: TcpConn) => void, opts?: { tls?: TlsOptions; what?: string; highWaterMark?: number }): Promise<TcpServer | null>;
-  listenUdp(addr: string, opts?: { what?: string }): Promise<UdpSocket | null>;
+  /** A UDP server socket on `addr` (listed in /api/sysinfo while open; closed with the plugin). */
+  listenUdp(addr: string, opts?: Omit<UdpOptions, 'port' | 'host'> & { what?: string }): Promise<UdpSocket | null>;
+  /**
+   * An ephemeral UDP socket (port 0 = any): a client's RTP port, a SIP transaction. Listed while open,
+   * unlisted when the plugin closes it, closed with the plugin at the latest.
+   */
+  bindUdp(opts?: Partial<UdpOptions> & { what?: string }): Promise<UdpSocket>;
+  /**
+   * RTP on an even port and RTCP on the next odd one, from `range` ("10000-20000" or {min, max}); same
+   * lifetime as bindUdp. Throws PortRangeExhaustedError when every pair in the range is taken.
+   */
+  bindUdpPair(range: string | PortRange, opts?: Omit<UdpOptions, 'port'> & { what?: string }): Promise<{ rtp: UdpSocket; rtcp: UdpSocket }>;
   connectTcp(opts: ConnectOptions): Promise<TcpConn>;
 
   /** engine.publish with this plugin's name and publish config. */
   publish(streamPath: string, opts?: Omit<PublishOptions, 'protocol'> & { protocol?: string }): Promise<Publisher>;
   /** engine.subscribe with this plugin's name and subscribe config. */
   subscribe(streamPath: string, opts: Omit<SubscribeOptions, 'protocol'> & { protocol?: string }): Promise<Subscriber>;
+
+  /** engine.describe with this plugin's name and subscribe config: the tracks of a stream (auth, on-demand pull, bounded wait), no cursor. */
+  describe(streamPath: string, opts?: Omit<DescribeOptions, 'protocol'> & { protocol?: string }): Promise<StreamDescription>;
 
   /** This plugin can pull `url` into `streamPath`: used for `onsub.pull` (on demand) and `pull` (at start). */
   registerPuller(fn: PullFn): void;
@@ -115,3 +153,23 @@ export interface PluginContext<C = Record<string, any>> {
   /** Resolve a file path relative to the config file's folder. */
   resolvePath(p: string): string;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The public plugin surface: what plugins use from the engine, re-exported so that no plugin imports
+// src/core/* (its internals may move). Bytes-level code (src/format, src/codec) and the net helpers
+// (src/net) are libraries plugins import directly.
+
+export type { PluginSessions, SessionHandle, SessionInfo, SessionSpec } from './sessions.ts';
+export type { PlayerOptions } from './http/player.ts';
+export { closeWsWithError, wsCloseCode } from './http/player.ts';
+export { EngineError, type EngineErrorCode } from './core/errors.ts';
+export { FormatError, UnsupportedFormatError } from './format/bytes.ts';
+export { Frame, sameBytes, Track, type CodecConfig, type TrackKind } from './core/frame.ts';
+export type { Publisher, PublisherInfo } from './core/publisher.ts';
+export type { Subscriber, SubscriberInfo, SubscriberSink } from './core/subscriber.ts';
+export type { Stream, StreamInfo } from './core/stream.ts';
+export type { DescribeOptions, Engine, EngineEvents, PublishActionFn, PublishOptions, PullFn, StreamDescription, SubscribeOptions } from './core/engine.ts';
+export { expandTemplate } from './core/engine.ts';
+export type { PublishConfig, SubscribeConfig } from './core/config.ts';
+export { t, parseDuration } from './config/schema.ts';
+export type { Logger } from './log.ts';

@@ -35,11 +35,56 @@ export const subscribeSchema = {
   maxlag: t.dur('3s'),
   mergewrite: t.dur(0),
   catchup: t.dur('100ms'),
+  /** A viewer whose connection stays blocked (not draining) this long is ended; 0 = never. */
+  writetimeout: t.dur('30s'),
   key: '',
   secretargname: 'secret',
   expireargname: 'expire',
   subvideoargname: 'vts',
   subaudioargname: 'ats',
+};
+
+export const authSchema = {
+  /** [{user, pass, ips, permissions: [{action, path}]}]; `user: any` with no pass = everyone. */
+  users: t.list(t.section({
+    user: '',
+    /** Plain text, or "sha256:<hex|base64>" of the password. */
+    pass: '',
+    /** Allowed client addresses: CIDR ranges or single addresses (v4/v6); empty = any. */
+    ips: t.list(t.str('')),
+    permissions: t.list(t.section({ action: t.str('read', { enum: ['publish', 'read', 'playback', 'api', 'metrics'] }), path: '' })),
+  })),
+  jwt: {
+    /** HS256/384/512 shared secret. */
+    secret: '',
+    /** RS, PS and ES public keys: a JWKS file (relative to the config file) or an http(s) URL. */
+    jwks: '',
+    jwksrefresh: t.dur('5m'),
+    /** The claim holding [{action, path}]. */
+    claimkey: 'm7s_permissions',
+    issuer: '',
+    audience: '',
+  },
+  http: {
+    /** POST {user,password,token,ip,action,path,protocol,query} here; 2xx allows. */
+    address: '',
+    timeout: t.dur('2s'),
+    /** How long an answer is reused for the same request (0: never). */
+    cache: t.dur('10s'),
+    /** Actions never sent to the callback (e.g. [api, metrics]). */
+    exclude: t.list(t.str('')),
+  },
+};
+
+export const hookTargetSchema = {
+  url: '',
+  method: t.str('POST', { enum: ['POST', 'PUT'] }),
+  headers: t.map(t.str('')),
+  /** HMAC-SHA256 key for the X-M7s-Signature header; empty = unsigned. */
+  secret: '',
+  timeoutseconds: t.num(5, { min: 0.1, max: 300 }),
+  retrytimes: t.num(3, { min: 0, max: 100, int: true }),
+  retryinterval: t.dur('1s'),
 };
 
 export const globalSchema = {
@@ -61,13 +106,42 @@ export const globalSchema = {
     /** Basic auth for /api/* when both are set. */
     username: '',
     password: '',
+    /** A connection that sends no complete request head within this long is closed (Go's ReadHeaderTimeout). */
+    readheadertimeout: t.dur('10s'),
+    /** A keep-alive connection with no request for this long is closed. */
+    idletimeout: t.dur('60s'),
+    /** Bun only: serve HTTP with Bun.serve instead of node:http — no connection cap, fixed ~10 s header timeout (docs/limits.md). */
+    nativeserver: false,
+  },
+  /** Server-wide caps (docs/limits.md). 0 = no limit. */
+  limits: {
+    /** Streams in the registry, placeholders of players waiting for a stream included. */
+    maxstreams: t.num(10_000, { min: 0, int: true }),
+    /** Players waiting for a stream that is not ready yet, over all streams. */
+    maxwaiting: t.num(2_000, { min: 0, int: true }),
+    /** Bytes held by all stream rings together; over it the largest rings are trimmed to their last GOP. */
+    ringmemory: t.num(1024 * 1024 * 1024, { min: 0, int: true }),
+    /**
+     * Connections open at once per listener (HTTP and every plugin's TCP listener). When full, the
+     * oldest connection that has not sent a request (a byte, for raw TCP) is closed to make room, else
+     * the new one is refused. 0 = only the process-wide cap (90 % of the descriptor limit minus 96).
+     */
+    maxconn: t.num(0, { min: 0, int: true }),
   },
   publish: publishSchema,
   subscribe: subscribeSchema,
+  /** One permission model for every protocol and the API (docs/permissions.md). Nothing set: everyone may publish and read. */
+  auth: authSchema,
+  /** Webhooks: event name (or `default`) → target (docs/webhooks.md). */
+  hook: t.map(t.section(hookTargetSchema)),
+  /** Webhook delivery: queue bound, concurrent deliveries, keep-alive interval. */
+  hookqueue: t.num(1000, { min: 1, max: 1_000_000, int: true }),
+  hookconcurrency: t.num(4, { min: 1, max: 64, int: true }),
+  hookkeepalive: t.dur('60s'),
 };
 
 /** Settings that clients must not change through URL query args (secrets, limits, memory bounds). */
-export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname'];
+export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname', 'writetimeout'];
 
 /** ":8080" / "0.0.0.0:8080" / "[::1]:8080" / "8080" → host + port. Empty string → null (off). */
 export function parseListenAddr(addr: string, what: string): { host?: string; port: number } | null {
@@ -79,3 +153,10 @@ export function parseListenAddr(addr: string, what: string): { host?: string; po
   const host = m[1] ?? (m[2] || undefined);
   return { host, port };
 }
+
+/**
+ * Config keys added by the permission model and webhooks that hold secrets: to be redacted in every API
+ * answer and log line (`*` = any map key, `[]` = every list item). `auth.http.address` and hook `url`s
+ * may embed credentials too (`https://user:pass@host`).
+ */
+export const AUTH_SECRET_PATHS = ['global.auth.users[].pass', 'global.auth.jwt.secret', 'global.hook.*.secret', 'global.hook.*.headers', 'global.auth.http.address', 'global.hook.*.url'];

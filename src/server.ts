@@ -6,12 +6,20 @@ import { applyArgs, buildConfig, type ConfigDiff, diffConfig, sectionDiffs, setI
 import { type ConfigIssue, type Defaults, type SchemaLike } from './config/schema.ts';
 import { normSubMode, type PublishConfig, type SubscribeConfig } from './core/config.ts';
 import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
+import { type AuthConfig, Authorizer } from './auth/permissions.ts';
+import { loadAdminSecret } from './auth/secret.ts';
+import { EngineError } from './core/errors.ts';
+import { wireWebhooks } from './hooks/engine-hooks.ts';
+import { type HookTarget, Webhooks } from './hooks/webhook.ts';
 import { mountApi } from './http/api.ts';
-import { applyMiddleware, fail, middlewareHeaders, ok } from './http/app.ts';
+import { play } from './http/player.ts';
+import { applyMiddleware, fail, middlewareHeaders, ok, requestRemote } from './http/app.ts';
 import { createBodySink } from './net/body.ts';
+import { bindUdpPair, parsePortRange } from './net/udp.ts';
 import { type LogLevel, Logger } from './log.ts';
-import type { HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
+import type { HttpLimits, HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
+import { pluginSessions, SessionRegistry } from './sessions.ts';
 import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { VERSION } from './version.ts';
 
@@ -92,12 +100,20 @@ export class Server {
   warnings: ConfigIssue[];
   http: HttpServer | null = null;
   readonly listening: ListenInfo[] = [];
+  /** Every plugin's sessions and jobs, one id space (see src/sessions.ts). */
+  readonly sessions = new SessionRegistry();
   private readonly plugins: PluginRuntime[] = [];
   private readonly sections: Record<string, SchemaLike>;
   private modified: Record<string, any> = {};
   private fileText: string | undefined;
   private unwatch: (() => void) | null = null;
   private stopping: Promise<void> | null = null;
+  /** The permission model (global.auth); the API guard calls authorizer.authorize for api/metrics. */
+  readonly authorizer: Authorizer;
+  /** Webhook delivery (global.hook); counters in /api/metrics. */
+  readonly webhooks: Webhooks;
+  private adminSecretValue = '';
+  private keepAlive: ReturnType<typeof setInterval> | undefined;
 
   private constructor(private readonly opts: ServerOptions, built: { config: Record<string, any>; warnings: ConfigIssue[] }, sections: Record<string, SchemaLike>, fileText: string | undefined, logger: Logger) {
     this.runtime = opts.runtime;
@@ -111,6 +127,7 @@ export class Server {
       publish: g.publish as PublishConfig,
       subscribe: { ...(g.subscribe as SubscribeConfig), submode: normSubMode(g.subscribe.submode) },
       logger,
+      limits: { ...g.limits },
       argsOverride: (section, conf, args) => {
         const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, deny: ARGS_DENY });
         for (const e of r.errors) logger.warn('ignored query arg', { error: e.message });
@@ -118,6 +135,38 @@ export class Server {
       },
     });
     this.app = new Hono();
+    this.authorizer = new Authorizer(() => this.config.global.auth as AuthConfig, {
+      readTextFile: (f) => this.runtime.readTextFile(f), resolvePath: (f) => this.resolvePath(f), logger,
+    });
+    // Every publish and play of a client (type server) on every protocol; internal jobs (pull, push,
+    // record, transform) were started by config or an authorized API call.
+    this.engine.addAuthHook('permissions', async (req) => {
+      if (req.type !== 'server' || !this.authorizer.active) return;
+      const r = await this.authorizer.authorize({
+        action: req.action, path: req.streamPath, protocol: req.protocol, ip: req.ip,
+        user: req.user, password: req.password, token: req.token,
+        query: withoutSecrets(req.args, [this.config.global.publish.secretargname, this.config.global.subscribe.secretargname]),
+      });
+      if (!r.ok) throw new EngineError(r.status === 401 ? 'Unauthorized' : 'Forbidden', r.reason);
+    });
+    this.webhooks = new Webhooks({
+      targets: () => this.config.global.hook as Record<string, HookTarget>,
+      queueSize: () => this.config.global.hookqueue, concurrency: () => this.config.global.hookconcurrency, logger,
+    });
+    wireWebhooks(this.engine, this.webhooks, () => this.hookServerInfo());
+  }
+
+  /** The admin-session secret (generated at first start, .m7s/secret beside the config file, mode 0600). */
+  adminSecret(): string { return this.adminSecretValue; }
+
+  private hookServerInfo(): Record<string, unknown> {
+    return { version: VERSION, runtime: this.runtime.name, hostname: this.runtime.sysinfo().hostname, startTime: new Date(this.startTime).toISOString() };
+  }
+
+  /** Connection limits of the HTTP listeners (global.http, global.limits; docs/limits.md). */
+  private httpLimits(): HttpLimits {
+    const g = this.config.global;
+    return { readHeaderTimeout: g.http.readheadertimeout, idleTimeout: g.http.idletimeout, maxConnections: g.limits.maxconn };
   }
 
   /** The config schema of every section: global plus one per plugin. */
@@ -166,19 +215,26 @@ export class Server {
 
   private async boot(): Promise<void> {
     const g = this.config.global;
+    try {
+      this.adminSecretValue = (await loadAdminSecret(this.runtime, this.opts.configFile)).secret;
+    } catch (err) {
+      this.logger.warn('cannot store the admin secret beside the config file; using one for this process only', { error: err });
+      this.adminSecretValue = (await loadAdminSecret(this.runtime)).secret;
+    }
+    for (const p of this.authorizer.problems()) this.logger.warn('auth: ' + p);
     applyMiddleware(this.app, () => this.config.global.http, this.logger);
     mountApi(this.app, this);
     for (const def of this.opts.plugins) await this.startPlugin(def);
     this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
     const addr = parseListenAddr(g.http.listenaddr, 'global.http.listenaddr');
     if (addr) {
-      this.http = await this.bindOrReport('global', 'http', addr, () => this.runtime.serveHttp({ port: addr.port, host: addr.host }, this.app.fetch));
+      this.http = await this.bindOrReport('global', 'http', addr, () => this.runtime.serveHttp({ port: addr.port, host: addr.host, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch));
       if (this.http) this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
     }
     if (g.http.listenaddrtls) {
       const tlsAddr = parseListenAddr(g.http.listenaddrtls, 'global.http.listenaddrtls')!;
       const tls = { cert: await this.runtime.readTextFile(this.resolvePath(g.http.certfile)), key: await this.runtime.readTextFile(this.resolvePath(g.http.keyfile)) };
-      const https = await this.bindOrReport('global', 'https', tlsAddr, () => this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls }, this.app.fetch));
+      const https = await this.bindOrReport('global', 'https', tlsAddr, () => this.runtime.serveHttp({ port: tlsAddr.port, host: tlsAddr.host, tls, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch));
       if (https) {
         const close = https.close.bind(https);
         this.extraClosers.push(close);
@@ -188,6 +244,16 @@ export class Server {
     if (this.opts.configFile && this.opts.watch !== false) {
       this.unwatch = this.runtime.watchFile(this.opts.configFile, () => { void this.reloadFromFile(); });
     }
+    this.webhooks.emit('server_start', { server: this.hookServerInfo(), listen: this.listening });
+    const ka = () => {
+      clearInterval(this.keepAlive);
+      const every = this.config.global.hookkeepalive;
+      if (every > 0 && this.webhooks.targetOf('server_keep_alive')) {
+        this.keepAlive = setInterval(() => this.webhooks.emit('server_keep_alive', { server: this.hookServerInfo(), ...this.engine.summary() }), every);
+      }
+    };
+    ka();
+    this.keepAliveReset = ka;
     this.logger.info('m7s started', { version: VERSION, runtime: this.runtime.name, plugins: this.plugins.filter((p) => p.state.enabled).map((p) => p.def.name).join(',') });
   }
 
@@ -210,6 +276,7 @@ export class Server {
       return null;
     }
   }
+  private keepAliveReset: (() => void) | null = null;
 
   private async startPlugin(def: PluginDef<any>): Promise<void> {
     const config = this.config[def.name];
@@ -230,6 +297,36 @@ export class Server {
       pr.closers.push(() => s.close());
       return s;
     };
+    // A UDP socket is listed while open and closed with the plugin; closing it earlier unlists it.
+    const trackUdp = (s: UdpSocket, what?: string): UdpSocket => {
+      const info: ListenInfo = { plugin: def.name, proto: 'udp', host: s.host, port: s.port, what };
+      state.listen.push(info);
+      this.listening.push(info);
+      const close = s.close.bind(s);
+      const closer = () => close();
+      pr.closers.push(closer);
+      Object.defineProperty(s, 'close', {
+        configurable: true,
+        value: () => {
+          const drop = <T>(arr: T[], x: T) => { const i = arr.indexOf(x); if (i >= 0) arr.splice(i, 1); };
+          drop(state.listen, info);
+          drop(this.listening, info);
+          drop(pr.closers, closer);
+          return close();
+        },
+      });
+      return s;
+    };
+    // The generic session API, mounted before setup() so that no plugin answers these itself.
+    const groups: string[] = [];
+    let listExtra: (() => Record<string, unknown>) | undefined;
+    sub.get('/api/list', (c) => ok(c, this.sessions.listing(def.name, groups, listExtra)));
+    sub.post('/api/stop/:id', (c) => {
+      const id = Number(c.req.param('id'));
+      const h = Number.isInteger(id) ? this.sessions.stop(id, 'stopped by API', def.name) : undefined;
+      if (!h) return fail(c, 404, `no ${def.name} session or job with id ${c.req.param('id')}`);
+      return ok(c, { id: h.id, plugin: h.plugin, kind: h.kind, streamPath: h.streamPath });
+    });
     const ctx: PluginContext<any> = {
       name: def.name, config, logger: log, engine: this.engine, runtime: this.runtime, events: this.engine.events, http: sub,
       upgradeWebSocket: (c, h) => this.runtime.upgradeWebSocket(c, h),
@@ -239,11 +336,13 @@ export class Server {
         const { body, sink } = createBodySink({ highWaterMark: hwm, copyShared: this.runtime.copySharedBody });
         return { sink, response: new Response(body, { status, headers }) };
       },
-      ok, fail,
+      ok, fail, remoteOf: requestRemote,
+      play: (c, o) => play(ctx, c, o),
+      sessions: pluginSessions(this.sessions, def.name, groups, (fn) => { listExtra = fn; }),
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
-        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark }, (conn) => {
+        const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark, maxConnections: self.config.global.limits.maxconn }, (conn) => {
           try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
         }).catch((err) => { throw ListenError.from(err, def.name, o.tls ? 'tls' : 'tcp', a); });
         return track(s, o.tls ? 'tls' : 'tcp', o.what);
@@ -251,12 +350,23 @@ export class Server {
       async listenUdp(addr, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
-        const s = await self.runtime.bindUdp({ port: a.port, host: a.host }).catch((err) => { throw ListenError.from(err, def.name, 'udp', a); });
-        return track(s, 'udp', o.what);
+        const { what, ...udp } = o;
+        const s = await self.runtime.bindUdp({ ...udp, port: a.port, host: a.host }).catch((err) => { throw ListenError.from(err, def.name, 'udp', a); });
+        return trackUdp(s, what);
+      },
+      async bindUdp(o = {}) {
+        const { what, ...udp } = o;
+        return trackUdp(await self.runtime.bindUdp({ ...udp, port: udp.port ?? 0 }), what);
+      },
+      async bindUdpPair(range, o = {}) {
+        const { what, ...udp } = o;
+        const pair = await bindUdpPair((x) => self.runtime.bindUdp(x), parsePortRange(range), udp);
+        return { rtp: trackUdp(pair.rtp, what ? what + ' (RTP)' : 'RTP'), rtcp: trackUdp(pair.rtcp, what ? what + ' (RTCP)' : 'RTCP') };
       },
       connectTcp: (o) => this.runtime.connectTcp(o),
       publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
+      describe: (path, o = {}) => this.engine.describe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       registerPuller: (fn) => { pr.puller = fn; this.applyRegistries(pr); },
       registerPusher: (fn) => { pr.pusher = fn; this.applyRegistries(pr); },
       registerRecorder: (fn) => { pr.recorder = fn; this.applyRegistries(pr); },
@@ -307,6 +417,7 @@ export class Server {
 
   private async closePlugin(pr: PluginRuntime): Promise<void> {
     for (const c of pr.closers.splice(0)) await c().catch(() => {});
+    this.sessions.stopAll(pr.def.name, 'server shutting down');
     for (const f of pr.stopFns.splice(0)) {
       try { await f(); } catch (err) { this.logger.warn('plugin stop hook failed', { plugin: pr.def.name, error: err }); }
     }
@@ -381,7 +492,10 @@ export class Server {
         const g = this.config.global;
         this.logger.setLevel(g.loglevel);
         this.engine.publishConfig = g.publish;
+        if (d.some((x) => x.parts[1] === 'hook' || x.parts[1] === 'hookkeepalive')) this.keepAliveReset?.();
+        if (d.some((x) => x.parts[1] === 'auth')) for (const p of this.authorizer.problems()) this.logger.warn('auth: ' + p);
         this.engine.subscribeConfig = { ...g.subscribe, submode: normSubMode(g.subscribe.submode) };
+        this.engine.limits = { ...g.limits };
         if (d.some((x) => x.parts[1] === 'http' && /listenaddr/.test(x.parts[2] ?? ''))) this.logger.warn('global.http listen address changes take effect after a restart');
         continue;
       }
@@ -403,11 +517,13 @@ export class Server {
     if (!this.stopping) {
       this.stopping = (async () => {
         this.unwatch?.();
+        clearInterval(this.keepAlive);
         this.logger.info('m7s stopping');
         for (const pr of this.plugins) await this.closePlugin(pr);
         this.engine.shutdown();
         for (const c of this.extraClosers) await c().catch(() => {});
         await this.http?.close().catch(() => {});
+        this.webhooks.stop();
       })();
     }
     return this.stopping;
@@ -420,6 +536,14 @@ export class Server {
       return `${l.plugin.padEnd(10)} ${l.proto.padEnd(5)} ${host}:${l.port}${l.what ? '  ' + l.what : ''}`;
     });
   }
+}
+
+/** Query args for the auth callback, without the Monibuca key secret (credentials travel in their own fields). */
+function withoutSecrets(args: Record<string, string>, secretArgs: string[]): Record<string, string> {
+  const drop = new Set(['pass', 'jwt', 'secret', ...secretArgs]);
+  const out: Record<string, string> = {};
+  for (const k in args) if (!drop.has(k)) out[k] = args[k];
+  return out;
 }
 
 function replaceInPlace(target: Record<string, any>, src: Record<string, any>): void {

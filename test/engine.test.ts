@@ -605,3 +605,84 @@ describe('engine: adaptive merging under load', () => {
     }
   });
 });
+
+describe('engine: describe (tracks without a cursor) and keyframe requests', () => {
+  it('describes a published stream without adding a subscriber', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/desc', { protocol: 'test' });
+    new SyntheticSource(pub, { gop: 5 }).burst(6);
+    const d = await e.describe('live/desc', { protocol: 'rtsp' });
+    assert.deepEqual(d.tracks.map((t) => `${t.kind}:${t.codec}`).sort(), ['audio:aac', 'video:h264']);
+    assert.equal(d.path, 'live/desc');
+    assert.equal(d.publisher?.protocol, 'test');
+    assert.equal(d.stream.subscribers.size, 0, 'no cursor');
+    assert.equal(e.totals.subscribes, 0);
+    const audioOnly = await e.describe('live/desc', { protocol: 'rtsp', config: { ...defaultSubscribe, subvideo: false } });
+    assert.deepEqual(audioOnly.tracks.map((t) => t.kind), ['audio']);
+  });
+
+  it('waits (bounded) for a publisher and its tracks, and leaves no stream behind on timeout', async () => {
+    const e = mkEngine();
+    const p = e.describe('live/late', { protocol: 'rtsp', timeoutMs: 3000 });
+    await sleep(30);
+    assert.equal(e.getStream('live/late'), undefined, 'describe creates no stream while waiting');
+    const pub = await e.publish('live/late', { protocol: 'test' });
+    await sleep(30);
+    new SyntheticSource(pub, { gop: 5 }).burst(3);
+    const d = await p;
+    assert.equal(d.tracks.length, 2);
+    const t0 = Date.now();
+    await assert.rejects(e.describe('live/never', { protocol: 'rtsp', timeoutMs: 150 }), (err: unknown) => err instanceof EngineError && err.code === 'NotFound');
+    assert.ok(Date.now() - t0 < 2000);
+    assert.equal(e.getStream('live/never'), undefined);
+    // A publisher that never sends a keyframe: Timeout, not NotFound.
+    const silent = await e.publish('live/silent', { protocol: 'test' });
+    silent.addTrack('video', { codec: 'h264' });
+    await assert.rejects(e.describe('live/silent', { protocol: 'rtsp', timeoutMs: 100 }), (err: unknown) => err instanceof EngineError && err.code === 'Timeout');
+  });
+
+  it('runs the on-demand pull and applies the subscribe auth (key and hooks)', async () => {
+    const e = mkEngine({}, { key: 'v13w' });
+    const pulls: string[] = [];
+    e.setPullTriggers('testpull', { 'pull/(.+)': 'rtsp://cam.example/$1' }, async ({ url, streamPath }) => {
+      pulls.push(url);
+      const pub = await e.publish(streamPath, { protocol: 'testpull', type: 'pull' });
+      new SyntheticSource(pub).burst(3);
+    });
+    await assert.rejects(e.describe('pull/cam1', { protocol: 'rtsp', timeoutMs: 1000 }), (err: unknown) => err instanceof EngineError && err.code === 'Unauthorized');
+    assert.deepEqual(pulls, [], 'no pull for a refused describe');
+    const now = Math.floor(Date.now() / 1000);
+    const args = makeKeyAuthArgs({ key: 'v13w', secretargname: 'secret', expireargname: 'expire' }, 'pull/cam1', now + 60);
+    const d = await e.describe('pull/cam1', { protocol: 'rtsp', args, timeoutMs: 2000 });
+    assert.deepEqual(pulls, ['rtsp://cam.example/cam1']);
+    assert.equal(d.publisher?.type, 'pull');
+    e.addAuthHook('deny-rtsp', (req) => req.protocol !== 'rtsp');
+    await assert.rejects(e.describe('pull/cam1', { protocol: 'rtsp', args }), /denied by deny-rtsp/);
+  });
+
+  it('Subscriber.requestKeyframe reaches Publisher.onKeyframeRequest, rate-limited', async () => {
+    const e = mkEngine();
+    const pub = await e.publish('live/kf', { protocol: 'test' });
+    new SyntheticSource(pub, { gop: 5 }).burst(3);
+    const a = await e.subscribe('live/kf', { protocol: 'rtsp', sink: new RecSink() });
+    const b = await e.subscribe('live/kf', { protocol: 'webrtc', sink: new RecSink() });
+    assert.equal(a.requestKeyframe(), false, 'no handler: not forwarded');
+    const reasons: string[] = [];
+    pub.onKeyframeRequest = (why) => reasons.push(why);
+    pub.keyframeRequestInterval = 200;
+    assert.equal(a.requestKeyframe(), true);
+    assert.equal(b.requestKeyframe(), false, 'within the interval: rate-limited');
+    assert.equal(a.requestKeyframe(), false);
+    await sleep(250);
+    assert.equal(b.requestKeyframe(), true);
+    assert.deepEqual(reasons, [`rtsp subscriber ${a.id}`, `webrtc subscriber ${b.id}`]);
+    const info = pub.info();
+    assert.equal(info.keyframeRequests, 5);
+    assert.equal(info.keyframeRequestsSent, 2);
+    a.close();
+    await sleep(250);
+    assert.equal(a.requestKeyframe(), false, 'a closed subscriber asks nothing');
+    pub.close();
+    assert.equal(b.requestKeyframe(), false, 'no publisher: nothing to ask');
+  });
+});

@@ -143,9 +143,12 @@ describe('server: HTTP API and plugins', () => {
   it('a plugin subscribe sees URL query overrides, but never of the secret key', async () => {
     const pub = await server.engine.publish('live/q', { protocol: 'test' });
     new SyntheticSource(pub).burst(5);
-    const r = await json(`${base}/testp/play/live/q?waittimeout=7s&key=`);
-    assert.equal(r.body.data.waittimeout, 7000);
+    const r = await json(`${base}/testp/play/live/q?waittimeout=2s&key=`);
+    assert.equal(r.body.data.waittimeout, 2000);
     assert.ok(r.body.data.frames > 0);
+    // A request may shorten the configured wait (3 s here), never lengthen it (issue 9, fault 6).
+    const r2 = await json(`${base}/testp/play/live/q?waittimeout=7s`);
+    assert.equal(r2.body.data.waittimeout, 3000);
     server.engine.stopStream('live/q');
   });
 

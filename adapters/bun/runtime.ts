@@ -7,6 +7,7 @@ import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSoc
 import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
+import { nodeRuntime } from '../node/runtime.ts';
 
 /** The slice of Bun's API used here (this file is type-checked without bun-types). */
 interface BunServer {
@@ -24,7 +25,7 @@ interface BunServerWebSocket {
 
 const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
 
-async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
+async function serveNative(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
   const server = Bun.serve({
     port: opts.port,
     hostname: opts.host,
@@ -47,11 +48,24 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
   };
 }
 
-const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
+const upgradeNative: UpgradeWebSocket = (c, handler) => {
   const ctx = c as Context;
   if (!isUpgrade(ctx.req.raw)) return undefined;
   return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as BunServerWebSocket).getBufferedAmount()));
 };
+
+// ---- Limits (issue 9, fault 7). Bun.serve shows no connection to its caller: it cannot cap
+// connections, its header timeout is fixed (~10 s, not configurable), and at the descriptor limit
+// silent sockets lock every player out until Bun's own timer frees them. So by default HTTP on Bun is
+// served by node:http (the Node adapter, with its connection guard and timeouts), which Bun runs
+// unchanged; `global.http.nativeserver: true` picks Bun.serve instead.
+
+const serveHttp = (opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> =>
+  opts.native ? serveNative(opts, fetch) : nodeRuntime.serveHttp(opts, fetch);
+
+/** Requests served by node:http carry its bindings ({ incoming, outgoing }) as env. */
+const upgradeWebSocket: UpgradeWebSocket = (c, handler) =>
+  (c as { env?: { incoming?: unknown } }).env?.incoming ? nodeRuntime.upgradeWebSocket(c, handler) : upgradeNative(c, handler);
 
 export const bunRuntime: Runtime = {
   ...nodeHost,
@@ -61,5 +75,7 @@ export const bunRuntime: Runtime = {
   bindUdp,
   serveHttp,
   upgradeWebSocket,
+  // Only for node:http requests; answers undefined for Bun.serve ones (they use a ReadableStream body).
+  streamResponse: nodeRuntime.streamResponse,
   sysinfo: () => hostSysinfo('bun', Bun.version),
 };

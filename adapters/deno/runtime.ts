@@ -8,6 +8,7 @@ import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSoc
 import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
+import { openWebSockets, serveGuarded } from './serve-guarded.ts';
 
 /** The slice of Deno's API used here (this file is type-checked without Deno's types). */
 interface DenoHttpServer {
@@ -33,7 +34,12 @@ const Deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
  */
 const SHUTDOWN_GRACE_MS = 2000;
 
-async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
+/**
+ * Deno.serve, kept for reference and for hosts without Deno.serveHttp: it has no connection hooks, so
+ * no header timeout, no connection cap, and an uncaught EMFILE at the descriptor limit. The runtime
+ * uses serveGuarded (./serve-guarded.ts) instead.
+ */
+export async function serveHttpUnguarded(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
   let server!: DenoHttpServer;
   await new Promise<void>((resolve, reject) => {
     try {
@@ -73,7 +79,13 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   const ctx = c as Context;
   if (!isUpgrade(ctx.req.raw)) return undefined;
-  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as WebSocket).bufferedAmount));
+  // Tracked so that closing a guarded server also ends its WebSockets (see serve-guarded.ts).
+  const tracked = {
+    ...handler,
+    onOpen: (ws: Parameters<NonNullable<typeof handler.onOpen>>[0]) => { openWebSockets.add(ws); handler.onOpen?.(ws); },
+    onClose: (ws: Parameters<NonNullable<typeof handler.onClose>>[0], code: number, reason: string) => { openWebSockets.delete(ws); handler.onClose?.(ws, code, reason); },
+  };
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(tracked, (raw) => (raw as WebSocket).bufferedAmount));
 };
 
 export const denoRuntime: Runtime = {
@@ -83,7 +95,8 @@ export const denoRuntime: Runtime = {
   listenTcp,
   connectTcp,
   bindUdp,
-  serveHttp,
+  // Our own accept loop with limits (issue 9, fault 7); Deno.serve where Deno.serveHttp is gone.
+  serveHttp: typeof (globalThis as unknown as { Deno: { serveHttp?: unknown } }).Deno.serveHttp === 'function' ? serveGuarded : serveHttpUnguarded,
   upgradeWebSocket,
   sysinfo: () => hostSysinfo('deno', Deno.version.deno),
 };

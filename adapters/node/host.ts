@@ -137,8 +137,9 @@ export const nodeHost: HostFunctions = {
   readTextFile(p) {
     return fsp.readFile(p, 'utf8');
   },
-  writeFile(p, data) {
-    return fsp.writeFile(p, data);
+  async writeFile(p, data, opts) {
+    await fsp.writeFile(p, data, opts?.mode !== undefined ? { mode: opts.mode } : undefined);
+    if (opts?.mode !== undefined) await fsp.chmod(p, opts.mode);
   },
   async openWrite(p) {
     const handle = await fsp.open(p, 'a');

@@ -24,6 +24,8 @@ import type {
   UdpOptions,
   UdpSocket,
 } from '../../src/net/types.ts';
+import { UdpUnsupportedError } from '../../src/net/types.ts';
+import { ConnGuard, type GuardEntry } from './conn-guard.ts';
 
 /** Default high-water mark for a connection's write queue. */
 export const DEFAULT_HIGH_WATER_MARK = 1 << 20;
@@ -62,6 +64,8 @@ class NodeTcpConn implements TcpConn {
   readonly localPort: number;
   onDrain: (() => void) | null = null;
   onClose: ((err?: Error) => void) | null = null;
+  /** The connection cap's record of this connection (server side): marked active on its first byte. */
+  guard: GuardEntry | null = null;
 
   readonly #socket: net.Socket;
   readonly #hwm: number;
@@ -92,6 +96,7 @@ class NodeTcpConn implements TcpConn {
     socket.on('close', () => {
       if (this.#closed) return;
       this.#closed = true;
+      if (this.guard) this.guard.guard.remove(this.guard);
       const cb = this.onClose;
       this.onClose = null;
       this.onDrain = null;
@@ -122,6 +127,7 @@ class NodeTcpConn implements TcpConn {
       this.#socket.on('data', (chunk: Buffer) => {
         const handler = this.#onData;
         if (!handler || this.#closed) return;
+        if (this.guard) this.guard.active = true;
         try {
           handler(asU8(chunk));
         } catch (err) {
@@ -193,10 +199,16 @@ class NodeTcpConn implements TcpConn {
 
 export async function listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => void): Promise<TcpServer> {
   const hwm = opts.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+  const guard = new ConnGuard(`tcp ${opts.host ?? ''}:${opts.port}`, opts.maxConnections ?? 0);
   const accept = (socket: net.Socket) => {
     // The peer may already be gone (a port scanner, a reset during the TLS handshake).
     if (socket.destroyed) return;
+    // Over the listener's or the process's connection cap: a silent connection makes room, or this one goes.
+    const entry = guard.admit(() => socket.destroy());
+    if (!entry) { socket.on('error', () => {}); socket.destroy(); return; }
     const conn = new NodeTcpConn(socket, hwm);
+    conn.guard = entry;
+    if (socket.destroyed) guard.remove(entry);
     try {
       onConn(conn);
     } catch (err) {
@@ -227,6 +239,7 @@ export async function listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => 
   server.on('error', () => {});
 
   const addr = server.address() as net.AddressInfo;
+  guard.what = `tcp ${addr.address}:${addr.port}`;
   return {
     port: addr.port,
     host: addr.address,
@@ -299,10 +312,21 @@ function ownDatagram(msg: Uint8Array): Uint8Array {
   return asU8(msg);
 }
 
+/** The runtime this file runs in, for error messages ("… is not supported on deno"). */
+const RUNTIME_NAME = 'Bun' in globalThis ? 'bun' : 'Deno' in globalThis ? 'deno' : 'node';
+
+/**
+ * UdpSocket over node:dgram. Node, Bun 1.4 and Deno 2.9 all implement what is used here (bind with
+ * reuseAddr, send, receive buffer size, multicast membership/TTL/interface/loopback), checked by
+ * test/udp.test.ts on each. Bun.udpSocket has no multicast membership and Deno.listenDatagram needs
+ * --unstable-net, so neither is used. A call the runtime turns out not to implement throws
+ * UdpUnsupportedError naming the runtime.
+ */
 class NodeUdpSocket implements UdpSocket {
   readonly port: number;
   readonly host: string;
   onMessage: ((data: Uint8Array, from: { address: string; port: number }) => void) | null = null;
+  onError: ((err: Error) => void) | null = null;
   readonly #sock: dgram.Socket;
   #closed = false;
 
@@ -311,8 +335,8 @@ class NodeUdpSocket implements UdpSocket {
     const addr = sock.address();
     this.port = addr.port;
     this.host = addr.address;
-    // ICMP errors (port unreachable) and the like arrive here; UDP is lossy by nature, so ignore them.
-    sock.on('error', () => {});
+    // ICMP errors (port unreachable) and the like arrive here: reported, never fatal (UDP is lossy).
+    sock.on('error', (err: Error) => this.#reportError(err));
     sock.on('message', (msg: Buffer, rinfo: dgram.RemoteInfo) => {
       const handler = this.onMessage;
       if (!handler) return;
@@ -324,20 +348,85 @@ class NodeUdpSocket implements UdpSocket {
     });
   }
 
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #reportError(err: unknown): void {
+    const h = this.onError;
+    if (!h || this.#closed) return;
+    try {
+      h(toError(err));
+    } catch {
+      // the owner's handler failing must not take the socket down
+    }
+  }
+
+  /** Run one socket option call; a missing method or ENOSYS-like failure becomes UdpUnsupportedError. */
+  #option<T>(feature: string, fn: (s: dgram.Socket) => T): T {
+    if (this.#closed) throw new Error(`UDP ${feature}: socket is closed`);
+    let r: T;
+    try {
+      r = fn(this.#sock);
+    } catch (err) {
+      const e = toError(err);
+      if (e instanceof TypeError && /is not a function|not implemented/i.test(e.message)) throw new UdpUnsupportedError(RUNTIME_NAME, feature);
+      if (/not implemented|ENOSYS|ENOTSUP|EOPNOTSUPP/i.test(e.message)) throw new UdpUnsupportedError(RUNTIME_NAME, feature);
+      throw new Error(`UDP ${feature} failed on ${RUNTIME_NAME}: ${e.message}`);
+    }
+    return r;
+  }
+
   send(data: Uint8Array, port: number, host: string): void {
     if (this.#closed) return;
     try {
       // The callback keeps a failed send (EHOSTUNREACH, ENOBUFS…) from becoming an 'error' event.
-      this.#sock.send(data, port, host, () => {});
-    } catch {
-      // Bad port or address: drop the datagram, as the network would.
+      this.#sock.send(data, port, host, (err) => {
+        if (err) this.#reportError(err);
+      });
+    } catch (err) {
+      // Bad port or address: drop the datagram, as the network would, and say so.
+      this.#reportError(err);
     }
+  }
+
+  getRecvBufferSize(): number {
+    try {
+      return this.#closed ? 0 : this.#sock.getRecvBufferSize();
+    } catch {
+      return 0;
+    }
+  }
+
+  setRecvBufferSize(bytes: number): void {
+    this.#option('receive buffer size', (s) => s.setRecvBufferSize(bytes));
+  }
+
+  addMembership(group: string, iface?: string): void {
+    this.#option(`multicast membership (join ${group})`, (s) => s.addMembership(group, iface));
+  }
+
+  dropMembership(group: string, iface?: string): void {
+    this.#option(`multicast membership (leave ${group})`, (s) => s.dropMembership(group, iface));
+  }
+
+  setMulticastTTL(ttl: number): void {
+    this.#option('multicast TTL', (s) => s.setMulticastTTL(ttl));
+  }
+
+  setMulticastInterface(iface: string): void {
+    this.#option('multicast interface', (s) => s.setMulticastInterface(iface));
+  }
+
+  setMulticastLoopback(on: boolean): void {
+    this.#option('multicast loopback', (s) => s.setMulticastLoopback(on));
   }
 
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     this.#closed = true;
     this.onMessage = null;
+    this.onError = null;
     return new Promise<void>((resolve) => {
       try {
         this.#sock.close(() => resolve());
@@ -349,7 +438,7 @@ class NodeUdpSocket implements UdpSocket {
 }
 
 export async function bindUdp(opts: UdpOptions): Promise<UdpSocket> {
-  const sock = dgram.createSocket({ type: opts.type ?? 'udp4' });
+  const sock = dgram.createSocket({ type: opts.type ?? 'udp4', reuseAddr: opts.reuseAddr ?? false });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => {
       try {
@@ -365,12 +454,13 @@ export async function bindUdp(opts: UdpOptions): Promise<UdpSocket> {
       resolve();
     });
   });
+  const s = new NodeUdpSocket(sock);
   if (opts.recvBufferSize) {
     try {
-      sock.setRecvBufferSize(opts.recvBufferSize);
+      s.setRecvBufferSize(opts.recvBufferSize);
     } catch {
-      // Not supported by every runtime, or above the kernel's limit: keep the default.
+      // Above the kernel's limit (net.core.rmem_max) or unsupported: keep the default; getRecvBufferSize() tells.
     }
   }
-  return new NodeUdpSocket(sock);
+  return s;
 }

@@ -12,6 +12,7 @@ import { bindUdp, connectTcp, listenTcp } from './net.ts';
 import { hostSysinfo, nodeHost } from './host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { nodeStreamResponse } from './stream-response.ts';
+import { guardNodeHttpServer } from './http-guard.ts';
 
 async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
   const wss = new WebSocketServer({ noServer: true });
@@ -42,8 +43,10 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
   // Live media requests last as long as the stream: an HTTP-FLV POST publish sends its body for hours,
   // so Node's whole-request deadline (300 s by default) must not apply. Header timeouts stay.
   server.requestTimeout = 0;
-
+  // Header and keep-alive timeouts, connection cap (issue 9: silent connections never closed).
   const addr = server.address() as AddressInfo;
+  guardNodeHttpServer(server, opts.limits, `http ${addr.address}:${addr.port}`);
+
   return {
     port: addr.port,
     host: addr.address,

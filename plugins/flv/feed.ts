@@ -11,7 +11,7 @@
 // real time, and `restart()` begins a new pass over the same source (looping) with its timestamps
 // shifted to continue where the previous pass ended.
 
-import type { Publisher } from '../../src/core/publisher.ts';
+import type { Publisher } from '../../src/plugin.ts';
 import { FormatError, UnsupportedFormatError } from '../../src/format/bytes.ts';
 import { FlvIngest } from '../../src/format/flv-media.ts';
 import { FlvDemuxer, FLV_TAG_AUDIO, FLV_TAG_VIDEO, type FlvTag } from '../../src/format/flv.ts';

@@ -5,18 +5,18 @@
 //   GET  /flv/{streamPath}.flv  + Upgrade play over WebSocket (WS-FLV); with ?publish: publish over WS
 //   POST /flv/{streamPath}.flv            publish the request body (an FLV stream); PUT works the same
 //   POST /flv/api/pull {streamPath,url,loop?,speed?}   start a pull → { id }
-//   GET  /flv/api/list                    players, publishers and pulls with byte counts
-//   POST /flv/api/stop/:id                stop a player, publisher or pull of this plugin
+//   GET  /flv/api/list                    players, publishers and pulls with byte counts (ctx.sessions)
+//   POST /flv/api/stop/:id                stop a player, publisher or pull of this plugin (ctx.sessions)
 
 import type { Context } from 'hono';
-import { EngineError } from '../../src/core/errors.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
+import { requestAuth } from '../../src/http/peer.ts';
 import { FormatError } from '../../src/format/bytes.ts';
-import { wsByteSink, type ByteSink } from '../../src/net/body.ts';
 import type { WsConn } from '../../src/net/types.ts';
 import { t } from '../../src/config/schema.ts';
-import { definePlugin } from '../../src/plugin.ts';
+import { definePlugin, type SessionHandle } from '../../src/plugin.ts';
+import { closeWsWithError } from '../../src/plugin.ts';
 import { FlvFeed } from './feed.ts';
 import { FlvPlaySink } from './play.ts';
 import { PullJob, pullKind, type PullSettings } from './pull.ts';
@@ -30,22 +30,8 @@ const PLAY_HEADERS = {
   'x-accel-buffering': 'no',
 };
 
-/** WebSocket close codes for errors before streaming: 4000 + the HTTP status (4404 not found, …). */
-const wsCodeFor = (status: number) => 4000 + Math.min(999, Math.max(0, status));
-
 /** Bytes a WebSocket publisher may send before its publisher is ready (its path is being checked). */
 const WS_PRESTART_LIMIT = 4 << 20;
-
-interface Session {
-  id: number;
-  kind: 'http-flv' | 'ws-flv' | 'http-publish' | 'ws-publish';
-  streamPath: string;
-  remote?: string;
-  sub?: Subscriber;
-  pub?: Publisher;
-  feed?: FlvFeed;
-  stop(reason: string): void;
-}
 
 export default definePlugin({
   name: 'flv',
@@ -68,9 +54,7 @@ export default definePlugin({
   },
   setup(ctx) {
     const log = ctx.logger;
-    const sessions = new Map<number, Session>();
-    const pulls = new Map<number, PullJob>();
-    let nextId = 1;
+    ctx.sessions.declareGroups('players', 'publishers', 'pulls');
     let shuttingDown = false;
 
     const settings = (): PullSettings => ({
@@ -79,25 +63,31 @@ export default definePlugin({
       publish: ctx.config.publish,
     });
 
-    /** Start a pull, or return the one already feeding `streamPath`. */
-    /** Finished pulls stay listed for a minute so the API can show why they ended (pruned on access,
-     * not by a timer, which would keep the process alive). */
-    const endedAt = new Map<number, number>();
-    const prunePulls = () => {
-      const now = Date.now();
-      for (const [id, at] of endedAt) if (now - at > 60_000) { endedAt.delete(id); pulls.delete(id); }
-    };
-
+    /** Start a pull, or return the one already feeding `streamPath`. Finished pulls stay listed for a
+     * minute (linger) so the API can show why they ended. */
     const startPull = (streamPath: string, url: string, opts: { loop?: boolean; speed?: number; onDemand?: boolean } = {}): PullJob => {
       if (shuttingDown) throw new EngineError('Closed', 'server is shutting down');
-      prunePulls();
-      for (const j of pulls.values()) if (j.streamPath === streamPath && !j.stopped) return j;
-      const job = new PullJob(nextId++, streamPath, url, ctx, settings, log, opts);
-      pulls.set(job.id, job);
+      for (const h of ctx.sessions.list({ live: true })) {
+        const j = h.ref;
+        if (j instanceof PullJob && j.streamPath === streamPath && !j.stopped) return j;
+      }
+      let job: PullJob | undefined;
+      const handle = ctx.sessions.add<PullJob>({
+        kind: 'pull', group: 'pulls', streamPath, linger: 60_000,
+        stop: (r) => job?.stop(r), info: () => job?.info() ?? {},
+      });
+      try {
+        job = new PullJob(handle.id, streamPath, url, ctx, settings, log, opts);
+      } catch (err) {
+        handle.remove();
+        throw err;
+      }
+      handle.spec.ref = job;
       log.info('pull started', { stream: streamPath, url, id: job.id, loop: job.loop });
-      void job.done.then(() => {
-        log.info('pull ended', { stream: streamPath, url, id: job.id, reason: job.stopReason });
-        endedAt.set(job.id, Date.now());
+      const j = job;
+      void j.done.then(() => {
+        log.info('pull ended', { stream: streamPath, url, id: j.id, reason: j.stopReason });
+        handle.remove(j.stopReason);
       });
       return job;
     };
@@ -111,11 +101,8 @@ export default definePlugin({
       startPull(streamPath, url, { onDemand });
     });
 
-    ctx.onStop(() => {
-      shuttingDown = true;
-      for (const j of pulls.values()) j.stop('server shutting down');
-      for (const s of sessions.values()) s.stop('server shutting down');
-    });
+    // Players, publishers and pulls are stopped by the server (they are in ctx.sessions).
+    ctx.onStop(() => { shuttingDown = true; });
 
     // ------------------------------------------------------------------------------------ API
 
@@ -133,35 +120,7 @@ export default definePlugin({
       return ctx.ok(c, { id: job.id });
     });
 
-    ctx.http.get('/api/list', (c) => {
-      prunePulls();
-      const players: unknown[] = [], publishers: unknown[] = [];
-      for (const s of sessions.values()) {
-        if (s.sub) {
-          const i = s.sub.info();
-          players.push({
-            id: s.id, type: s.kind, streamPath: s.streamPath, remote: s.remote, subscriberId: i.id, state: i.state,
-            startTime: i.startTime, bytesSent: i.bytesSent, framesSent: i.framesSent, framesDropped: i.framesDropped,
-            skips: i.skips, buffered: i.buffered, lagMs: i.lagMs,
-          });
-        } else if (s.pub || s.kind.endsWith('publish')) {
-          publishers.push({
-            id: s.id, type: s.kind, streamPath: s.streamPath, remote: s.remote, publisherId: s.pub?.id,
-            bytesReceived: s.feed?.bytes ?? 0, tags: s.feed?.tags ?? 0,
-          });
-        }
-      }
-      return ctx.ok(c, { players, publishers, pulls: [...pulls.values()].map((j) => j.info()) });
-    });
-
-    ctx.http.post('/api/stop/:id', (c) => {
-      const id = Number(c.req.param('id'));
-      const job = pulls.get(id);
-      if (job) { job.stop('stopped by API'); return ctx.ok(c, { id, type: 'pull' }); }
-      const s = sessions.get(id);
-      if (s) { s.stop('stopped by API'); return ctx.ok(c, { id, type: s.kind }); }
-      return ctx.fail(c, 404, `no flv session or pull with id ${c.req.param('id')}`);
-    });
+    // GET /flv/api/list and POST /flv/api/stop/:id are served from ctx.sessions by the server.
 
     // ------------------------------------------------------------------------------------ streams
 
@@ -175,23 +134,18 @@ export default definePlugin({
       const method = c.req.method;
       if (method === 'OPTIONS') return new Response(null, { status: 204, headers: { allow: 'GET, HEAD, POST, PUT, OPTIONS' } });
       if (method === 'HEAD') return new Response(null, { status: 200, headers: PLAY_HEADERS });
-      const remote = remoteOf(c);
-      if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote);
-      if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
-        const isPublish = url.searchParams.has('publish');
-        const res = await ctx.upgradeWebSocket(c, isPublish ? wsPublish(target, streamPath, remote) : wsPlay(target, streamPath, remote));
+      const who = requestAuth(c);
+      const remote = who.remote ?? ctx.remoteOf(c);
+      if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote, who);
+      if (c.req.header('upgrade')?.toLowerCase() === 'websocket' && url.searchParams.has('publish')) {
+        const res = await ctx.upgradeWebSocket(c, wsPublish(target, streamPath, remote, who));
         if (res) return res;
       }
-      return httpPlay(c, target, streamPath, remote);
+      return ctx.play(c, {
+        target, streamPath, kind: { http: 'http-flv', ws: 'ws-flv' }, headers: PLAY_HEADERS,
+        highWaterMark: ctx.config.writebuffer, make: (out) => new FlvPlaySink(out),
+      });
     });
-
-    /** An error before streaming as an HTTP status and a JSON body. */
-    const errorResponse = (c: Context, err: unknown): Response => {
-      if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
-      if (err instanceof FormatError) return ctx.fail(c, 400, `bad FLV input: ${err.message}`);
-      log.error('flv request failed', { error: err });
-      return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
-    };
 
     /** A publish the engine refused (409 stream already published, 403 auth, ...): say so, as RTMP does. */
     const refused = (how: string, streamPath: string, remote: string | undefined, err: unknown) => {
@@ -199,83 +153,24 @@ export default definePlugin({
       log.warn('publish refused', { stream: streamPath, remote, via: how, status, reason: (err as Error)?.message ?? String(err) });
     };
 
-    const addSession = (s: Omit<Session, 'id'>): Session => {
-      const full = { ...s, id: nextId++ } as Session;
-      sessions.set(full.id, full);
-      return full;
-    };
-
-    // ---- HTTP-FLV play
-
-    async function httpPlay(c: Context, target: string, streamPath: string, remote?: string): Promise<Response> {
-      // The response head goes out only once the subscription is accepted (begin() opens the body), so
-      // a missing stream or a refused key still gets its own status.
-      let streamed: { sink: ByteSink; response: Response } | undefined;
-      const player = new FlvPlaySink(() => (streamed = ctx.streamBody(c, 200, PLAY_HEADERS, ctx.config.writebuffer)).sink);
-      // The client may leave while we wait for the stream: then the subscription is dropped at once.
-      const abort = c.req.raw.signal;
-      let sub: Subscriber;
-      try {
-        sub = await ctx.subscribe(target, { sink: player, remote });
-      } catch (err) {
-        if (streamed) { streamed.sink.end(); return streamed.response; } // the head went out: just end
-        return errorResponse(c, err);
-      }
-      if (!streamed) { sub.close('no response body'); return ctx.fail(c, 500, sub.error || 'stream could not start'); }
-      const { sink, response } = streamed;
-      const session = addSession({ kind: 'http-flv', streamPath, remote, sub, stop: (r) => { sub.close(r); sink.end(); } });
-      const forget = () => sessions.delete(session.id);
-      player.onEnd = forget;
-      const prevClose = sink.onClose;
-      sink.onClose = (err) => { forget(); prevClose?.(err); };
-      if (sink.closed || abort?.aborted) { forget(); sub.close('client disconnected'); }
-      else abort?.addEventListener('abort', () => { forget(); sub.close('client disconnected'); sink.end(); }, { once: true });
-      return response;
-    }
-
-    // ---- WS-FLV play
-
-    function wsPlay(target: string, streamPath: string, remote?: string) {
-      let sub: Subscriber | null = null;
-      let out: ByteSink | null = null;
-      let session: Session | null = null;
-      let gone = false;
-      return {
-        onOpen(ws: WsConn) {
-          out = wsByteSink(ws, ctx.config.writebuffer);
-          const player = new FlvPlaySink(out);
-          ctx.subscribe(target, { sink: player, remote }).then((s) => {
-            sub = s;
-            if (gone) { s.close('client disconnected'); return; }
-            session = addSession({ kind: 'ws-flv', streamPath, remote, sub: s, stop: (r) => { s.close(r); out?.end(); } });
-            player.onEnd = () => { if (session) sessions.delete(session.id); };
-          }, (err) => {
-            const status = err instanceof EngineError ? err.httpStatus : 500;
-            ws.close(wsCodeFor(status), reasonText(err));
-          });
-        },
-        onMessage() { /* players send nothing we need */ },
-        onClose() {
-          gone = true;
-          out?.end();
-          sub?.close('client disconnected');
-          if (session) sessions.delete(session.id);
-        },
-      };
-    }
+    const addPublisher = (kind: 'http-publish' | 'ws-publish', streamPath: string, remote: string | undefined, pub: Publisher, feed: FlvFeed, stop: (r: string) => void) =>
+      ctx.sessions.add({
+        kind, group: 'publishers', streamPath, remote, ref: pub, stop,
+        info: () => ({ type: kind, publisherId: pub.id, bytesReceived: feed.bytes, tags: feed.tags }),
+      });
 
     // ---- publish over HTTP (POST/PUT with an FLV body)
 
-    async function httpPublish(c: Context, target: string, streamPath: string, remote?: string): Promise<Response> {
+    async function httpPublish(c: Context, target: string, streamPath: string, remote: string | undefined, who: Who): Promise<Response> {
       const stream = c.req.raw.body;
       if (!stream) return ctx.fail(c, 400, 'publishing needs a request body (an FLV stream)');
       let pub: Publisher;
       try {
-        pub = await ctx.publish(target, { remote });
+        pub = await ctx.publish(target, { remote, ip: who.ip, credentials: who.credentials });
       } catch (err) {
         await stream.cancel().catch(() => {});
         refused('http', streamPath, remote, err);
-        return errorResponse(c, err);
+        throw err; // → app.onError (EngineError's status)
       }
       const feed = new FlvFeed(pub, { maxTagSize: ctx.config.maxtagsize, warn: (m) => log.warn(m, { stream: pub.stream.path, remote }) });
       const reader = stream.getReader();
@@ -283,10 +178,7 @@ export default definePlugin({
       // finished sending (an error, the engine stopped the publisher), that is what tells it to stop.
       c.header('connection', 'close');
       let stopReason = '';
-      const session = addSession({
-        kind: 'http-publish', streamPath, remote, pub, feed,
-        stop: (r) => { stopReason = r; pub.stop(r); },
-      });
+      const session = addPublisher('http-publish', streamPath, remote, pub, feed, (r) => { stopReason = r; pub.stop(r); });
       pub.onStop = (reason) => { stopReason ||= reason; reader.cancel(reason).catch(() => {}); };
       // The engine stopped this publisher (API stop, kicked by a new one): 409, logged.
       const stopped = () => {
@@ -315,16 +207,16 @@ export default definePlugin({
         pub.close(bad ? `bad FLV input: ${msg}` : 'publisher connection lost');
         return bad ? ctx.fail(c, 400, `bad FLV input: ${msg}`) : ctx.fail(c, 500, msg);
       } finally {
-        sessions.delete(session.id);
+        session.remove();
       }
     }
 
     // ---- publish over WebSocket (?publish): binary messages are FLV bytes
 
-    function wsPublish(target: string, streamPath: string, remote?: string) {
+    function wsPublish(target: string, streamPath: string, remote: string | undefined, who: Who) {
       let pub: Publisher | null = null;
       let feed: FlvFeed | null = null;
-      let session: Session | null = null;
+      let session: SessionHandle | null = null;
       let early: Uint8Array[] | null = [];
       let earlyBytes = 0;
       let gone = false;
@@ -332,7 +224,7 @@ export default definePlugin({
         gone = true;
         ws.close(code, reason.slice(0, 100));
         pub?.close(reason);
-        if (session) sessions.delete(session.id);
+        session?.remove();
       };
       const take = (ws: WsConn, data: Uint8Array) => {
         try {
@@ -345,20 +237,19 @@ export default definePlugin({
       };
       return {
         onOpen(ws: WsConn) {
-          ctx.publish(target, { remote }).then((p) => {
+          ctx.publish(target, { remote, ip: who.ip, credentials: who.credentials }).then((p) => {
             if (gone) { p.close('client disconnected'); return; }
             pub = p;
             feed = new FlvFeed(p, { maxTagSize: ctx.config.maxtagsize, warn: (m) => log.warn(m, { stream: p.stream.path, remote }) });
-            session = addSession({ kind: 'ws-publish', streamPath, remote, pub: p, feed, stop: (r) => p.stop(r) });
+            session = addPublisher('ws-publish', streamPath, remote, p, feed, (r) => p.stop(r));
             p.onStop = (reason) => fail(ws, 1000, reason);
             const q = early!;
             early = null;
             for (const d of q) if (!gone) take(ws, d);
           }, (err) => {
-            const status = err instanceof EngineError ? err.httpStatus : 500;
             refused('ws', streamPath, remote, err);
             gone = true;
-            ws.close(wsCodeFor(status), reasonText(err));
+            closeWsWithError(ws, err);
           });
         },
         onMessage(ws: WsConn, data: Uint8Array | string) {
@@ -375,23 +266,11 @@ export default definePlugin({
         onClose() {
           gone = true;
           pub?.close('publisher disconnected');
-          if (session) sessions.delete(session.id);
+          session?.remove();
         },
       };
     }
   },
 });
 
-function remoteOf(c: Context): string | undefined {
-  // @hono/node-server passes the Node request in env.incoming; Bun/Deno give no portable peer address.
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined;
-  const s = env?.incoming?.socket;
-  if (s?.remoteAddress) return `${s.remoteAddress}:${s.remotePort ?? 0}`;
-  return c.req.header('x-forwarded-for')?.split(',')[0]?.trim() || undefined;
-}
-
-function reasonText(err: unknown): string {
-  const m = (err as Error)?.message ?? String(err);
-  return m.length > 100 ? m.slice(0, 100) : m;
-}
-
+type Who = ReturnType<typeof requestAuth>;

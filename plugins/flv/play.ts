@@ -8,8 +8,8 @@
 // (the first GOP, sequence headers, stragglers) a player builds its own 11-byte tag headers; the tag
 // bodies and PreviousTagSize trailers are still built once per frame (the frame's packaging cache).
 
-import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaData, flvSequenceHeader, flvTagType } from '../../src/format/flv-media.ts';
 import { flvHeader, flvTag, writeFlvTagHeader, FLV_TAG_HEADER_SIZE, FLV_TAG_SCRIPT } from '../../src/format/flv.ts';
 import { BatchedByteSink } from '../../src/net/batch-sink.ts';

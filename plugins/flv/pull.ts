@@ -9,9 +9,9 @@
 // at `filepull.speed` × real time, optionally looping with continuous timestamps. Files are not retried:
 // a missing or malformed file ends the job with its error.
 
-import { EngineError } from '../../src/core/errors.ts';
-import type { PublishConfig } from '../../src/core/config.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { PublishConfig } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import { FlvFeed } from './feed.ts';
@@ -165,7 +165,7 @@ export class PullJob {
         this.error = (err as Error)?.message ?? String(err);
         this.log.warn('pull failed', { stream: this.streamPath, url: this.url, error: this.error });
         // Refusals that a retry cannot fix, and every file error, end the job.
-        if (this.kind === 'file' || (err instanceof EngineError && (err.code === 'Unauthorized' || err.code === 'BadPath'))) {
+        if (this.kind === 'file' || (err instanceof EngineError && (err.code === 'Unauthorized' || err.code === 'Forbidden' || err.code === 'BadPath'))) {
           this.stop(`failed: ${this.error}`);
           break;
         }

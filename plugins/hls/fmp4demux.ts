@@ -6,7 +6,7 @@
 // the input is a remote server's bytes.
 
 import { FormatError } from '../../src/format/bytes.ts';
-import type { CodecConfig } from '../../src/core/frame.ts';
+import type { CodecConfig } from '../../src/plugin.ts';
 import { normalizeAvcc, parseAvcC, parseH264Sps } from '../../src/codec/h264.ts';
 import { parseHvcC } from '../../src/codec/h265.ts';
 import { parseAsc } from '../../src/codec/aac.ts';

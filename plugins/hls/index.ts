@@ -6,16 +6,16 @@
 //        ?timeout=10s                      wait that long for a stream that has not started
 //   GET  /hls/{streamPath}/{msn}.ts        a segment (.m4s for fMP4, plus init-{v}.mp4 / init.mp4)
 //   POST /hls/api/pull {streamPath, url}   pull an external HLS playlist into a local stream → { id }
-//   GET  /hls/api/list                     segmenters and pulls
-//   POST /hls/api/stop/:id                 stop a pull
+//   GET  /hls/api/list                     segmenters, viewers and pulls (ctx.sessions)
+//   POST /hls/api/stop/:id                 stop a pull or a segmenter, forget a viewer (ctx.sessions)
 
-import { EngineError } from '../../src/core/errors.ts';
+import { EngineError } from '../../src/plugin.ts';
 import { t } from '../../src/config/schema.ts';
-import { expandTemplate } from '../../src/core/engine.ts';
+import { expandTemplate } from '../../src/plugin.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { managerFor } from './manager.ts';
 import { HlsPullJob, type PullSettings } from './pull.ts';
-import { playlistResponse, serveInit, serveSegment, sessionFor } from './serve.ts';
+import { checkAccess, playlistResponse, serveInit, serveSegment, sessionFor, withArgs } from './serve.ts';
 import type { SegmentKind } from './segmenter.ts';
 
 export default definePlugin({
@@ -48,7 +48,8 @@ export default definePlugin({
   setup(ctx) {
     const log = ctx.logger;
     const mgr = managerFor(ctx.engine, log);
-    mgr.acquire();
+    mgr.acquire(ctx.sessions);
+    ctx.sessions.declareGroups('segmenters', 'viewers', 'pulls');
     const apply = () => {
       const c = ctx.config;
       Object.assign(mgr.settings, { fragment: c.fragment, window: c.window, extra: c.extra, idletimeout: c.idletimeout });
@@ -58,19 +59,29 @@ export default definePlugin({
 
     // ---------------------------------------------------------------------------- pulls
 
-    const pulls = new Map<number, HlsPullJob>();
-    let nextId = 1;
     const settings = (): PullSettings => ({
       maxplaylistsize: ctx.config.maxplaylistsize, maxsegmentsize: ctx.config.maxsegmentsize,
       timeout: ctx.config.timeout, retrymax: ctx.config.retrymax,
     });
+    /** Start a pull, or return the one already feeding `streamPath`; ended pulls stay listed a minute. */
     const startPull = (streamPath: string, url: string): HlsPullJob => {
-      for (const j of pulls.values()) if (j.streamPath === streamPath && !j.stopped) return j;
-      for (const [id, j] of pulls) if (j.stopped && Date.now() - j.startTime > 60_000) pulls.delete(id);
-      const job = new HlsPullJob(nextId++, streamPath, url, ctx, settings, log);
-      pulls.set(job.id, job);
+      for (const h of ctx.sessions.list({ live: true })) {
+        const j = h.ref;
+        if (j instanceof HlsPullJob && j.streamPath === streamPath && !j.stopped) return j;
+      }
+      let job: HlsPullJob | undefined;
+      const handle = ctx.sessions.add<HlsPullJob>({
+        kind: 'pull', group: 'pulls', streamPath, linger: 60_000,
+        stop: (r) => job?.stop(r), info: () => job?.info() ?? {},
+      });
+      job = new HlsPullJob(handle.id, streamPath, url, ctx, settings, log);
+      handle.spec.ref = job;
       log.info('hls pull started', { stream: streamPath, url, id: job.id });
-      void job.done.then(() => log.info('hls pull ended', { stream: streamPath, id: job.id, reason: job.stopReason }));
+      const j = job;
+      void j.done.then(() => {
+        log.info('hls pull ended', { stream: streamPath, id: j.id, reason: j.stopReason });
+        handle.remove(j.stopReason);
+      });
       return job;
     };
     const isHttp = (u: string) => /^https?:\/\//i.test(u);
@@ -89,17 +100,17 @@ export default definePlugin({
         try { m = new RegExp(`^(?:${re})$`).exec(stream.path); } catch { continue; }
         if (!m) continue;
         const kind: SegmentKind = expandTemplate(String(value), m).includes('fmp4') ? 'fmp4' : 'ts';
-        mgr.open(stream.path, stream.path, kind, 1000, ctx.subscribe, { pinned: true, subscribeConfig: ctx.config.subscribe })
+        mgr.open(stream.path, stream.path, kind, 1000, ctx.subscribe, { pinned: true, subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions })
           .catch((err) => log.warn('hls transform failed', { stream: stream.path, error: err }));
         return;
       }
     };
     const offPublish = ctx.events.on('publish', onPublish);
 
+    // Pulls, segmenters and viewers are stopped by the server (they are in ctx.sessions).
     ctx.onStop(() => {
       offPublish();
-      for (const j of pulls.values()) j.stop('server shutting down');
-      mgr.release();
+      mgr.release(ctx.sessions);
     });
 
     // ---------------------------------------------------------------------------- API
@@ -114,14 +125,7 @@ export default definePlugin({
       return ctx.ok(c, { id: startPull(streamPath, url).id });
     });
 
-    ctx.http.get('/api/list', (c) => ctx.ok(c, { segmenters: mgr.info(), pulls: [...pulls.values()].map((j) => j.info()) }));
-
-    ctx.http.post('/api/stop/:id', (c) => {
-      const job = pulls.get(Number(c.req.param('id')));
-      if (!job) return ctx.fail(c, 404, `no hls pull with id ${c.req.param('id')}`);
-      job.stop('stopped by API');
-      return ctx.ok(c, { id: job.id });
-    });
+    // GET /hls/api/list and POST /hls/api/stop/:id are served from ctx.sessions by the server.
 
     // ---------------------------------------------------------------------------- playlists, segments
 
@@ -136,15 +140,17 @@ export default definePlugin({
         const s = await sessionFor(ctx, mgr, c, path, kind, url, ctx.config.startsegments);
         if (s instanceof Response) return s;
         const name = path.slice(path.lastIndexOf('/') + 1);
-        return playlistResponse(s.seg.playlist(`${encodeURIComponent(name)}/`, false));
+        return playlistResponse(withArgs(s.seg.playlist(`${encodeURIComponent(name)}/`, false), url));
       }
       m = /^\/hls\/(.+)\/(\d{1,15})\.(ts|m4s)$/i.exec(p);
       if (m) {
         const kind: SegmentKind = m[3]!.toLowerCase() === 'ts' ? 'ts' : 'fmp4';
+        const denied = await checkAccess(ctx, c, m[1]!, url);
+        if (denied) return denied;
         return serveSegment(ctx, mgr, c, mgr.find(m[1]!, kind), Number(m[2]), `segment ${m[2]}`);
       }
       m = /^\/hls\/(.+)\/init(?:-(\d{1,9}))?\.mp4$/i.exec(p);
-      if (m) return serveInit(ctx, mgr, c, mgr.find(m[1]!, 'fmp4'), m[2] === undefined ? undefined : Number(m[2]));
+      if (m) return (await checkAccess(ctx, c, m[1]!, url)) ?? serveInit(ctx, mgr, c, mgr.find(m[1]!, 'fmp4'), m[2] === undefined ? undefined : Number(m[2]));
       return next();
     });
   },

@@ -13,7 +13,7 @@ import { t } from '../../src/config/schema.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { managerFor } from './manager.ts';
 import { concat } from './segmenter.ts';
-import { mediaHeaders, playlistResponse, segmentMaxAge, serveInit, serveSegment, sessionFor } from './serve.ts';
+import { checkAccess, mediaHeaders, playlistResponse, segmentMaxAge, serveInit, serveSegment, sessionFor, withArgs } from './serve.ts';
 
 export default definePlugin({
   name: 'llhls',
@@ -26,11 +26,12 @@ export default definePlugin({
   },
   setup(ctx) {
     const mgr = managerFor(ctx.engine, ctx.logger);
-    mgr.acquire();
+    mgr.acquire(ctx.sessions);
+    ctx.sessions.declareGroups('segmenters', 'viewers');
     const apply = () => { mgr.settings.part = ctx.config.part; };
     apply();
     ctx.onConfigChange(apply);
-    ctx.onStop(() => mgr.release());
+    ctx.onStop(() => mgr.release(ctx.sessions));
 
     const holdMs = (td: number) => ctx.config.blocktimeout > 0 ? ctx.config.blocktimeout : 3 * td * 1000;
 
@@ -60,7 +61,12 @@ export default definePlugin({
           const ok = await seg.waitFor(ready, holdMs(seg.targetDuration()));
           if (!ok) return ctx.fail(c, seg.ended ? 404 : 503, seg.ended ? `stream ${path} ended` : `segment ${msn} part ${part} did not appear in time`);
         }
-        return playlistResponse(seg.playlist('', true));
+        return playlistResponse(withArgs(seg.playlist('', true), url));
+      }
+      m = /^\/llhls\/(.+)\/(?:\d{1,15}\.\d{1,6}\.m4s|\d{1,15}\.m4s|init(?:-\d{1,9})?\.mp4)$/i.exec(p);
+      if (m) {
+        const denied = await checkAccess(ctx, c, m[1]!, url);
+        if (denied) return denied;
       }
       m = /^\/llhls\/(.+)\/(\d{1,15})\.(\d{1,6})\.m4s$/i.exec(p);
       if (m) {

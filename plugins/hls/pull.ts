@@ -7,9 +7,9 @@
 // must resolve to http(s), a malformed segment is skipped (counted), and failures back off up to
 // `retrymax` before polling again.
 
-import { EngineError } from '../../src/core/errors.ts';
-import type { CodecConfig, Track } from '../../src/core/frame.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { CodecConfig, Track } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
 import { TsDemuxer, type TsAccessUnit } from '../../src/format/ts.ts';
 import { parseAvcC, parseH264Sps } from '../../src/codec/h264.ts';
 import type { Logger } from '../../src/log.ts';

@@ -13,8 +13,8 @@
 // audio-only stream cuts at any audio frame). A publisher change or a codec change starts a new segment
 // with EXT-X-DISCONTINUITY at the next keyframe.
 
-import { type CodecConfig, type Frame, sameBytes, type Track } from '../../src/core/frame.ts';
-import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
+import { type CodecConfig, type Frame, sameBytes, type Track } from '../../src/plugin.ts';
+import type { Subscriber, SubscriberSink } from '../../src/plugin.ts';
 import { TsMuxer } from '../../src/format/ts.ts';
 import { defaultFrameDuration, type Fmp4Frame, type Fmp4Track, fragment, initSegment, trackFragment } from '../../src/format/fmp4.ts';
 

@@ -3,7 +3,7 @@
 // content types and cache headers a CDN can use.
 
 import type { Context } from 'hono';
-import { EngineError } from '../../src/core/errors.ts';
+import { requestAuth } from '../../src/http/peer.ts';
 import { parseDuration } from '../../src/config/schema.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import type { HlsManager, Session } from './manager.ts';
@@ -35,10 +35,32 @@ export function streamTarget(path: string, url: URL): string {
   return s ? `${path}?${s}` : path;
 }
 
-export function errorResponse(ctx: PluginContext<any>, c: Context, err: unknown): Response {
-  if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
-  ctx.logger.error('hls request failed', { error: err });
-  return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
+/** List (or refresh) the client of this request as a viewer of segmenter `s` (ip + user agent). */
+export function touchViewer(ctx: PluginContext<any>, mgr: HlsManager, c: Context, s: Session, bytes: number): void {
+  const remote = ctx.remoteOf(c); // the peer, never X-Forwarded-For (a client could claim any ip)
+  // Players open new connections for segments: the viewer is the ip, not ip:port.
+  const ip = remote?.replace(/^\[(.*)\](?::\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1');
+  mgr.touchViewer(ctx.sessions, s, ip, c.req.header('user-agent') ?? '', bytes);
+}
+
+/**
+ * Every HLS request (playlist, segment, part, init) passes the auth gate: a segmenter is shared by all
+ * players of a path, so its subscribe alone would let later players in unchecked.
+ */
+export async function checkAccess(ctx: PluginContext<any>, c: Context, path: string, url: URL): Promise<Response | undefined> {
+  // A refusal is an EngineError: the app's onError answers it with its status.
+  await ctx.engine.checkAccess('subscribe', streamTarget(path, url), { protocol: ctx.name, ...requestAuth(c), config: ctx.config.subscribe });
+  return undefined;
+}
+
+/** The playlist with the request's stream args (credentials, key secret) on every URI, so segments pass the gate too. */
+export function withArgs(text: string, url: URL): string {
+  const q = new URLSearchParams(url.search);
+  for (const k of OWN_ARGS) q.delete(k);
+  const qs = q.toString();
+  if (!qs) return text;
+  const add = (u: string) => u + (u.includes('?') ? '&' : '?') + qs;
+  return text.split('\n').map((l) => !l || l.startsWith('#') ? l.replace(/URI="([^"]*)"/g, (_, u: string) => `URI="${add(u)}"`) : add(l)).join('\n');
 }
 
 /**
@@ -51,12 +73,11 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   const raw = url.searchParams.get('timeout');
   const wait = timeoutArg(raw);
   if (raw !== null && wait === undefined) return ctx.fail(c, 400, `bad timeout ${JSON.stringify(raw.slice(0, 40))}: use e.g. 10s`);
+  const denied = await checkAccess(ctx, c, path, url);
+  if (denied) return denied;
   let s: Session;
-  try {
-    s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe });
-  } catch (err) {
-    return errorResponse(ctx, c, err);
-  }
+  // An EngineError (not found, refused) is answered by the app's onError with its status.
+  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c), signal: c.req.raw.signal });
   // A fresh segmenter has no complete segment yet: hold the first playlist until it has `want`.
   const seg = s.seg;
   const want = Math.max(1, Math.min(minSegments, mgr.settings.window));
@@ -65,6 +86,7 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   if (!seg.complete().length) {
     return ctx.fail(c, seg.ended ? 404 : 503, seg.ended ? `stream ${path} ended: ${seg.endReason}` : `no segment of ${path} yet`);
   }
+  touchViewer(ctx, mgr, c, s, 0);
   return s;
 }
 
@@ -89,7 +111,9 @@ export async function serveSegment(ctx: PluginContext<any>, mgr: HlsManager, c: 
   }
   if (!x) return ctx.fail(c, 404, `${what} is not available (outside the window)`);
   const type = s.kind === 'ts' ? 'video/mp2t' : 'video/mp4';
-  return new Response(seg.body(x) as Uint8Array<ArrayBuffer>, { status: 200, headers: mediaHeaders(type, segmentMaxAge(mgr)) });
+  const body = seg.body(x);
+  touchViewer(ctx, mgr, c, s, body.byteLength);
+  return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers: mediaHeaders(type, segmentMaxAge(mgr)) });
 }
 
 export function serveInit(ctx: PluginContext<any>, mgr: HlsManager, c: Context, s: Session | undefined, version: number | undefined): Response {

@@ -2,15 +2,11 @@
 //
 //   GET /mp4/{streamPath}.mp4             init segment, then one moof+mdat per frame, from a keyframe
 //   GET /mp4/{streamPath}.mp4 + Upgrade   the same over WebSocket (one message per batch of fragments)
-//   GET /mp4/api/list                     players
+//   GET /mp4/api/list                     players (ctx.sessions: { total, list, players })
+//   POST /mp4/api/stop/:id                stop a player (ctx.sessions)
 
-import type { Context } from 'hono';
-import { EngineError } from '../../src/core/errors.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
 import { t } from '../../src/config/schema.ts';
-import { createBodySink, wsByteSink, type ByteSink } from '../../src/net/body.ts';
-import type { WsConn } from '../../src/net/types.ts';
-import { definePlugin } from '../../src/plugin.ts';
+import { definePlugin, type Subscriber } from '../../src/plugin.ts';
 import { AUDIO_CODECS, Mp4PlaySink, VIDEO_CODECS } from './sink.ts';
 
 const HEADERS = {
@@ -27,15 +23,7 @@ export default definePlugin({
     writebuffer: t.num(256 * 1024, { min: 16 * 1024, int: true }),
   },
   setup(ctx) {
-    const players = new Map<number, { kind: 'http' | 'ws'; streamPath: string; sub: Subscriber; stop(r: string): void }>();
-
-    const fail = (c: Context, err: unknown) => {
-      if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
-      ctx.logger.error('mp4 request failed', { error: err });
-      return ctx.fail(c, 500, (err as Error)?.message ?? String(err));
-    };
-
-    ctx.onStop(() => { for (const p of [...players.values()]) p.stop('server shutting down'); });
+    ctx.sessions.declareGroups('players');
 
     // A track live fMP4 does not carry here (G.711 audio, ...) is left out: said once per stream.
     const reported = new WeakMap<object, Set<string>>();
@@ -51,67 +39,16 @@ export default definePlugin({
       }
     };
 
-    ctx.http.get('/api/list', (c) => ctx.ok(c, [...players.values()].map((p) => ({ ...p.sub.info(), transport: p.kind, streamPath: p.streamPath }))));
-
-    ctx.http.on(['GET', 'HEAD'], '/*', async (c, next) => {
+    ctx.http.on(['GET', 'HEAD'], '/*', (c, next) => {
       const url = new URL(c.req.url);
       const m = /^\/mp4\/(.+)\.mp4$/i.exec(url.pathname);
       if (!m) return next();
       const streamPath = m[1]!;
-      const target = streamPath + url.search;
       if (c.req.method === 'HEAD') return new Response(null, { status: 200, headers: HEADERS });
-      if (c.req.header('upgrade')?.toLowerCase() === 'websocket') {
-        const res = await ctx.upgradeWebSocket(c, wsPlay(target, streamPath));
-        if (res) return res;
-      }
-      const { body, sink } = createBodySink({ highWaterMark: ctx.config.writebuffer });
-      const player = new Mp4PlaySink(sink);
-      let sub: Subscriber;
-      try {
-        sub = await ctx.subscribe(target, { sink: player });
-      } catch (err) {
-        sink.end();
-        return fail(c, err);
-      }
-      reportUnsupported(sub);
-      const forget = () => players.delete(sub.id);
-      players.set(sub.id, { kind: 'http', streamPath, sub, stop: (r) => { sub.close(r); sink.end(); } });
-      player.onEnd = forget;
-      const prev = sink.onClose;
-      sink.onClose = (err) => { forget(); prev?.(err); };
-      const abort = c.req.raw.signal;
-      if (sink.closed || abort?.aborted) { forget(); sub.close('client disconnected'); }
-      else abort?.addEventListener('abort', () => { forget(); sub.close('client disconnected'); sink.end(); }, { once: true });
-      return new Response(body, { status: 200, headers: HEADERS });
+      return ctx.play(c, {
+        target: streamPath + url.search, streamPath, kind: { http: 'http', ws: 'ws' }, headers: HEADERS,
+        highWaterMark: ctx.config.writebuffer, make: (out) => new Mp4PlaySink(out), onSubscribed: reportUnsupported,
+      });
     });
-
-    function wsPlay(target: string, streamPath: string) {
-      let sub: Subscriber | null = null;
-      let out: ByteSink | null = null;
-      let gone = false;
-      return {
-        onOpen(ws: WsConn) {
-          out = wsByteSink(ws, ctx.config.writebuffer);
-          const player = new Mp4PlaySink(out);
-          ctx.subscribe(target, { sink: player }).then((s) => {
-            sub = s;
-            reportUnsupported(s);
-            if (gone) { s.close('client disconnected'); return; }
-            players.set(s.id, { kind: 'ws', streamPath, sub: s, stop: (r) => { s.close(r); out?.end(); } });
-            player.onEnd = () => players.delete(s.id);
-          }, (err) => {
-            const status = err instanceof EngineError ? err.httpStatus : 500;
-            ws.close(4000 + status, String((err as Error)?.message ?? err).slice(0, 100));
-          });
-        },
-        onMessage() { /* players send nothing we need */ },
-        onClose() {
-          gone = true;
-          out?.end();
-          sub?.close('client disconnected');
-          if (sub) players.delete(sub.id);
-        },
-      };
-    }
   },
 });

@@ -12,8 +12,8 @@
 // frame duration (the previous gap); players place each fragment by its tfdt, so an estimate that is
 // off by a little never accumulates.
 
-import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import { defaultFrameDuration, type Fmp4Track, fragment, initSegment } from '../../src/format/fmp4.ts';
 import { BatchedByteSink } from '../../src/net/batch-sink.ts';
 

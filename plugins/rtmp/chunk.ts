@@ -48,6 +48,16 @@ export interface ChunkReaderOptions {
   maxChunkStreams?: number;
   /** Most bytes held in unfinished messages over all chunk streams [2 × maxMessageSize]. */
   maxPendingBytes?: number;
+  /** A budget shared by several readers (server-wide): their unfinished messages together stay below `max`. */
+  budget?: PendingBudget;
+}
+
+/** Bytes held in unfinished messages by every reader sharing it (rtmp.maxpendingbytes). */
+export interface PendingBudget {
+  used: number;
+  max: number;
+  /** Highest `used` seen (for the API). */
+  peak?: number;
 }
 
 /** Per chunk stream: the last header seen and the message being assembled. */
@@ -74,9 +84,10 @@ export class ChunkReader {
   /** Total bytes fed, for acknowledgements (wraps at 2^32 in the ack, not here). */
   bytesIn = 0;
   private readonly streams = new Map<number, CsState>();
-  private readonly maxMessage: number;
+  private maxMessage: number;
   private readonly maxStreams: number;
-  private readonly maxPending: number;
+  private maxPending: number;
+  private readonly budget: PendingBudget | undefined;
   private pending = 0;
   // Header scratch: a header may be split over feeds; at most 3 + 11 + 4 bytes.
   private readonly hdr = new Uint8Array(18);
@@ -91,6 +102,39 @@ export class ChunkReader {
     this.maxMessage = opts.maxMessageSize ?? 16 * 1024 * 1024;
     this.maxStreams = opts.maxChunkStreams ?? 64;
     this.maxPending = opts.maxPendingBytes ?? 2 * this.maxMessage;
+    this.budget = opts.budget;
+  }
+
+  /** Change the message and unfinished-bytes limits (a session raises them once a publish is under way). */
+  setLimits(maxMessageSize: number, maxPendingBytes = 2 * maxMessageSize): void {
+    this.maxMessage = maxMessageSize;
+    this.maxPending = maxPendingBytes;
+  }
+
+  /** The largest message accepted now. */
+  get maxMessageSize(): number { return this.maxMessage; }
+
+  /** Drop every unfinished message and give its bytes back to the shared budget (connection closed). */
+  release(): void {
+    for (const s of this.streams.values()) { s.buf = null; s.filled = 0; }
+    this.addPending(-this.pending);
+    this.cur = null;
+    this.chunkLeft = 0;
+  }
+
+  /** Account `delta` bytes of unfinished messages, here and in the shared budget; throws over either limit. */
+  private addPending(delta: number): void {
+    if (delta > 0) {
+      if (this.pending + delta > this.maxPending) throw new ChunkError(`too many bytes in unfinished messages (${this.pending + delta}, limit ${this.maxPending})`);
+      const b = this.budget;
+      if (b && b.max > 0 && b.used + delta > b.max) throw new ChunkError(`server-wide budget for unfinished RTMP messages exhausted (rtmp.maxpendingbytes = ${b.max})`);
+    }
+    this.pending += delta;
+    const b = this.budget;
+    if (b) {
+      b.used += delta;
+      if (b.peak !== undefined && b.used > b.peak) b.peak = b.used;
+    }
   }
 
   /** Set the peer's chunk size (from its Set Chunk Size message). */
@@ -103,7 +147,7 @@ export class ChunkReader {
   /** Abort message: drop the partial message on `csid`. */
   abort(csid: number): void {
     const s = this.streams.get(csid);
-    if (s?.buf) { this.pending -= s.buf.length; s.buf = null; s.filled = 0; }
+    if (s?.buf) { this.addPending(-s.buf.length); s.buf = null; s.filled = 0; }
     if (this.cur === s && s) { this.cur = null; this.chunkLeft = 0; }
   }
 
@@ -187,7 +231,7 @@ export class ChunkReader {
     }
     if (fmt < 3 && s.buf) {
       // A new message header while one is unfinished: the peer gave up on it (like an Abort).
-      this.pending -= s.buf.length;
+      this.addPending(-s.buf.length);
       s.buf = null;
       s.filled = 0;
     }
@@ -219,10 +263,9 @@ export class ChunkReader {
     if (!s.buf) {
       if (s.length > this.maxMessage) throw new ChunkError(`message of ${s.length} bytes exceeds maxmessagesize (${this.maxMessage})`);
       const alloc = Math.min(s.length, INITIAL_ALLOC);
-      if (this.pending + alloc > this.maxPending) throw new ChunkError(`too many bytes in unfinished messages (${this.pending + alloc})`);
+      this.addPending(alloc);
       s.buf = new Uint8Array(alloc);
       s.filled = 0;
-      this.pending += alloc;
     }
     this.cur = s;
     this.curCsid = csid;
@@ -235,10 +278,9 @@ export class ChunkReader {
     if (s.filled + n > buf.length) {
       // Grow towards the announced length as bytes actually arrive.
       const cap = Math.min(s.length, Math.max(buf.length * 2, s.filled + n));
-      if (this.pending - buf.length + cap > this.maxPending) throw new ChunkError(`too many bytes in unfinished messages (${this.pending + cap})`);
+      this.addPending(cap - buf.length);
       const nb = new Uint8Array(cap);
       nb.set(buf.subarray(0, s.filled));
-      this.pending += cap - buf.length;
       s.buf = buf = nb;
     }
     buf.set(data.subarray(from, from + n), s.filled);
@@ -249,7 +291,7 @@ export class ChunkReader {
     this.cur = null;
     if (s.filled < s.length) return; // more chunks to come
     const payload = s.buf!;
-    this.pending -= payload.length;
+    this.addPending(-payload.length);
     s.buf = null;
     s.filled = 0;
     this.onMessage({ csid: this.curCsid, type: s.type, streamId: s.streamId, timestamp: s.timestamp, payload });

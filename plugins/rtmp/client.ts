@@ -7,12 +7,12 @@
 
 import { FlvIngest } from '../../src/format/flv-media.ts';
 import { FormatError } from '../../src/format/bytes.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import type { Publisher } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
-import type { PluginContext } from '../../src/plugin.ts';
+import type { PluginContext, SessionHandle } from '../../src/plugin.ts';
 import { MSG, type RtmpMessage, UC } from './chunk.ts';
-import { decodeData, nextId, type RtmpCommand, RtmpConnection } from './conn.ts';
+import { decodeData, type RtmpCommand, RtmpConnection } from './conn.ts';
 import { forEachAggregate } from './session.ts';
 import { RtmpPlaySink } from './sink.ts';
 
@@ -143,7 +143,8 @@ export type JobState = 'connecting' | 'running' | 'retrying' | 'stopped' | 'fail
 
 /** A pull or push that keeps itself alive. */
 export class RtmpJob {
-  readonly id = nextId();
+  /** Listed by GET /rtmp/api/list as a pull or push; its id is the registry's (one id space). */
+  readonly handle: SessionHandle<RtmpJob>;
   state: JobState = 'connecting';
   retries = 0;
   lastError = '';
@@ -153,11 +154,15 @@ export class RtmpJob {
   private wake: (() => void) | null = null;
   private readonly log: Logger;
 
-  constructor(readonly kind: 'pull' | 'push', readonly streamPath: string, readonly url: string, private readonly env: ClientEnv,
-    private readonly jobs: Map<number, RtmpJob>) {
+  constructor(readonly kind: 'pull' | 'push', readonly streamPath: string, readonly url: string, private readonly env: ClientEnv) {
     this.log = env.logger.child({ [kind]: url, stream: streamPath });
-    jobs.set(this.id, this);
+    this.handle = env.ctx.sessions.add({
+      kind, group: kind === 'pull' ? 'pulls' : 'pushes', streamPath, ref: this,
+      stop: (r) => this.stop(r), info: () => this.info(),
+    });
   }
+
+  get id(): number { return this.handle.id; }
 
   info(): Record<string, unknown> {
     return { id: this.id, kind: this.kind, streamPath: this.streamPath, url: this.url, state: this.state, retries: this.retries, lastError: this.lastError, startTime: new Date(this.startTime).toISOString() };
@@ -171,7 +176,7 @@ export class RtmpJob {
     this.log.info(`${this.kind} stopped`, { reason });
     this.client?.close(reason);
     this.wake?.();
-    this.jobs.delete(this.id);
+    this.handle.remove(reason);
   }
 
   /** Run until stopped. Never throws. */
@@ -194,7 +199,7 @@ export class RtmpJob {
       const limit = this.env.retryCount;
       if (limit >= 0 && this.retries >= limit) {
         this.state = 'failed';
-        this.jobs.delete(this.id);
+        this.handle.remove('gave up');
         this.log.warn(`${this.kind} gave up after ${this.retries} retries`);
         return;
       }

@@ -7,8 +7,8 @@ import { amf0Decode, amf0Encode } from '../../src/format/amf.ts';
 import { FormatError } from '../../src/format/bytes.ts';
 import type { Logger } from '../../src/log.ts';
 import type { TcpConn } from '../../src/net/types.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
-import { chunkMessageBytes, ChunkReader, MSG, readU32, type RtmpMessage, u32, UC, userControl } from './chunk.ts';
+import type { Subscriber } from '../../src/plugin.ts';
+import { chunkMessageBytes, ChunkReader, MSG, type PendingBudget, readU32, type RtmpMessage, u32, UC, userControl } from './chunk.ts';
 import { ClientHandshake, ServerHandshake } from './handshake.ts';
 
 /** Chunk stream ids for control messages and commands (media csids are per play stream, see sink.ts). */
@@ -26,6 +26,13 @@ export interface RtmpConnOptions {
   logger: Logger;
   /** Largest message accepted from the peer. */
   maxMessageSize: number;
+  /**
+   * Largest message accepted until raiseLimits() is called (a server session calls it when the peer
+   * sends `publish`): before that a peer only sends small commands. Default: maxMessageSize.
+   */
+  maxCommandSize?: number;
+  /** Server-wide budget for bytes in unfinished messages, shared by all connections of a listener. */
+  budget?: PendingBudget;
 }
 
 /** A decoded command: name, transaction id, command object, further arguments. */
@@ -57,9 +64,6 @@ export function decodeData(m: { type: number; payload: Uint8Array }): unknown[] 
   return amf0Decode(p, AMF_LIMITS);
 }
 
-let ids = 0;
-/** Ids for sessions and client jobs: one sequence, so that /rtmp/api/stop/:id is unambiguous. */
-export function nextId(): number { return ++ids; }
 
 export abstract class RtmpConnection {
   /** Chunk size we send with. */
@@ -81,11 +85,17 @@ export abstract class RtmpConnection {
 
   constructor(readonly conn: TcpConn, readonly opts: RtmpConnOptions) {
     this.log = opts.logger;
-    this.reader = new ChunkReader((m) => this.dispatch(m), { maxMessageSize: opts.maxMessageSize });
+    const first = Math.min(opts.maxCommandSize ?? opts.maxMessageSize, opts.maxMessageSize);
+    this.reader = new ChunkReader((m) => this.dispatch(m), { maxMessageSize: first, budget: opts.budget });
     this.hs = opts.role === 'server' ? new ServerHandshake() : new ClientHandshake();
     conn.onData = (d) => this.onData(d);
     conn.onDrain = () => { for (const s of [...this.subscribers]) s.resume(); };
     conn.onClose = (err) => this.close(err ? `connection error: ${err.message}` : 'peer closed the connection');
+  }
+
+  /** Accept messages up to maxMessageSize from now on (the peer is about to send media). */
+  protected raiseLimits(): void {
+    if (this.reader.maxMessageSize < this.opts.maxMessageSize) this.reader.setLimits(this.opts.maxMessageSize);
   }
 
   /** Server: which handshake the peer used ('plain' / 'digest'). */
@@ -245,6 +255,7 @@ export abstract class RtmpConnection {
     try { this.onClosed(reason); } catch (err) { this.log.error('RTMP close handler failed', { error: err }); }
     for (const s of [...this.subscribers]) s.close(reason);
     this.subscribers.clear();
+    this.reader.release();
     this.conn.onData = null;
     this.conn.onDrain = null;
     if (!this.conn.closed) {

@@ -26,12 +26,16 @@ export default definePlugin({
     keyfile: '',
     /** Outgoing chunk size, announced with Set Chunk Size after connect. */
     chunksize: t.num(4096, { min: 128, max: 65536, int: true }),
-    /** Close a connection that has not completed the handshake in this time. */
+    /** Close a connection that has not completed the handshake and `connect` in this time. */
     handshaketimeout: t.dur('10s'),
     /** Close a connection that is not playing and has sent nothing for this long. */
     idletimeout: t.dur('30s'),
-    /** Largest RTMP message accepted; a bigger one closes the connection. */
-    maxmessagesize: t.num(16 * 1024 * 1024, { min: 64 * 1024, max: 256 * 1024 * 1024, int: true }),
+    /** Largest RTMP message accepted; a bigger one closes the connection (nginx-rtmp's max_message, 1M). */
+    maxmessagesize: t.num(1024 * 1024, { min: 64 * 1024, max: 256 * 1024 * 1024, int: true }),
+    /** Largest message before the peer sends `publish` (handshake, connect, play: small commands only). */
+    maxcommandsize: t.num(16 * 1024, { min: 1024, max: 1024 * 1024, int: true }),
+    /** Bytes held in partially received messages over all RTMP connections; a connection that would go over it is closed. 0 = no limit. */
+    maxpendingbytes: t.num(256 * 1024 * 1024, { min: 0, int: true }),
     /** Pull/push: retries after a failure (-1 = forever) and the first retry delay (doubles, capped at 30 s). */
     retrycount: t.num(-1, { min: -1, int: true }),
     retryinterval: t.dur('2s'),
@@ -45,9 +49,14 @@ export default definePlugin({
   },
   async setup(ctx) {
     const cfg = ctx.config;
-    const sessions = new Map<number, RtmpSession>();
-    const jobs = new Map<number, RtmpJob>();
-    const sessionEnv = (): SessionEnv => ({ ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, sessions });
+    ctx.sessions.declareGroups('sessions', 'pulls', 'pushes');
+    const budget = { used: 0, max: cfg.maxpendingbytes, peak: 0 };
+    /** Bytes in partially received messages over all connections now, the most seen, and the cap (rtmp.maxpendingbytes). */
+    ctx.sessions.listExtra(() => ({ pendingBytes: { used: budget.used, peak: budget.peak, max: budget.max } }));
+    const sessionEnv = (): SessionEnv => {
+      budget.max = cfg.maxpendingbytes;
+      return { ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, maxCommandSize: cfg.maxcommandsize, budget };
+    };
     const clientEnv = (): ClientEnv => ({
       ctx, logger: ctx.logger, chunkSize: cfg.chunksize, maxMessageSize: cfg.maxmessagesize, tlsVerify: cfg.tlsverify,
       retryCount: cfg.retrycount, retryInterval: cfg.retryinterval, timeout: cfg.clienttimeout,
@@ -72,9 +81,11 @@ export default definePlugin({
     // Handshake and idle timeouts: one sweep a second over all sessions.
     const sweep = setInterval(() => {
       const now = Date.now();
-      for (const s of sessions.values()) {
-        if (!s.handshakeDone) {
-          if (now - s.startTime > cfg.handshaketimeout) s.fail(new Error(`handshake not completed within ${cfg.handshaketimeout} ms`));
+      for (const h of ctx.sessions.list({ live: true })) {
+        const s = h.ref;
+        if (!(s instanceof RtmpSession)) continue;
+        if (!s.handshakeDone || !s.isConnected) {
+          if (now - s.startTime > cfg.handshaketimeout) s.fail(new Error(`handshake and connect not completed within ${cfg.handshaketimeout} ms`));
         } else if (cfg.idletimeout > 0 && !s.playing && now - s.lastRead > cfg.idletimeout) {
           s.fail(new Error(`nothing received for ${cfg.idletimeout} ms (idletimeout)`));
         }
@@ -83,7 +94,7 @@ export default definePlugin({
 
     const startJob = (kind: 'pull' | 'push', streamPath: string, url: string): RtmpJob => {
       parseRtmpUrl(url); // throws on a bad URL before anything starts
-      const job = new RtmpJob(kind, streamPath, url, clientEnv(), jobs);
+      const job = new RtmpJob(kind, streamPath, url, clientEnv());
       void job.run();
       return job;
     };
@@ -91,11 +102,10 @@ export default definePlugin({
     ctx.registerPuller(({ streamPath, url }) => { startJob('pull', streamPath, url); });
     ctx.registerPusher(({ streamPath, target }) => { startJob('push', streamPath, target); });
 
+    // Sessions and jobs are stopped by the server (they are in ctx.sessions).
     ctx.onStop(() => {
       stopping = true;
       clearInterval(sweep);
-      for (const j of [...jobs.values()]) j.stop('server shutting down');
-      for (const s of [...sessions.values()]) s.close('server shutting down');
     });
 
     // ------------------------------------------------------------------------------------ HTTP API
@@ -114,18 +124,6 @@ export default definePlugin({
     };
     ctx.http.post('/api/pull', (c) => startFromApi(c, 'pull'));
     ctx.http.post('/api/push', (c) => startFromApi(c, 'push'));
-    ctx.http.get('/api/list', (c) => ctx.ok(c, {
-      sessions: [...sessions.values()].map((s) => s.info()),
-      pulls: [...jobs.values()].filter((j) => j.kind === 'pull').map((j) => j.info()),
-      pushes: [...jobs.values()].filter((j) => j.kind === 'push').map((j) => j.info()),
-    }));
-    ctx.http.post('/api/stop/:id', (c) => {
-      const id = Number(c.req.param('id'));
-      const job = jobs.get(id);
-      if (job) { job.stop('stopped by API'); return ctx.ok(c, { id, kind: job.kind }); }
-      const s = sessions.get(id);
-      if (s) { s.close('stopped by API'); return ctx.ok(c, { id, kind: 'session' }); }
-      return ctx.fail(c, 404, `no pull, push or session with id ${id}`);
-    });
+    // GET /rtmp/api/list ({sessions, pulls, pushes, list}) and POST /rtmp/api/stop/:id come from ctx.sessions.
   },
 });

@@ -5,15 +5,15 @@
 // tcUrl / app of connect or on the stream name of publish/play; all are passed on, the stream name's
 // winning.
 
-import { EngineError } from '../../src/core/errors.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Subscriber } from '../../src/core/subscriber.ts';
+import { EngineError } from '../../src/plugin.ts';
+import type { Publisher } from '../../src/plugin.ts';
+import type { Subscriber } from '../../src/plugin.ts';
 import { FlvIngest, FormatError } from '../../src/format/flv-media.ts';
 import type { Logger } from '../../src/log.ts';
 import type { TcpConn } from '../../src/net/types.ts';
-import type { PluginContext } from '../../src/plugin.ts';
-import { MSG, type RtmpMessage, UC } from './chunk.ts';
-import { decodeData, nextId, type RtmpCommand, RtmpConnection } from './conn.ts';
+import type { PluginContext, SessionHandle } from '../../src/plugin.ts';
+import { MSG, type PendingBudget, type RtmpMessage, UC } from './chunk.ts';
+import { decodeData, type RtmpCommand, RtmpConnection } from './conn.ts';
 import { RtmpPlaySink } from './sink.ts';
 
 /** What the session needs from the plugin. */
@@ -22,8 +22,10 @@ export interface SessionEnv {
   logger: Logger;
   chunkSize: number;
   maxMessageSize: number;
-  /** Sessions by id, for the API. */
-  sessions: Map<number, RtmpSession>;
+  /** Largest message before `publish` (rtmp.maxcommandsize). */
+  maxCommandSize: number;
+  /** Server-wide budget for unfinished messages (rtmp.maxpendingbytes). */
+  budget: PendingBudget;
 }
 
 /** Most message streams (createStream) per connection. */
@@ -43,10 +45,14 @@ interface NetStream {
   sink?: RtmpPlaySink;
   /** Media that arrived while publish was being authorised. */
   early?: RtmpMessage[];
+  earlyBytes?: number;
+  /** Aborted when the stream id or the connection ends: a play still waiting for its stream gives up. */
+  ac?: AbortController;
 }
 
 export class RtmpSession extends RtmpConnection {
-  readonly id = nextId();
+  /** This connection in the server's session registry (GET /rtmp/api/list `sessions`). */
+  readonly handle: SessionHandle<RtmpSession>;
   app = '';
   tcUrl = '';
   /** Args from the connect (tcUrl/app query). */
@@ -56,9 +62,18 @@ export class RtmpSession extends RtmpConnection {
   private nextStreamId = 1;
 
   constructor(conn: TcpConn, private readonly env: SessionEnv) {
-    super(conn, { role: 'server', logger: env.logger.child({ conn: conn.id, remote: `${conn.remoteAddress}:${conn.remotePort}` }), maxMessageSize: env.maxMessageSize });
-    env.sessions.set(this.id, this);
+    super(conn, { role: 'server', logger: env.logger.child({ conn: conn.id, remote: `${conn.remoteAddress}:${conn.remotePort}` }), maxMessageSize: env.maxMessageSize,
+      maxCommandSize: env.maxCommandSize, budget: env.budget });
+    this.handle = env.ctx.sessions.add({
+      kind: 'session', group: 'sessions', remote: `${conn.remoteAddress}:${conn.remotePort}`, ref: this,
+      stop: (r) => this.close(r), info: () => this.info(),
+    });
   }
+
+  get id(): number { return this.handle.id; }
+
+  /** Whether `connect` was accepted (the handshake timeout covers it too). */
+  get isConnected(): boolean { return this.connected; }
 
   /** Whether any stream of this connection is playing (idle timeout does not apply to players). */
   get playing(): boolean {
@@ -117,7 +132,7 @@ export class RtmpSession extends RtmpConnection {
     if (this.connected) throw new FormatError('connect sent twice');
     const o = (cmd.obj && typeof cmd.obj === 'object' ? cmd.obj : {}) as Record<string, unknown>;
     let app = typeof o.app === 'string' ? o.app : '';
-    const tcUrl = typeof o.tcUrl === 'string' ? o.tcUrl.slice(0, 1024) : '';
+    const tcUrl = typeof o.tcUrl === 'string' ? o.tcUrl.slice(0, 8192) : '';
     const args: Record<string, string> = {};
     // Query args on the tcUrl (rtmp://h/live?secret=..) and on the app ("live?secret=..").
     const tq = tcUrl.indexOf('?');
@@ -132,7 +147,8 @@ export class RtmpSession extends RtmpConnection {
       return;
     }
     this.app = app;
-    this.tcUrl = tcUrl;
+    // Shown by the API: without its query (it may carry credentials: ?user=&pass=, ?jwt=, ?secret=).
+    this.tcUrl = tq >= 0 ? tcUrl.slice(0, tq) : tcUrl;
     this.connectArgs = args;
     this.connected = true;
     this.sendWindowAck();
@@ -182,21 +198,24 @@ export class RtmpSession extends RtmpConnection {
   private async onPublish(cmd: RtmpCommand): Promise<void> {
     const s = this.netStream(cmd);
     if (!s) return;
-    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 1024) : '';
+    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 8192) : '';
     const { path, args } = this.pathOf(name);
     s.name = name;
     s.path = path;
     s.state = 'starting';
     s.early = [];
+    s.earlyBytes = 0;
+    // Media may follow: from now on messages up to rtmp.maxmessagesize are accepted.
+    this.raiseLimits();
     let pub: Publisher;
     try {
-      pub = await this.env.ctx.publish(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, args });
+      pub = await this.env.ctx.publish(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, ip: this.conn.remoteAddress, args });
     } catch (err) {
       s.state = 'idle';
       s.early = undefined;
       const e = err as Error;
       const code = err instanceof EngineError
-        ? ({ DuplicatePublish: 'NetStream.Publish.BadName', Unauthorized: 'NetStream.Publish.Unauthorized', BadPath: 'NetStream.Publish.BadName' } as Record<string, string>)[err.code] ?? 'NetStream.Publish.Failed'
+        ? ({ DuplicatePublish: 'NetStream.Publish.BadName', Unauthorized: 'NetStream.Publish.Unauthorized', Forbidden: 'NetStream.Publish.Unauthorized', BadPath: 'NetStream.Publish.BadName' } as Record<string, string>)[err.code] ?? 'NetStream.Publish.Failed'
         : 'NetStream.Publish.Failed';
       this.log.warn('publish refused', { stream: path, code, reason: e.message });
       if (!this.closed) {
@@ -225,7 +244,7 @@ export class RtmpSession extends RtmpConnection {
   private async onPlay(cmd: RtmpCommand): Promise<void> {
     const s = this.netStream(cmd);
     if (!s) return;
-    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 1024) : '';
+    const name = typeof cmd.args[0] === 'string' ? cmd.args[0].slice(0, 8192) : '';
     const { path, args } = this.pathOf(name);
     s.name = name;
     s.path = path;
@@ -247,13 +266,14 @@ export class RtmpSession extends RtmpConnection {
       },
     });
     s.sink = sink;
+    const ac = s.ac = new AbortController();
     try {
-      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, args, sink });
+      s.sub = await this.env.ctx.subscribe(path, { remote: `${this.conn.remoteAddress}:${this.conn.remotePort}`, ip: this.conn.remoteAddress, args, sink, signal: ac.signal });
     } catch (err) {
       s.state = 'idle';
       const e = err as Error;
       const code = err instanceof EngineError
-        ? ({ NotFound: 'NetStream.Play.StreamNotFound', Timeout: 'NetStream.Play.StreamNotFound', Unauthorized: 'NetStream.Play.Unauthorized', BadPath: 'NetStream.Play.StreamNotFound' } as Record<string, string>)[err.code] ?? 'NetStream.Play.Failed'
+        ? ({ NotFound: 'NetStream.Play.StreamNotFound', Timeout: 'NetStream.Play.StreamNotFound', Unauthorized: 'NetStream.Play.Unauthorized', Forbidden: 'NetStream.Play.Unauthorized', BadPath: 'NetStream.Play.StreamNotFound' } as Record<string, string>)[err.code] ?? 'NetStream.Play.Failed'
         : 'NetStream.Play.Failed';
       this.log.info('play refused', { stream: path, code, reason: e.message });
       if (!this.closed) {
@@ -270,7 +290,8 @@ export class RtmpSession extends RtmpConnection {
     const s = this.streams.get(m.streamId);
     if (!s) return; // media for a stream that does not exist: ignore
     if (s.state === 'starting' && s.early) {
-      if (s.early.length >= MAX_EARLY_MESSAGES) throw new FormatError('too much media before the publish was accepted');
+      s.earlyBytes = (s.earlyBytes ?? 0) + m.payload.length;
+      if (s.early.length >= MAX_EARLY_MESSAGES || s.earlyBytes > 2 * this.opts.maxMessageSize) throw new FormatError('too much media before the publish was accepted');
       s.early.push(m);
       return;
     }
@@ -297,6 +318,8 @@ export class RtmpSession extends RtmpConnection {
     const s = this.streams.get(id);
     if (!s) return;
     s.pub?.close(reason);
+    s.ac?.abort();
+    s.ac = undefined;
     if (s.sub) { this.subscribers.delete(s.sub); s.sub.close(reason); }
     s.pub = s.sub = s.ingest = s.sink = undefined;
     s.early = undefined;
@@ -306,7 +329,7 @@ export class RtmpSession extends RtmpConnection {
   protected onClosed(reason: string): void {
     this.log.debug('RTMP connection closed', { reason });
     for (const id of [...this.streams.keys()]) this.endStream(id, reason);
-    this.env.sessions.delete(this.id);
+    this.handle.remove(reason);
   }
 }
 
@@ -328,7 +351,7 @@ export function forEachAggregate(m: RtmpMessage, fn: (type: number, ts: number, 
 
 function addQuery(into: Record<string, string>, q: string): void {
   try {
-    for (const [k, v] of new URLSearchParams(q)) if (k.length <= 64 && k !== '__proto__') into[k] = v.slice(0, 1024);
+    for (const [k, v] of new URLSearchParams(q)) if (k.length <= 64 && k !== '__proto__') into[k] = v.slice(0, k === 'jwt' || k === 'pass' ? 8192 : 1024);
   } catch { /* unparsable query: no args */ }
 }
 

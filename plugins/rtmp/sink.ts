@@ -15,8 +15,8 @@
 // The fmt-1 header carries no message stream id: it continues the one of the subscriber's own fmt-0
 // header, so players of different stream ids share the same chunks as long as the csids match.
 
-import type { CodecConfig, Frame, Track } from '../../src/core/frame.ts';
-import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
+import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
+import type { Subscriber, SubscriberSink } from '../../src/plugin.ts';
 import { AmfEcmaArray, amf0Encode } from '../../src/format/amf.ts';
 import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaFields, flvSequenceHeader } from '../../src/format/flv-media.ts';
 import { framedConcat } from '../../src/net/framing.ts';

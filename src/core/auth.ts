@@ -7,14 +7,30 @@ import { md5Hex } from './md5.ts';
 
 export interface AuthRequest {
   kind: 'publish' | 'subscribe';
+  /** The permission asked for: publish, read (live play) or playback (recordings). */
+  action: 'publish' | 'read' | 'playback';
   streamPath: string;
   args: Record<string, string>;
   /** The plugin asking (rtmp, flv, ...). */
   protocol: string;
+  /** server (a client of ours), or an internal job: pull, push, record, transform, ... */
+  type: string;
   remote?: string;
+  /** The peer address as the transport saw it ("" when unknown). */
+  ip: string;
+  /** Credentials: from the transport (HTTP Authorization) or the args `user`/`pass`/`jwt`. */
+  user?: string;
+  password?: string;
+  token?: string;
 }
 
-/** Return false or throw to deny; return true/undefined to allow (the next hook still runs). */
+/** Credentials a protocol plugin read from its transport (HTTP Authorization header). */
+export interface Credentials { user?: string; password?: string; token?: string }
+
+/** Args that carry credentials: read by the auth gate, then removed from the stream's args. */
+export const CREDENTIAL_ARGS = ['user', 'pass', 'jwt'];
+
+/** Return false or throw to deny (EngineError 'Unauthorized' → 401, 'Forbidden' → 403); return true/undefined to allow (the next hook still runs). */
 export type AuthHook = (req: AuthRequest) => boolean | void | Promise<boolean | void>;
 
 export interface KeyAuthConfig { key: string; secretargname: string; expireargname: string }

@@ -59,6 +59,11 @@ export interface SubscribeConfig {
    * time and the player stays behind by the GOP's age.
    */
   catchup: number;
+  /**
+   * A viewer whose connection stays blocked (its write queue above the high-water mark, not draining)
+   * this long is ended (ms); 0 = never. ZLMediaKit ends such sockets after 10 s, nginx after send_timeout (60 s).
+   */
+  writetimeout: number;
   key: string;
   secretargname: string;
   expireargname: string;
@@ -75,7 +80,7 @@ export const defaultPublish: PublishConfig = {
 
 export const defaultSubscribe: SubscribeConfig = {
   maxcount: 0, subaudio: true, subvideo: true, submode: 'real', buffertime: 0, iframeonly: false,
-  waittimeout: 10_000, waittrack: 'video', maxlag: 3000, mergewrite: 0, catchup: 100, key: '', secretargname: 'secret',
+  waittimeout: 10_000, waittrack: 'video', maxlag: 3000, mergewrite: 0, catchup: 100, writetimeout: 30_000, key: '', secretargname: 'secret',
   expireargname: 'expire', subvideoargname: 'vts', subaudioargname: 'ats',
 };
 

@@ -4,11 +4,12 @@
 
 import { EventBus } from '../events.ts';
 import { Logger } from '../log.ts';
-import { type AuthHook, type AuthRequest, checkKeyAuth } from './auth.ts';
+import { type AuthHook, type AuthRequest, checkKeyAuth, CREDENTIAL_ARGS, type Credentials } from './auth.ts';
 import { defaultPublish, defaultSubscribe, normSubMode, type PublishConfig, type SubscribeConfig } from './config.ts';
 import { EngineError } from './errors.ts';
 import { parseStreamPath } from './path.ts';
-import { Publisher } from './publisher.ts';
+import type { Track } from './frame.ts';
+import { Publisher, type PublisherInfo } from './publisher.ts';
 import { Stream, type StreamHost } from './stream.ts';
 import { Subscriber, type SubscriberSink } from './subscriber.ts';
 
@@ -29,6 +30,10 @@ export interface PublishOptions {
   /** server (a client pushed to us), pull, file, transform, ... */
   type?: string;
   remote?: string;
+  /** Peer address for IP rules (as the transport saw it; never a forwarded header). */
+  ip?: string;
+  /** Credentials from the transport (HTTP Authorization); args user/pass/jwt are read too. */
+  credentials?: Credentials;
   /** Extra args (merged over the path's query string). */
   args?: Record<string, string>;
   /** The plugin's resolved publish section; defaults to the engine's global one. URL args override it. */
@@ -40,13 +45,59 @@ export interface SubscribeOptions {
   /** server (a player), push, record, transform, api. Only server/vod count towards the audience. */
   type?: string;
   remote?: string;
+  /** Peer address for IP rules (as the transport saw it; never a forwarded header). */
+  ip?: string;
+  /** Credentials from the transport (HTTP Authorization); args user/pass/jwt are read too. */
+  credentials?: Credentials;
   args?: Record<string, string>;
   config?: SubscribeConfig;
   sink: SubscriberSink;
   /** Also receive data-track frames. */
   data?: boolean;
   counted?: boolean;
+  /**
+   * The client's lifetime (HTTP request signal, WebSocket/TCP close). When it aborts while the
+   * subscriber still waits for the stream, the wait ends at once: the subscriber is removed and a
+   * placeholder stream nobody publishes goes with it.
+   */
+  signal?: AbortSignal;
 }
+
+export interface DescribeOptions {
+  protocol: string;
+  remote?: string;
+  /** Peer address and credentials for the auth gate (as for subscribe). */
+  ip?: string;
+  credentials?: Credentials;
+  args?: Record<string, string>;
+  /** The plugin's subscribe section (auth keys, waittimeout, waittrack). */
+  config?: SubscribeConfig;
+  /** How long to wait for a publisher and its tracks (ms). Default: config.waittimeout. */
+  timeoutMs?: number;
+  /** What "tracks known" means (default config.waittrack): 'all' waits for every announced track's data. */
+  waittrack?: SubscribeConfig['waittrack'];
+}
+
+export interface StreamDescription {
+  path: string;
+  args: Record<string, string>;
+  stream: Stream;
+  /** The stream's tracks at the time of the answer (codec config in track.config). */
+  tracks: Track[];
+  publisher: PublisherInfo | null;
+}
+
+/** Server-wide caps (`global.limits`); 0 = no limit. */
+export interface EngineLimits {
+  /** Streams in the registry, placeholders of waiting players included. */
+  maxstreams: number;
+  /** Subscribers waiting for a stream that is not ready yet, over all streams. */
+  maxwaiting: number;
+  /** Bytes held by all rings together (see Engine.enforceRingMemory). */
+  ringmemory: number;
+}
+
+export const defaultLimits: EngineLimits = { maxstreams: 10_000, maxwaiting: 2_000, ringmemory: 1024 * 1024 * 1024 };
 
 export type PullFn = (req: { streamPath: string; url: string; args: Record<string, string> }) => void | Promise<void>;
 export type PublishActionFn = (req: { streamPath: string; target: string; stream: Stream }) => void | Promise<void>;
@@ -62,6 +113,7 @@ export interface EngineOptions {
   subscribe?: SubscribeConfig;
   logger?: Logger;
   argsOverride?: ArgsOverride;
+  limits?: EngineLimits;
 }
 
 export class Engine implements StreamHost {
@@ -71,6 +123,9 @@ export class Engine implements StreamHost {
   publishConfig: PublishConfig;
   subscribeConfig: SubscribeConfig;
   argsOverride: ArgsOverride;
+  limits: EngineLimits;
+  /** Subscribers currently waiting in subscribe() (global.limits.maxwaiting). */
+  waitingCount = 0;
   readonly startTime = Date.now();
 
   private readonly authHooks: { owner: string; hook: AuthHook }[] = [];
@@ -82,7 +137,7 @@ export class Engine implements StreamHost {
   private tick: ReturnType<typeof setInterval> | undefined;
   private tickCount = 0;
   /** Totals since start, for the API and metrics. */
-  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0 };
+  readonly totals = { publishes: 0, subscribes: 0, authFailures: 0, limitRefusals: 0, abandonedWaits: 0, writeTimeouts: 0, ringTrims: 0 };
 
   constructor(opts: EngineOptions = {}) {
     this.logger = opts.logger ?? Logger.silent();
@@ -90,6 +145,7 @@ export class Engine implements StreamHost {
     this.publishConfig = opts.publish ?? { ...defaultPublish };
     this.subscribeConfig = opts.subscribe ?? { ...defaultSubscribe };
     this.argsOverride = opts.argsOverride ?? ((_s, c) => c);
+    this.limits = opts.limits ?? { ...defaultLimits };
     this.tick = setInterval(() => this.onTick(), 250);
   }
 
@@ -130,7 +186,8 @@ export class Engine implements StreamHost {
   async publish(streamPath: string, opts: PublishOptions): Promise<Publisher> {
     const p = parseStreamPath(streamPath, opts.args);
     const conf = this.argsOverride('publish', opts.config ?? this.publishConfig, p.args);
-    await this.authorize({ kind: 'publish', streamPath: p.path, args: p.args, protocol: opts.protocol, remote: opts.remote }, conf);
+    await this.authorize(authRequest('publish', p.path, p.args, opts), conf);
+    stripCredentials(p.args);
     let stream = this.streams.get(p.path);
     if (stream?.publisher) {
       if (!conf.kickexist) throw new EngineError('DuplicatePublish', `stream ${p.path} is already being published (by ${stream.publisher.protocol} ${stream.publisher.remote ?? ''})`.trim());
@@ -143,7 +200,11 @@ export class Engine implements StreamHost {
       for (const s of this.streams.values()) if (s.publisher) n++;
       if (n >= conf.maxcount) throw new EngineError('TooManyPublishers', `publisher limit (${conf.maxcount}) reached`);
     }
-    if (!stream || stream.state === 'closed') stream = this.createStream(p.path, p.app, p.name, conf);
+    if (!stream?.publisher) this.checkRingMemory(p.path);
+    if (!stream || stream.state === 'closed') {
+      this.checkStreamLimit(p.path);
+      stream = this.createStream(p.path, p.app, p.name, conf);
+    }
     const pub = new Publisher(stream, conf, opts.protocol, opts.type ?? 'server', p.args, opts.remote);
     const republish = stream.publishCount > 0;
     stream.attachPublisher(pub);
@@ -169,26 +230,45 @@ export class Engine implements StreamHost {
 
   async subscribe(streamPath: string, opts: SubscribeOptions): Promise<Subscriber> {
     const p = parseStreamPath(streamPath, opts.args);
-    const raw = this.argsOverride('subscribe', opts.config ?? this.subscribeConfig, p.args);
+    const base = opts.config ?? this.subscribeConfig;
+    const raw = this.argsOverride('subscribe', base, p.args);
     const conf: SubscribeConfig = { ...raw, submode: normSubMode(raw.submode) };
-    await this.authorize({ kind: 'subscribe', streamPath: p.path, args: p.args, protocol: opts.protocol, remote: opts.remote }, conf);
+    // A request may shorten the configured wait, never lengthen it (`?waittimeout=1h` held a stream
+    // and a subscriber for the hour after the client left).
+    if (!(conf.waittimeout <= base.waittimeout)) conf.waittimeout = base.waittimeout;
+    await this.authorize(authRequest('subscribe', p.path, p.args, opts), conf);
+    stripCredentials(p.args);
+    const signal = opts.signal;
+    if (signal?.aborted) throw new EngineError('Closed', `client left before subscribing to ${p.path}`);
     let stream = this.streams.get(p.path);
     if (stream && conf.maxcount > 0 && stream.subscribers.size >= conf.maxcount) {
       throw new EngineError('TooManySubscribers', `subscriber limit (${conf.maxcount}) reached for ${p.path}`);
     }
     const missing = !stream || !stream.publisher;
-    if (!stream) stream = this.createStream(p.path, p.app, p.name, this.publishConfig);
+    const mustWait = !stream || !stream.isReady(conf.waittrack);
+    if (mustWait && this.limits.maxwaiting > 0 && this.waitingCount >= this.limits.maxwaiting) {
+      this.totals.limitRefusals++;
+      throw new EngineError('TooManySubscribers', `too many players waiting for streams (global.limits.maxwaiting = ${this.limits.maxwaiting})`);
+    }
+    if (!stream) {
+      this.checkStreamLimit(p.path);
+      stream = this.createStream(p.path, p.app, p.name, this.publishConfig);
+    }
     const sub = new Subscriber(stream, conf, opts.sink, opts.protocol, opts.type ?? 'server', p.args, opts.remote,
       { data: opts.data, counted: opts.counted });
     stream.addSubscriber(sub);
     this.clearTimer(stream, 'delay');
     if (missing && stream.publishCount === 0) this.triggerPull(p.path, p.args);
+    if (mustWait) this.waitingCount++;
     try {
-      await stream.waitReady(conf.waittrack, conf.waittimeout);
+      await stream.waitReady(conf.waittrack, conf.waittimeout, signal);
     } catch (err) {
+      if (signal?.aborted) this.totals.abandonedWaits++;
       sub.state = 'closed';
       stream.removeSubscriber(sub, (err as Error).message);
       throw err;
+    } finally {
+      if (mustWait) this.waitingCount--;
     }
     if (sub.state === 'closed') throw new EngineError('Closed', `subscription to ${p.path} ended while waiting`);
     this.totals.subscribes++;
@@ -196,6 +276,66 @@ export class Engine implements StreamHost {
     this.events.emit('subscribe', { stream, subscriber: sub });
     sub.start();
     return sub;
+  }
+
+  // ------------------------------------------------------------------ describe
+
+  /**
+   * The tracks of a stream, for RTSP DESCRIBE / SDP offers, without becoming a subscriber: the same
+   * auth as a subscribe, on-demand pull when nobody publishes, and a bounded wait (`timeoutMs`, default
+   * the subscribe section's waittimeout) until the tracks are known as `waittrack` defines it.
+   * Throws EngineError: Unauthorized, NotFound (no publisher within the wait), Timeout (publisher but
+   * no usable tracks), Closed.
+   */
+  async describe(streamPath: string, opts: DescribeOptions): Promise<StreamDescription> {
+    const p = parseStreamPath(streamPath, opts.args);
+    const raw = this.argsOverride('subscribe', opts.config ?? this.subscribeConfig, p.args);
+    const conf: SubscribeConfig = { ...raw, submode: normSubMode(raw.submode) };
+    await this.authorize(authRequest('subscribe', p.path, p.args, opts), conf);
+    const timeout = Math.max(0, opts.timeoutMs ?? conf.waittimeout);
+    const want = opts.waittrack ?? conf.waittrack;
+    const deadline = Date.now() + timeout;
+    let stream = this.streams.get(p.path);
+    if (!stream?.publisher) {
+      if (!stream || stream.publishCount === 0) this.triggerPull(p.path, p.args);
+      // Wait for a publisher without creating the stream (a describe that times out leaves nothing behind).
+      stream = await new Promise<Stream>((resolve, reject) => {
+        const s = this.streams.get(p.path);
+        if (s?.publisher) { resolve(s); return; }
+        const timer = setTimeout(() => { off(); reject(new EngineError('NotFound', `stream ${p.path} not found (waited ${timeout} ms)`)); }, timeout);
+        const off = this.events.on('publish', (e) => {
+          if (e.stream.path !== p.path) return;
+          clearTimeout(timer); off(); resolve(e.stream);
+        });
+      });
+    }
+    await stream.waitReady(want, Math.max(0, deadline - Date.now()));
+    return {
+      path: p.path, args: p.args, stream,
+      tracks: stream.tracks.filter((t) => (t.kind === 'video' && conf.subvideo !== false) || (t.kind === 'audio' && conf.subaudio !== false) || t.kind === 'data'),
+      publisher: stream.publisher?.info() ?? null,
+    };
+  }
+
+  /** global.limits.ringmemory: still over it after trimming every ring to one GOP? Then no new publisher. */
+  private checkRingMemory(path: string): void {
+    const max = this.limits.ringmemory;
+    if (!(max > 0) || this.ringMemory() <= max) return;
+    this.enforceRingMemory();
+    if (this.ringMemory() <= max) return;
+    this.totals.limitRefusals++;
+    this.logger.warn('publish refused: global.limits.ringmemory reached', { stream: path, max });
+    throw new EngineError('TooManyStreams', `ring memory limit (global.limits.ringmemory = ${max} bytes) reached`);
+  }
+
+  /** global.limits.maxstreams: refuse a new stream (published or waited for) over the cap. */
+  private checkStreamLimit(path: string): void {
+    const max = this.limits.maxstreams;
+    if (max > 0 && this.streams.size >= max) {
+      this.totals.limitRefusals++;
+      this.logger.warn('stream refused: global.limits.maxstreams reached', { stream: path, max });
+      throw new EngineError('TooManyStreams', `stream limit (global.limits.maxstreams = ${max}) reached`);
+    }
   }
 
   private triggerPull(path: string, args: Record<string, string>): void {
@@ -217,6 +357,18 @@ export class Engine implements StreamHost {
 
   // ------------------------------------------------------------------ auth
 
+  /**
+   * Run the auth gate without publishing or subscribing: for protocols that serve one shared session
+   * to many requests (HLS playlists) and must check each request. Throws EngineError like publish().
+   */
+  async checkAccess(kind: 'publish' | 'subscribe', streamPath: string, opts: Omit<SubscribeOptions, 'sink'>): Promise<void> {
+    const p = parseStreamPath(streamPath, opts.args);
+    const section = kind === 'publish' ? 'publish' : 'subscribe';
+    const base = (opts.config ?? (kind === 'publish' ? this.publishConfig : this.subscribeConfig)) as PublishConfig | SubscribeConfig;
+    const conf = this.argsOverride(section, base, p.args);
+    await this.authorize(authRequest(kind, p.path, p.args, opts), conf);
+  }
+
   private async authorize(req: AuthRequest, conf: { key: string; secretargname: string; expireargname: string }): Promise<void> {
     try {
       checkKeyAuth(conf, req.streamPath, req.args);
@@ -225,7 +377,7 @@ export class Engine implements StreamHost {
         try { ok = await hook(req); } catch (err) {
           throw err instanceof EngineError ? err : new EngineError('Unauthorized', `${owner}: ${(err as Error)?.message ?? String(err)}`);
         }
-        if (ok === false) throw new EngineError('Unauthorized', `${req.kind} denied by ${owner}`);
+        if (ok === false) throw new EngineError('Forbidden', `${req.kind} denied by ${owner}`);
       }
     } catch (err) {
       this.totals.authFailures++;
@@ -300,13 +452,14 @@ export class Engine implements StreamHost {
     if (t?.[kind]) { clearTimeout(t[kind]); t[kind] = undefined; }
   }
 
-  /** Every 250 ms: publish/pause/idle timeouts; every second: track rates. */
+  /** Every 250 ms: publish/pause/idle timeouts, ring memory; every second: track rates, write timeouts. */
   private onTick(): void {
     const now = Date.now();
     const roll = (++this.tickCount & 3) === 0;
+    this.enforceRingMemory();
     for (const s of [...this.streams.values()]) {
       const pub = s.publisher;
-      if (roll) { for (const t of s.tracks) t.rollStats(now); s.adapt(now); }
+      if (roll) { for (const t of s.tracks) t.rollStats(now); s.adapt(now); this.endBlocked(s, now); }
       if (!pub) continue;
       const c = pub.config;
       const limit = pub.paused ? c.pausetimeout : c.publishtimeout;
@@ -316,6 +469,50 @@ export class Engine implements StreamHost {
       }
       if (c.idletimeout > 0 && !s.hadSubscriber && now - pub.startTime > c.idletimeout) {
         this.stopStream(s.path, `nobody subscribed within ${c.idletimeout} ms (idletimeout)`);
+      }
+    }
+  }
+
+  /** subscribe.writetimeout: end viewers whose connection has not drained for that long. */
+  private endBlocked(s: Stream, now: number): void {
+    for (const sub of s.subscribers) {
+      const since = sub.blockedSince, wt = sub.config.writetimeout;
+      if (since > 0 && wt > 0 && now - since > wt) {
+        const reason = `connection blocked for ${now - since} ms (subscribe.writetimeout ${wt} ms)`;
+        this.totals.writeTimeouts++;
+        this.logger.info('slow viewer ended', { stream: s.path, subscriber: sub.id, remote: sub.remote, reason });
+        sub.close(reason);
+        sub.end(reason);
+      }
+    }
+  }
+
+  /** Bytes held by all rings. */
+  ringMemory(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.ring.bytes;
+    return n;
+  }
+
+  /**
+   * global.limits.ringmemory: when all rings together hold more, the largest are trimmed to their
+   * latest GOP (their viewers skip forward, as after any eviction) until the total is below the limit.
+   * If it is still above once every ring holds one GOP, new publishers are refused (checkRingMemory).
+   */
+  enforceRingMemory(): void {
+    const max = this.limits.ringmemory;
+    if (!(max > 0)) return;
+    let total = this.ringMemory();
+    if (total <= max) return;
+    const bySize = [...this.streams.values()].sort((a, b) => b.ring.bytes - a.ring.bytes);
+    for (const s of bySize) {
+      if (total <= max) break;
+      const before = s.ring.bytes;
+      s.trimToLatestGop();
+      if (s.ring.bytes < before) {
+        total -= before - s.ring.bytes;
+        this.totals.ringTrims++;
+        this.logger.warn('ring trimmed to its latest GOP: global.limits.ringmemory reached', { stream: s.path, freed: before - s.ring.bytes, max });
       }
     }
   }
@@ -333,6 +530,22 @@ export class Engine implements StreamHost {
     }
     return { streamCount: this.streams.size, publishingCount: publishing, subscribeCount: subscribers, bytesIn, bpsIn: bps, totals: this.totals };
   }
+}
+
+function authRequest(kind: 'publish' | 'subscribe', path: string, args: Record<string, string>,
+  o: { protocol: string; type?: string; remote?: string; ip?: string; credentials?: Credentials }): AuthRequest {
+  const c = o.credentials ?? {};
+  const user = c.user ?? args.user;
+  return {
+    kind, action: kind === 'publish' ? 'publish' : 'read', streamPath: path, args, protocol: o.protocol, type: o.type ?? 'server',
+    remote: o.remote, ip: o.ip ?? '',
+    user, password: c.user !== undefined ? c.password : (c.password ?? args.pass), token: c.token ?? args.jwt,
+  };
+}
+
+/** Credentials are not kept with the publisher/subscriber (they would show in the API). */
+function stripCredentials(args: Record<string, string>): void {
+  for (const k of CREDENTIAL_ARGS) if (k !== 'user') delete args[k];
 }
 
 /** A config pattern is a regex anchored to the whole stream path. */

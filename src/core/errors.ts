@@ -2,12 +2,12 @@
 // (RTMP onStatus codes, HTTP statuses).
 
 export type EngineErrorCode =
-  | 'BadPath' | 'Unauthorized' | 'DuplicatePublish' | 'TooManyPublishers' | 'TooManySubscribers'
-  | 'NotFound' | 'Timeout' | 'Closed' | 'Kicked' | 'BadArgument';
+  | 'BadPath' | 'Unauthorized' | 'Forbidden' | 'DuplicatePublish' | 'TooManyPublishers' | 'TooManySubscribers'
+  | 'NotFound' | 'Timeout' | 'Closed' | 'Kicked' | 'BadArgument' | 'TooManyStreams';
 
 const HTTP: Record<EngineErrorCode, number> = {
-  BadPath: 400, BadArgument: 400, Unauthorized: 403, DuplicatePublish: 409, TooManyPublishers: 503,
-  TooManySubscribers: 503, NotFound: 404, Timeout: 504, Closed: 410, Kicked: 409,
+  BadPath: 400, BadArgument: 400, Unauthorized: 401, Forbidden: 403, DuplicatePublish: 409, TooManyPublishers: 503,
+  TooManySubscribers: 503, TooManyStreams: 503, NotFound: 404, Timeout: 504, Closed: 410, Kicked: 409,
 };
 
 export class EngineError extends Error {

@@ -32,7 +32,7 @@ export function parseStreamPath(input: string, extraArgs?: Record<string, string
   }
   const args: Record<string, string> = Object.create(null);
   if (query) {
-    for (const [k, v] of new URLSearchParams(query)) if (k.length <= 64) args[k] = v.slice(0, 1024);
+    for (const [k, v] of new URLSearchParams(query)) if (k.length <= 64) args[k] = v.slice(0, k === 'jwt' || k === 'pass' ? 8192 : 1024);
   }
   if (extraArgs) for (const k in extraArgs) args[k] = extraArgs[k];
   return { path, app: segs.slice(0, -1).join('/'), name: segs[segs.length - 1], args };

@@ -13,6 +13,8 @@ let pubIds = 0;
 const MAX_FORWARD_JUMP_SEC = 10;
 /** A backward step larger than this is a discontinuity (a smaller one is clamped). */
 const MAX_BACKWARD_SEC = 1;
+/** Default minimum time between two keyframe requests forwarded to a source (RTCP PLI/FIR pacing). */
+export const KEYFRAME_REQUEST_INTERVAL_MS = 1000;
 
 export interface PublisherInfo {
   id: number;
@@ -22,6 +24,9 @@ export interface PublisherInfo {
   startTime: string;
   paused: boolean;
   args: Record<string, string>;
+  /** Keyframe requests from subscribers, and how many were forwarded to the source. */
+  keyframeRequests: number;
+  keyframeRequestsSent: number;
 }
 
 export class Publisher {
@@ -34,6 +39,19 @@ export class Publisher {
   lastWrite = Date.now();
   /** Called when the engine ends this publisher (kicked, timeout, API stop): close the connection. */
   onStop: ((reason: string) => void) | null = null;
+
+  /**
+   * Set by a plugin whose source can make a keyframe on request (RTCP PLI/FIR to an RTSP/RTP/WebRTC
+   * source, a GB28181 IDR request). Called by requestKeyframe(), at most once per
+   * `keyframeRequestInterval` ms; `reason` says who asked.
+   */
+  onKeyframeRequest: ((reason: string) => void) | null = null;
+  /** Minimum time between two onKeyframeRequest calls (ms). */
+  keyframeRequestInterval = KEYFRAME_REQUEST_INTERVAL_MS;
+  /** Keyframe requests received, and how many reached onKeyframeRequest (the rest were rate-limited). */
+  keyframeRequests = 0;
+  keyframeRequestsSent = 0;
+  private lastKeyframeRequest = -Infinity;
 
   /** Offset in seconds added to this publisher's source timestamps (NaN until the first frame). */
   private offsetSec = NaN;
@@ -128,6 +146,23 @@ export class Publisher {
     return wait > 0 ? Math.min(wait, 1000) : 0;
   }
 
+  /**
+   * Ask the source for a keyframe (a subscriber that lost data, a new RTSP/WebRTC viewer). Returns true
+   * when onKeyframeRequest was called, false when there is none, the publisher is closed, or an earlier
+   * request was forwarded less than keyframeRequestInterval ago.
+   */
+  requestKeyframe(reason = 'subscriber'): boolean {
+    this.keyframeRequests++;
+    const fn = this.onKeyframeRequest;
+    if (!fn || this.closed) return false;
+    const now = Date.now();
+    if (now - this.lastKeyframeRequest < this.keyframeRequestInterval) return false;
+    this.lastKeyframeRequest = now;
+    this.keyframeRequestsSent++;
+    try { fn(reason); } catch { /* the plugin's problem; the request is counted as sent */ }
+    return true;
+  }
+
   pause(): void { this.paused = true; this.lastWrite = Date.now(); }
   resume(): void { this.paused = false; this.lastWrite = Date.now(); }
 
@@ -150,6 +185,7 @@ export class Publisher {
     return {
       id: this.id, protocol: this.protocol, type: this.type, remote: this.remote,
       startTime: new Date(this.startTime).toISOString(), paused: this.paused, args: this.args,
+      keyframeRequests: this.keyframeRequests, keyframeRequestsSent: this.keyframeRequestsSent,
     };
   }
 }

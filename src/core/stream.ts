@@ -257,6 +257,12 @@ export class Stream {
     }
   }
 
+  /** @internal Drop everything before the latest sync point (global.limits.ringmemory). */
+  trimToLatestGop(): void {
+    const latest = this.ring.latestSync();
+    if (latest !== undefined && latest > this.ring.tail) this.ring.evictTo(latest);
+  }
+
   private maxSubscriberBuffertime(): number {
     let m = 0;
     for (const s of this.subscribers) if (s.config.submode === 'buffer' && s.config.buffertime > m) m = s.config.buffertime;
@@ -308,18 +314,31 @@ export class Stream {
     return (last.arrival - first.arrival) >= 1000 || a.frames >= 50;
   }
 
-  /** Resolves when isReady(want); rejects after `timeoutMs` (0 = don't wait) or when the stream closes. */
-  waitReady(want: WaitTrack, timeoutMs: number): Promise<void> {
+  /**
+   * Resolves when isReady(want); rejects after `timeoutMs` (0 = don't wait), when the stream closes,
+   * or at once when `signal` aborts (the client left).
+   */
+  waitReady(want: WaitTrack, timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (this.isReady(want)) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      const w: ReadyWaiter = { want, resolve, reject, timer: undefined };
-      {
-        w.timer = setTimeout(() => {
-          this.waiters = this.waiters.filter((x) => x !== w);
-          reject(new EngineError(this.publisher ? 'Timeout' : 'NotFound',
-            this.publisher ? `stream ${this.path} has no ${want} data after ${timeoutMs} ms` : `stream ${this.path} not found (waited ${timeoutMs} ms)`));
-        }, Math.max(0, timeoutMs));
-      }
+      const onAbort = () => {
+        clearTimeout(w.timer);
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new EngineError('Closed', `client left while waiting for ${this.path}`));
+      };
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      const w: ReadyWaiter = {
+        want, timer: undefined,
+        resolve: () => { done(); resolve(); },
+        reject: (e) => { done(); reject(e); },
+      };
+      if (signal?.aborted) { reject(new EngineError('Closed', `client left while waiting for ${this.path}`)); return; }
+      w.timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        w.reject(new EngineError(this.publisher ? 'Timeout' : 'NotFound',
+          this.publisher ? `stream ${this.path} has no ${want} data after ${timeoutMs} ms` : `stream ${this.path} not found (waited ${timeoutMs} ms)`));
+      }, Math.max(0, timeoutMs));
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(w);
     });
   }

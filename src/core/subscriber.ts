@@ -414,6 +414,9 @@ export class Subscriber {
     return n > 0 ? n : -1;
   }
 
+  /** Since when (ms) the connection has pushed back without draining; 0 while it takes frames. */
+  get blockedSince(): number { return this.state === 'blocked' ? this.lastBlockAt : 0; }
+
   private blocked(): void {
     this.state = 'blocked';
     this.lastBlockAt = Date.now();
@@ -449,6 +452,15 @@ export class Subscriber {
   }
 
   /** Stop the subscription (the plugin's connection closed, or the API stopped it). */
+  /**
+   * Ask the stream's source for a keyframe (an RTSP/WebRTC viewer that got a PLI/FIR, or lost packets).
+   * Reaches Publisher.onKeyframeRequest, rate-limited per publisher. Returns true when forwarded.
+   */
+  requestKeyframe(): boolean {
+    if (this.state === 'closed') return false;
+    return this.stream.publisher?.requestKeyframe(`${this.protocol} subscriber ${this.id}`) ?? false;
+  }
+
   close(reason = 'closed'): void {
     if (this.state === 'closed') return;
     this.state = 'closed';

@@ -46,6 +46,13 @@ export function mountApi(app: Hono, server: Server): void {
     };
   }));
 
+  // Sessions and jobs of every plugin (one id space; stop one with POST /{plugin}/api/stop/{id}).
+  app.get('/api/sessions', (c) => jsonOrSse(c, () => {
+    const plugin = c.req.query('plugin') || undefined;
+    const list = server.sessions.list(plugin).map((h) => server.sessions.info(h));
+    return { total: list.length, list };
+  }));
+
   app.get('/api/plugins', (c) => jsonOrSse(c, () => server.pluginStates()));
 
   app.get('/api/stream/list', (c) => jsonOrSse(c, () => {
@@ -142,9 +149,19 @@ export function metrics(server: Server): string {
   const subs = streams.flatMap((s) => [...s.subscribers].map((x) => ({ s, x })));
   metric('m7s_subscriber_bytes_sent_total', 'counter', 'Bytes sent per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.bytesSent));
   metric('m7s_subscriber_frames_dropped_total', 'counter', 'Frames skipped for slow subscribers, per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.framesDropped));
+  metric('m7s_sessions', 'gauge', 'Live sessions and jobs per plugin and kind (connections, players, pulls, pushes, HLS viewers…).',
+    server.sessions.counts().map((x) => [{ plugin: x.plugin, kind: x.kind }, x.count]));
   metric('m7s_publish_total', 'counter', 'Publishes since start.', [[null, e.totals.publishes]]);
   metric('m7s_subscribe_total', 'counter', 'Subscribes since start.', [[null, e.totals.subscribes]]);
   metric('m7s_auth_failures_total', 'counter', 'Refused publishes and subscribes.', [[null, e.totals.authFailures]]);
+  const wh = server.webhooks.stats;
+  metric('m7s_webhook_sent_total', 'counter', 'Webhook events delivered (2xx).', [[null, wh.sent]]);
+  metric('m7s_webhook_failures_total', 'counter', 'Failed webhook delivery attempts (timeouts, errors, non-2xx).', [[null, wh.failures]]);
+  metric('m7s_webhook_dropped_total', 'counter', 'Webhook events dropped, by reason.', [[{ reason: 'queue_full' }, wh.droppedQueueFull], [{ reason: 'retries' }, wh.droppedRetries]]);
+  metric('m7s_webhook_queue', 'gauge', 'Webhook events waiting or being delivered.', [[null, server.webhooks.pending]]);
+  const az = server.authorizer.stats;
+  metric('m7s_auth_decisions_total', 'counter', 'Permission checks by result (global.auth).', [[{ result: 'allow' }, az.allowed], [{ result: 'deny' }, az.denied]]);
+  metric('m7s_auth_callback_errors_total', 'counter', 'Auth callback timeouts and errors (each denied).', [[null, az.callbackErrors]]);
   metric('m7s_process_resident_memory_bytes', 'gauge', 'Resident set size.', [[null, si.memory.rss]]);
   metric('m7s_process_cpu_seconds_total', 'counter', 'CPU time (user + system).', [[null, (si.cpuUsage.user + si.cpuUsage.system) / 1e6]]);
   return lines.join('\n') + '\n';

@@ -3,6 +3,7 @@
 
 import type { Context, Hono } from 'hono';
 import { EngineError } from '../core/errors.ts';
+import { FormatError } from '../format/bytes.ts';
 import type { Logger } from '../log.ts';
 
 export interface HttpConfig { cors: boolean; username: string; password: string }
@@ -68,6 +69,7 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
   });
   app.onError((err, c) => {
     if (err instanceof EngineError) return fail(c, err.httpStatus, err.message);
+    if (err instanceof FormatError) return fail(c, 400, `bad input: ${err.message}`);
     logger.error('HTTP handler failed', { path: new URL(c.req.url).pathname, error: err });
     return fail(c, 500, 'internal error: ' + ((err as Error)?.message ?? String(err)));
   });
@@ -107,4 +109,31 @@ function parseIntervalMs(s: string | undefined): number | undefined {
   const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(s);
   if (!m) return undefined;
   return m[2] === 'ms' ? +m[1] : m[2] === 's' ? +m[1] * 1000 : +m[1] * 1000;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Peer address of an HTTP request, on each runtime (what the fetch handler's second argument holds):
+// Node (@hono/node-server) the IncomingMessage in env.incoming, Bun the server (requestIP), Deno the
+// ServeHandlerInfo (remoteAddr). "ip:port", or undefined when the host does not say (edge).
+
+export function requestRemote(c: Context): string | undefined {
+  const env = c.env as Record<string, any> | undefined;
+  if (!env) return undefined;
+  try {
+    const sock = env.incoming?.socket;
+    if (sock?.remoteAddress) return joinHostPort(sock.remoteAddress, sock.remotePort);
+    if (typeof env.requestIP === 'function') {
+      const a = env.requestIP(c.req.raw) as { address: string; port: number } | null;
+      if (a?.address) return joinHostPort(a.address, a.port);
+    }
+    const ra = env.remoteAddr as { hostname?: string; port?: number } | undefined;
+    if (ra?.hostname) return joinHostPort(ra.hostname, ra.port);
+  } catch { /* not a request of ours */ }
+  return undefined;
+}
+
+function joinHostPort(host: string, port: number | undefined): string {
+  const h = host.startsWith('::ffff:') && host.includes('.') ? host.slice(7) : host;
+  const hp = h.includes(':') ? `[${h}]` : h;
+  return port ? `${hp}:${port}` : hp;
 }

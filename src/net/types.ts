@@ -49,6 +49,12 @@ export interface ListenOptions {
   tls?: TlsOptions;
   /** write() returns false above this many queued bytes. Default 1 MiB. */
   highWaterMark?: number;
+  /**
+   * Most connections open at once on this listener (global.limits.maxconn); 0 = only the process-wide
+   * cap the adapter derives from its descriptor limit. When full, the oldest connection that has not
+   * sent a byte yet is closed to make room; if there is none, the new connection is refused.
+   */
+  maxConnections?: number;
 }
 
 export interface ConnectOptions {
@@ -70,9 +76,38 @@ export interface TcpServer {
 export interface UdpSocket {
   readonly port: number;
   readonly host: string;
+  /** True once close() was called. */
+  readonly closed: boolean;
+  /** Send one datagram. Never throws: a bad address or a failed send goes to onError and the datagram is dropped. */
   send(data: Uint8Array, port: number, host: string): void;
   onMessage: ((data: Uint8Array, from: { address: string; port: number }) => void) | null;
+  /**
+   * Socket-level errors (ICMP port unreachable reported by the kernel, ENOBUFS, failed sends). The socket
+   * stays open; UDP is lossy by nature, so these are information, not a reason to close.
+   */
+  onError: ((err: Error) => void) | null;
+  /** The kernel's receive buffer size in bytes (Linux reports twice what was asked); 0 when unknown. */
+  getRecvBufferSize(): number;
+  /** Ask the kernel for a receive buffer of `bytes`. Throws UdpUnsupportedError / the kernel's error. */
+  setRecvBufferSize(bytes: number): void;
+  /** Join a multicast group on `iface` (an address of the interface; default: the kernel's choice). */
+  addMembership(group: string, iface?: string): void;
+  dropMembership(group: string, iface?: string): void;
+  /** TTL (hops) of multicast datagrams this socket sends. */
+  setMulticastTTL(ttl: number): void;
+  /** Interface (its address) that outgoing multicast datagrams leave by. */
+  setMulticastInterface(iface: string): void;
+  /** Whether this host's own members of a group receive what this socket sends to it. */
+  setMulticastLoopback(on: boolean): void;
   close(): Promise<void>;
+}
+
+/** Thrown where the runtime hosting the server has no such UDP feature (message names the runtime and feature). */
+export class UdpUnsupportedError extends Error {
+  constructor(readonly runtime: string, readonly feature: string) {
+    super(`UDP ${feature} is not supported on ${runtime}`);
+    this.name = 'UdpUnsupportedError';
+  }
 }
 
 export interface UdpOptions {
@@ -80,8 +115,10 @@ export interface UdpOptions {
   host?: string;
   /** 'udp4' (default) or 'udp6'. */
   type?: 'udp4' | 'udp6';
-  /** Kernel receive buffer size in bytes, where the runtime allows. */
+  /** Kernel receive buffer size in bytes, where the runtime allows (best effort: see getRecvBufferSize()). */
   recvBufferSize?: number;
+  /** SO_REUSEADDR: several sockets on one port (multicast receivers). */
+  reuseAddr?: boolean;
 }
 
 /** A WebSocket as the core sees it, whichever runtime hosts it. */
@@ -114,6 +151,23 @@ export interface HttpServeOptions {
   port: number;
   host?: string;
   tls?: TlsOptions;
+  /** Limits of this listener (global.http.readheadertimeout / idletimeout, global.limits.maxconn). */
+  limits?: HttpLimits;
+  /**
+   * Bun: serve with Bun.serve rather than node:http (global.http.nativeserver). Bun.serve has no
+   * connection cap or configurable header timeout. Other runtimes ignore it.
+   */
+  native?: boolean;
+}
+
+/** Connection limits of an HTTP listener (docs/limits.md). Durations in ms; 0 = off. */
+export interface HttpLimits {
+  /** A connection that has not sent a complete request head within this long is closed. */
+  readHeaderTimeout: number;
+  /** A keep-alive connection with no request in flight for this long is closed. */
+  idleTimeout: number;
+  /** Most connections at once (0 = only the process-wide cap); full: the oldest silent one goes. */
+  maxConnections: number;
 }
 
 export interface HttpServer {
@@ -186,7 +240,8 @@ export interface Runtime {
    */
   readFileStream?(path: string, opts?: { chunkSize?: number }): ReadableStream<Uint8Array>;
   readTextFile(path: string): Promise<string>;
-  writeFile(path: string, data: Uint8Array | string): Promise<void>;
+  /** `mode`: permission bits for a new file (and set on an existing one), e.g. 0o600 for secrets. */
+  writeFile(path: string, data: Uint8Array | string, opts?: { mode?: number }): Promise<void>;
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
