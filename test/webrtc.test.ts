@@ -26,7 +26,7 @@ async function source(codec: NalCodec, dir: string): Promise<{ aus: { au: Uint8A
   return { aus: accessUnits(codec, bytes), ps: parameterSets(codec, bytes) };
 }
 
-const sessions = async (S: TestServer): Promise<any[]> => (await (await fetch(`${S.http}/webrtc/api/list`)).json()).data;
+const sessions = async (S: TestServer): Promise<any[]> => (await (await fetch(`${S.http}/webrtc/api/list`)).json()).data.list;
 const openFds = (): number => { try { return readdirSync('/proc/self/fd').length; } catch { return -1; } };
 
 describe('webrtc: WHIP and WHEP with node-datachannel', () => {
@@ -54,11 +54,11 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
         assert.equal(pub.status, 201, pub.text);
         assert.match(pub.location, /^\/webrtc\/session\/[0-9a-f]{24}$/);
         assert.ok(!/a=candidate:\S+ \d+ \S+ \d+ (?!127\.0\.0\.1 )/.test(pub.text), `only loopback candidates: ${pub.text}`);
-        const stream = await until(() => {
+        const stream = (await until(() => {
           const s = S.server.engine.getStream(path);
           const v = s?.tracks.find((t) => t.kind === 'video');
           return v && v.frames >= 30 ? v : undefined;
-        }, 15_000, `${codec} frames from WHIP (sent ${pub.sent()} packets, state ${pub.state()})`);
+        }, 15_000, `${codec} frames from WHIP (sent ${pub.sent()} packets, state ${pub.state()})`))!;
         assert.equal(stream.codec, codec);
         assert.equal(stream.config.width, 320);
         assert.equal(stream.config.height, 240);

@@ -6,18 +6,15 @@
 //   DELETE /webrtc/session/{id}          end the session → 200
 //   OPTIONS on the POST URLs              the ICE servers as Link headers (also sent with every 201)
 //   GET    /webrtc/test/publish|play     test pages (camera/screen publish, play with stats)
-//   GET    /webrtc/api/list              sessions
+//   GET    /webrtc/api/list              sessions (the server's registry: publishers and players)
+//   POST   /webrtc/api/stop/{id}         end one
 //
 // The WebRTC stack (werift) is loaded when the plugin starts: a runtime that cannot host it gets the
 // plugin disabled with the reason in /api/plugins, and every other plugin runs.
 
 import type { Context } from 'hono';
-import { EngineError } from '../../src/core/errors.ts';
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
-import type { Frame } from '../../src/core/frame.ts';
-import { t } from '../../src/config/schema.ts';
-import { definePlugin } from '../../src/plugin.ts';
+import { requestAuth } from '../../src/http/peer.ts';
+import { definePlugin, EngineError, t, type Frame, type Publisher, type SessionHandle, type Subscriber, type SubscriberSink } from '../../src/plugin.ts';
 import { negotiatePlay, negotiatePublish, OfferError, type MediaChoice, type SourceTracks } from './negotiate.ts';
 import type { Peer, PeerOptions } from './peer.ts';
 import { testPage } from './page.ts';
@@ -28,7 +25,9 @@ import { WhipIngest } from './whip.ts';
 const MAX_OFFER = 64 * 1024;
 
 interface Session {
+  /** The unguessable id in the session URL (the registry's numeric id is listed too). */
   id: string;
+  handle?: SessionHandle;
   kind: 'whip' | 'whep';
   streamPath: string;
   remote?: string;
@@ -87,8 +86,8 @@ export default definePlugin({
     // must only lose this plugin.
     const { createPeer } = await import('./peer.ts');
     const portRange = parsePortRange(ctx.config.port);
-    const sessions = new Map<string, Session>();
-    const remoteOf = (c: Context): string | undefined => (ctx as { remoteOf?: (c: Context) => string | undefined }).remoteOf?.(c);
+    ctx.sessions.declareGroups('publishers', 'players');
+    const byUrlId = (id: string): Session | undefined => ctx.sessions.byKey<Session>(id)?.ref;
 
     const iceServers = () => ctx.config.iceservers
       .flatMap((s) => s.urls.filter(Boolean).map((u) => ({ urls: u, username: s.username || undefined, credential: s.credential || undefined })));
@@ -106,12 +105,12 @@ export default definePlugin({
       return parts.length ? parts.join(', ') : undefined;
     };
 
-    /** Credentials: `Authorization: Bearer x` or `?bearer=x`, handed to the auth gate as args. */
-    const authArgs = (c: Context, url: URL): Record<string, string> => {
-      const h = c.req.header('authorization') ?? '';
-      const m = /^Bearer\s+(.+)$/i.exec(h.trim());
-      const token = m?.[1] ?? url.searchParams.get('bearer') ?? '';
-      return token ? { bearer: token, jwt: token } : {};
+    /** Peer address and credentials for the auth gate: `Authorization: Bearer x` (or Basic), or `?bearer=x`. */
+    const who = (c: Context, url: URL) => {
+      const w = requestAuth(c);
+      const bearer = url.searchParams.get('bearer');
+      if (!w.credentials && bearer) w.credentials = { token: bearer };
+      return { ...w, remote: w.remote ?? ctx.remoteOf(c) };
     };
 
     const fail = (c: Context, status: number, message: string) =>
@@ -119,10 +118,7 @@ export default definePlugin({
 
     const errorResponse = (c: Context, err: unknown, what: string, streamPath: string): Response => {
       if (err instanceof OfferError) return fail(c, err.status, err.message);
-      if (err instanceof EngineError) {
-        const status = err.code === 'Unauthorized' ? (c.req.header('authorization') || new URL(c.req.url).searchParams.has('bearer') ? 403 : 401) : err.httpStatus;
-        return fail(c, status, err.message);
-      }
+      if (err instanceof EngineError) return fail(c, err.httpStatus, err.message);
       log.warn(`${what} failed`, { stream: streamPath, error: err });
       return fail(c, 500, (err as Error)?.message ?? String(err));
     };
@@ -154,7 +150,7 @@ export default definePlugin({
         stop(reason: string) {
           if (s.closed) return;
           s.closed = true;
-          sessions.delete(s.id);
+          s.handle?.remove();
           clearTimeout(connectTimer);
           s.ingest?.close();
           s.pub?.close(reason);
@@ -168,7 +164,15 @@ export default definePlugin({
         if (st === 'connected') { clearTimeout(connectTimer); s.sink?.connected(); }
         if (st === 'failed' || st === 'closed') s.stop(`peer connection ${st}`);
       };
-      sessions.set(s.id, s);
+      s.handle = ctx.sessions.add<Session>({
+        kind, group: kind === 'whip' ? 'publishers' : 'players', streamPath, remote, key: s.id, ref: s,
+        stop: (r) => s.stop(r),
+        info: () => ({
+          url: `/webrtc/session/${s.id}`, state: peer.state,
+          media: media.map((m) => ({ mid: m.mid, kind: m.kind, codec: m.codec ?? null, reason: m.reason })),
+          ingest: s.ingest?.stats, packetsSent: s.sink?.packets, bytesSent: s.sink?.bytes, peer: peer.stats(),
+        }),
+      });
       return s;
     };
 
@@ -181,13 +185,14 @@ export default definePlugin({
     ctx.http.post('/push/*', async (c) => {
       const url = new URL(c.req.url);
       const streamPath = streamPathOf(url, '/webrtc/push/');
-      const remote = remoteOf(c);
+      const w = who(c, url);
+      const remote = w.remote;
       let peer: Peer | undefined;
       let pub: Publisher | undefined;
       try {
         const offer = await readOffer(c);
         const neg = negotiatePublish(offer);
-        pub = await ctx.publish(streamPath + url.search, { remote, args: authArgs(c, url) });
+        pub = await ctx.publish(streamPath + url.search, { remote, ip: w.ip, credentials: w.credentials });
         peer = createPeer(peerOptions());
         const t0 = Date.now();
         const answer = await peer.answer(neg.offer, 'recvonly');
@@ -210,7 +215,8 @@ export default definePlugin({
     ctx.http.post('/play/*', async (c) => {
       const url = new URL(c.req.url);
       const streamPath = streamPathOf(url, '/webrtc/play/');
-      const remote = remoteOf(c);
+      const w = who(c, url);
+      const remote = w.remote;
       let peer: Peer | undefined;
       let sub: Subscriber | undefined;
       try {
@@ -232,7 +238,7 @@ export default definePlugin({
           close: (reason) => holder.sink?.close(reason),
         };
         const t0 = Date.now();
-        sub = await ctx.subscribe(streamPath + url.search, { remote, args: authArgs(c, url), sink: proxy });
+        sub = await ctx.subscribe(streamPath + url.search, { remote, ip: w.ip, credentials: w.credentials, sink: proxy, signal: c.req.raw.signal });
         const t1 = Date.now();
         const tracks = sub.stream.tracks;
         const v = tracks.find((t) => t.kind === 'video' && t.index === 0);
@@ -249,7 +255,8 @@ export default definePlugin({
         s.sub = sub;
         s.sink = sink;
         sink.onClose = (reason) => s.stop(reason);
-        for (const m of peer.media) m.onKeyframeRequest = () => { (sub as { requestKeyframe?: () => boolean }).requestKeyframe?.(); };
+        const viewer = sub;
+        for (const m of peer.media) m.onKeyframeRequest = () => { viewer.requestKeyframe(); };
         holder.sink = sink;
         for (const e of early.splice(0)) sink.frame(e.f, e.dts, sub, e.cts);
         if (peer.state === 'connected') sink.connected();
@@ -264,14 +271,14 @@ export default definePlugin({
 
     // ------------------------------------------------------------------------------ session resource
     ctx.http.delete('/session/:id', (c) => {
-      const s = sessions.get(c.req.param('id'));
+      const s = byUrlId(c.req.param('id'));
       if (!s) return fail(c, 404, 'no such session');
       s.stop('DELETE by the client');
       return new Response(null, { status: 200 });
     });
 
     ctx.http.patch('/session/:id', async (c) => {
-      const s = sessions.get(c.req.param('id'));
+      const s = byUrlId(c.req.param('id'));
       if (!s) return fail(c, 404, 'no such session');
       const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== 'application/trickle-ice-sdpfrag') return fail(c, 415, 'PATCH takes application/trickle-ice-sdpfrag');
@@ -294,20 +301,10 @@ export default definePlugin({
       return new Response(null, { status: 204 });
     });
 
-    ctx.http.get('/api/list', (c) => ctx.ok(c, [...sessions.values()].map((s) => ({
-      id: s.id, kind: s.kind, streamPath: s.streamPath, remote: s.remote, state: s.peer.state,
-      startTime: new Date(s.startTime).toISOString(),
-      media: s.media.map((m) => ({ mid: m.mid, kind: m.kind, codec: m.codec ?? null, reason: m.reason })),
-      ingest: s.ingest?.stats, packetsSent: s.sink?.packets, bytesSent: s.sink?.bytes, peer: s.peer.stats(),
-    }))));
-
     if (ctx.config.testpage) {
       ctx.http.get('/test/publish', (c) => c.html(testPage('publish')));
       ctx.http.get('/test/play', (c) => c.html(testPage('play')));
     }
 
-    ctx.onStop(async () => {
-      for (const s of [...sessions.values()]) s.stop('server shutting down');
-    });
   },
 });

@@ -3,8 +3,7 @@
 // keyframe; until ICE/DTLS is up the packets wait here (bounded), so the first picture is that keyframe
 // instead of the next GOP.
 
-import type { Frame, Track } from '../../src/core/frame.ts';
-import type { Subscriber, SubscriberSink } from '../../src/core/subscriber.ts';
+import type { Frame, Subscriber, SubscriberSink, Track } from '../../src/plugin.ts';
 import { createPacketizer, RtpWriter, type Packetizer } from '../../src/format/rtp/index.ts';
 import type { MediaChoice } from './negotiate.ts';
 import type { PeerMedia } from './peer.ts';

@@ -2,8 +2,7 @@
 // for H.264/H.265) → Publisher.write. Periodic PLI keeps the GOP cache bounded; keyframe requests from
 // viewers reach the publisher's source as PLI.
 
-import type { Publisher } from '../../src/core/publisher.ts';
-import type { Track } from '../../src/core/frame.ts';
+import type { Publisher, Track } from '../../src/plugin.ts';
 import { FormatError } from '../../src/format/bytes.ts';
 import { createDepacketizer, parseRtp, ReorderBuffer, RtpFrameClock, RtpTimeline, type Depacketizer, type RtpPacket } from '../../src/format/rtp/index.ts';
 import type { MediaChoice } from './negotiate.ts';
@@ -44,7 +43,7 @@ export class WhipIngest {
     const video = this.inputs.find((i) => i.choice.kind === 'video');
     if (video) {
       // A viewer's PLI/FIR (through the engine's keyframe request) and the periodic one both become a PLI.
-      (pub as { onKeyframeRequest?: ((r: string) => void) | null }).onKeyframeRequest = () => this.pli();
+      pub.onKeyframeRequest = () => this.pli();
       if (pliMs > 0) this.pliTimer = setInterval(() => this.pli(), pliMs);
     }
   }
