@@ -176,6 +176,15 @@ export default definePlugin({
       return s;
     };
 
+    /** An offer our SDP code took but the WebRTC stack refuses (bad ICE/DTLS attributes) is a 400. */
+    const answerOrReject = async (peer: Peer, offer: string, dir: 'recvonly' | 'sendonly'): Promise<string> => {
+      try {
+        return await peer.answer(offer, dir);
+      } catch (err) {
+        throw new OfferError(400, `the offer was refused by the WebRTC stack: ${(err as Error)?.message ?? String(err)}`);
+      }
+    };
+
     const streamPathOf = (url: URL, prefix: string) => url.pathname.slice(prefix.length).replace(/^\/+/, '');
 
     ctx.http.options('/push/*', () => new Response(null, { status: 204, headers: { allow: 'POST, OPTIONS', ...(linkHeader() ? { link: linkHeader()! } : {}) } }));
@@ -195,7 +204,7 @@ export default definePlugin({
         pub = await ctx.publish(streamPath + url.search, { remote, ip: w.ip, credentials: w.credentials });
         peer = createPeer(peerOptions());
         const t0 = Date.now();
-        const answer = await peer.answer(neg.offer, 'recvonly');
+        const answer = await answerOrReject(peer, neg.offer, 'recvonly');
         const answerMs = Date.now() - t0;
         if (pub.closed) throw new EngineError('Closed', 'the publisher was stopped while connecting');
         const s = newSession('whip', pub.stream.path, remote, peer, neg.media);
@@ -248,7 +257,7 @@ export default definePlugin({
         if (a) source.audio = { codec: a.codec, channels: a.config.channels };
         neg = negotiatePlay(offer, source);
         peer = createPeer(peerOptions());
-        const answer = await peer.answer(neg.offer, 'sendonly');
+        const answer = await answerOrReject(peer, neg.offer, 'sendonly');
         const t2 = Date.now();
         sink = new WhepSink(neg.media, peer.media);
         const s = newSession('whep', sub.stream.path, remote, peer, neg.media);
