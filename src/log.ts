@@ -1,5 +1,6 @@
 // Structured logger: JSON lines by default, a compact coloured line on a terminal. Every record carries
 // the fields of its logger chain (plugin, stream path, connection id), so one grep follows a stream.
+import { redact, redactUrl } from './redact.ts';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 const RANK: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50 };
@@ -65,7 +66,8 @@ export class Logger {
 
   log(level: LogLevel, msg: string, f?: LogFields): void {
     if (RANK[level] < this.root.min) return;
-    const rec: LogRecord = { time: Date.now(), level, msg, fields: f ? { ...this.fields, ...f } : this.fields };
+    // Secrets never reach a log line (passwords, keys, tokens; user:pass@ and ?secret= in URLs).
+    const rec: LogRecord = { time: Date.now(), level, msg: redactUrl(msg), fields: redact(f ? { ...this.fields, ...f } : this.fields) };
     const out = this.root.out;
     out.write(out.pretty ? formatPretty(rec) : formatJson(rec), level === 'error' || level === 'warn' ? 'stderr' : 'stdout');
     for (const l of this.root.listeners) l(rec);
@@ -78,7 +80,7 @@ function errValue(v: unknown): unknown {
 
 export function formatJson(r: LogRecord): string {
   const o: Record<string, unknown> = { time: new Date(r.time).toISOString(), level: r.level, msg: r.msg };
-  for (const k in r.fields) o[k] = errValue(r.fields[k]);
+  for (const k of Object.keys(r.fields)) o[k] = errValue(r.fields[k]);
   try { return JSON.stringify(o); } catch { return JSON.stringify({ time: o.time, level: r.level, msg: r.msg }); }
 }
 
@@ -90,7 +92,7 @@ export function formatPretty(r: LogRecord): string {
   const ts = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}:${String(d.getSeconds()).padStart(2, '0')}.${String(d.getMilliseconds()).padStart(3, '0')}`;
   const { plugin, ...rest } = r.fields;
   let s = `\x1b[90m${ts}\x1b[0m \x1b[${COLOR[r.level]}m${TAG[r.level]}\x1b[0m ${plugin ? `\x1b[35m[${plugin}]\x1b[0m ` : ''}${r.msg}`;
-  for (const k in rest) {
+  for (const k of Object.keys(rest)) {
     const v = errValue(rest[k]);
     s += ` \x1b[90m${k}=\x1b[0m${typeof v === 'string' ? v : JSON.stringify(v)}`;
   }

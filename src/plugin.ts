@@ -14,6 +14,7 @@
 // from `global:` (overridable per plugin). A plugin whose setup throws is disabled and the reason is
 // shown in /api/plugins; the other plugins run.
 
+import type { OutboundPolicy } from './core/outbound.ts';
 import type { Context, Hono } from 'hono';
 import type { ConfigDiff } from './config/load.ts';
 import { type Defaults, type Resolved, t } from './config/schema.ts';
@@ -152,6 +153,11 @@ export interface PluginContext<C = Record<string, any>> {
   onStop(fn: () => void | Promise<void>): void;
   /** Resolve a file path relative to the config file's folder. */
   resolvePath(p: string): string;
+  /**
+   * The pull and push policy (global.outbound), shared by all plugins: check a URL or a file source
+   * by who asked ('api' or 'config'), take a job slot, cap an API job's retries. See src/core/outbound.ts.
+   */
+  readonly outbound: OutboundPolicy;
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The engine's own config: the `global:` section. `publish` and `subscribe` are inherited by every
 // plugin section (a plugin may override any key for its own publishers/subscribers), and URL query
-// args may override them per request, except the keys in ARGS_DENY.
+// args may override only the harmless keys in PUBLISH_ARGS_ALLOW / SUBSCRIBE_ARGS_ALLOW.
 
 import { t } from './config/schema.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
@@ -103,7 +103,7 @@ export const globalSchema = {
     certfile: '',
     keyfile: '',
     cors: true,
-    /** Basic auth for /api/* when both are set. */
+    /** Basic auth for /api/... and /{plugin}/api/... when both are set (then required from every client). */
     username: '',
     password: '',
     /** A connection that sends no complete request head within this long is closed (Go's ReadHeaderTimeout). */
@@ -112,6 +112,10 @@ export const globalSchema = {
     idletimeout: t.dur('60s'),
     /** Bun only: serve HTTP with Bun.serve instead of node:http — no connection cap, fixed ~10 s header timeout (docs/limits.md). */
     nativeserver: false,
+    /** Without username/password, the API answers only peers in these ranges (CIDRs or loopback/private/linklocal). */
+    apiallow: t.list(t.str(''), ['loopback']),
+    /** Origins (https://admin.example.com) allowed to call the API from a browser page elsewhere. */
+    apiorigins: t.list(t.str(''), []),
   },
   /** Server-wide caps (docs/limits.md). 0 = no limit. */
   limits: {
@@ -138,9 +142,31 @@ export const globalSchema = {
   hookqueue: t.num(1000, { min: 1, max: 1_000_000, int: true }),
   hookconcurrency: t.num(4, { min: 1, max: 64, int: true }),
   hookkeepalive: t.dur('60s'),
+  /** Pull and push policy (docs/security.md): what API-created pulls and pushes may reach. */
+  outbound: {
+    /** Directories file pulls may read from; empty = file pulls only from config.yaml, never from the API. */
+    fileroots: t.list(t.str(''), []),
+    /** Hosts (names, `.example.com`, IPs, CIDRs) API pulls/pushes may reach even when denyhosts covers them. */
+    allowhosts: t.list(t.str(''), []),
+    /** Address ranges API pulls/pushes may not reach (names: loopback, private, linklocal, unspecified). */
+    denyhosts: t.list(t.str(''), ['loopback', 'private', 'linklocal', 'unspecified']),
+    /** Pulls and pushes running at once, all plugins together; 0 = no limit. */
+    maxjobs: t.num(64, { min: 0, int: true }),
+    /** An API-created pull or push gives up after this many failed reconnects. */
+    retrycount: t.num(10, { min: 0, int: true }),
+  },
 };
 
-/** Settings that clients must not change through URL query args (secrets, limits, memory bounds). */
+/**
+ * The settings a client may change for its own request through URL query args (`?subaudio=false`). An
+ * allow-list: every other key (secrets, limits, memory bounds, and timeouts that protect the server,
+ * like publishtimeout, idletimeout or delayclosetimeout) is the operator's. A publisher only chooses
+ * which of its tracks to send; a player only how it wants to watch.
+ */
+export const PUBLISH_ARGS_ALLOW = ['pubaudio', 'pubvideo'];
+/** waittimeout is allowed here; it is bounded by the configured value where waits are capped. */
+export const SUBSCRIBE_ARGS_ALLOW = ['subaudio', 'subvideo', 'submode', 'buffertime', 'iframeonly', 'waittimeout', 'waittrack', 'maxlag', 'mergewrite', 'catchup'];
+/** @deprecated kept for callers of the old deny-list; query args now go through the allow-lists above. */
 export const ARGS_DENY = ['key', 'secretargname', 'expireargname', 'maxcount', 'ringsize', 'ringbytes', 'subvideoargname', 'subaudioargname', 'writetimeout'];
 
 /** ":8080" / "0.0.0.0:8080" / "[::1]:8080" / "8080" → host + port. Empty string → null (off). */

@@ -6,7 +6,8 @@ import { applyArgs, buildConfig, type ConfigDiff, diffConfig, sectionDiffs, setI
 import { type ConfigIssue, type Defaults, type SchemaLike } from './config/schema.ts';
 import { normSubMode, type PublishConfig, type SubscribeConfig } from './core/config.ts';
 import { Engine, type PublishActionFn, type PullFn } from './core/engine.ts';
-import { type AuthConfig, Authorizer } from './auth/permissions.ts';
+import { type AuthConfig, Authorizer, httpCredentials } from './auth/permissions.ts';
+import { authorizeHttp } from './http/peer.ts';
 import { loadAdminSecret } from './auth/secret.ts';
 import { EngineError } from './core/errors.ts';
 import { wireWebhooks } from './hooks/engine-hooks.ts';
@@ -20,7 +21,11 @@ import { type LogLevel, Logger } from './log.ts';
 import type { HttpLimits, HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
 import { pluginSessions, SessionRegistry } from './sessions.ts';
-import { ARGS_DENY, globalSchema, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
+import { globalSchema, PUBLISH_ARGS_ALLOW, SUBSCRIBE_ARGS_ALLOW, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
+import { normalizeKey } from './config/schema.ts';
+import { checkRanges } from './net/ip.ts';
+import { OutboundPolicy } from './core/outbound.ts';
+import { isSecretKey, REDACTED } from './redact.ts';
 import { VERSION } from './version.ts';
 
 export interface ServerOptions {
@@ -129,7 +134,7 @@ export class Server {
       logger,
       limits: { ...g.limits },
       argsOverride: (section, conf, args) => {
-        const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, deny: ARGS_DENY });
+        const r = applyArgs(section === 'publish' ? publishSchema : subscribeSchema, conf, args, { section, allow: section === 'publish' ? PUBLISH_ARGS_ALLOW : SUBSCRIBE_ARGS_ALLOW });
         for (const e of r.errors) logger.warn('ignored query arg', { error: e.message });
         return r.value;
       },
@@ -190,6 +195,9 @@ export class Server {
     }
     const env = opts.env ?? rt.env();
     const built = buildConfig({ sections, inherit: ['publish', 'subscribe'], fileText, filename: opts.configFile ?? 'config.yaml', env });
+    const bad = unsafeKey(built.raw);
+    if (bad) built.errors.push({ path: bad, message: `${bad}: key not allowed` });
+    if (!built.errors.length) built.errors.push(...validateConfig(built.config));
     if (built.errors.length) throw new ConfigInvalidError(built.errors, built.warnings);
     return { sections, fileText, config: built.config, warnings: built.warnings };
   }
@@ -222,7 +230,13 @@ export class Server {
       this.adminSecretValue = (await loadAdminSecret(this.runtime)).secret;
     }
     for (const p of this.authorizer.problems()) this.logger.warn('auth: ' + p);
-    applyMiddleware(this.app, () => this.config.global.http, this.logger);
+    applyMiddleware(this.app, () => this.config.global.http, this.logger, (c) => this.runtime.connInfo(c)?.address, async (c, action, path) => {
+      if (!this.authorizer.active) return undefined;
+      const url = new URL(c.req.url);
+      const creds = httpCredentials(c.req.header('authorization'), url.searchParams);
+      if (creds.user === undefined && creds.token === undefined) return undefined; // anonymous: the guard's own rules
+      return authorizeHttp(this.authorizer, c, action, path);
+    });
     mountApi(this.app, this);
     for (const def of this.opts.plugins) await this.startPlugin(def);
     this.app.all('*', (c) => fail(c, 404, `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
@@ -254,6 +268,9 @@ export class Server {
     };
     ka();
     this.keepAliveReset = ka;
+    if (this.http && !(g.http.username && g.http.password)) {
+      this.logger.info('the HTTP API answers only these peers until global.http.username and password are set (docs/security.md)', { apiallow: g.http.apiallow.join(', ') });
+    }
     this.logger.info('m7s started', { version: VERSION, runtime: this.runtime.name, plugins: this.plugins.filter((p) => p.state.enabled).map((p) => p.def.name).join(',') });
   }
 
@@ -277,6 +294,14 @@ export class Server {
     }
   }
   private keepAliveReset: (() => void) | null = null;
+  /** The pull and push policy every plugin shares (global.outbound). */
+  private outboundPolicy: OutboundPolicy | undefined;
+  get outbound(): OutboundPolicy {
+    return this.outboundPolicy ??= new OutboundPolicy(() => this.config.global.outbound, {
+      lookup: this.runtime.lookup?.bind(this.runtime), realPath: this.runtime.realPath?.bind(this.runtime),
+      resolvePath: (p) => this.resolvePath(p),
+    }, (msg, f) => this.logger.warn(msg, f));
+  }
 
   private async startPlugin(def: PluginDef<any>): Promise<void> {
     const config = this.config[def.name];
@@ -373,6 +398,7 @@ export class Server {
       onConfigChange: (fn) => { pr.changeFns.push(fn); },
       onStop: (fn) => { pr.stopFns.push(fn); },
       resolvePath: (p) => this.resolvePath(p),
+      outbound: this.outbound,
     };
     pr.ctx = ctx;
     try {
@@ -451,10 +477,7 @@ export class Server {
 
   /** Rebuild the config from `fileText` (default: current) and the API modifications; apply the diff. */
   reload(fileText = this.fileText): { diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[] } {
-    const built = buildConfig({
-      sections: this.sections, inherit: ['publish', 'subscribe'], fileText, filename: this.opts.configFile ?? 'config.yaml',
-      env: this.opts.env ?? this.runtime.env(), modified: this.modified,
-    });
+    const built = this.build(fileText, this.modified);
     if (built.errors.length) return { diff: [], errors: built.errors, warnings: built.warnings };
     this.fileText = fileText;
     const diff = diffConfig(this.config, built.config);
@@ -463,22 +486,69 @@ export class Server {
     return { diff, errors: [] };
   }
 
-  /** API modification: `{ section: { key: value } }`, highest priority; saved into config.yaml when there is one. */
-  async modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[]; saved: boolean }> {
+  /**
+   * API modification: `{ section: { key: value } }`, highest priority; saved into config.yaml when there
+   * is one. Validated first (unknown sections and keys are errors, not warnings), then written (a
+   * temporary file beside config.yaml, fsync, rename), and only then applied: on any failure nothing
+   * changes, neither the running config nor the file, and the error is returned.
+   */
+  modify(changes: Record<string, any>, save = true): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[]; saved: boolean; saveError?: string }> {
+    // One at a time: each builds on the file text and modifications the previous one left.
+    const run = this.modifyQueue.then(() => this.modifyNow(changes, save));
+    this.modifyQueue = run.then(() => {}, () => {});
+    return run;
+  }
+  private modifyQueue: Promise<void> = Promise.resolve();
+
+  private async modifyNow(changes: Record<string, any>, save: boolean): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[]; saved: boolean; saveError?: string }> {
+    const none = { diff: [], saved: false };
+    const unsafe = unsafeKey(changes);
+    if (unsafe) return { ...none, errors: [{ path: unsafe, message: `${unsafe}: key not allowed` }] };
+    changes = dropRedacted(changes, this.config);
+    const errors: ConfigIssue[] = [];
+    for (const k of Object.keys(changes)) {
+      if (!(normalizeKey(k) in this.sections)) errors.push({ path: k, message: `${k}: unknown config section (known: ${Object.keys(this.sections).join(', ')})` });
+      else if (!changes[k] || typeof changes[k] !== 'object' || Array.isArray(changes[k])) errors.push({ path: k, message: `${k}: must be a mapping of settings` });
+    }
+    if (errors.length) return { ...none, errors };
+    // An empty section changes nothing (and must not be written as `section: {}` over the file's).
+    for (const k of Object.keys(changes)) if (!Object.keys(changes[k]).length) delete changes[k];
     const merged = mergeDeep(structuredClone(this.modified), changes);
-    const prev = this.modified;
-    this.modified = merged;
-    const r = this.reload();
-    if (r.errors.length) { this.modified = prev; return { ...r, saved: false }; }
+    const built = this.build(this.fileText, merged);
+    // Unknown keys in the modification are refused (the file may keep its own, with a warning).
+    errors.push(...built.errors, ...built.warnings.filter((w) => w.source === 'API modification'));
+    if (errors.length) return { ...none, errors };
     let saved = false;
+    let text = this.fileText;
     if (save && this.opts.configFile) {
-      let text = this.fileText ?? '';
-      for (const [path, value] of leaves(changes)) text = setInYamlText(text, path, value, this.opts.configFile);
-      this.fileText = text; // our own write: the watcher sees no change
-      await this.runtime.writeFile(this.opts.configFile, text);
+      try {
+        text = this.fileText ?? '';
+        for (const [path, value] of leaves(changes)) text = setInYamlText(text, path, value, this.opts.configFile);
+        await this.runtime.replaceFile(this.opts.configFile, text);
+      } catch (err) {
+        const msg = `config not saved, nothing changed: ${(err as Error)?.message ?? String(err)}`;
+        this.logger.error('config modification not saved; nothing changed', { file: this.opts.configFile, error: err });
+        return { ...none, errors: [{ path: '', message: msg }], saveError: msg };
+      }
       saved = true;
     }
-    return { ...r, saved };
+    // Saved (or not asked to): now apply. Our own write: the watcher sees no change.
+    this.fileText = text;
+    this.modified = merged;
+    const diff = diffConfig(this.config, built.config);
+    if (diff.length) this.apply(built.config, diff);
+    this.warnings = built.warnings;
+    return { diff, errors: [], saved };
+  }
+
+  private build(fileText: string | undefined, modified: Record<string, any>): { config: Record<string, any>; errors: ConfigIssue[]; warnings: ConfigIssue[] } {
+    const built = buildConfig({
+      sections: this.sections, inherit: ['publish', 'subscribe'], fileText, filename: this.opts.configFile ?? 'config.yaml',
+      env: this.opts.env ?? this.runtime.env(), modified,
+    });
+    const bad = unsafeKey(built.raw);
+    if (bad) built.errors.push({ path: bad, message: `${bad} (${this.opts.configFile ?? 'config.yaml'}): key not allowed` });
+    return { config: built.config, errors: [...built.errors, ...(built.errors.length ? [] : validateConfig(built.config))], warnings: built.warnings };
   }
 
   private apply(next: Record<string, any>, diff: ConfigDiff[]): void {
@@ -554,8 +624,57 @@ function replaceInPlace(target: Record<string, any>, src: Record<string, any>): 
   }
 }
 
+/** Keys that would reach an object's prototype when assigned. */
+const UNSAFE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The dotted path of the first key that could pollute a prototype, or undefined. */
+export function unsafeKey(o: unknown, prefix = ''): string | undefined {
+  if (!o || typeof o !== 'object') return undefined;
+  for (const k of Object.keys(o)) {
+    const p = prefix ? `${prefix}.${k}` : k;
+    if (UNSAFE_KEYS.has(k)) return p;
+    const r = unsafeKey((o as Record<string, unknown>)[k], p);
+    if (r) return r;
+  }
+  return undefined;
+}
+
+/** Leaves set to the redaction placeholder (a config read back from the API) keep their current value. */
+function dropRedacted(changes: Record<string, any>, current: Record<string, any>): Record<string, any> {
+  const out: Record<string, any> = {};
+  for (const k of Object.keys(changes)) {
+    const v = changes[k];
+    const cur = current?.[normalizeKey(k)] ?? current?.[k];
+    if (v === REDACTED && isSecretKey(k)) continue;
+    if (v && typeof v === 'object' && !Array.isArray(v)) {
+      const inner = dropRedacted(v, cur && typeof cur === 'object' ? cur : {});
+      // A mapping emptied by dropping placeholders sets nothing (an empty one as sent still does).
+      if (Object.keys(inner).length || !Object.keys(v).length) out[k] = inner;
+    } else out[k] = v;
+  }
+  return out;
+}
+
+/** Checks the config schema cannot express (IP ranges). */
+export function validateConfig(config: Record<string, any>): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const http = config.global?.http;
+  for (const key of ['apiallow'] as const) {
+    const bad = checkRanges(http?.[key] ?? []);
+    if (bad) out.push({ path: `global.http.${key}`, message: `global.http.${key}: ${bad}` });
+  }
+  const ob = config.global?.outbound;
+  const bad = checkRanges(ob?.denyhosts ?? []);
+  if (bad) out.push({ path: 'global.outbound.denyhosts', message: `global.outbound.denyhosts: ${bad}` });
+  for (const h of ob?.allowhosts ?? []) {
+    if (!/^(\*\.|\.)?[a-z0-9.-]+$/i.test(h) && checkRanges([h])) out.push({ path: 'global.outbound.allowhosts', message: `global.outbound.allowhosts: "${h}" is not a host name, IP address or CIDR range` });
+  }
+  return out;
+}
+
 function mergeDeep(a: Record<string, any>, b: Record<string, any>): Record<string, any> {
   for (const [k, v] of Object.entries(b)) {
+    if (UNSAFE_KEYS.has(k)) continue;
     if (v && typeof v === 'object' && !Array.isArray(v) && a[k] && typeof a[k] === 'object') mergeDeep(a[k], v);
     else a[k] = v;
   }

@@ -144,7 +144,7 @@ describe('LL-HLS parts of a looped file pull (the source issue 10 saw)', () => {
       '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100', '-t', '3', '-c:v', 'libx264', '-preset', 'veryfast', '-bf', '3',
       '-g', '25', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', file]);
     assert.equal(r.code, 0, r.stderr);
-    const res = await fetch(`${S.http}/flv/api/pull`, { method: 'POST', body: JSON.stringify({ streamPath: 'vod/loop', url: file, loop: true }) });
+    const res = await fetch(`${S.http}/flv/api/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'vod/loop', url: file, loop: true }) });
     assert.equal((await res.json()).code, 0);
     const parts = new Map<string, number>();
     const t0 = Date.now();

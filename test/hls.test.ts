@@ -254,8 +254,8 @@ describe('hls plugin', () => {
     assert.equal(list.pulls.length, 2);
     for (const p of list.pulls) assert.equal(p.badSegments, 0, JSON.stringify(p));
     // Bad pull requests.
-    assert.equal((await get(`${S.http}/hls/api/pull`, { method: 'POST', body: '{' })).status, 400);
-    assert.equal((await get(`${S.http}/hls/api/pull`, { method: 'POST', body: JSON.stringify({ streamPath: 'a/b', url: 'rtmp://x/y' }) })).status, 400);
+    assert.equal((await get(`${S.http}/hls/api/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{' })).status, 400);
+    assert.equal((await get(`${S.http}/hls/api/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'a/b', url: 'rtmp://x/y' }) })).status, 400);
   });
 
   it('memory: 100 synthetic streams segmented stay bounded', async () => {

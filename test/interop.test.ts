@@ -106,7 +106,7 @@ describe('interop: H.265 over Enhanced RTMP', () => {
     try {
       // A pushes it to B over RTMP (the rtmp client speaks E-RTMP for H.265).
       const r = await fetch(`${a.http}/rtmp/api/push`, {
-        method: 'POST', body: JSON.stringify({ streamPath: 'live/hevc', url: `rtmp://127.0.0.1:${b.port('rtmp', 'tcp')}/live/hevc` }),
+        method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'live/hevc', url: `rtmp://127.0.0.1:${b.port('rtmp', 'tcp')}/live/hevc` }),
       });
       assert.equal((await r.json()).code, 0);
       await until(() => b.server.engine.getStream('live/hevc')?.tracks[0]?.keyframes, 10_000, 'B to receive the push');

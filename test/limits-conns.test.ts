@@ -157,7 +157,8 @@ describe('limits: abandoned waits, server RSS measured alone', { skip: onNode ? 
   let dir = '';
   before(() => { dir = mkdtempSync(join(tmpdir(), 'm7s-waits-')); });
   after(() => rmSync(dir, { recursive: true, force: true }));
-  const ROUND = Number(process.env.M7S_ABANDONED_WAITS ?? 8000) / 2;
+  // 8 000 per round when measuring (M7S_ABANDONED_WAITS=8000, as in docs/limits.md); the suite runs 3 rounds of 1 000 to keep CI short.
+  const ROUND = Number(process.env.M7S_ABANDONED_WAITS ?? 2000) / 2;
 
   for (const [rtName, cmd] of Object.entries(commands)) {
     it(`${rtName}: 3 rounds of ${ROUND} abandoned HTTP-FLV waits; 0 streams after each; server RSS levels off`,

@@ -56,7 +56,7 @@ describe('limits: HTTP and TCP connection limits', () => {
     const { s: sock, closed } = await rawSocket(port);
     let got = '';
     sock.on('data', (d) => { got += d; });
-    sock.write('GET /api/sysinfo HTTP/1.1\r\nHost: x\r\n\r\n');
+    sock.write('GET /api/sysinfo HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     await within(closed, 8000, 'idle keep-alive connection closed');
     assert.match(got, /^HTTP\/1\.1 200/);
   });

@@ -162,7 +162,7 @@ describe('limits: waits for missing streams', () => {
     assert.equal(a.left, 0, 'no stream left behind (round 1)');
     assert.equal(b.left, 0, 'no stream left behind (round 2)');
     assert.equal(s.server.engine.waitingCount, 0);
-    assert.ok(Math.max(a.maxStreams, b.maxStreams) <= CONCURRENCY + 5, 'streams stayed near the number of clients in flight');
+    assert.ok(Math.max(a.maxStreams, b.maxStreams) <= CONCURRENCY * 1.5, 'streams stayed near the number of clients in flight');
     // Deno's fetch client keeps tens of MB per few thousand aborted requests in this shared process; the
     // server alone is measured per runtime in a child process by limits-conns.test.ts.
     if (rt.name !== 'deno') assert.ok(b.rss - a.rss < 64 * 1048576, `RSS grew by ${mb(b.rss - a.rss)} MB in the second round (first: ${mb(a.rss - rss0)} MB)`);

@@ -368,7 +368,7 @@ describe('rtmp: pull from and push to another instance, with recovery', () => {
       // A source on the origin; the edge pulls it (HTTP API).
       feeder = start(ffmpegPath, [...testSourceArgs({ seconds: 120 }), '-f', 'flv', `rtmp://127.0.0.1:${originPort}/src/cam`]);
       await until(() => origin.server.engine.getStream('src/cam')?.tracks.length === 2, 15_000, 'origin source');
-      const res = await fetch(`${edge.http}/rtmp/api/pull`, { method: 'POST', body: JSON.stringify({ streamPath: 'live/cam', url: `rtmp://127.0.0.1:${originPort}/src/cam` }) });
+      const res = await fetch(`${edge.http}/rtmp/api/pull`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'live/cam', url: `rtmp://127.0.0.1:${originPort}/src/cam` }) });
       const body = await res.json() as any;
       assert.equal(body.code, 0, JSON.stringify(body));
       await until(() => (edge.server.engine.getStream('live/cam')?.tracks[0]?.frames ?? 0) > 10, 15_000, 'edge pulled frames');

@@ -196,7 +196,7 @@ describe('server: HTTP API and plugins', () => {
   it('config API: get, and modify applies at once, saves to the file and keeps comments', async () => {
     let r = await json(`${base}/api/config/get/testp`);
     assert.equal(r.body.data.config.greeting, 'hi');
-    r = await json(`${base}/api/config/modify`, { method: 'POST', body: JSON.stringify({ testp: { greeting: 'bonjour' } }) });
+    r = await json(`${base}/api/config/modify`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ testp: { greeting: 'bonjour' } }) });
     assert.equal(r.body.code, 0, JSON.stringify(r.body));
     assert.deepEqual(r.body.data.changed.map((c: any) => c.path), ['testp.greeting']);
     const h = await json(`${base}/testp/hello`);
@@ -205,7 +205,7 @@ describe('server: HTTP API and plugins', () => {
     const file = readFileSync(cfgFile, 'utf8');
     assert.match(file, /greeting: bonjour/);
     assert.match(file, /# keep this comment/);
-    r = await json(`${base}/api/config/modify?save=false`, { method: 'POST', body: 'testp:\n  chunk: 5\n' });
+    r = await json(`${base}/api/config/modify?save=false`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: 'testp:\n  chunk: 5\n' });
     assert.equal(r.status, 400);
     assert.match(r.body.data.errors[0], /testp\.chunk/);
   });

@@ -174,7 +174,7 @@ describe('sessions and players through the server', () => {
 
   it('rtmp connections and the flv publisher are sessions too', async () => {
     const l = (await json(`${S.http}/rtmp/api/list`)).body.data;
-    assert.deepEqual(Object.keys(l).sort(), ['list', 'pulls', 'pushes', 'sessions', 'total']);
+    assert.deepEqual(Object.keys(l).sort(), ['list', 'pendingBytes', 'pulls', 'pushes', 'sessions', 'total']);
     assert.equal((await json(`${S.http}/rtmp/api/stop/999999`, { method: 'POST' })).status, 404);
   });
 });

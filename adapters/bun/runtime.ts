@@ -3,7 +3,7 @@
 
 import type { Context } from 'hono';
 import { upgradeWebSocket as honoUpgrade, websocket } from 'hono/bun';
-import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import type { FetchHandler, HttpServeOptions, HttpServer, PeerInfo, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
 import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
@@ -67,6 +67,16 @@ const serveHttp = (opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpSer
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) =>
   (c as { env?: { incoming?: unknown } }).env?.incoming ? nodeRuntime.upgradeWebSocket(c, handler) : upgradeNative(c, handler);
 
+/** Bun.serve passes the server as the handler's second argument (our env); it knows each request's peer. */
+const connInfo = (c: unknown): PeerInfo | undefined => {
+  const ctx = c as Context;
+  if ((ctx.env as { incoming?: unknown } | undefined)?.incoming) return nodeRuntime.connInfo(c); // served by node:http
+  const srv = ctx.env as { requestIP?: (r: Request) => { address: string; port: number } | null } | undefined;
+  if (typeof srv?.requestIP !== 'function') return undefined;
+  const info = srv.requestIP(ctx.req.raw);
+  return info?.address ? { address: info.address, port: info.port ?? 0 } : undefined;
+};
+
 export const bunRuntime: Runtime = {
   ...nodeHost,
   name: 'bun',
@@ -77,5 +87,6 @@ export const bunRuntime: Runtime = {
   upgradeWebSocket,
   // Only for node:http requests; answers undefined for Bun.serve ones (they use a ReadableStream body).
   streamResponse: nodeRuntime.streamResponse,
+  connInfo,
   sysinfo: () => hostSysinfo('bun', Bun.version),
 };

@@ -4,7 +4,7 @@
 
 import type { Context } from 'hono';
 import { upgradeWebSocket as honoUpgrade } from 'hono/deno';
-import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import type { FetchHandler, HttpServeOptions, HttpServer, PeerInfo, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
 import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
@@ -88,6 +88,13 @@ const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   return upgradeOr400(honoUpgrade, ctx, toHonoEvents(tracked, (raw) => (raw as WebSocket).bufferedAmount));
 };
 
+/** Deno.serve passes ServeHandlerInfo (our env) whose remoteAddr is the peer. */
+const connInfo = (c: unknown): PeerInfo | undefined => {
+  const env = (c as Context).env as { remoteAddr?: { hostname?: string; port?: number } } | undefined;
+  const a = env?.remoteAddr;
+  return a?.hostname ? { address: a.hostname, port: a.port ?? 0 } : undefined;
+};
+
 export const denoRuntime: Runtime = {
   ...nodeHost,
   name: 'deno',
@@ -98,5 +105,6 @@ export const denoRuntime: Runtime = {
   // Our own accept loop with limits (issue 9, fault 7); Deno.serve where Deno.serveHttp is gone.
   serveHttp: typeof (globalThis as unknown as { Deno: { serveHttp?: unknown } }).Deno.serveHttp === 'function' ? serveGuarded : serveHttpUnguarded,
   upgradeWebSocket,
+  connInfo,
   sysinfo: () => hostSysinfo('deno', Deno.version.deno),
 };

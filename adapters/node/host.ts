@@ -6,6 +6,7 @@ import * as fsp from 'node:fs/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as dns from 'node:dns/promises';
 import type { FileStat, Runtime, SysInfo } from '../../src/net/types.ts';
 import { asU8 } from './net.ts';
 
@@ -15,7 +16,7 @@ const WATCH_DEBOUNCE_MS = 200;
 const WATCH_POLL_MS = 1000;
 
 /** The Runtime members that do not depend on the HTTP server or the runtime's identity. */
-export type HostFunctions = Omit<Runtime, 'name' | 'listenTcp' | 'connectTcp' | 'bindUdp' | 'serveHttp' | 'upgradeWebSocket' | 'sysinfo'>;
+export type HostFunctions = Omit<Runtime, 'name' | 'listenTcp' | 'connectTcp' | 'bindUdp' | 'serveHttp' | 'upgradeWebSocket' | 'connInfo' | 'sysinfo'>;
 
 function isNotFound(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;
@@ -140,6 +141,41 @@ export const nodeHost: HostFunctions = {
   async writeFile(p, data, opts) {
     await fsp.writeFile(p, data, opts?.mode !== undefined ? { mode: opts.mode } : undefined);
     if (opts?.mode !== undefined) await fsp.chmod(p, opts.mode);
+  },
+  realPath(p) {
+    return fsp.realpath(p);
+  },
+  async lookup(host) {
+    return (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+  },
+  async replaceFile(p, data) {
+    // A temporary file beside the target (same file system, so rename is atomic), flushed to disk,
+    // then renamed over it; the directory is synced so the rename survives a crash. Any failure
+    // removes the temporary file and leaves the target as it was.
+    const abs = path.resolve(p);
+    const tmp = path.join(path.dirname(abs), `.${path.basename(abs)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+    let mode = 0o644;
+    try { mode = (await fsp.stat(abs)).mode & 0o7777; } catch { /* new file */ }
+    let h: fsp.FileHandle | undefined;
+    try {
+      h = await fsp.open(tmp, 'wx', mode);
+      const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+      let off = 0;
+      while (off < bytes.length) off += (await h.write(bytes, off, bytes.length - off)).bytesWritten;
+      await h.sync();
+      await h.close();
+      h = undefined;
+      await fsp.rename(tmp, abs);
+    } catch (err) {
+      await h?.close().catch(() => {});
+      await fsp.unlink(tmp).catch(() => {});
+      throw err;
+    }
+    try {
+      const d = await fsp.open(path.dirname(abs), 'r');
+      await d.sync().catch(() => {});
+      await d.close();
+    } catch { /* directories cannot be opened or synced everywhere */ }
   },
   async openWrite(p) {
     const handle = await fsp.open(p, 'a');

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { serve, upgradeWebSocket as honoUpgrade } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import type { Context } from 'hono';
-import type { FetchHandler, HttpServeOptions, HttpServer, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import type { FetchHandler, HttpServeOptions, HttpServer, PeerInfo, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
 import { bindUdp, connectTcp, listenTcp } from './net.ts';
 import { hostSysinfo, nodeHost } from './host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
@@ -89,6 +89,13 @@ const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as { bufferedAmount: number }).bufferedAmount, writeRawWsFrame));
 };
 
+/** @hono/node-server passes `{ incoming, outgoing }` as env (like its conninfo helper reads it). */
+const connInfo = (c: unknown): PeerInfo | undefined => {
+  const env = (c as Context).env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined;
+  const s = env?.incoming?.socket;
+  return s?.remoteAddress ? { address: s.remoteAddress, port: s.remotePort ?? 0 } : undefined;
+};
+
 export const nodeRuntime: Runtime = {
   ...nodeHost,
   name: 'node',
@@ -97,6 +104,7 @@ export const nodeRuntime: Runtime = {
   bindUdp,
   serveHttp,
   upgradeWebSocket,
+  connInfo,
   streamResponse: nodeStreamResponse,
   sysinfo: () => hostSysinfo('node', process.versions.node),
 };

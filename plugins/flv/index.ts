@@ -19,7 +19,8 @@ import { definePlugin, type SessionHandle } from '../../src/plugin.ts';
 import { closeWsWithError } from '../../src/plugin.ts';
 import { FlvFeed } from './feed.ts';
 import { FlvPlaySink } from './play.ts';
-import { PullJob, pullKind, type PullSettings } from './pull.ts';
+import { filePathOf, PullJob, pullKind, type PullOptions, type PullSettings } from './pull.ts';
+import type { OutboundOrigin } from '../../src/core/outbound.ts';
 
 const PLAY_HEADERS = {
   'content-type': 'video/x-flv',
@@ -65,12 +66,13 @@ export default definePlugin({
 
     /** Start a pull, or return the one already feeding `streamPath`. Finished pulls stay listed for a
      * minute (linger) so the API can show why they ended. */
-    const startPull = (streamPath: string, url: string, opts: { loop?: boolean; speed?: number; onDemand?: boolean } = {}): PullJob => {
+    const startPull = (streamPath: string, url: string, opts: PullOptions = {}): PullJob => {
       if (shuttingDown) throw new EngineError('Closed', 'server is shutting down');
       for (const h of ctx.sessions.list({ live: true })) {
         const j = h.ref;
         if (j instanceof PullJob && j.streamPath === streamPath && !j.stopped) return j;
       }
+      const release = ctx.outbound.acquire(url);
       let job: PullJob | undefined;
       const handle = ctx.sessions.add<PullJob>({
         kind: 'pull', group: 'pulls', streamPath, linger: 60_000,
@@ -80,25 +82,36 @@ export default definePlugin({
         job = new PullJob(handle.id, streamPath, url, ctx, settings, log, opts);
       } catch (err) {
         handle.remove();
+        release();
         throw err;
       }
       handle.spec.ref = job;
-      log.info('pull started', { stream: streamPath, url, id: job.id, loop: job.loop });
+      log.info('pull started', { stream: streamPath, url, id: job.id, loop: job.loop, origin: opts.origin ?? 'config' });
       const j = job;
       void j.done.then(() => {
+        release();
         log.info('pull ended', { stream: streamPath, url, id: j.id, reason: j.stopReason });
         handle.remove(j.stopReason);
       });
       return job;
     };
 
-    ctx.registerPuller(({ streamPath, url }) => {
+    /** Checks a source against global.outbound; for a file, returns the checked path to read. */
+    const checkSource = async (url: string, origin: OutboundOrigin): Promise<string | undefined> => {
+      if (pullKind(url) === 'file') return ctx.outbound.checkFile(filePathOf(url).path, origin);
+      await ctx.outbound.checkUrl(url, origin);
+      return undefined;
+    };
+
+    ctx.registerPuller(async ({ streamPath, url }) => {
       if (!pullKind(url)) throw new EngineError('BadArgument', `flv cannot pull ${url}`);
+      // Written in config.yaml by the admin: any host; files under fileroots only when that is set.
+      const filePath = await checkSource(url, 'config');
       // onsub.pull (a subscriber waits) and pull-at-start share this; the subscriber-triggered kind stops
       // retrying once nobody watches. Pull-at-start streams have no subscriber yet, so tell them apart by
       // whether the configured `pull:` map names this path.
       const onDemand = !(ctx.config.pull && Object.hasOwn(ctx.config.pull, streamPath));
-      startPull(streamPath, url, { onDemand });
+      startPull(streamPath, url, { onDemand, filePath, origin: 'config' });
     });
 
     // Players, publishers and pulls are stopped by the server (they are in ctx.sessions).
@@ -113,9 +126,11 @@ export default definePlugin({
       const url = typeof body?.url === 'string' ? body.url : '';
       if (!streamPath || !url) return ctx.fail(c, 400, 'streamPath and url are required');
       if (!pullKind(url)) return ctx.fail(c, 400, `cannot pull ${url.slice(0, 100)}: use http(s)://, file:// or a file path`);
-      const opts: { loop?: boolean; speed?: number } = {};
+      const opts: PullOptions = { origin: 'api' };
       if (body.loop !== undefined) opts.loop = body.loop === true || body.loop === 'true' || body.loop === 1;
       if (typeof body.speed === 'number' && body.speed >= 0) opts.speed = body.speed;
+      // global.outbound: the same answer for a refused, missing or unreachable source.
+      opts.filePath = await checkSource(url, 'api');
       const job = startPull(streamPath, url, opts);
       return ctx.ok(c, { id: job.id });
     });

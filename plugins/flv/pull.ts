@@ -15,6 +15,7 @@ import type { Publisher } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import { FlvFeed } from './feed.ts';
+import { type OutboundOrigin, SOURCE_UNAVAILABLE } from '../../src/core/outbound.ts';
 
 export type PullState = 'connecting' | 'pulling' | 'retrying' | 'stopped';
 
@@ -24,6 +25,10 @@ export interface PullOptions {
   onDemand?: boolean;
   /** Pace factor for files (overrides filepull.speed). */
   speed?: number;
+  /** Who asked (global.outbound): API jobs are checked on every connect, capped in retries, and see generic errors. */
+  origin?: OutboundOrigin;
+  /** The checked local path of a file source (from ctx.outbound.checkFile). */
+  filePath?: string;
 }
 
 export interface PullSettings {
@@ -127,9 +132,15 @@ export class PullJob {
       id: this.id, type: 'pull', streamPath: this.streamPath, url: this.url, kind: this.kind, loop: this.loop,
       state: this.state, startTime: new Date(this.startTime).toISOString(),
       bytes: this.bytes + (this.feed?.bytes ?? 0), tags: this.tags + (this.feed?.tags ?? 0),
-      connects: this.connects, retries: this.retries, error: this.error || undefined,
-      stopReason: this.stopReason || undefined, subscribers: s?.subscribers.size ?? 0,
+      connects: this.connects, retries: this.retries, error: this.error ? this.shown(this.error) : undefined,
+      stopReason: this.stopReason ? this.shown(this.stopReason) : undefined, subscribers: s?.subscribers.size ?? 0,
     };
+  }
+
+  /** API jobs: the remote's answer and the kind of failure stay in the log (docs/security.md). */
+  private shown(text: string): string {
+    if (this.opts.origin !== 'api' || /^(stopped by API|server shutting down|nobody is watching|end of file|stream stopped)/.test(text)) return text;
+    return /^gave up/.test(text) ? `gave up after ${this.retries} retries: ${SOURCE_UNAVAILABLE}` : SOURCE_UNAVAILABLE;
   }
 
   private async run(): Promise<void> {
@@ -180,7 +191,8 @@ export class PullJob {
       }
       const conf = this.settings();
       failures = gotData ? 0 : failures + 1;
-      if (conf.retrycount > 0 && this.retries >= conf.retrycount) { this.stop(`gave up after ${this.retries} retries`); break; }
+      const cap = this.opts.origin === 'api' ? this.ctx.outbound.retryCap('api', conf.retrycount, (n) => n <= 0) : conf.retrycount;
+      if ((cap > 0 || this.opts.origin === 'api') && this.retries >= cap) { this.stop(`gave up after ${this.retries} retries`); break; }
       const delay = Math.min(conf.retrymax, conf.retryinterval * 2 ** Math.min(failures, 16));
       this.state = 'retrying';
       this.retries++;
@@ -198,8 +210,12 @@ export class PullJob {
       if (conf.readtimeout > 0) timer = setTimeout(() => ac.abort(new Error(`no data for ${conf.readtimeout} ms`)), conf.readtimeout);
     };
     try {
+      // API jobs: the host is checked on every connect (its name may resolve elsewhere by now), and
+      // redirects are not followed (one could lead to an address the policy refuses).
+      const api = this.opts.origin === 'api';
+      if (api) await this.ctx.outbound.checkUrl(this.url, 'api');
       arm();
-      const res = await fetch(this.url, { signal: ac.signal, headers: { 'user-agent': 'm7s-flv-pull' } });
+      const res = await fetch(this.url, { signal: ac.signal, headers: { 'user-agent': 'm7s-flv-pull' }, redirect: api ? 'error' : 'follow' });
       if (!res.ok || !res.body) {
         await res.body?.cancel().catch(() => {});
         throw new Error(`HTTP ${res.status} ${res.statusText}`.trim());
@@ -231,7 +247,7 @@ export class PullJob {
 
   private async readFile(feed: FlvFeed): Promise<void> {
     const rt = this.ctx.runtime;
-    const path = this.ctx.resolvePath(filePathOf(this.url).path);
+    const path = this.opts.filePath ?? this.ctx.resolvePath(filePathOf(this.url).path);
     const st = await rt.stat(path);
     if (!st || !st.isFile) throw new Error(`file not found: ${path}`);
     this.state = 'pulling';

@@ -10,6 +10,7 @@
 //   POST /hls/api/stop/:id                 stop a pull or a segmenter, forget a viewer (ctx.sessions)
 
 import { EngineError } from '../../src/plugin.ts';
+import type { OutboundOrigin } from '../../src/core/outbound.ts';
 import { t } from '../../src/config/schema.ts';
 import { expandTemplate } from '../../src/plugin.ts';
 import { definePlugin } from '../../src/plugin.ts';
@@ -64,21 +65,29 @@ export default definePlugin({
       timeout: ctx.config.timeout, retrymax: ctx.config.retrymax,
     });
     /** Start a pull, or return the one already feeding `streamPath`; ended pulls stay listed a minute. */
-    const startPull = (streamPath: string, url: string): HlsPullJob => {
+    const startPull = (streamPath: string, url: string, origin: OutboundOrigin): HlsPullJob => {
       for (const h of ctx.sessions.list({ live: true })) {
         const j = h.ref;
         if (j instanceof HlsPullJob && j.streamPath === streamPath && !j.stopped) return j;
       }
+      const release = ctx.outbound.acquire(url);
       let job: HlsPullJob | undefined;
       const handle = ctx.sessions.add<HlsPullJob>({
         kind: 'pull', group: 'pulls', streamPath, linger: 60_000,
         stop: (r) => job?.stop(r), info: () => job?.info() ?? {},
       });
-      job = new HlsPullJob(handle.id, streamPath, url, ctx, settings, log);
+      try {
+        job = new HlsPullJob(handle.id, streamPath, url, ctx, settings, log, origin);
+      } catch (err) {
+        handle.remove();
+        release();
+        throw err;
+      }
       handle.spec.ref = job;
-      log.info('hls pull started', { stream: streamPath, url, id: job.id });
+      log.info('hls pull started', { stream: streamPath, url, id: job.id, origin });
       const j = job;
       void j.done.then(() => {
+        release();
         log.info('hls pull ended', { stream: streamPath, id: j.id, reason: j.stopReason });
         handle.remove(j.stopReason);
       });
@@ -87,7 +96,7 @@ export default definePlugin({
     const isHttp = (u: string) => /^https?:\/\//i.test(u);
     ctx.registerPuller(({ streamPath, url }) => {
       if (!isHttp(url)) throw new EngineError('BadArgument', `hls cannot pull ${url}`);
-      startPull(streamPath, url);
+      startPull(streamPath, url, 'config');
     });
 
     // ---------------------------------------------------------------------------- onpub.transform
@@ -122,7 +131,8 @@ export default definePlugin({
       const url = typeof body?.url === 'string' ? body.url : '';
       if (!streamPath || !url) return ctx.fail(c, 400, 'streamPath and url are required');
       if (!isHttp(url)) return ctx.fail(c, 400, `cannot pull ${url.slice(0, 100)}: use an http(s) URL of an .m3u8`);
-      return ctx.ok(c, { id: startPull(streamPath, url).id });
+      await ctx.outbound.checkUrl(url, 'api'); // global.outbound; one answer for refused and unreachable
+      return ctx.ok(c, { id: startPull(streamPath, url, 'api').id });
     });
 
     // GET /hls/api/list and POST /hls/api/stop/:id are served from ctx.sessions by the server.

@@ -7,6 +7,7 @@
 // must resolve to http(s), a malformed segment is skipped (counted), and failures back off up to
 // `retrymax` before polling again.
 
+import { type OutboundOrigin, SOURCE_UNAVAILABLE } from '../../src/core/outbound.ts';
 import { EngineError } from '../../src/plugin.ts';
 import type { CodecConfig, Track } from '../../src/plugin.ts';
 import type { Publisher } from '../../src/plugin.ts';
@@ -85,13 +86,13 @@ export function parsePlaylist(text: string, base: string): Playlist {
 function clampNum(x: number, lo: number, hi: number): number { return Number.isFinite(x) ? Math.min(hi, Math.max(lo, x)) : lo; }
 
 /** Fetch `url` with a size limit and a timeout; the body as bytes. */
-async function fetchBytes(url: string, limit: number, timeoutMs: number, signal: AbortSignal): Promise<Uint8Array> {
+async function fetchBytes(url: string, limit: number, timeoutMs: number, signal: AbortSignal, redirect: RequestRedirect = 'follow'): Promise<Uint8Array> {
   const ac = new AbortController();
   const onAbort = () => ac.abort();
   signal.addEventListener('abort', onAbort, { once: true });
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   try {
-    const res = await fetch(url, { signal: ac.signal, headers: { 'user-agent': 'm7s-hls-pull' } });
+    const res = await fetch(url, { signal: ac.signal, headers: { 'user-agent': 'm7s-hls-pull' }, redirect });
     if (!res.ok || !res.body) { await res.body?.cancel().catch(() => {}); throw new Error(`GET ${url}: HTTP ${res.status}`); }
     const declared = Number(res.headers.get('content-length'));
     if (declared > limit) { await res.body.cancel().catch(() => {}); throw new Error(`GET ${url}: ${declared} bytes is over the ${limit} byte limit`); }
@@ -157,6 +158,8 @@ export class HlsPullJob {
     private readonly ctx: PluginContext<any>,
     private readonly settings: () => PullSettings,
     private readonly log: Logger,
+    /** Who asked (global.outbound): API jobs check every URL they fetch (playlists, variants, segments). */
+    readonly origin: OutboundOrigin = 'config',
   ) {
     this.done = this.run().catch((err) => {
       this.lastError = (err as Error)?.message ?? String(err);
@@ -182,8 +185,21 @@ export class HlsPullJob {
     return {
       id: this.id, streamPath: this.streamPath, url: this.url, state: this.state, startTime: new Date(this.startTime).toISOString(),
       segments: this.segments, badSegments: this.badSegments, bytes: this.bytes, frames: this.frames,
-      lastError: this.lastError || undefined, stopReason: this.stopReason || undefined,
+      lastError: this.lastError ? this.shown(this.lastError) : undefined, stopReason: this.stopReason ? this.shown(this.stopReason) : undefined,
     };
+  }
+
+  /** API jobs: the remote's answer and the kind of failure stay in the log (docs/security.md). */
+  private shown(text: string): string {
+    if (this.origin !== 'api' || /^(stopped by API|server shutting down|nobody is watching|stream stopped)/.test(text)) return text;
+    return /^gave up/.test(text) ? `gave up: ${SOURCE_UNAVAILABLE}` : SOURCE_UNAVAILABLE;
+  }
+
+  /** One GET, checked against global.outbound first for API jobs (no redirects followed for them). */
+  private async get(url: string, limit: number, timeoutMs: number): Promise<Uint8Array> {
+    const api = this.origin === 'api';
+    if (api) await this.ctx.outbound.checkUrl(url, 'api');
+    return fetchBytes(url, limit, timeoutMs, this.ac.signal, api ? 'error' : 'follow');
   }
 
   private sleep(ms: number): Promise<void> {
@@ -204,7 +220,7 @@ export class HlsPullJob {
         const s = this.settings();
         let pl: Playlist;
         try {
-          const bytes = await fetchBytes(url, s.maxplaylistsize, s.timeout, this.ac.signal);
+          const bytes = await this.get(url, s.maxplaylistsize, s.timeout);
           pl = parsePlaylist(new TextDecoder().decode(bytes), url);
           if (pl.master) {
             // Take the highest-bandwidth variant: one stream per pull.
@@ -218,6 +234,10 @@ export class HlsPullJob {
           this.lastError = (err as Error)?.message ?? String(err);
           this.state = 'retrying';
           this.log.warn('hls pull: playlist failed', { stream: this.streamPath, url, error: this.lastError, failures });
+          if (this.origin === 'api' && (failures > this.ctx.outbound.retryCap('api', 0, () => true) || (err as { code?: string }).code === 'Forbidden')) {
+            this.stop(`gave up after ${failures - 1} retries`);
+            break;
+          }
           await this.sleep(Math.min(s.retrymax, 500 * 2 ** Math.min(failures, 10)));
           continue;
         }
@@ -256,11 +276,11 @@ export class HlsPullJob {
     let bytes: Uint8Array;
     try {
       if (seg.map && this.init?.uri !== seg.map) {
-        const init = await fetchBytes(seg.map, s.maxsegmentsize, s.timeout, this.ac.signal);
+        const init = await this.get(seg.map, s.maxsegmentsize, s.timeout);
         this.init = { uri: seg.map, tracks: parseInit(init) };
         if (!this.init.tracks.length) throw new Error('init segment has no track we can carry');
       }
-      bytes = await fetchBytes(seg.uri, s.maxsegmentsize, s.timeout, this.ac.signal);
+      bytes = await this.get(seg.uri, s.maxsegmentsize, s.timeout);
     } catch (err) {
       if (this.stopped) return;
       this.badSegments++;

@@ -12,6 +12,7 @@ import type { Subscriber } from '../../src/plugin.ts';
 import type { Logger } from '../../src/log.ts';
 import type { PluginContext, SessionHandle } from '../../src/plugin.ts';
 import { MSG, type RtmpMessage, UC } from './chunk.ts';
+import { type OutboundOrigin, SOURCE_UNAVAILABLE } from '../../src/core/outbound.ts';
 import { decodeData, type RtmpCommand, RtmpConnection } from './conn.ts';
 import { forEachAggregate } from './session.ts';
 import { RtmpPlaySink } from './sink.ts';
@@ -29,6 +30,8 @@ export interface ClientEnv {
   retryInterval: number;
   /** Command replies and the handshake must arrive within this (ms). */
   timeout: number;
+  /** Who asked (global.outbound): API jobs are checked on every connect and see generic errors. */
+  origin?: OutboundOrigin;
 }
 
 export interface RtmpUrl { tls: boolean; host: string; port: number; app: string; name: string; tcUrl: string }
@@ -165,7 +168,9 @@ export class RtmpJob {
   get id(): number { return this.handle.id; }
 
   info(): Record<string, unknown> {
-    return { id: this.id, kind: this.kind, streamPath: this.streamPath, url: this.url, state: this.state, retries: this.retries, lastError: this.lastError, startTime: new Date(this.startTime).toISOString() };
+    // API jobs: the remote's answer and the kind of failure stay in the log (docs/security.md).
+    const lastError = this.env.origin === 'api' && this.lastError ? SOURCE_UNAVAILABLE : this.lastError;
+    return { id: this.id, kind: this.kind, streamPath: this.streamPath, url: this.url, state: this.state, retries: this.retries, lastError, startTime: new Date(this.startTime).toISOString() };
   }
 
   /** Stop for good (API, server shutdown, the stream ended). */
@@ -192,6 +197,7 @@ export class RtmpJob {
       } catch (err) {
         this.lastError = (err as Error)?.message ?? String(err);
         if (!this.stopped) this.log.warn(`${this.kind} failed`, { error: this.lastError });
+        if ((err as { code?: string }).code === 'Forbidden') { this.state = 'failed'; this.handle.remove('source not allowed'); return; }
       } finally {
         this.client = null;
       }
@@ -217,6 +223,7 @@ export class RtmpJob {
   private async open(): Promise<{ c: RtmpClient; u: RtmpUrl }> {
     const u = parseRtmpUrl(this.url);
     const env = this.env;
+    if (env.origin === 'api') await env.ctx.outbound.checkUrl(this.url, 'api');
     const conn = await env.ctx.connectTcp({
       host: u.host, port: u.port, timeout: env.timeout,
       tls: u.tls ? { servername: u.host, rejectUnauthorized: env.tlsVerify } : undefined,

@@ -8,6 +8,7 @@
 //          GET /rtmp/api/list, POST /rtmp/api/stop/:id
 // See docs/plugins/rtmp.md.
 
+import type { OutboundOrigin } from '../../src/core/outbound.ts';
 import { t } from '../../src/config/schema.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import type { TcpConn } from '../../src/net/types.ts';
@@ -92,15 +93,19 @@ export default definePlugin({
       }
     }, 1000);
 
-    const startJob = (kind: 'pull' | 'push', streamPath: string, url: string): RtmpJob => {
+    const startJob = (kind: 'pull' | 'push', streamPath: string, url: string, origin: OutboundOrigin): RtmpJob => {
       parseRtmpUrl(url); // throws on a bad URL before anything starts
-      const job = new RtmpJob(kind, streamPath, url, clientEnv());
-      void job.run();
+      const release = ctx.outbound.acquire(url);
+      const env = clientEnv();
+      env.origin = origin;
+      if (origin === 'api') env.retryCount = ctx.outbound.retryCap('api', env.retryCount, (n) => n < 0);
+      const job = new RtmpJob(kind, streamPath, url, env);
+      void job.run().finally(release);
       return job;
     };
 
-    ctx.registerPuller(({ streamPath, url }) => { startJob('pull', streamPath, url); });
-    ctx.registerPusher(({ streamPath, target }) => { startJob('push', streamPath, target); });
+    ctx.registerPuller(({ streamPath, url }) => { startJob('pull', streamPath, url, 'config'); });
+    ctx.registerPusher(({ streamPath, target }) => { startJob('push', streamPath, target, 'config'); });
 
     // Sessions and jobs are stopped by the server (they are in ctx.sessions).
     ctx.onStop(() => {
@@ -116,11 +121,14 @@ export default definePlugin({
       const url = typeof body?.url === 'string' ? body.url : '';
       if (!/^[^/?]+\/[^?]+$/.test(streamPath)) return ctx.fail(c, 400, 'streamPath must be app/name');
       try {
-        const job = startJob(kind, streamPath, url);
-        return ctx.ok(c, { id: job.id });
+        parseRtmpUrl(url);
       } catch (err) {
         return ctx.fail(c, 400, (err as Error).message);
       }
+      // global.outbound: one answer for a refused or unreachable destination (EngineError → 403/503).
+      await ctx.outbound.checkUrl(url, 'api');
+      const job = startJob(kind, streamPath, url, 'api');
+      return ctx.ok(c, { id: job.id });
     };
     ctx.http.post('/api/pull', (c) => startFromApi(c, 'pull'));
     ctx.http.post('/api/push', (c) => startFromApi(c, 'push'));

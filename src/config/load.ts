@@ -368,6 +368,8 @@ export interface ApplyArgsOptions {
   section?: string;
   /** Keys (normalised or dotted paths) that query args may not override, e.g. `['key']` for secrets. */
   deny?: readonly string[];
+  /** When set, only these keys (normalised or dotted paths) may be overridden; `deny` still applies. */
+  allow?: readonly string[];
 }
 
 /**
@@ -382,6 +384,7 @@ export function applyArgs<T>(schema: SchemaLike, resolvedValue: T, args: URLSear
   const value = cloneData(resolvedValue);
   const entries: [string, string][] = args instanceof URLSearchParams ? [...args.entries()] : Object.entries(args);
   const deny = new Set((opts.deny ?? []).map((d) => d.split('.').map(normalizeKey).join('.')));
+  const allow = opts.allow ? new Set(opts.allow.map((d) => d.split('.').map(normalizeKey).join('.'))) : undefined;
   const prefix = opts.section ? [opts.section] : [];
   for (const [name, text] of entries) {
     const keys: string[] = [];
@@ -392,7 +395,8 @@ export function applyArgs<T>(schema: SchemaLike, resolvedValue: T, args: URLSear
       keys.push(k);
       cur = (cur as SectionSchema<unknown>).fields[k];
     }
-    if (keys.length === 0 || deny.has(keys.map(normalizeKey).join('.'))) continue;
+    const dotted = keys.map(normalizeKey).join('.');
+    if (keys.length === 0 || deny.has(dotted) || (allow && !allow.has(dotted))) continue;
     const ctx: ResolveContext = { mode: 'text', source: `query arg "${name}"`, emptyIsTrue: true, errors, warnings: [] };
     const v = resolveValue(cur, text, getAt(value, keys), [...prefix, ...keys], ctx);
     setAt(value as Record<string, unknown>, keys, v);

@@ -3,11 +3,11 @@
 
 export type EngineErrorCode =
   | 'BadPath' | 'Unauthorized' | 'Forbidden' | 'DuplicatePublish' | 'TooManyPublishers' | 'TooManySubscribers'
-  | 'NotFound' | 'Timeout' | 'Closed' | 'Kicked' | 'BadArgument' | 'TooManyStreams';
+  | 'NotFound' | 'Timeout' | 'Closed' | 'Kicked' | 'BadArgument' | 'TooManyStreams' | 'TooManyPulls';
 
 const HTTP: Record<EngineErrorCode, number> = {
   BadPath: 400, BadArgument: 400, Unauthorized: 401, Forbidden: 403, DuplicatePublish: 409, TooManyPublishers: 503,
-  TooManySubscribers: 503, TooManyStreams: 503, NotFound: 404, Timeout: 504, Closed: 410, Kicked: 409,
+  TooManySubscribers: 503, TooManyStreams: 503, NotFound: 404, Timeout: 504, Closed: 410, Kicked: 409, TooManyPulls: 503,
 };
 
 export class EngineError extends Error {

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { toYaml } from '../config/load.ts';
 import type { Server } from '../server.ts';
 import { fail, jsonOrSse, ok } from './app.ts';
+import { isSecretKey, redact, redactUrl } from '../redact.ts';
 
 export function mountApi(app: Hono, server: Server): void {
   const engine = server.engine;
@@ -92,29 +93,31 @@ export function mountApi(app: Hono, server: Server): void {
   });
 
   // Config: the resolved config (all sections or one), as JSON or ?format=yaml.
-  const showConfig = (name?: string) => {
-    if (!name) return server.config;
-    return server.config[name.toLowerCase()];
-  };
+  // Secrets (passwords, keys, tokens) are never shown: see src/redact.ts.
+  const showConfig = (name?: string) => redact(name ? server.config[name.toLowerCase()] : server.config);
   app.get('/api/config/get/:name?', (c) => {
     const name = c.req.param('name');
     const v = showConfig(name);
     if (v === undefined) return fail(c, 404, `no config section ${name}`);
     if (c.req.query('format') === 'yaml') return c.text(toYaml(name ? { [name]: v } : v), 200, { 'content-type': 'text/yaml; charset=utf-8' });
-    return jsonOrSse(c, () => ({ config: showConfig(name), warnings: name ? undefined : server.warnings.map((w) => w.message) }));
+    return jsonOrSse(c, () => ({ config: showConfig(name), warnings: name ? undefined : server.warnings.map((w) => redactUrl(w.message)) }));
   });
 
-  // Modify: body `{ section: { key: value } }` as JSON or YAML; applied at once and saved to config.yaml
-  // (unless ?save=false). Answers the diff.
+  // Modify: body `{ section: { key: value } }` as JSON or YAML (the guard requires one of those content
+  // types); validated, saved to config.yaml (unless ?save=false), then applied. Answers the diff.
   app.post('/api/config/modify', async (c) => {
     const text = await c.req.text();
     if (text.length > 1_000_000) return fail(c, 413, 'config body too large');
     let body: unknown;
-    try { body = parseYaml(text); } catch (err) { return fail(c, 400, `body is not JSON/YAML: ${(err as Error).message}`); }
+    try { body = parseYaml(text, { uniqueKeys: true, maxAliasCount: 100 }); } catch (err) { return fail(c, 400, `body is not JSON/YAML: ${(err as Error).message}`); }
     if (!body || typeof body !== 'object' || Array.isArray(body)) return fail(c, 400, 'body must be an object: { section: { key: value } }');
     const r = await server.modify(body as Record<string, unknown>, c.req.query('save') !== 'false');
+    if (r.saveError) return c.json({ code: 500, message: r.saveError }, 500);
     if (r.errors.length) return c.json({ code: 400, message: 'invalid config', data: { errors: r.errors.map((e) => e.message), warnings: (r.warnings ?? []).map((w) => w.message) } }, 400);
-    return ok(c, { saved: r.saved, changed: r.diff.map((d) => ({ path: d.path, old: d.old, new: d.new })) });
+    return ok(c, {
+      saved: r.saved,
+      changed: r.diff.map((d) => redact({ path: d.path, old: d.old, new: d.new }, undefined, isSecretKey(d.parts[d.parts.length - 1] ?? ''))),
+    });
   });
 
   app.get('/api/metrics', (c) => c.text(metrics(server), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));

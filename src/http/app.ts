@@ -5,17 +5,19 @@ import type { Context, Hono } from 'hono';
 import { EngineError } from '../core/errors.ts';
 import { FormatError } from '../format/bytes.ts';
 import type { Logger } from '../log.ts';
+import { apiAccess, type ApiAccessConfig, canonicalPath, isGuardedPath } from './guard.ts';
+import { redact, redactUrl } from '../redact.ts';
 
-export interface HttpConfig { cors: boolean; username: string; password: string }
+export interface HttpConfig extends ApiAccessConfig { cors: boolean }
 
-/** `{ code: 0, message: 'ok', data }` */
+/** `{ code: 0, message: 'ok', data }`, secrets redacted (src/redact.ts): every API answer goes through here. */
 export function ok(c: Context, data?: unknown): Response {
-  return c.json({ code: 0, message: 'ok', data: data ?? null });
+  return c.json({ code: 0, message: 'ok', data: redact(data ?? null) });
 }
 
 /** `{ code, message }` with the HTTP status as the code. */
 export function fail(c: Context, status: number, message: string): Response {
-  return c.json({ code: status, message }, status as 400);
+  return c.json({ code: status, message: redactUrl(message) }, status as 400);
 }
 
 const CORS_HEADERS = {
@@ -37,7 +39,16 @@ export function middlewareHeaders(c: Context): Record<string, string> {
   return corsRequests.has(c.req.raw) ? CORS_HEADERS : {};
 }
 
-export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logger): void {
+/**
+ * `peer(c)`: the request's peer address from the runtime (Runtime.connInfo), undefined when unknown.
+ */
+/**
+ * The permission model's answer for an API request that carries credentials (Authorization, ?jwt=,
+ * ?user=&pass=), or undefined when global.auth is not configured or the request carries none.
+ */
+export type ApiAuthorize = (c: Context, action: 'api' | 'metrics', path: string) => Promise<{ ok: boolean; status?: number; reason?: string } | undefined>;
+
+export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logger, peer: (c: Context) => string | undefined = () => undefined, authorize?: ApiAuthorize): void {
   app.use('*', async (c, next) => {
     const conf = http();
     if (conf.cors && c.req.method === 'OPTIONS') return new Response(null, { status: 204, headers: CORS_HEADERS });
@@ -54,31 +65,39 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
       }
     }
   });
-  // Basic auth guards the engine API and every plugin's API (/{plugin}/api/...): those start pulls
-  // (the server fetches URLs, reads files) and stop streams. Players and publishers use stream keys.
+  // The API guard (src/http/guard.ts) covers the engine API and every plugin's API (/{plugin}/api/...):
+  // those start pulls (the server fetches URLs, reads files), stop streams and rewrite config.yaml.
+  // Players and publishers use stream keys.
   app.use('*', async (c, next) => {
-    const conf = http();
-    if (conf.username && conf.password && isApiPath(new URL(c.req.url).pathname)) {
-      const h = c.req.header('authorization') ?? '';
-      const want = 'Basic ' + btoa(`${conf.username}:${conf.password}`);
-      if (h !== want) {
-        return c.json({ code: 401, message: 'authentication required' }, 401, { 'www-authenticate': 'Basic realm="m7s"' });
-      }
+    const url = c.req.url;
+    const q = url.indexOf('?');
+    const start = url.indexOf('/', url.indexOf(':') + 3);
+    const rawPath = start < 0 ? '/' : url.slice(start, q < 0 ? undefined : q);
+    const req = {
+      method: c.req.method, path: c.req.path, rawPath, ip: peer(c), headers: c.req.raw.headers,
+      query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
+    };
+    let d = apiAccess(req, http());
+    if (!d.allow && d.refused === 'identity' && authorize && isGuardedPath(req.path, req.rawPath)) {
+      // Users, JWTs and the HTTP callback of global.auth may grant the API (`api`) or metrics (`metrics`).
+      const path = canonicalPath(req.path).slice(1);
+      const r = await authorize(c, path === 'api/metrics' ? 'metrics' : 'api', path);
+      if (r?.ok) d = apiAccess({ ...req, granted: true }, http());
+      else if (r) d = { allow: false, status: r.status === 403 ? 403 : 401, message: r.reason ?? 'not allowed', headers: d.headers };
     }
+    if (!d.allow) return c.json({ code: d.status, message: d.message }, d.status, d.headers);
     await next();
   });
   app.onError((err, c) => {
     if (err instanceof EngineError) return fail(c, err.httpStatus, err.message);
     if (err instanceof FormatError) return fail(c, 400, `bad input: ${err.message}`);
     logger.error('HTTP handler failed', { path: new URL(c.req.url).pathname, error: err });
-    return fail(c, 500, 'internal error: ' + ((err as Error)?.message ?? String(err)));
+    return fail(c, 500, 'internal error');
   });
 }
 
-/** /api/... or /{plugin}/api/... */
-export function isApiPath(path: string): boolean {
-  return path === '/api' || path.startsWith('/api/') || /^\/[a-z][a-z0-9]*\/api(\/|$)/.test(path);
-}
+/** /api/... or /{plugin}/api/... in any spelling a router could decode (see guard.ts). */
+export { isGuardedPath as isApiPath } from './guard.ts';
 
 /**
  * A GET that answers JSON once, or, when the client sends `Accept: text/event-stream`, streams the
@@ -93,7 +112,7 @@ export function jsonOrSse(c: Context, produce: () => unknown): Response {
     start(ctl) {
       const send = () => {
         try {
-          ctl.enqueue(enc.encode(`data: ${JSON.stringify({ code: 0, message: 'ok', data: produce() })}\n\n`));
+          ctl.enqueue(enc.encode(`data: ${JSON.stringify({ code: 0, message: 'ok', data: redact(produce()) })}\n\n`));
         } catch { clearInterval(timer); }
       };
       send();

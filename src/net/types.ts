@@ -205,6 +205,13 @@ export interface SysInfo {
   loadavg: number[];
 }
 
+/** The remote end of an HTTP request: an IP address as the runtime reports it (IPv4-mapped IPv6
+ * addresses such as `::ffff:127.0.0.1` are reported as they are; see src/http/ip.ts to compare them). */
+export interface PeerInfo {
+  address: string;
+  port: number;
+}
+
 export interface StreamedResponse {
   sink: ByteSink;
   response: Response;
@@ -219,6 +226,12 @@ export interface Runtime {
   /** Serve one fetch handler (the hono app). WebSocket upgrades go through `upgradeWebSocket`. */
   serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer>;
   upgradeWebSocket: UpgradeWebSocket;
+  /**
+   * The peer of an HTTP request served by `serveHttp`, from hono context `c` (the runtime's own
+   * connection info, never a client-supplied header). Undefined when unknown (a request that did not
+   * come through `serveHttp`, e.g. `app.request()` in a test): callers treat that as "not trusted".
+   */
+  connInfo(c: unknown): PeerInfo | undefined;
   /**
    * Optional fast path for long-lived streaming responses (HTTP-FLV and the like): answer the request
    * of hono context `c` with `status` and `headers` at once and return a ByteSink that writes the body
@@ -242,9 +255,18 @@ export interface Runtime {
   readTextFile(path: string): Promise<string>;
   /** `mode`: permission bits for a new file (and set on an existing one), e.g. 0o600 for secrets. */
   writeFile(path: string, data: Uint8Array | string, opts?: { mode?: number }): Promise<void>;
+  /**
+   * Replace a file atomically: write a temporary file beside it, fsync, rename over it. On failure
+   * (full disk, read-only directory) the file is unchanged and the error is thrown.
+   */
+  replaceFile(path: string, data: Uint8Array | string): Promise<void>;
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
+  /** Canonical absolute path, symlinks resolved; throws when the path does not exist. */
+  realPath?(path: string): Promise<string>;
+  /** Every address of a host name (IPv4 and IPv6), for the outbound policy. */
+  lookup?(host: string): Promise<string[]>;
   mkdir(path: string): Promise<void>;
   remove(path: string): Promise<void>;
   readDir(path: string): Promise<string[]>;

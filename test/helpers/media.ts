@@ -2,6 +2,7 @@
 // and ffprobe as JSON. Runs on Node, Bun and Deno (node:child_process works on all three).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { currentRuntime } from '../../adapters/current.ts';
 import { Server } from '../../src/server.ts';
 import { Logger } from '../../src/log.ts';
@@ -15,7 +16,11 @@ export interface TestServer { server: Server; http: string; port: (plugin: strin
 
 /** Start a server with `plugins` on 127.0.0.1 with every listener on port 0; `yaml` is appended config. */
 export async function startServer(plugins: PluginDef<any>[], yaml = '', env: Record<string, string> = {}): Promise<TestServer> {
-  const configText = `global:\n  loglevel: ${process.env.M7S_TEST_LOGLEVEL ?? 'error'}\n  http:\n    listenaddr: "127.0.0.1:0"\n${yaml}`;
+  // Test servers pull from and push to each other on 127.0.0.1, which global.outbound refuses to API
+  // pulls by default (test/security.test.ts covers that default).
+  // `http:` comes last, so that a test's extra lines may continue it (`    readheadertimeout: 3s`). File
+  // pulls from the API may read the system's temporary folder, where tests make their files.
+  const configText = `global:\n  loglevel: ${process.env.M7S_TEST_LOGLEVEL ?? 'error'}\n  outbound:\n    allowhosts: [loopback]\n    fileroots: [${JSON.stringify(tmpdir())}]\n  http:\n    listenaddr: "127.0.0.1:0"\n${yaml}`;
   const logger = process.env.M7S_TEST_LOGLEVEL ? undefined : Logger.silent();
   const server = await Server.start({ runtime: await currentRuntime(), plugins, configText, env, logger, watch: false });
   return {
