@@ -33,11 +33,10 @@ async function source(codec: NalCodec, dir: string): Promise<{ aus: { au: Uint8A
 }
 
 const sessions = async (S: TestServer): Promise<any[]> => (await (await fetch(`${S.http}/webrtc/api/list`)).json()).data.list;
-/** A full GC where the runtime allows one (Node: --expose-gc set at run time; Bun: Bun.gc); Deno: none. */
+/** A full GC (Bun: Bun.gc; Node and Deno: --expose-gc set at run time through node:v8). */
 function forceGc(): boolean {
   const B = (globalThis as any).Bun;
   if (B?.gc) { B.gc(true); return true; }
-  if ((globalThis as any).Deno) return false;
   try {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as (() => void) | undefined;
