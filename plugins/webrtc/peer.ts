@@ -104,12 +104,22 @@ class WeriftPeer implements Peer {
     // otherwise try them, and resolve mDNS ".local" names by multicast).
     if (this.loopbackOnly) offer = offer.split(/\r?\n/).filter((l) => !l.startsWith('a=candidate:') || isLoopback(l.split(' ')[4] ?? '')).join('\r\n');
     await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    // werift's ICE agent falls back to stun.l.google.com:19302 when no STUN server is given: it would
+    // send a DNS query and STUN requests to the internet for every session (and wait up to 5 s for
+    // them). Without configured STUN servers, gather host candidates only.
+    if (!(this.opts.iceServers ?? []).some((s) => /^stuns?:/i.test(s.urls))) {
+      for (const t of this.pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
+    }
     for (const tr of this.pc.getTransceivers()) this.wire(tr, direction);
     const ans = await this.pc.createAnswer();
+    // werift's setLocalDescription gathers every host candidate (and STUN/TURN ones, each bounded by
+    // its own timeout) before it resolves; its gathering *state* sometimes stays "gathering" after that,
+    // so wait for the event only briefly.
     await this.pc.setLocalDescription(ans);
-    await this.gathered();
-    const sdp = this.pc.localDescription?.sdp ?? '';
-    return this.filterCandidates(sdp);
+    if (this.pc.iceGatheringState !== 'complete') await this.gathered(Math.min(this.opts.gatherTimeoutMs ?? 5000, 50));
+    const sdp = this.filterCandidates(this.pc.localDescription?.sdp ?? '');
+    if (!/\r\na=candidate:/.test(sdp)) throw new Error('no ICE candidate could be gathered on the configured addresses');
+    return sdp;
   }
 
   private wire(tr: RTCRtpTransceiver, direction: 'recvonly' | 'sendonly'): void {
@@ -167,10 +177,10 @@ class WeriftPeer implements Peer {
     this.media.push(m);
   }
 
-  private gathered(): Promise<void> {
+  private gathered(timeoutMs: number): Promise<void> {
     if (this.pc.iceGatheringState === 'complete') return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(() => { sub.unSubscribe(); resolve(); }, this.opts.gatherTimeoutMs ?? 5000);
+      const t = setTimeout(() => { sub.unSubscribe(); resolve(); }, timeoutMs);
       const sub = this.pc.iceGatheringStateChange.subscribe((s) => {
         if (s === 'complete') { clearTimeout(t); sub.unSubscribe(); resolve(); }
       });
