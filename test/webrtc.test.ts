@@ -166,6 +166,15 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
     // The server still serves a good offer.
     const ok = await whipPublish(S.http, 'live/after-bad', 'h264', src.h264!.aus, src.h264!.ps);
     assert.equal(ok.status, 201, ok.text);
+    // Trickle ICE on it: candidates 204, an ICE restart 405, another content type 415.
+    const patch = async (body: string, type = 'application/trickle-ice-sdpfrag') => {
+      const r = await fetch(S.http + ok.location, { method: 'PATCH', headers: { 'content-type': type }, body });
+      await r.body?.cancel();
+      return r.status;
+    };
+    assert.equal(await patch('a=mid:0\r\na=candidate:2 1 UDP 2114977791 127.0.0.1 40000 typ host\r\n'), 204);
+    assert.equal(await patch('a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n'), 405);
+    assert.equal(await patch('a=candidate:x', 'text/plain'), 415);
     await ok.close();
   });
 
