@@ -13,7 +13,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const PROTO_NAMES = { rtmp: 'RTMP', flv: 'HTTP-FLV', ws: 'WS-FLV' };
+const PROTO_NAMES = { rtmp: 'RTMP', flv: 'HTTP-FLV', ws: 'WS-FLV', rtsp: 'RTSP (TCP)' };
 const SERVER_ORDER = ['m7s-node', 'm7s-bun', 'm7s-deno', 'nms', 'nginx'];
 const f = (x, d = 1) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d));
 
@@ -91,7 +91,7 @@ export function cpuChart(rows) {
   const x = (n) => L + ((Math.log10(n) - Math.log10(nMin)) / (Math.log10(nMax) - Math.log10(nMin) || 1)) * (W - L - R);
   const y = (v) => T + (1 - v / yMax) * (H - T - B);
   const colors = { 'm7s-node': '#1f77b4', 'm7s-bun': '#9467bd', 'm7s-deno': '#2ca02c', nms: '#d62728', nginx: '#ff7f0e' };
-  const dash = { rtmp: '', flv: '6 4', ws: '2 3' };
+  const dash = { rtmp: '', flv: '6 4', ws: '2 3', rtsp: '8 2 2 2' };
   const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
@@ -131,7 +131,7 @@ export function cpuChart(rows) {
 export function markdown(runs, merged) {
   const last = runs[runs.length - 1];
   const m = last.machine, me = last.method;
-  const protos = ['rtmp', 'flv', 'ws'].filter((p) => merged.rows.some((r) => r.proto === p));
+  const protos = ['rtmp', 'flv', 'ws', 'rtsp'].filter((p) => merged.rows.some((r) => r.proto === p));
   const lines = [
     '# Benchmarks',
     '',
@@ -159,7 +159,7 @@ export function markdown(runs, merged) {
     '- Median kb/s: each player\'s received bytes over the window, median over players (≈ 2200 means it kept up).',
     '- Servers: m7s from this tree (bundled like `npm run build`, run as `node …/m7s.mjs -c`, `bun adapters/bun/main.ts -c`, `deno run -A adapters/deno/main.ts -c`; log level warn); node-media-server with its v4 defaults (webadmin off); nginx-rtmp (Debian, one process, `live on`, RTMP only).',
     '',
-    `Reproduce: \`npm ci && node bench/run.mjs --n 10,100,1000 --proto rtmp,flv,ws\` (nginx rows need \`apt-get install nginx libnginx-mod-rtmp\`). Runs: ${runs.map((r) => `\`${r.command}\` (${r.date})`).join('; ')}.`,
+    `Reproduce: \`npm ci && node bench/run.mjs --n 10,100,1000 --proto rtmp,flv,ws,rtsp\` (nginx rows need \`apt-get install nginx libnginx-mod-rtmp\`). Runs: ${runs.map((r) => `\`${r.command}\` (${r.date})`).join('; ')}.`,
     '',
   ];
   for (const p of protos) {

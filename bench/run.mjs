@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // The fan-out bench: 1 real-time RTMP publisher -> N players, for each server x protocol x N.
 //
-//   node bench/run.mjs [--n 10,100,1000] [--proto rtmp,flv,ws] [--seconds 15] [--warmup 4]
+//   node bench/run.mjs [--n 10,100,1000] [--proto rtmp,flv,ws,rtsp] [--seconds 15] [--warmup 4]
 //                      [--servers m7s-node,m7s-bun,m7s-deno,nms,nginx] [--quick] [--no-report]
 //                      [--edge-ms 100] [--slow [--slow-kbps 220] [--slow-lead 20]]
-//                      [--rtmp-port 19355] [--http-port 18085] [--netns reno]
+//                      [--rtmp-port 19355] [--http-port 18085] [--rtsp-port 18555] [--netns reno]
+//
+// rtsp rows: the same RTMP publisher, N RTSP players over TCP interleaved (bench/load/rtsp.mjs); m7s only.
 //
 // For every combination it starts the server fresh, pinned to core 0 (taskset -c 0), the publisher
 // and the players (bench/load/, our own clients, the same for every server) pinned to core 1, waits
@@ -47,7 +49,7 @@
 // frees the bench from port clashes with anything else on the machine. It changes the CC of every
 // connection in the run (fast players too), so compare rows measured with the same setting (method.netns).
 //
-// --quick (CI smoke): m7s-node only, N=10, 5 s, all three protocols; exits 1 if any player got no
+// --quick (CI smoke): m7s-node only, N=10, 5 s, every protocol (rtmp, flv, ws, rtsp); exits 1 if any player got no
 // video. It writes its JSON under bench/results/quick/ and leaves the docs alone.
 // Everything is bounded: each step has a timeout, and every process started here is stopped by pid.
 
@@ -65,7 +67,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const LOAD = join(ROOT, 'bench', 'load');
 const { values: args } = parseArgs({
   options: {
-    n: { type: 'string', default: '10,100,1000' }, proto: { type: 'string', default: 'rtmp,flv,ws' },
+    n: { type: 'string', default: '10,100,1000' }, proto: { type: 'string', default: 'rtmp,flv,ws,rtsp' },
     servers: { type: 'string', default: 'm7s-node,m7s-bun,m7s-deno,nms,nginx' },
     seconds: { type: 'string', default: '15' }, warmup: { type: 'string', default: '4' },
     quick: { type: 'boolean', default: false }, 'no-report': { type: 'boolean', default: false },
@@ -73,7 +75,7 @@ const { values: args } = parseArgs({
     'edge-ms': { type: 'string', default: '100' },
     slow: { type: 'boolean', default: false }, 'slow-kbps': { type: 'string', default: '220' },
     'slow-lead': { type: 'string', default: '20' },
-    'rtmp-port': { type: 'string', default: '19355' }, 'http-port': { type: 'string', default: '18085' },
+    'rtmp-port': { type: 'string', default: '19355' }, 'http-port': { type: 'string', default: '18085' }, 'rtsp-port': { type: 'string', default: '18555' },
     netns: { type: 'string' },
   },
 });
@@ -95,7 +97,7 @@ const PROTOS = args.proto.split(',');
 const SECONDS = Number(args.seconds), WARMUP = Math.max(3, Number(args.warmup));
 const SERVER_CORE = args['server-core'], LOAD_CORE = args['load-core'];
 const TICKS = Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim()) || 100;
-const PORTS = { rtmp: Number(args['rtmp-port']), http: Number(args['http-port']) };
+const PORTS = { rtmp: Number(args['rtmp-port']), http: Number(args['http-port']), rtsp: Number(args['rtsp-port']) };
 if (![PORTS.rtmp, PORTS.http].every((p) => Number.isInteger(p) && p > 0 && p < 65536) || PORTS.rtmp === PORTS.http) {
   console.error(`--rtmp-port / --http-port: want two different ports (got ${args['rtmp-port']}, ${args['http-port']})`); process.exit(2);
 }
@@ -185,7 +187,8 @@ const m7sConfig = (dir, spec = '') => {
   writeFileSync(file, [
     '# written by bench/run.mjs',
     'global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${PORTS.http}`, ...subscribeLines(spec),
-    'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtmp}`, '',
+    'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtmp}`,
+    'rtsp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtsp}`, '  udpaddr: ""', '  rtcpaddr: ""', '',
   ].join('\n'));
   return file;
 };
@@ -193,22 +196,23 @@ const m7sUrls = {
   rtmp: `rtmp://127.0.0.1:${PORTS.rtmp}/live/bench`,
   flv: `http://127.0.0.1:${PORTS.http}/flv/live/bench.flv`,
   ws: `ws://127.0.0.1:${PORTS.http}/flv/live/bench.flv`,
+  rtsp: `rtsp://127.0.0.1:${PORTS.rtsp}/live/bench`,
 };
 
 /** Each server: label, protocols, why it is unavailable (or null), and how to start it in `dir`. */
 const SERVERS = {
   'm7s-node': {
-    label: () => `m7s ${info.m7s} (Node ${process.versions.node})`, protos: ['rtmp', 'flv', 'ws'], urls: m7sUrls,
+    label: () => `m7s ${info.m7s} (Node ${process.versions.node})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,
     missing: () => null,
     cmd: (dir) => ['node', [m7sBuild, '-c', m7sConfig(dir)]],
   },
   'm7s-bun': {
-    label: () => `m7s ${info.m7s} (Bun ${info.bun})`, protos: ['rtmp', 'flv', 'ws'], urls: m7sUrls,
+    label: () => `m7s ${info.m7s} (Bun ${info.bun})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,
     missing: () => (BUN ? null : 'bun not found (npm ci installs it as a devDependency)'),
     cmd: (dir) => [BUN, [join(ROOT, 'adapters/bun/main.ts'), '-c', m7sConfig(dir)]],
   },
   'm7s-deno': {
-    label: () => `m7s ${info.m7s} (Deno ${info.deno?.split(' ')[1]})`, protos: ['rtmp', 'flv', 'ws'], urls: m7sUrls,
+    label: () => `m7s ${info.m7s} (Deno ${info.deno?.split(' ')[1]})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,
     missing: () => (DENO ? null : 'deno not found (npm ci installs it as a devDependency)'),
     cmd: (dir) => [DENO, ['run', '-A', join(ROOT, 'adapters/deno/main.ts'), '-c', m7sConfig(dir)]],
   },
@@ -413,11 +417,11 @@ async function measure(serverId, proto, n, tmp, { slow = false, sampleApi = fals
   const logs = (what) => join(dir, `${what}.log`);
   let server, pub, players, slowP;
   try {
-    if (!(await waitPortFree(PORTS.rtmp, 10000)) || !(await waitPortFree(PORTS.http, 10000))) throw new Error('bench ports still busy');
+    if (!(await waitPortFree(PORTS.rtmp, 10000)) || !(await waitPortFree(PORTS.http, 10000)) || !(await waitPortFree(PORTS.rtsp, 10000))) throw new Error('bench ports still busy');
     row.idleBeforePct = await waitQuiet(20000);
     const [cmd, argv] = def.cmd(dir);
     server = startPinned(SERVER_CORE, cmd, argv, logs('server'));
-    const port = proto === 'rtmp' ? PORTS.rtmp : PORTS.http;
+    const port = proto === 'rtmp' ? PORTS.rtmp : proto === 'rtsp' ? PORTS.rtsp : PORTS.http;
     if (!(await waitPort(PORTS.rtmp, 30000, server)) || !(await waitPort(port, 5000, server))) {
       throw new Error(`server did not listen: ${server.lines.slice(-5).join(' | ')}`);
     }

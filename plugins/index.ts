@@ -5,6 +5,9 @@ import flv from './flv/index.ts';
 import hls from './hls/index.ts';
 import llhls from './hls/llhls.ts';
 import mp4 from './mp4/index.ts';
+import record from './record/index.ts';
+import logrotate from './logrotate/index.ts';
+import rtsp from './rtsp/index.ts';
 import webrtc from './webrtc/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, webrtc];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate];

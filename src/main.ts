@@ -75,13 +75,16 @@ export async function main(rt: Runtime, plugins: PluginDef<any>[]): Promise<Serv
     err(`  !!! NOT LISTENING: ${l.message}` + (l.plugin === 'global' ? '' : ` (plugin ${l.plugin} disabled)`));
   }
 
+  // The command line keeps the process up until a signal, even with nothing listening
+  // (failonlistenerror: false) and no streams: the engine holds no timer while idle.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) { err('m7s: forced exit'); rt.exit(1); }
     stopping = true;
     server.logger.info(`received ${sig}, stopping`);
     const force = setTimeout(() => { err('m7s: stop took too long, exiting'); rt.exit(1); }, 5000);
-    server.stop().then(() => { clearTimeout(force); rt.exit(0); });
+    server.stop().then(() => { clearTimeout(force); clearInterval(keepAlive); rt.exit(0); });
   };
   rt.onSignal('SIGINT', () => stop('SIGINT'));
   rt.onSignal('SIGTERM', () => stop('SIGTERM'));

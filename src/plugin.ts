@@ -25,7 +25,7 @@ import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
 import type { Logger } from './log.ts';
 import type { ByteSink } from './net/body.ts';
-import type { ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { Capability, ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
 import type { PortRange } from './net/udp.ts';
 import type { PluginSessions } from './sessions.ts';
 import type { PlayerOptions } from './http/player.ts';
@@ -47,10 +47,22 @@ export interface PluginDef<D extends Defaults = Defaults> {
   description?: string;
   /** Settings with their defaults and types (see src/config/schema.ts `t`). */
   defaults: D;
+  /**
+   * Host capabilities the plugin cannot run without (`net` sockets, `fs` files, `proc` child
+   * processes). On a host that lacks one the plugin is not set up and shows as disabled with the reason
+   * in /api/plugins. Plugins that only serve HTTP need nothing.
+   */
+  needs?: readonly Capability[];
   /** Adds `pull` and `onsub.pull` to the schema. */
   pull?: boolean;
   /** Adds `onpub.push/record/transform` to the schema. */
   push?: boolean;
+  /**
+   * Query keys that make GET /{name}/api/list this plugin's own route instead of the generic session
+   * listing (record: `streamPath`, `start`, `end` list recorded segments). `true`: GET /api/list is always
+   * the plugin's own (logrotate: its files).
+   */
+  listquery?: string[] | true;
   setup(ctx: PluginContext<PluginConfig<D>>): void | Promise<void>;
 }
 

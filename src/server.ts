@@ -18,7 +18,7 @@ import { applyMiddleware, fail, middlewareHeaders, ok, requestRemote } from './h
 import { createBodySink } from './net/body.ts';
 import { bindUdpPair, parsePortRange } from './net/udp.ts';
 import { type LogLevel, Logger } from './log.ts';
-import type { HttpLimits, HttpServer, Runtime, TcpServer, UdpSocket } from './net/types.ts';
+import { CAPABILITY_TEXT, hostCapabilities, type HttpLimits, type HttpServer, type Runtime, type TcpServer, type UdpSocket } from './net/types.ts';
 import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
 import { pluginSessions, SessionRegistry } from './sessions.ts';
 import { globalSchema, PUBLISH_ARGS_ALLOW, SUBSCRIBE_ARGS_ALLOW, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
@@ -313,6 +313,16 @@ export class Server {
       return;
     }
     const log = this.logger.child({ plugin: def.name });
+    const caps = hostCapabilities(this.runtime);
+    const missing = (def.needs ?? []).filter((n) => !caps.includes(n));
+    if (missing.length) {
+      state.reason = `needs ${missing.map((n) => `${n} (${CAPABILITY_TEXT[n]})`).join(', ')}, which this host (${this.runtime.name}) does not have`;
+      log.warn('plugin disabled: ' + state.reason);
+      return;
+    }
+    const noNet = () => {
+      if (!caps.includes('net')) throw new Error(`this host (${this.runtime.name}) has no net capability (TCP/UDP sockets); declare needs: ['net']`);
+    };
     const sub = new Hono();
     const self = this;
     const track = <T extends TcpServer | UdpSocket>(s: T, proto: ListenInfo['proto'], what?: string): T => {
@@ -345,7 +355,10 @@ export class Server {
     // The generic session API, mounted before setup() so that no plugin answers these itself.
     const groups: string[] = [];
     let listExtra: (() => Record<string, unknown>) | undefined;
-    sub.get('/api/list', (c) => ok(c, this.sessions.listing(def.name, groups, listExtra)));
+    // A plugin whose own GET /api/list answers other questions (record: segments by time range) names
+    // the query keys that select its route (def.listquery; `true`: always its own, for a plugin without
+    // sessions such as logrotate); without them it is the session listing.
+    sub.get('/api/list', (c, next) => def.listquery === true || (Array.isArray(def.listquery) && def.listquery.some((k) => c.req.query(k) !== undefined)) ? next() : ok(c, this.sessions.listing(def.name, groups, listExtra)));
     sub.post('/api/stop/:id', (c) => {
       const id = Number(c.req.param('id'));
       const h = Number.isInteger(id) ? this.sessions.stop(id, 'stopped by API', def.name) : undefined;
@@ -367,6 +380,7 @@ export class Server {
       async listenTcp(addr, onConn, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
+        noNet();
         const s = await self.runtime.listenTcp({ port: a.port, host: a.host, tls: o.tls, highWaterMark: o.highWaterMark, maxConnections: self.config.global.limits.maxconn }, (conn) => {
           try { onConn(conn); } catch (err) { log.error('connection handler failed', { error: err }); conn.destroy(); }
         }).catch((err) => { throw ListenError.from(err, def.name, o.tls ? 'tls' : 'tcp', a); });
@@ -375,20 +389,23 @@ export class Server {
       async listenUdp(addr, o = {}) {
         const a = parseListenAddr(addr, `${def.name} listen address`);
         if (!a) return null;
+        noNet();
         const { what, ...udp } = o;
         const s = await self.runtime.bindUdp({ ...udp, port: a.port, host: a.host }).catch((err) => { throw ListenError.from(err, def.name, 'udp', a); });
         return trackUdp(s, what);
       },
       async bindUdp(o = {}) {
+        noNet();
         const { what, ...udp } = o;
         return trackUdp(await self.runtime.bindUdp({ ...udp, port: udp.port ?? 0 }), what);
       },
       async bindUdpPair(range, o = {}) {
+        noNet();
         const { what, ...udp } = o;
         const pair = await bindUdpPair((x) => self.runtime.bindUdp(x), parsePortRange(range), udp);
         return { rtp: trackUdp(pair.rtp, what ? what + ' (RTP)' : 'RTP'), rtcp: trackUdp(pair.rtcp, what ? what + ' (RTCP)' : 'RTCP') };
       },
-      connectTcp: (o) => this.runtime.connectTcp(o),
+      connectTcp: async (o) => { noNet(); return await this.runtime.connectTcp(o); },
       publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       describe: (path, o = {}) => this.engine.describe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),

@@ -197,6 +197,14 @@ export const nodeHost: HostFunctions = {
     };
   },
   stat: statOrNull,
+  async diskUsage(p) {
+    try {
+      const s = await fsp.statfs(p);
+      return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+    } catch {
+      return null;
+    }
+  },
   async mkdir(p) {
     await fsp.mkdir(p, { recursive: true });
   },

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // N players in one process (one event loop), for the fan-out bench.
 //
-//   node bench/load/players.mjs --proto rtmp|flv|ws --url URL --n 100 [--warmup 4] [--seconds 15]
+//   node bench/load/players.mjs --proto rtmp|flv|ws|rtsp --url URL --n 100 [--warmup 4] [--seconds 15]
 //                               [--ramp 50] [--join-timeout 20] [--edge-ms 100] [--linger 0]
 //
 // Players connect in batches of --ramp per 20 ms. After the last one has joined (or timed out) the
@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util';
 import { FlvReader, HttpBody, splitHead, WsFrames } from './flv.mjs';
 import { findSeiMicros, wallMicros } from './media.mjs';
 import { rtmpSession } from './rtmp.mjs';
+import { rtspPlay } from './rtsp.mjs';
 
 const { values: a } = parseArgs({
   options: {
@@ -131,6 +132,18 @@ function startRtmp(p) {
   });
 }
 
+/** RTSP over TCP interleaved (bench/load/rtsp.mjs): one video call per RTP frame, SEI from its packets. */
+function startRtsp(p) {
+  return rtspPlay(a.url, {
+    onVideo: (prefix, len, ts) => p.video(prefix, len, ts),
+    onError: (e) => { p.fail(e); p.closed = true; },
+    timeoutMs: JOIN_TIMEOUT,
+  }).then(({ socket }) => {
+    p.socket = socket;
+    socket.prependListener('data', (d) => { p.bytes += d.length; });
+  });
+}
+
 /** HTTP-FLV or WS-FLV over a raw socket: request, response head, then the body decoders. */
 function startHttp(p, ws) {
   return new Promise((resolve, reject) => {
@@ -173,7 +186,7 @@ function startHttp(p, ws) {
 
 function start(p) {
   p.t0 = performance.now();
-  const go = a.proto === 'rtmp' ? startRtmp(p) : a.proto === 'flv' ? startHttp(p, false) : a.proto === 'ws' ? startHttp(p, true) : null;
+  const go = a.proto === 'rtmp' ? startRtmp(p) : a.proto === 'rtsp' ? startRtsp(p) : a.proto === 'flv' ? startHttp(p, false) : a.proto === 'ws' ? startHttp(p, true) : null;
   if (!go) throw new Error(`unknown --proto ${a.proto}`);
   return go.then(() => { p.joinedAt = performance.now(); }, (e) => { p.fail(e); p.closed = true; });
 }

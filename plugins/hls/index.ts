@@ -139,6 +139,14 @@ export default definePlugin({
 
     // ---------------------------------------------------------------------------- playlists, segments
 
+    // Monibuca's VOD playlist of recordings (/hls/vod/{path}.m3u8?start=&end=) is served by the record
+    // plugin: a redirect keeps the URL. Without start/end, vod/... stays a stream path (time-shift).
+    ctx.http.get('/vod/*', (c, next) => {
+      const url = new URL(c.req.url);
+      if (!url.searchParams.has('start') && !url.searchParams.has('end')) return next();
+      return c.redirect(url.pathname.replace(/^\/hls\/vod\//, '/record/vod/') + url.search, 302);
+    });
+
     ctx.http.on(['GET', 'HEAD'], '/*', async (c, next) => {
       const url = new URL(c.req.url);
       let p: string;

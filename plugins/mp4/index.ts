@@ -39,6 +39,12 @@ export default definePlugin({
       }
     };
 
+    // Monibuca's download of recordings (/mp4/download/{path}.mp4?start=&end=) is served by the record plugin.
+    ctx.http.on(['GET', 'HEAD'], '/download/*', (c) => {
+      const url = new URL(c.req.url);
+      return c.redirect(url.pathname.replace(/^\/mp4\/download\//, '/record/download/') + url.search, 302);
+    });
+
     ctx.http.on(['GET', 'HEAD'], '/*', (c, next) => {
       const url = new URL(c.req.url);
       const m = /^\/mp4\/(.+)\.mp4$/i.exec(url.pathname);

@@ -18,6 +18,7 @@ import { RtmpSession, type SessionEnv } from './session.ts';
 export default definePlugin({
   name: 'rtmp',
   description: 'RTMP/RTMPS server (publish, play) and pull/push client',
+  needs: ['net'],
   pull: true,
   push: true,
   defaults: {

@@ -146,8 +146,12 @@ export class Engine implements StreamHost {
     this.subscribeConfig = opts.subscribe ?? { ...defaultSubscribe };
     this.argsOverride = opts.argsOverride ?? ((_s, c) => c);
     this.limits = opts.limits ?? { ...defaultLimits };
-    this.tick = setInterval(() => this.onTick(), 250);
+    // No timer here: the tick starts with the first stream and stops with the last (createStream /
+    // onStreamClosed), so an idle engine keeps no timers (edge isolates, tests, embedding).
   }
+
+  /** True while the periodic tick (timeouts, stats) runs: only while there are streams. */
+  get ticking(): boolean { return this.tick !== undefined; }
 
   /** Stop timers and close every stream (server shutdown). */
   shutdown(reason = 'server shutting down'): void {
@@ -361,12 +365,15 @@ export class Engine implements StreamHost {
    * Run the auth gate without publishing or subscribing: for protocols that serve one shared session
    * to many requests (HLS playlists) and must check each request. Throws EngineError like publish().
    */
-  async checkAccess(kind: 'publish' | 'subscribe', streamPath: string, opts: Omit<SubscribeOptions, 'sink'>): Promise<void> {
+  async checkAccess(kind: 'publish' | 'subscribe', streamPath: string, opts: Omit<SubscribeOptions, 'sink'> & { action?: 'read' | 'playback' }): Promise<void> {
     const p = parseStreamPath(streamPath, opts.args);
     const section = kind === 'publish' ? 'publish' : 'subscribe';
     const base = (opts.config ?? (kind === 'publish' ? this.publishConfig : this.subscribeConfig)) as PublishConfig | SubscribeConfig;
     const conf = this.argsOverride(section, base, p.args);
-    await this.authorize(authRequest(kind, p.path, p.args, opts), conf);
+    const req = authRequest(kind, p.path, p.args, opts);
+    // `playback`: recordings of the stream (the record plugin's downloads and VOD playlists).
+    if (kind === 'subscribe' && opts.action) req.action = opts.action;
+    await this.authorize(req, conf);
   }
 
   private async authorize(req: AuthRequest, conf: { key: string; secretargname: string; expireargname: string }): Promise<void> {
@@ -391,6 +398,7 @@ export class Engine implements StreamHost {
   private createStream(path: string, app: string, name: string, conf: PublishConfig): Stream {
     const s = new Stream(path, app, name, this, conf);
     this.streams.set(path, s);
+    this.tick ??= setInterval(() => this.onTick(), 250);
     this.events.emit('stream.create', { stream: s });
     return s;
   }
@@ -428,6 +436,7 @@ export class Engine implements StreamHost {
     this.clearTimer(stream, 'delay');
     this.timers.delete(stream);
     if (this.streams.get(stream.path) === stream) this.streams.delete(stream.path);
+    if (this.streams.size === 0 && this.tick !== undefined) { clearInterval(this.tick); this.tick = undefined; }
     this.logger.info('stream closed', { stream: stream.path, reason });
     this.events.emit('stream.close', { stream, reason });
   }

@@ -27,6 +27,8 @@ export interface PublisherInfo {
   /** Keyframe requests from subscribers, and how many were forwarded to the source. */
   keyframeRequests: number;
   keyframeRequestsSent: number;
+  /** Source-specific counters a plugin adds (RTP sources: `rtp` per track lost/late/reordered...). */
+  [extra: string]: unknown;
 }
 
 export class Publisher {
@@ -52,6 +54,8 @@ export class Publisher {
   keyframeRequests = 0;
   keyframeRequestsSent = 0;
   private lastKeyframeRequest = -Infinity;
+  /** Set by a plugin: extra fields for info() (/api/stream/info), e.g. RTP loss counters. */
+  extraInfo: (() => Record<string, unknown>) | null = null;
 
   /** Offset in seconds added to this publisher's source timestamps (NaN until the first frame). */
   private offsetSec = NaN;
@@ -186,6 +190,11 @@ export class Publisher {
       id: this.id, protocol: this.protocol, type: this.type, remote: this.remote,
       startTime: new Date(this.startTime).toISOString(), paused: this.paused, args: this.args,
       keyframeRequests: this.keyframeRequests, keyframeRequestsSent: this.keyframeRequestsSent,
+      ...(this.extraInfo ? safeExtra(this.extraInfo) : {}),
     };
   }
+}
+
+function safeExtra(fn: () => Record<string, unknown>): Record<string, unknown> {
+  try { return fn(); } catch { return {}; }
 }

@@ -38,6 +38,12 @@ export interface SubscriberSink {
   readonly catchup?: boolean;
   /** Timestamps on the stream's timeline (the same for every subscriber) instead of starting near 0. */
   readonly streamTimeline?: boolean;
+  /**
+   * Start this far back (ms) in the ring instead of at the latest keyframe: the sync point at least this
+   * old, or the oldest one the ring holds (Infinity: always the oldest). Recorders use it to record a
+   * stream from its first keyframe (onpub.record) or from before an event.
+   */
+  readonly history?: number;
   /** End of a batch: write out what was queued. Return false if the connection is backpressured; call
    * `sub.resume()` when it drains. */
   flush(sub: Subscriber): boolean;
@@ -173,6 +179,7 @@ export class Subscriber {
     let pos: number | undefined;
     if (!this.stream.publisher) pos = ring.head;
     else if (this.config.submode === 'buffer' && this.config.buffertime > 0) pos = this.stream.syncForBuffer(this.config.buffertime);
+    else if (this.sink.history! > 0) pos = this.stream.syncForBuffer(this.sink.history!);
     else pos = ring.latestSync();
     this.cursor = pos ?? ring.head;
     this.needKey = true;

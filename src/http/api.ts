@@ -152,6 +152,14 @@ export function metrics(server: Server): string {
   const subs = streams.flatMap((s) => [...s.subscribers].map((x) => ({ s, x })));
   metric('m7s_subscriber_bytes_sent_total', 'counter', 'Bytes sent per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.bytesSent));
   metric('m7s_subscriber_frames_dropped_total', 'counter', 'Frames skipped for slow subscribers, per stream and protocol (live subscribers).', aggregate(subs, (o) => o.x.framesDropped));
+  const rtpTracks = streams.flatMap((s) => {
+    const r = s.publisher?.info().rtp;
+    return Array.isArray(r) ? r.map((t: Record<string, unknown>) => ({ s, t })) : [];
+  });
+  for (const [k, help] of [['lost', 'RTP packets lost'], ['late', 'RTP packets that came too late for the reorder buffer'], ['reordered', 'RTP packets put back in order'], ['duplicate', 'Duplicate RTP packets']] as const) {
+    metric(`m7s_rtp_packets_${k}_total`, 'counter', `${help}, per stream and track of RTP sources (RTSP).`,
+      rtpTracks.map(({ s, t }) => [{ stream: s.path, codec: String(t.codec), control: String(t.control ?? '') }, Number(t[k]) || 0]));
+  }
   metric('m7s_sessions', 'gauge', 'Live sessions and jobs per plugin and kind (connections, players, pulls, pushes, HLS viewers…).',
     server.sessions.counts().map((x) => [{ plugin: x.plugin, kind: x.kind }, x.count]));
   metric('m7s_publish_total', 'counter', 'Publishes since start.', [[null, e.totals.publishes]]);

@@ -217,9 +217,34 @@ export interface StreamedResponse {
   response: Response;
 }
 
+/**
+ * What a host can do beyond serving HTTP: `net` raw TCP/UDP/TLS sockets (listenTcp, connectTcp, bindUdp),
+ * `fs` files (readFile, writeFile, watchFile...), `proc` child processes. A plugin lists what it needs in
+ * `definePlugin({ needs })` and is disabled with that reason on a host without it (the edge).
+ */
+export type Capability = 'net' | 'fs' | 'proc';
+
+/** What each capability means, for messages ("needs net (TCP/UDP sockets)"). */
+export const CAPABILITY_TEXT: Record<Capability, string> = {
+  net: 'TCP/UDP sockets',
+  fs: 'a file system',
+  proc: 'child processes',
+};
+
+/** The capabilities a runtime declares; a runtime that declares none is a full host with `net` and `fs`. */
+export function hostCapabilities(rt: Pick<Runtime, 'capabilities'>): readonly Capability[] {
+  return rt.capabilities ?? ['net', 'fs'];
+}
+
 /** Everything the runtime-agnostic code needs from its host. One implementation per runtime. */
 export interface Runtime {
   readonly name: SysInfo['runtime'];
+  /**
+   * Optional capability list (see Capability). Undefined: `net` and `fs` (node, bun, deno). A host
+   * without `net` (edge, a restricted sandbox) lists what it has, e.g. `['fs']` or `[]`; its socket
+   * methods may then throw. `proc` is only present where a host lists it.
+   */
+  readonly capabilities?: readonly Capability[];
   listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => void): Promise<TcpServer>;
   connectTcp(opts: ConnectOptions): Promise<TcpConn>;
   bindUdp(opts: UdpOptions): Promise<UdpSocket>;
@@ -263,6 +288,8 @@ export interface Runtime {
   /** Open a file for appending chunks (recorders). */
   openWrite(path: string): Promise<{ write(data: Uint8Array): Promise<void>; close(): Promise<void> }>;
   stat(path: string): Promise<FileStat | null>;
+  /** Size and free bytes of the file system holding `path` (record retention); null when unknown. Optional. */
+  diskUsage?(path: string): Promise<{ total: number; free: number } | null>;
   /** Canonical absolute path, symlinks resolved; throws when the path does not exist. */
   realPath?(path: string): Promise<string>;
   /** Every address of a host name (IPv4 and IPv6), for the outbound policy. */

@@ -1,0 +1,73 @@
+// Host capabilities (issue 14): a plugin that `needs` net/fs/proc is disabled with the reason on a host
+// without it; the engine keeps no timer until its first stream.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { currentRuntime } from '../adapters/current.ts';
+import { Server } from '../src/server.ts';
+import { definePlugin } from '../src/plugin.ts';
+import { Engine } from '../src/core/engine.ts';
+import { Logger } from '../src/log.ts';
+import { hostCapabilities, type Runtime } from '../src/net/types.ts';
+import { builtinPlugins } from '../plugins/index.ts';
+
+/** The current runtime with a different capability list (a host without sockets, like the edge). */
+async function hostWith(caps: Runtime['capabilities']): Promise<Runtime> {
+  const rt = await currentRuntime();
+  return Object.create(rt, { capabilities: { value: caps } }) as Runtime;
+}
+
+const CONFIG = 'global:\n  http:\n    listenaddr: "127.0.0.1:0"\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n';
+
+describe('host capabilities', () => {
+  it('a full host (no list) has net and fs', async () => {
+    assert.deepEqual([...hostCapabilities(await currentRuntime())].sort(), ['fs', 'net']);
+  });
+
+  it('a host without net shows rtmp disabled with the reason; HTTP plugins run', async () => {
+    const s = await Server.start({ runtime: await hostWith(['fs']), plugins: builtinPlugins, configText: CONFIG, logger: Logger.silent() });
+    try {
+      const r = await fetch(`http://127.0.0.1:${s.http!.port}/api/plugins`);
+      const body = await r.json() as { data: { name: string; enabled: boolean; reason?: string }[] };
+      const rtmp = body.data.find((p) => p.name === 'rtmp')!;
+      assert.equal(rtmp.enabled, false);
+      assert.match(rtmp.reason ?? '', /needs net \(TCP\/UDP sockets\), which this host \(\w+\) does not have/);
+      // Nothing listens for RTMP; the HTTP players are up.
+      assert.ok(!s.listening.some((l) => l.plugin === 'rtmp'), 'rtmp must not listen');
+      for (const name of ['flv', 'hls', 'mp4']) assert.equal(body.data.find((p) => p.name === name)?.enabled, true, name);
+    } finally { await s.stop(); }
+  });
+
+  it('the same plugins on a full host: rtmp enabled', async () => {
+    const s = await Server.start({ runtime: await currentRuntime(), plugins: builtinPlugins, configText: CONFIG, logger: Logger.silent() });
+    try {
+      const rtmp = s.pluginStates().find((p) => p.name === 'rtmp')!;
+      assert.equal(rtmp.enabled, true, rtmp.reason);
+    } finally { await s.stop(); }
+  });
+
+  it('fs and proc are checked the same way; an undeclared socket use fails setup with a clear reason', async () => {
+    const needsFs = definePlugin({ name: 'needsfs', needs: ['fs'], defaults: {}, setup() {} });
+    const needsProc = definePlugin({ name: 'needsproc', needs: ['proc'], defaults: {}, setup() {} });
+    const sneaky = definePlugin({ name: 'sneaky', defaults: {}, async setup(ctx) { await ctx.listenTcp('127.0.0.1:0', (c) => c.destroy()); } });
+    const s = await Server.start({ runtime: await hostWith([]), plugins: [needsFs, needsProc, sneaky], configText: CONFIG, logger: Logger.silent() });
+    try {
+      const st = Object.fromEntries(s.pluginStates().map((p) => [p.name, p]));
+      assert.equal(st.needsfs.enabled, false);
+      assert.match(st.needsfs.reason!, /needs fs \(a file system\)/);
+      assert.match(st.needsproc.reason!, /needs proc \(child processes\)/);
+      assert.equal(st.sneaky.enabled, false);
+      assert.match(st.sneaky.reason!, /no net capability/);
+    } finally { await s.stop(); }
+  });
+
+  it('the engine starts its tick with the first stream and stops it with the last', async () => {
+    const e = new Engine();
+    assert.equal(e.ticking, false, 'no timer in the constructor');
+    const pub = await e.publish('live/cap', { protocol: 'test' });
+    assert.equal(e.ticking, true);
+    pub.stop('done');
+    assert.equal(e.streams.size, 0);
+    assert.equal(e.ticking, false);
+    e.shutdown();
+  });
+});
