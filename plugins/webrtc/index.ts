@@ -62,6 +62,8 @@ const randomId = () => {
 export default definePlugin({
   name: 'webrtc',
   description: 'WHIP ingest and WHEP playback (werift)',
+  // werift opens UDP sockets itself (ICE); a host without them (the edge) shows the plugin disabled.
+  needs: ['net'],
   defaults: {
     /** ICE UDP ports, "udp:MIN-MAX" (one port per session: werift has no UDP mux); "" = any free port. */
     port: t.str('udp:9000-9999'),
