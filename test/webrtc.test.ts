@@ -219,9 +219,10 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
       // Without a forced GC both move by tens of MiB between collections; a leak of 200 peer connections
       // (werift keeps sockets, keys and SRTP state per peer) would exceed these.
       assert.ok(heap1 - heap0 < (gc0 && gc1 ? 6 : 24) * 1048576, `heap grew by ${((heap1 - heap0) / 1048576).toFixed(1)} MiB over 500 cycles`);
-      // RSS: Deno's grows by ~100 MiB over these 1000 sessions while its JS heap and fds stay flat (native
-      // memory of its node:dgram/crypto layer, not returned to the OS); logged above, bounded on Node and Bun.
-      if (!(globalThis as any).Deno) assert.ok(rss1 - rss0 < 64 * 1048576, `RSS grew by ${((rss1 - rss0) / 1048576).toFixed(1)} MiB over 500 cycles`);
+      // RSS moves with the allocator, not only with leaks: +34..69 MiB on Node, ~+40 on Bun, ~+100 on Deno
+      // over these 1000 sessions while the heap after GC and the fds stay flat. Bounded loosely (a leak of
+      // the ~100 KiB each session holds would pass 128 MiB on Node and Bun); Deno's is logged only.
+      if (!(globalThis as any).Deno) assert.ok(rss1 - rss0 < 128 * 1048576, `RSS grew by ${((rss1 - rss0) / 1048576).toFixed(1)} MiB over 500 cycles`);
     } finally {
       await live.close();
     }
