@@ -8,5 +8,6 @@ import mp4 from './mp4/index.ts';
 import record from './record/index.ts';
 import logrotate from './logrotate/index.ts';
 import rtsp from './rtsp/index.ts';
+import webrtc from './webrtc/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, record, logrotate];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate];

@@ -31,6 +31,9 @@ describe('host capabilities', () => {
       const rtmp = body.data.find((p) => p.name === 'rtmp')!;
       assert.equal(rtmp.enabled, false);
       assert.match(rtmp.reason ?? '', /needs net \(TCP\/UDP sockets\), which this host \(\w+\) does not have/);
+      const webrtc = body.data.find((p) => p.name === 'webrtc')!;
+      assert.equal(webrtc.enabled, false);
+      assert.match(webrtc.reason ?? '', /needs net/);
       // Nothing listens for RTMP; the HTTP players are up.
       assert.ok(!s.listening.some((l) => l.plugin === 'rtmp'), 'rtmp must not listen');
       for (const name of ['flv', 'hls', 'mp4']) assert.equal(body.data.find((p) => p.name === name)?.enabled, true, name);

@@ -1,0 +1,218 @@
+// The WebRTC stack behind a small interface: ICE, DTLS, SRTP and RTCP come from werift (pinned 0.24.4);
+// nothing outside this file sees a werift type. Media crosses the boundary as serialized RTP packets in
+// Uint8Arrays (werift's Buffers are converted here); codec choice, (de)packetizing and timing are ours.
+//
+// werift 0.24.4 has no UDP mux: each peer binds its own UDP port(s), from `portRange` when given. It
+// gathers host candidates on every interface; `addresses` restricts what we advertise (and binds the
+// sockets to the first of them), so tests keep every candidate on 127.0.0.1.
+
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, type RTCRtpTransceiver } from 'werift';
+
+export interface PeerOptions {
+  /** STUN/TURN servers for gathering (turn needs username + credential). */
+  iceServers?: { urls: string; username?: string; credential?: string }[];
+  /** UDP ports for ICE, [min, max] (werift needs min < max). */
+  portRange?: [number, number];
+  /** Only these local addresses are advertised as host candidates (empty = all interfaces). */
+  addresses?: string[];
+  /** Extra host candidates (a public or NAT address that reaches this machine). */
+  publicIps?: string[];
+  /** Largest wait for candidate gathering before answering, ms. */
+  gatherTimeoutMs?: number;
+}
+
+/** A media section of the negotiated session, seen from our side. */
+export interface PeerMedia {
+  readonly mid: string;
+  readonly kind: 'audio' | 'video';
+  /** Serialized RTP from the remote sender (WHIP), in arrival order. */
+  onRtp?: (packet: Uint8Array) => void;
+  /** An RTCP sender report from the remote sender (NTP seconds + fraction, RTP timestamp) — WHIP. */
+  onSenderReport?: (ntpSec: number, ntpFrac: number, rtpTimestamp: number) => void;
+  /** Ask the remote sender for a keyframe (RTCP PLI) — WHIP. */
+  requestKeyframe(): void;
+  /** Send one serialized RTP packet to the remote receiver (WHEP); its SSRC and payload type are set here. */
+  send(packet: Uint8Array): void;
+  /** The remote receiver asked for a keyframe (PLI or FIR) — WHEP. */
+  onKeyframeRequest?: () => void;
+}
+
+export type PeerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
+
+export interface Peer {
+  /** Media sections by mid, after answer(). */
+  readonly media: PeerMedia[];
+  readonly state: PeerState;
+  onStateChange?: (s: PeerState) => void;
+  /** Set the (already narrowed) remote offer; returns the answer with every local candidate in it. */
+  answer(offer: string, direction: 'recvonly' | 'sendonly'): Promise<string>;
+  /** A trickled remote candidate ("candidate:..." line value, without "a="). */
+  addCandidate(candidate: string, mid?: string): Promise<void>;
+  /** Numbers for the API. */
+  stats(): { packetsSent: number; packetsReceived: number; nacks: number; plis: number };
+  close(): Promise<void>;
+}
+
+// Codecs werift may negotiate (it keeps the offer's own parameters; negotiate.ts already chose one).
+const VIDEO = [
+  new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] }),
+  new RTCRtpCodecParameters({ mimeType: 'video/H265', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] }),
+];
+const AUDIO = [
+  new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 }),
+  new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }),
+  new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
+];
+
+const isLoopback = (a: string): boolean => /^127\./.test(a) || a === '::1';
+
+const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+class WeriftPeer implements Peer {
+  readonly media: PeerMedia[] = [];
+  state: PeerState = 'new';
+  onStateChange?: (s: PeerState) => void;
+  private readonly pc: RTCPeerConnection;
+  private closed = false;
+  private counters = { packetsSent: 0, packetsReceived: 0, nacks: 0, plis: 0 };
+
+  private readonly loopbackOnly: boolean;
+
+  constructor(private readonly opts: PeerOptions) {
+    const addr = opts.addresses?.filter(Boolean) ?? [];
+    this.loopbackOnly = addr.length > 0 && addr.every(isLoopback);
+    this.pc = new RTCPeerConnection({
+      codecs: { video: VIDEO, audio: AUDIO },
+      iceServers: opts.iceServers ?? [],
+      iceUseIpv6: addr.length ? addr.some((a) => a.includes(':')) : false,
+      icePortRange: opts.portRange,
+      iceInterfaceAddresses: addr.length ? { udp4: addr.find((a) => !a.includes(':')), udp6: addr.find((a) => a.includes(':')) } : undefined,
+      iceAdditionalHostAddresses: [...addr, ...(opts.publicIps ?? [])].length ? [...addr, ...(opts.publicIps ?? [])] : undefined,
+      bundlePolicy: 'max-bundle',
+      // Sockets bound to loopback only talk to loopback: never pair with, or answer STUN from, anything else.
+      iceFilterCandidatePair: this.loopbackOnly ? (pair) => isLoopback(pair.remoteCandidate.host) : undefined,
+      iceFilterStunResponse: this.loopbackOnly ? (_m, addr) => isLoopback(addr[0]) : undefined,
+    });
+    this.pc.connectionStateChange.subscribe((s) => {
+      this.state = s as PeerState;
+      try { this.onStateChange?.(this.state); } catch { /* the owner's handler must not break werift's loop */ }
+    });
+  }
+
+  async answer(offer: string, direction: 'recvonly' | 'sendonly'): Promise<string> {
+    // Remote candidates a loopback-only server cannot use are dropped before werift sees them (it would
+    // otherwise try them, and resolve mDNS ".local" names by multicast).
+    if (this.loopbackOnly) offer = offer.split(/\r?\n/).filter((l) => !l.startsWith('a=candidate:') || isLoopback(l.split(' ')[4] ?? '')).join('\r\n');
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+    // werift's ICE agent falls back to stun.l.google.com:19302 when no STUN server is given: it would
+    // send a DNS query and STUN requests to the internet for every session (and wait up to 5 s for
+    // them). Without configured STUN servers, gather host candidates only.
+    if (!(this.opts.iceServers ?? []).some((s) => /^stuns?:/i.test(s.urls))) {
+      for (const t of this.pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
+    }
+    for (const tr of this.pc.getTransceivers()) this.wire(tr, direction);
+    const ans = await this.pc.createAnswer();
+    // werift's setLocalDescription gathers every host candidate (and STUN/TURN ones, each bounded by
+    // its own timeout) before it resolves; its gathering *state* sometimes stays "gathering" after that,
+    // so wait for the event only briefly.
+    await this.pc.setLocalDescription(ans);
+    if (this.pc.iceGatheringState !== 'complete') await this.gathered(Math.min(this.opts.gatherTimeoutMs ?? 5000, 50));
+    const sdp = this.filterCandidates(this.pc.localDescription?.sdp ?? '');
+    if (!/\r\na=candidate:/.test(sdp)) throw new Error('no ICE candidate could be gathered on the configured addresses');
+    return sdp;
+  }
+
+  private wire(tr: RTCRtpTransceiver, direction: 'recvonly' | 'sendonly'): void {
+    const kind = tr.kind as 'audio' | 'video';
+    const mid = tr.mid ?? String(this.media.length);
+    const counters = this.counters;
+    let mediaSsrc = 0;
+    const m: PeerMedia = {
+      mid, kind,
+      requestKeyframe: () => {
+        if (this.closed || !mediaSsrc) return;
+        counters.plis++;
+        tr.receiver.sendRtcpPLI(mediaSsrc).catch(() => {});
+      },
+      send: () => {},
+    };
+    tr.setDirection(direction);
+    if (direction === 'recvonly') {
+      // werift announces remote tracks during setRemoteDescription (before we get here): take those
+      // already on the receiver, and any announced later.
+      const seen = new Set<MediaStreamTrack>();
+      const listen = (track: MediaStreamTrack) => {
+        if (seen.has(track)) return;
+        seen.add(track);
+        track.onReceiveRtp.subscribe((rtp) => {
+          counters.packetsReceived++;
+          mediaSsrc = rtp.header.ssrc;
+          try { m.onRtp?.(u8(rtp.serialize())); } catch { /* isolated: the owner counts its own errors */ }
+        });
+      };
+      for (const track of tr.receiver.tracks) listen(track);
+      tr.onTrack.subscribe((track) => listen(track));
+      tr.receiver.onRtcp.subscribe((r: any) => {
+        if (r?.type !== 200 || !r.senderInfo) return;
+        const ntp = BigInt(r.senderInfo.ntpTimestamp);
+        try { m.onSenderReport?.(Number(ntp >> 32n), Number(ntp & 0xffffffffn), r.senderInfo.rtpTimestamp >>> 0); } catch { /* isolated */ }
+      });
+    } else {
+      const track = new MediaStreamTrack({ kind });
+      void tr.sender.replaceTrack(track);
+      m.send = (pkt) => {
+        if (this.closed) return;
+        counters.packetsSent++;
+        track.writeRtp(Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength));
+      };
+      tr.sender.onRtcp.subscribe((r: any) => {
+        // PSFB (206): fmt 1 = PLI, fmt 4 = FIR; RTPFB (205) fmt 1 = generic NACK (werift answers those
+        // from the sender's own packet history).
+        const fmt = r?.feedback?.count ?? r?.feedback?.fmt;
+        if (r?.type === 206 && (fmt === 1 || fmt === 4)) {
+          try { m.onKeyframeRequest?.(); } catch { /* isolated */ }
+        } else if (r?.type === 205 && fmt === 1) counters.nacks++;
+      });
+    }
+    this.media.push(m);
+  }
+
+  private gathered(timeoutMs: number): Promise<void> {
+    if (this.pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { sub.unSubscribe(); resolve(); }, timeoutMs);
+      const sub = this.pc.iceGatheringStateChange.subscribe((s) => {
+        if (s === 'complete') { clearTimeout(t); sub.unSubscribe(); resolve(); }
+      });
+    });
+  }
+
+  /** Drop host candidates on addresses outside `addresses` (werift gathers every interface). */
+  private filterCandidates(sdp: string): string {
+    const allow = this.opts.addresses?.filter(Boolean) ?? [];
+    if (!allow.length) return sdp;
+    const ok = new Set([...allow, ...(this.opts.publicIps ?? [])]);
+    return sdp.split('\r\n').filter((l) => {
+      if (!l.startsWith('a=candidate:')) return true;
+      const f = l.split(' ');
+      return ok.has(f[4] ?? '');
+    }).join('\r\n');
+  }
+
+  async addCandidate(candidate: string, mid?: string): Promise<void> {
+    if (this.loopbackOnly && !isLoopback(candidate.split(' ')[4] ?? '')) return;
+    await this.pc.addIceCandidate({ candidate, sdpMid: mid });
+  }
+
+  stats() { return { ...this.counters }; }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pc.close().catch(() => {});
+  }
+}
+
+export function createPeer(opts: PeerOptions = {}): Peer {
+  return new WeriftPeer(opts);
+}

@@ -1,0 +1,160 @@
+// A WHIP/WHEP client on node-datachannel (libdatachannel, the WebRTC stack OBS uses for WHIP): an
+// independent peer for the webrtc plugin's tests. It binds to 127.0.0.1 only. Media is RTP built and read
+// with our own src/format/rtp code; libdatachannel carries it (ICE, DTLS, SRTP).
+import nodeDataChannel from 'node-datachannel';
+import { splitAnnexB, joinAvcc, h264NalType, H264_NAL_SPS, H264_NAL_PPS, H264_NAL_IDR } from '../../src/codec/h264.ts';
+import { h265NalType, H265_NAL_VPS, H265_NAL_SPS, H265_NAL_PPS, isH265Irap } from '../../src/codec/h265.ts';
+import { NalDepacketizer, NalPacketizer, parseRtp, RtpWriter, type RtpFrame } from '../../src/format/rtp/index.ts';
+
+export type NalCodec = 'h264' | 'h265';
+
+/** Access units (AVCC form) from an Annex B elementary stream with one VCL NAL unit per picture. */
+export function accessUnits(codec: NalCodec, annexB: Uint8Array): { au: Uint8Array; key: boolean }[] {
+  const out: { au: Uint8Array; key: boolean }[] = [];
+  let cur: Uint8Array[] = [];
+  let key = false;
+  for (const n of splitAnnexB(annexB)) {
+    const t = codec === 'h264' ? h264NalType(n) : h265NalType(n);
+    cur.push(n);
+    const vcl = codec === 'h264' ? t >= 1 && t <= 5 : t < 32;
+    if (codec === 'h264' ? t === H264_NAL_IDR : isH265Irap(t)) key = true;
+    if (vcl) { out.push({ au: joinAvcc(cur), key }); cur = []; key = false; }
+  }
+  return out;
+}
+
+export function parameterSets(codec: NalCodec, annexB: Uint8Array): Uint8Array[] {
+  const want = codec === 'h264' ? [H264_NAL_SPS, H264_NAL_PPS] : [H265_NAL_VPS, H265_NAL_SPS, H265_NAL_PPS];
+  const seen = new Map<number, Uint8Array>();
+  for (const n of splitAnnexB(annexB)) {
+    const t = codec === 'h264' ? h264NalType(n) : h265NalType(n);
+    if (want.includes(t) && !seen.has(t)) seen.set(t, n);
+    if (seen.size === want.length) break;
+  }
+  return want.map((t) => seen.get(t)!).filter(Boolean);
+}
+
+async function gathered(pc: nodeDataChannel.PeerConnection): Promise<void> {
+  const t0 = Date.now();
+  while (pc.gatheringState() !== 'complete') {
+    if (Date.now() - t0 > 5000) throw new Error('node-datachannel: gathering did not complete');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export interface Client {
+  pc: nodeDataChannel.PeerConnection;
+  track: nodeDataChannel.Track;
+  location: string;
+  state(): string;
+  close(): Promise<void>;
+}
+
+const PT = 96;
+
+function videoSection(codec: NalCodec, dir: 'SendOnly' | 'RecvOnly', ssrc: number): nodeDataChannel.Video {
+  const v = new nodeDataChannel.Video('0', dir);
+  if (codec === 'h264') v.addH264Codec(PT); else v.addH265Codec(PT);
+  if (dir === 'SendOnly') v.addSSRC(ssrc, 'm7s-test');
+  return v;
+}
+
+/** POST an offer; returns the response (answer applied when 201). */
+async function signal(pc: nodeDataChannel.PeerConnection, url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; location: string }> {
+  pc.setLocalDescription();
+  await gathered(pc);
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', ...headers }, body: pc.localDescription()!.sdp });
+  const text = await res.text();
+  if (res.status === 201) pc.setRemoteDescription(text, 'answer' as nodeDataChannel.DescriptionType);
+  return { status: res.status, text, location: res.headers.get('location') ?? '' };
+}
+
+function client(pc: nodeDataChannel.PeerConnection, track: nodeDataChannel.Track, base: string, location: string): Client {
+  let closed = false;
+  return {
+    pc, track, location,
+    state: () => pc.state(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (location) await fetch(base + location, { method: 'DELETE' }).then((r) => r.body?.cancel()).catch(() => {});
+      try { track.close(); } catch { /* already */ }
+      pc.close();
+    },
+  };
+}
+
+/** Just the offer text of a send-only (WHIP) or receive-only (WHEP) video peer, then closed. */
+export async function offerText(codec: NalCodec, dir: 'SendOnly' | 'RecvOnly'): Promise<string> {
+  const pc = new nodeDataChannel.PeerConnection('offer', { iceServers: [], bindAddress: '127.0.0.1' });
+  const track = pc.addTrack(videoSection(codec, dir, 0x1234));
+  pc.setLocalDescription();
+  await gathered(pc);
+  const sdp = pc.localDescription()!.sdp;
+  track.close();
+  pc.close();
+  return sdp;
+}
+
+/**
+ * Publish `aus` by WHIP at `fps`, looping, until close(). Packets are built with our NalPacketizer
+ * (parameter sets before each keyframe). `plis` counts keyframe requests the server sent us.
+ */
+export async function whipPublish(base: string, path: string, codec: NalCodec, aus: { au: Uint8Array; key: boolean }[], ps: Uint8Array[], fps = 25,
+  headers: Record<string, string> = {}): Promise<Client & { status: number; text: string; plis: () => number; sent: () => number }> {
+  const pc = new nodeDataChannel.PeerConnection('whip', { iceServers: [], bindAddress: '127.0.0.1' });
+  const ssrc = 0x2000 + Math.floor(Math.random() * 1000);
+  const track = pc.addTrack(videoSection(codec, 'SendOnly', ssrc));
+  let plis = 0, sent = 0;
+  track.onMessage((m) => {
+    const b = new Uint8Array(m as Uint8Array);
+    // RTCP PSFB (206) with FMT 1 = PLI (compound packets: look at each).
+    for (let p = 0; p + 4 <= b.length;) {
+      if (b[p + 1] === 206 && (b[p]! & 0x1f) === 1) plis++;
+      p += (((b[p + 2]! << 8) | b[p + 3]!) + 1) * 4;
+    }
+  });
+  const r = await signal(pc, `${base}/webrtc/push/${path}`, headers);
+  const c = client(pc, track, base, r.location);
+  let timer: ReturnType<typeof setInterval> | undefined;
+  if (r.status === 201) {
+    const writer = new RtpWriter(PT, ssrc, 1);
+    const pk = new NalPacketizer(codec, writer);
+    pk.setParameterSets(ps);
+    let i = 0, ts = 1000;
+    timer = setInterval(() => {
+      if (!track.isOpen()) return;
+      const f = aus[i++ % aus.length]!;
+      for (const p of pk.packetize(f.au, ts, f.key)) { track.sendMessageBinary(p as any); sent++; }
+      ts += 90000 / fps;
+    }, 1000 / fps);
+  }
+  const close = c.close;
+  return { ...c, status: r.status, text: r.text, plis: () => plis, sent: () => sent, close: async () => { clearInterval(timer); await close(); } };
+}
+
+/** Play by WHEP; frames are depacketized with our NalDepacketizer. */
+export async function whepPlay(base: string, path: string, codec: NalCodec, headers: Record<string, string> = {}): Promise<Client & {
+  status: number; text: string; frames: RtpFrame[]; packets: () => number; firstPacketAt: () => number; answeredAt: number; requestKeyframe(): boolean;
+}> {
+  const pc = new nodeDataChannel.PeerConnection('whep', { iceServers: [], bindAddress: '127.0.0.1' });
+  const track = pc.addTrack(videoSection(codec, 'RecvOnly', 0));
+  const frames: RtpFrame[] = [];
+  const depack = new NalDepacketizer(codec);
+  let packets = 0, firstPacketAt = 0;
+  track.onMessage((m) => {
+    const b = new Uint8Array(m as Uint8Array);
+    if (b.length < 12 || (b[1]! >= 200 && b[1]! <= 206)) return; // RTCP
+    packets++;
+    if (!firstPacketAt) firstPacketAt = Date.now();
+    try { frames.push(...depack.push(parseRtp(b))); } catch { /* counted by the depacketizer */ }
+  });
+  const r = await signal(pc, `${base}/webrtc/play/${path}`, headers);
+  const answeredAt = Date.now();
+  const c = client(pc, track, base, r.location);
+  return { ...c, status: r.status, text: r.text, frames, packets: () => packets, firstPacketAt: () => firstPacketAt, answeredAt, requestKeyframe: () => track.requestKeyframe() };
+}
+
+export function cleanupDataChannel(): void {
+  nodeDataChannel.cleanup();
+}

@@ -1,0 +1,318 @@
+// The webrtc plugin's WHIP/WHEP server on each runtime (werift's UDP, DTLS and SRTP under Node, Bun and
+// Deno), driven by an independent peer: node-datachannel (libdatachannel). H.264 and H.265 are published
+// by WHIP and played back by WHEP; bad offers get clear 4xx answers; sessions and sockets are freed after
+// 500 publish/play/DELETE cycles. Every candidate is on 127.0.0.1.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createSocket } from 'node:dgram';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { join } from 'node:path';
+import webrtc, { parsePortRange } from '../plugins/webrtc/index.ts';
+import { h264Score, negotiatePlay, negotiatePublish, OfferError } from '../plugins/webrtc/negotiate.ts';
+import { ffmpegPath, run, sleep, startServer, until, type TestServer } from './helpers/media.ts';
+import { nowSec, signHs256 } from './helpers/jwt.ts';
+import { fuzz } from './helpers/fuzz.ts';
+import { FormatError } from '../src/format/bytes.ts';
+import { accessUnits, offerText, parameterSets, whepPlay, whipPublish, type NalCodec } from './helpers/webrtc-client.ts';
+
+const CONFIG = 'webrtc:\n  subscribe:\n    waittimeout: 1s\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n';
+
+async function source(codec: NalCodec, dir: string): Promise<{ aus: { au: Uint8Array; key: boolean }[]; ps: Uint8Array[] }> {
+  const out = join(dir, `src.${codec}`);
+  const enc = codec === 'h264'
+    ? ['-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline', '-threads', '1', '-x264-params', 'slices=1']
+    : ['-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'bframes=0:log-level=error:pools=1:frame-threads=1'];
+  const r = await run(ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25:duration=2',
+    ...enc, '-g', '25', '-bf', '0', '-pix_fmt', 'yuv420p', '-f', codec === 'h264' ? 'h264' : 'hevc', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const bytes = new Uint8Array(readFileSync(out));
+  return { aus: accessUnits(codec, bytes), ps: parameterSets(codec, bytes) };
+}
+
+const sessions = async (S: TestServer): Promise<any[]> => (await (await fetch(`${S.http}/webrtc/api/list`)).json()).data.list;
+/** A full GC (Bun: Bun.gc; Node and Deno: --expose-gc set at run time through node:v8). */
+function forceGc(): boolean {
+  const B = (globalThis as any).Bun;
+  if (B?.gc) { B.gc(true); return true; }
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as (() => void) | undefined;
+    if (typeof gc === 'function') { gc(); gc(); return true; }
+  } catch { /* not available */ }
+  return false;
+}
+const openFds = (): number => { try { return readdirSync('/proc/self/fd').length; } catch { return -1; } };
+
+describe('webrtc: WHIP and WHEP with node-datachannel', () => {
+  let S: TestServer;
+  let dir: string;
+  const src: Partial<Record<NalCodec, { aus: { au: Uint8Array; key: boolean }[]; ps: Uint8Array[] }>> = {};
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'm7s-webrtc-'));
+    src.h264 = await source('h264', dir);
+    src.h265 = await source('h265', dir);
+    S = await startServer([webrtc], CONFIG);
+  });
+
+  after(async () => {
+    await S?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const codec of ['h264', 'h265'] as const) {
+    it(`node-datachannel publishes ${codec.toUpperCase()} by WHIP and plays it back by WHEP (cached keyframe first, periodic PLI)`, async () => {
+      const path = `live/ndc-${codec}`;
+      const pub = await whipPublish(S.http, path, codec, src[codec]!.aus, src[codec]!.ps);
+      try {
+        assert.equal(pub.status, 201, pub.text);
+        assert.match(pub.location, /^\/webrtc\/session\/[0-9a-f]{24}$/);
+        assert.ok(!/a=candidate:\S+ \d+ \S+ \d+ (?!127\.0\.0\.1 )/.test(pub.text), `only loopback candidates: ${pub.text}`);
+        const stream = (await until(() => {
+          const s = S.server.engine.getStream(path);
+          const v = s?.tracks.find((t) => t.kind === 'video');
+          return v && v.frames >= 30 ? v : undefined;
+        }, 15_000, `${codec} frames from WHIP (sent ${pub.sent()} packets, state ${pub.state()})`))!;
+        assert.equal(stream.codec, codec);
+        assert.equal(stream.config.width, 320);
+        assert.equal(stream.config.height, 240);
+        assert.ok(stream.keyframes >= 1);
+
+        const play = await whepPlay(S.http, path, codec);
+        try {
+          assert.equal(play.status, 201, play.text);
+          await until(() => play.frames.length >= 30, 15_000, `${codec} frames by WHEP (${play.packets()} packets, state ${play.state()})`);
+          // The viewer starts at the cached keyframe, with the parameter sets in front of it.
+          assert.equal(play.frames[0]!.key, true);
+          assert.ok(play.frames[0]!.config, 'first frame carries the codec config');
+          const firstMs = play.firstPacketAt() - play.answeredAt;
+          assert.ok(firstMs < 2000, `first media packet ${firstMs} ms after the answer`);
+          // RTP timestamps advance at 90 kHz, one frame (3600) at a time.
+          const ts = play.frames.slice(1, 20).map((f, i) => (f.timestamp - play.frames[i]!.timestamp) >>> 0);
+          assert.ok(ts.every((d) => d > 0 && d < 90000), `timestamp steps ${ts}`);
+          if (codec === 'h264') {
+            // Garbage on the publisher's ICE port: random datagrams (DTLS/SRTP-looking and not) and STUN
+            // binding requests with unknown usernames. They are dropped; both sessions carry on.
+            const port = Number(/a=candidate:\S+ \d+ \S+ \d+ 127\.0\.0\.1 (\d+) typ host/.exec(pub.text)![1]);
+            const sock = createSocket('udp4');
+            const before = play.frames.length;
+            for (let i = 0; i < 2000; i++) {
+              const b = new Uint8Array(20 + (i % 200));
+              crypto.getRandomValues(b);
+              if (i % 2 === 0) { b[0] = 0x00; b[1] = 0x01; b[2] = 0; b[3] = 8; b[4] = 0x21; b[5] = 0x12; b[6] = 0xa4; b[7] = 0x42; } // STUN binding
+              else if (i % 4 === 1) { b[0] = 22; b[1] = 0xfe; b[2] = 0xfd; } // DTLS handshake record header
+              sock.send(b, port, '127.0.0.1');
+              if (i % 200 === 0) await sleep(5);
+            }
+            await sleep(1000);
+            sock.close();
+            await until(() => play.frames.length >= before + 25, 10_000, `frames after the garbage (${play.frames.length - before})`);
+            assert.equal(play.state(), 'connected');
+          }
+          // Periodic PLI (webrtc.pli: 1s) reaches the WHIP source.
+          await until(() => pub.plis() >= 1, 5000, 'PLI at the publisher');
+          const list = await sessions(S);
+          assert.deepEqual(list.map((s) => s.kind).sort(), ['whep', 'whip']);
+        } finally {
+          await play.close();
+        }
+      } finally {
+        await pub.close();
+      }
+      await until(async () => (await sessions(S)).length === 0, 5000, 'sessions gone after DELETE');
+      await until(() => !S.server.engine.getStream(path)?.publisher, 5000, 'publisher gone after DELETE');
+    });
+  }
+
+  it('bad input: wrong content type, malformed SDP, unknown codecs only, missing stream, wrong codec, unknown session', async () => {
+    const post = (path: string, body: string, type = 'application/sdp') =>
+      fetch(`${S.http}/webrtc/${path}`, { method: 'POST', headers: { 'content-type': type }, body }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    let r = await post('push/live/bad', 'hello', 'text/plain');
+    assert.equal(r.status, 400);
+    assert.match(r.text, /application\/sdp/);
+    r = await post('push/live/bad', 'this is not sdp\r\n');
+    assert.equal(r.status, 400);
+    assert.match(r.text, /malformed SDP/);
+    const offer = await offerText('h264', 'SendOnly');
+    r = await post('push/live/bad', offer.replace(/H264\/90000/g, 'FOO/90000'));
+    assert.equal(r.status, 406);
+    assert.match(r.text, /no supported video codec/);
+    r = await post('push/live/bad', offer.replace(/a=fingerprint:.*\r\n/g, ''));
+    assert.equal(r.status, 400);
+    assert.match(r.text, /fingerprint/);
+    r = await post('play/live/missing', await offerText('h264', 'RecvOnly'));
+    assert.equal(r.status, 404, r.text); // no publisher within subscribe.waittimeout
+    assert.match(r.text, /not found/);
+    // An H.265 stream and a viewer that offers H.264 only.
+    const pub = await whipPublish(S.http, 'live/only265', 'h265', src.h265!.aus, src.h265!.ps);
+    try {
+      await until(() => S.server.engine.getStream('live/only265')?.tracks.some((t) => t.frames > 0), 15_000, 'h265 frames');
+      r = await post('play/live/only265', await offerText('h264', 'RecvOnly'));
+      assert.equal(r.status, 406);
+      assert.match(r.text, /h265, which the offer does not include/);
+    } finally {
+      await pub.close();
+    }
+    let res = await fetch(`${S.http}/webrtc/session/0123456789abcdef01234567`, { method: 'DELETE' });
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+    res = await fetch(`${S.http}/webrtc/session/nope`, { method: 'PATCH', headers: { 'content-type': 'application/trickle-ice-sdpfrag' }, body: 'a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n' });
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+    await until(async () => (await sessions(S)).length === 0, 5000, 'no sessions left');
+    // The server still serves a good offer.
+    const ok = await whipPublish(S.http, 'live/after-bad', 'h264', src.h264!.aus, src.h264!.ps);
+    assert.equal(ok.status, 201, ok.text);
+    // Trickle ICE on it: candidates 204, an ICE restart 405, another content type 415.
+    const patch = async (body: string, type = 'application/trickle-ice-sdpfrag') => {
+      const r = await fetch(S.http + ok.location, { method: 'PATCH', headers: { 'content-type': type }, body });
+      await r.body?.cancel();
+      return r.status;
+    };
+    assert.equal(await patch('a=mid:0\r\na=candidate:2 1 UDP 2114977791 127.0.0.1 40000 typ host\r\n'), 204);
+    assert.equal(await patch('a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n'), 405);
+    assert.equal(await patch('a=candidate:x', 'text/plain'), 415);
+    await ok.close();
+  });
+
+  it('500 publish/play/DELETE cycles free every session, socket and stream (heap and RSS flat)', async () => {
+    // A live stream for the viewers of the cycles.
+    const live = await whipPublish(S.http, 'live/cycles', 'h264', src.h264!.aus, src.h264!.ps);
+    try {
+      await until(() => S.server.engine.getStream('live/cycles')?.tracks.some((t) => t.frames > 5), 15_000, 'live stream');
+      const pubOffer = await offerText('h264', 'SendOnly');
+      const playOffer = await offerText('h264', 'RecvOnly');
+      const post = async (path: string, body: string) => {
+        const r = await fetch(`${S.http}/webrtc/${path}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body });
+        return { status: r.status, text: await r.text(), location: r.headers.get('location') ?? '' };
+      };
+      const del = async (loc: string) => {
+        const d = await fetch(S.http + loc, { method: 'DELETE' });
+        await d.text();
+        return d.status;
+      };
+      const cycle = async (i: number) => {
+        const [a, b] = await Promise.all([post(`push/live/cycle${i}`, pubOffer), post('play/live/cycles', playOffer)]);
+        assert.equal(a.status, 201, a.text);
+        assert.equal(b.status, 201, b.text);
+        assert.deepEqual(await Promise.all([del(a.location), del(b.location)]), [200, 200]);
+      };
+      for (let i = 0; i < 10; i++) await cycle(i); // warm-up
+      await sleep(300);
+      const gc0 = forceGc();
+      const fd0 = openFds();
+      const { rss: rss0, heapUsed: heap0 } = process.memoryUsage();
+      const t0 = Date.now();
+      for (let i = 10; i < 510; i++) await cycle(i);
+      const perCycle = (Date.now() - t0) / 500;
+      await until(async () => (await sessions(S)).length === 1, 5000, 'only the live publisher left');
+      await sleep(500);
+      const gc1 = forceGc();
+      const fd1 = openFds();
+      const { rss: rss1, heapUsed: heap1 } = process.memoryUsage();
+      for (let i = 0; i < 510; i++) assert.ok(!S.server.engine.getStream(`live/cycle${i}`)?.publisher, `live/cycle${i} still published`);
+      console.log(`# webrtc cycles: ${perCycle.toFixed(1)} ms per publish+play+DELETE cycle${gc0 && gc1 ? ' (heap after a full GC)' : ''}, fds ${fd0} → ${fd1}, heap ${(heap0 / 1048576).toFixed(1)} → ${(heap1 / 1048576).toFixed(1)} MiB, rss ${(rss0 / 1048576).toFixed(1)} → ${(rss1 / 1048576).toFixed(1)} MiB`);
+      if (fd0 >= 0) assert.ok(fd1 <= fd0 + 4, `open fds grew from ${fd0} to ${fd1}: sockets not closed`);
+      // Without a forced GC both move by tens of MiB between collections; a leak of 200 peer connections
+      // (werift keeps sockets, keys and SRTP state per peer) would exceed these.
+      assert.ok(heap1 - heap0 < (gc0 && gc1 ? 6 : 24) * 1048576, `heap grew by ${((heap1 - heap0) / 1048576).toFixed(1)} MiB over 500 cycles`);
+      // RSS moves with the allocator, not only with leaks: +34..69 MiB on Node, ~+40 on Bun, ~+100 on Deno
+      // over these 1000 sessions while the heap after GC and the fds stay flat. Bounded loosely (a leak of
+      // the ~100 KiB each session holds would pass 128 MiB on Node and Bun); Deno's is logged only.
+      if (!(globalThis as any).Deno) assert.ok(rss1 - rss0 < 128 * 1048576, `RSS grew by ${((rss1 - rss0) / 1048576).toFixed(1)} MiB over 500 cycles`);
+    } finally {
+      await live.close();
+    }
+    await until(async () => (await sessions(S)).length === 0, 5000, 'no sessions left');
+  });
+});
+
+describe('webrtc: Bearer tokens through the auth gate', () => {
+  let S: TestServer;
+  const SECRET = 'webrtc-test-secret';
+  before(async () => {
+    S = await startServer([webrtc], `  auth:\n    jwt:\n      secret: ${SECRET}\n` + CONFIG); // continues global:
+  });
+  after(async () => { await S?.stop(); });
+
+  it('WHIP/WHEP without a token 401; Authorization: Bearer and ?bearer= with the right permission 201; another path 403', async () => {
+    const token = (action: string, path: string) => signHs256({ exp: nowSec() + 300, m7s_permissions: [{ action, path }] }, SECRET);
+    const offer = await offerText('h264', 'SendOnly');
+    const post = async (url: string, headers: Record<string, string> = {}) => {
+      const r = await fetch(`${S.http}/webrtc/${url}`, { method: 'POST', headers: { 'content-type': 'application/sdp', ...headers }, body: offer });
+      const text = await r.text();
+      if (r.status === 201) await (await fetch(S.http + r.headers.get('location'), { method: 'DELETE' })).body?.cancel();
+      return { status: r.status, text };
+    };
+    assert.equal((await post('push/live/auth')).status, 401);
+    assert.equal((await post('push/live/auth', { authorization: 'Bearer ' + await token('publish', 'live/auth') })).status, 201);
+    assert.equal((await post(`push/live/auth?bearer=${await token('publish', 'live/')}`)).status, 201);
+    assert.equal((await post('push/live/other', { authorization: 'Bearer ' + await token('publish', 'live/auth') })).status, 403);
+    // A read token cannot publish.
+    assert.equal((await post('push/live/auth', { authorization: 'Bearer ' + await token('read', '') })).status, 403);
+    const play = await fetch(`${S.http}/webrtc/play/live/auth`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: await offerText('h264', 'RecvOnly') });
+    await play.body?.cancel();
+    assert.equal(play.status, 401);
+  });
+});
+
+describe('webrtc: offer negotiation (unit)', () => {
+  const offer = (m: string) => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 AA:BB\r\n${m}`;
+  const video = 'm=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=mid:0\r\na=sendonly\r\n' +
+    'a=rtpmap:96 VP8/90000\r\na=rtpmap:97 H264/90000\r\na=fmtp:97 packetization-mode=0;profile-level-id=42e01f\r\n' +
+    'a=rtpmap:98 H264/90000\r\na=fmtp:98 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:98 nack pli\r\n' +
+    'a=rtpmap:99 H264/90000\r\na=fmtp:99 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032\r\n';
+
+  it('WHIP takes H.264 packetization-mode 1 and narrows the offer to it', () => {
+    const n = negotiatePublish(offer(video));
+    assert.equal(n.media[0]!.codec, 'h264');
+    assert.ok([98, 99].includes(n.media[0]!.payloadType!));
+    assert.match(n.offer, new RegExp(`m=video 9 UDP/TLS/RTP/SAVPF ${n.media[0]!.payloadType}\r\n`));
+    assert.doesNotMatch(n.offer, /VP8|packetization-mode=0/);
+  });
+
+  it('WHEP picks the offered H.264 profile that matches the source', () => {
+    // avcC of a High-profile (0x64) source: version 1, profile 0x64, compat 0, level 0x1f, no parameter sets.
+    const high = new Uint8Array([1, 0x64, 0x00, 0x1f, 0xff, 0xe0, 0x00]);
+    const base = new Uint8Array([1, 0x42, 0xe0, 0x1f, 0xff, 0xe0, 0x00]);
+    assert.equal(negotiatePlay(offer(video.replace('a=sendonly', 'a=recvonly')), { video: { codec: 'h264', data: high } }).media[0]!.payloadType, 99);
+    assert.equal(negotiatePlay(offer(video.replace('a=sendonly', 'a=recvonly')), { video: { codec: 'h264', data: base } }).media[0]!.payloadType, 98);
+    assert.equal(h264Score({ 'packetization-mode': '0' }), -1);
+  });
+
+  it('unknown codecs only → 406; not an SDP → 400; AAC audio explained', () => {
+    assert.throws(() => negotiatePublish(offer('m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96 FOO/90000\r\n')), (e: unknown) => e instanceof OfferError && e.status === 406);
+    assert.throws(() => negotiatePublish('garbage'), (e: unknown) => e instanceof OfferError && e.status === 400);
+    const n = negotiatePlay(offer(video.replace('a=sendonly', 'a=recvonly') + 'm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\n'),
+      { video: { codec: 'h264' }, audio: { codec: 'aac' } });
+    assert.match(n.media[1]!.reason!, /AAC/);
+  });
+
+  it('fuzz: mutated offers only ever give OfferError (400/406), never another exception', () => {
+    const seeds = [offer(video), offer(video.replace('a=sendonly', 'a=recvonly') + 'm=audio 9 UDP/TLS/RTP/SAVPF 111 8 0\r\na=mid:1\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:8 PCMA/8000\r\n')]
+      .map((x) => new TextEncoder().encode(x));
+    const td = new TextDecoder();
+    let offerErrors = 0;
+    // fuzz() lets FormatError through only: map OfferError to it, so any other exception fails the test.
+    fuzz('webrtc offer', seeds, (b) => {
+      const text = td.decode(b);
+      for (const fn of [() => negotiatePublish(text), () => negotiatePlay(text, { video: { codec: 'h264' }, audio: { codec: 'opus' } })]) {
+        try { fn(); } catch (e) {
+          if (e instanceof OfferError) { offerErrors++; continue; }
+          throw e;
+        }
+      }
+      throw new FormatError('done');
+    }, 1500);
+    assert.ok(offerErrors > 100, `mutations rejected: ${offerErrors}`);
+  });
+
+  it('port ranges: werift needs MIN < MAX', () => {
+    assert.deepEqual(parsePortRange('udp:9000-9100'), [9000, 9100]);
+    assert.equal(parsePortRange(''), undefined);
+    assert.throws(() => parsePortRange('udp:9000'), /range/);
+  });
+});
