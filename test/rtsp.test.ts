@@ -546,7 +546,7 @@ async function gstServer(port: number): Promise<{ kill(): Promise<void> }> {
   return { kill: () => new Promise<void>((r) => { if (p.exitCode !== null) return r(); p.once('close', () => r()); p.kill('SIGKILL'); }) };
 }
 
-const post = async (url: string, body: unknown) => (await fetch(url, { method: 'POST', body: JSON.stringify(body) })).json();
+const post = async (url: string, body: unknown) => (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })).json();
 
 describe('rtsp: client (pull and push) against servers m7s did not write', { skip: !haveGstServer() && 'python3-gi with GstRtspServer or Debian ffmpeg missing' }, () => {
   let s: TestServer & { rtsp: string };
