@@ -110,7 +110,7 @@ export const globalSchema = {
     readheadertimeout: t.dur('10s'),
     /** A keep-alive connection with no request for this long is closed. */
     idletimeout: t.dur('60s'),
-    /** Bun only: serve HTTP with Bun.serve instead of node:http — no connection cap, fixed ~10 s header timeout (docs/limits.md). */
+    /** Bun only: serve HTTP with Bun's own server instead of the Node-compatible one — no connection cap, fixed ~10 s header timeout (docs/limits.md). */
     nativeserver: false,
     /** Without username/password, the API answers only peers in these ranges (CIDRs or loopback/private/linklocal). */
     apiallow: t.list(t.str(''), ['loopback']),

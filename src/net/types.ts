@@ -154,8 +154,8 @@ export interface HttpServeOptions {
   /** Limits of this listener (global.http.readheadertimeout / idletimeout, global.limits.maxconn). */
   limits?: HttpLimits;
   /**
-   * Bun: serve with Bun.serve rather than node:http (global.http.nativeserver). Bun.serve has no
-   * connection cap or configurable header timeout. Other runtimes ignore it.
+   * Bun: serve with Bun's own HTTP server rather than the Node-compatible one (global.http.nativeserver).
+   * Bun's own server has no connection cap or configurable header timeout. Other runtimes ignore it.
    */
   native?: boolean;
 }
