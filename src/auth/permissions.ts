@@ -38,6 +38,7 @@
 //   "live/cam1"    exactly that path
 
 import { type Jwk, JwtError, parseJwks, verifyJwt } from './jwt.ts';
+import { inRange, type IpRange, parseIp as parseIpBytes, parseRanges } from '../net/ip.ts';
 
 export type AuthAction = 'publish' | 'read' | 'playback' | 'api' | 'metrics';
 export const AUTH_ACTIONS: readonly AuthAction[] = ['publish', 'read', 'playback', 'api', 'metrics'];
@@ -73,78 +74,25 @@ export interface AuthorizerOptions {
 
 // ----------------------------------------------------------------------------------- addresses
 
-/** An address as a 128-bit number (IPv4 as ::ffff:a.b.c.d), or null. */
+/** An address as a 128-bit number (IPv4 as ::ffff:a.b.c.d), or null. Parsed by src/net/ip.ts (one parser for the guard, the outbound policy and here). */
 export function parseIp(s: string): bigint | null {
-  let a = s.trim();
-  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
-  const pct = a.indexOf('%');
-  if (pct >= 0) a = a.slice(0, pct);
-  const v4 = parseV4(a);
-  if (v4 !== null) return 0xffff00000000n | v4;
-  if (!a.includes(':')) return null;
-  // A trailing dotted quad (::ffff:1.2.3.4) becomes two hex groups.
-  const m = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(a);
-  if (m) {
-    const q = parseV4(m[2]);
-    if (q === null) return null;
-    a = m[1] + (q >> 16n).toString(16) + ':' + (q & 0xffffn).toString(16);
-  }
-  const halves = a.split('::');
-  if (halves.length > 2) return null;
-  const groups = (x: string): bigint[] | null => {
-    if (x === '') return [];
-    const out: bigint[] = [];
-    for (const g of x.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
-      out.push(BigInt('0x' + g));
-    }
-    return out;
-  };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
-  if (!head || !tail) return null;
-  let all: bigint[];
-  if (halves.length === 2) {
-    const fill = 8 - head.length - tail.length;
-    if (fill < 1) return null;
-    all = [...head, ...Array<bigint>(fill).fill(0n), ...tail];
-  } else all = head;
-  if (all.length !== 8) return null;
-  return all.reduce((acc, g) => (acc << 16n) | g, 0n);
-}
-
-function parseV4(s: string): bigint | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return null;
+  const b = parseIpBytes(s);
+  if (!b) return null;
   let v = 0n;
-  for (let i = 1; i <= 4; i++) {
-    const n = Number(m[i]);
-    if (n > 255) return null;
-    v = (v << 8n) | BigInt(n);
-  }
+  for (const x of b) v = (v << 8n) | BigInt(x);
   return v;
 }
 
-export interface IpRange { base: bigint; mask: bigint; text: string }
+export type { IpRange };
 
-/** "10.0.0.0/8", "::1", "fd00::/8", "192.168.1.7" → a range; throws Error on bad input. */
-export function parseCidr(s: string): IpRange {
-  const [addr, bits, extra] = s.trim().split('/');
-  const ip = parseIp(addr);
-  if (ip === null || extra !== undefined) throw new Error(`"${s}" is not an IP address or CIDR range`);
-  const isV4 = parseV4(addr.trim()) !== null;
-  const max = isV4 ? 32 : 128;
-  const n = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
-  if (!(n >= 0 && n <= max)) throw new Error(`"${s}": prefix length must be 0..${max}`);
-  const len = BigInt(isV4 ? 96 + n : n);
-  const mask = len === 0n ? 0n : ((1n << 128n) - 1n) ^ ((1n << (128n - len)) - 1n);
-  return { base: ip & mask, mask, text: s };
+/** "10.0.0.0/8", "::1", "fd00::/8", "192.168.1.7" (and the named ranges of src/net/ip.ts) → ranges; throws Error on bad input. */
+export function parseCidr(s: string): IpRange[] {
+  return parseRanges(s);
 }
 
-export function ipInRanges(ip: string, ranges: IpRange[]): boolean {
-  const v = parseIp(ip);
-  if (v === null) return false;
-  return ranges.some((r) => (v & r.mask) === r.base);
+export function ipInRanges(ip: string, ranges: (IpRange | IpRange[])[]): boolean {
+  const b = parseIpBytes(ip);
+  return !!b && ranges.flat().some((r) => inRange(b, r));
 }
 
 // ----------------------------------------------------------------------------------- paths
@@ -252,7 +200,7 @@ export class Authorizer {
       const where = `global.auth.users[${i}]`;
       const ranges: IpRange[] = [];
       let bad = false;
-      for (const r of u.ips ?? []) { try { ranges.push(parseCidr(String(r))); } catch (err) { errors.push(`${where}.ips: ${(err as Error).message}`); bad = true; } }
+      for (const r of u.ips ?? []) { try { ranges.push(...parseCidr(String(r))); } catch (err) { errors.push(`${where}.ips: ${(err as Error).message}`); bad = true; } }
       if (bad) return; // a range we cannot read must not widen access
       users.push({ user: String(u.user ?? ''), pass: String(u.pass ?? ''), ranges, perms: compilePerms(u.permissions, `${where}.permissions`, errors) });
     });
