@@ -5,6 +5,7 @@ import type { Context, Hono } from 'hono';
 import { EngineError } from '../core/errors.ts';
 import { FormatError } from '../format/bytes.ts';
 import type { Logger } from '../log.ts';
+import { peerOf } from './peer.ts';
 import { apiAccess, type ApiAccessConfig, canonicalPath, isGuardedPath } from './guard.ts';
 import { redact, redactUrl } from '../redact.ts';
 
@@ -136,19 +137,8 @@ function parseIntervalMs(s: string | undefined): number | undefined {
 // ServeHandlerInfo (remoteAddr). "ip:port", or undefined when the host does not say (edge).
 
 export function requestRemote(c: Context): string | undefined {
-  const env = c.env as Record<string, any> | undefined;
-  if (!env) return undefined;
-  try {
-    const sock = env.incoming?.socket;
-    if (sock?.remoteAddress) return joinHostPort(sock.remoteAddress, sock.remotePort);
-    if (typeof env.requestIP === 'function') {
-      const a = env.requestIP(c.req.raw) as { address: string; port: number } | null;
-      if (a?.address) return joinHostPort(a.address, a.port);
-    }
-    const ra = env.remoteAddr as { hostname?: string; port?: number } | undefined;
-    if (ra?.hostname) return joinHostPort(ra.hostname, ra.port);
-  } catch { /* not a request of ours */ }
-  return undefined;
+  const p = peerOf(c); // the one reader of each runtime's request context (src/http/peer.ts)
+  return p ? joinHostPort(p.ip, p.port) : undefined;
 }
 
 function joinHostPort(host: string, port: number | undefined): string {
