@@ -25,7 +25,7 @@ import type { Subscriber } from './core/subscriber.ts';
 import type { EventBus } from './events.ts';
 import type { Logger } from './log.ts';
 import type { ByteSink } from './net/body.ts';
-import type { Capability, ConnectOptions, Runtime, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
+import type { Capability, ChildProcess, ConnectOptions, Runtime, SpawnOptions, TcpConn, TcpServer, TlsOptions, UdpOptions, UdpSocket, WsHandler } from './net/types.ts';
 import type { PortRange } from './net/udp.ts';
 import type { PluginSessions } from './sessions.ts';
 import type { PlayerOptions } from './http/player.ts';
@@ -84,6 +84,8 @@ export function definePlugin<const D extends Defaults>(def: PluginDef<D>): Plugi
 /** The part of the Engine a plugin sees (ctx.engine). */
 export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events'>;
 
+/** A child process started by a plugin (ctx.spawn), listed in /api/sysinfo as `children` while it runs. */
+export interface ChildInfo { plugin: string; pid: number; cmd: string; what?: string; startTime: string }
 export interface ListenInfo { plugin: string; proto: 'tcp' | 'tls' | 'udp' | 'http' | 'https'; host: string; port: number; what?: string }
 
 /** What setup() gets. Everything a plugin opens through it is closed when the server stops. */
@@ -144,6 +146,12 @@ export interface PluginContext<C = Record<string, any>> {
    */
   bindUdpPair(range: string | PortRange, opts?: Omit<UdpOptions, 'port'> & { what?: string }): Promise<{ rtp: UdpSocket; rtcp: UdpSocket }>;
   connectTcp(opts: ConnectOptions): Promise<TcpConn>;
+  /**
+   * Starts a child process (needs the `proc` capability: declare `needs: ['proc']`). Killed with the
+   * plugin at the latest; listed in /api/sysinfo (`children`) while it runs. Rejects with a clear error
+   * when the program cannot be started.
+   */
+  spawn(cmd: string, args: readonly string[], opts?: SpawnOptions & { what?: string }): Promise<ChildProcess>;
 
   /** engine.publish with this plugin's name and publish config. */
   publish(streamPath: string, opts?: Omit<PublishOptions, 'protocol'> & { protocol?: string }): Promise<Publisher>;

@@ -19,7 +19,7 @@ import { createBodySink } from './net/body.ts';
 import { bindUdpPair, parsePortRange } from './net/udp.ts';
 import { type LogLevel, Logger } from './log.ts';
 import { CAPABILITY_TEXT, hostCapabilities, type HttpLimits, type HttpServer, type Runtime, type TcpServer, type UdpSocket } from './net/types.ts';
-import { type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
+import { type ChildInfo, type ListenInfo, type PluginContext, type PluginDef, pullSchema, pushSchema } from './plugin.ts';
 import { pluginSessions, SessionRegistry } from './sessions.ts';
 import { globalSchema, PUBLISH_ARGS_ALLOW, SUBSCRIBE_ARGS_ALLOW, parseListenAddr, publishSchema, subscribeSchema } from './schema.ts';
 import { normalizeKey } from './config/schema.ts';
@@ -105,6 +105,8 @@ export class Server {
   warnings: ConfigIssue[];
   http: HttpServer | null = null;
   readonly listening: ListenInfo[] = [];
+  /** Child processes the plugins started (ctx.spawn), while they run. */
+  readonly children: ChildInfo[] = [];
   /** Every plugin's sessions and jobs, one id space (see src/sessions.ts). */
   readonly sessions = new SessionRegistry();
   private readonly plugins: PluginRuntime[] = [];
@@ -406,6 +408,23 @@ export class Server {
         return { rtp: trackUdp(pair.rtp, what ? what + ' (RTP)' : 'RTP'), rtcp: trackUdp(pair.rtcp, what ? what + ' (RTCP)' : 'RTCP') };
       },
       connectTcp: async (o) => { noNet(); return await this.runtime.connectTcp(o); },
+      async spawn(cmd, args, o = {}) {
+        const { what, ...opts } = o;
+        if (!caps.includes('proc') || !self.runtime.spawn) {
+          throw new Error(`this host (${self.runtime.name}) has no proc capability (child processes); declare needs: ['proc']`);
+        }
+        const child = await self.runtime.spawn(cmd, args, opts);
+        const info: ChildInfo = { plugin: def.name, pid: child.pid, cmd, what, startTime: new Date().toISOString() };
+        self.children.push(info);
+        const closer = async () => { child.kill('SIGTERM'); const t = setTimeout(() => child.kill('SIGKILL'), 2000); await child.exited; clearTimeout(t); };
+        pr.closers.push(closer);
+        void child.exited.then(() => {
+          const drop = <T>(arr: T[], x: T) => { const i = arr.indexOf(x); if (i >= 0) arr.splice(i, 1); };
+          drop(self.children, info);
+          drop(pr.closers, closer);
+        });
+        return child;
+      },
       publish: (path, o = {}) => this.engine.publish(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.publish }),
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       describe: (path, o = {}) => this.engine.describe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),

@@ -19,8 +19,8 @@ async function hostWith(caps: Runtime['capabilities']): Promise<Runtime> {
 const CONFIG = 'global:\n  http:\n    listenaddr: "127.0.0.1:0"\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n';
 
 describe('host capabilities', () => {
-  it('a full host (no list) has net and fs', async () => {
-    assert.deepEqual([...hostCapabilities(await currentRuntime())].sort(), ['fs', 'net']);
+  it('a full host (no list) has net, fs and proc', async () => {
+    assert.deepEqual([...hostCapabilities(await currentRuntime())].sort(), ['fs', 'net', 'proc']);
   });
 
   it('a host without net shows rtmp disabled with the reason; HTTP plugins run', async () => {
@@ -60,6 +60,45 @@ describe('host capabilities', () => {
       assert.match(st.needsproc.reason!, /needs proc \(child processes\)/);
       assert.equal(st.sneaky.enabled, false);
       assert.match(st.sneaky.reason!, /no net capability/);
+    } finally { await s.stop(); }
+  });
+
+  it('proc: ctx.spawn pipes stdin to stdout, lists the child while it runs, kills it with the plugin', async () => {
+    let ctxRef: any;
+    const p = definePlugin({ name: 'spawner', needs: ['proc'], defaults: {}, setup(ctx) { ctxRef = ctx; } });
+    const s = await Server.start({ runtime: await currentRuntime(), plugins: [p], configText: CONFIG, logger: Logger.silent() });
+    let sleeper: any;
+    try {
+      // cat echoes what it reads: bytes written in arrive out unchanged, and end of input ends it with 0.
+      const cat = await ctxRef.spawn('cat', [], { what: 'echo' });
+      assert.ok(cat.pid > 0);
+      const got: Uint8Array[] = [];
+      cat.onStdout((c: Uint8Array) => got.push(c));
+      const payload = new Uint8Array(300_000).map((_, i) => (i * 7) & 255);
+      if (!cat.write(payload)) await cat.drain();
+      cat.endInput();
+      assert.deepEqual(await cat.exited, { code: 0, signal: null });
+      const all = new Uint8Array(got.reduce((n, c) => n + c.length, 0));
+      let o = 0; for (const c of got) { all.set(c, o); o += c.length; }
+      assert.equal(all.length, payload.length);
+      assert.deepEqual(all, payload);
+      // A program that does not exist is a clear error, not a crash.
+      await assert.rejects(ctxRef.spawn('m7s-no-such-program', []), /cannot start m7s-no-such-program: not found/);
+      sleeper = await ctxRef.spawn('sleep', ['30'], { what: 'sleeper' });
+      const listed = (await (await fetch(`http://127.0.0.1:${s.http!.port}/api/sysinfo`)).json()).data.children;
+      assert.deepEqual(listed.map((c: any) => [c.plugin, c.cmd, c.what, c.pid]), [['spawner', 'sleep', 'sleeper', sleeper.pid]]);
+    } finally { await s.stop(); }
+    // Stopping the server stops the plugin, which ends its children.
+    const ex = await sleeper.exited;
+    assert.equal(ex.signal, 'SIGTERM');
+  });
+
+  it('proc: a host without it refuses ctx.spawn with the reason', async () => {
+    let ctxRef: any;
+    const p = definePlugin({ name: 'spawner2', defaults: {}, setup(ctx) { ctxRef = ctx; } });
+    const s = await Server.start({ runtime: await hostWith(['net', 'fs']), plugins: [p], configText: CONFIG, logger: Logger.silent() });
+    try {
+      await assert.rejects(ctxRef.spawn('cat', []), /no proc capability/);
     } finally { await s.stop(); }
   });
 

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as dns from 'node:dns/promises';
 import type { FileStat, Runtime, SysInfo } from '../../src/net/types.ts';
 import { asU8 } from './net.ts';
+import { spawnChild } from './proc.ts';
 
 /** Debounce for watchFile: editors often write a file in several steps (truncate, write, rename). */
 const WATCH_DEBOUNCE_MS = 200;
@@ -103,6 +104,7 @@ function watchFile(file: string, onChange: () => void): () => void {
 }
 
 export const nodeHost: HostFunctions = {
+  spawn: spawnChild,
   async readFile(p) {
     return asU8(await fsp.readFile(p));
   },

@@ -28,6 +28,7 @@ export function mountApi(app: Hono, server: Server): void {
       version: server.version, startTime: new Date(server.startTime).toISOString(), uptimeSec: Math.round((Date.now() - server.startTime) / 1000),
       runtime: si.runtime, runtimeVersion: si.runtimeVersion, os: si.os, arch: si.arch, cpus: si.cpus, hostname: si.hostname, pid: si.pid,
       listen: server.listening,
+      children: server.children,
       plugins: server.pluginStates().map((p) => ({ name: p.name, enabled: p.enabled, reason: p.reason })),
     };
   }));

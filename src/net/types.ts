@@ -231,20 +231,67 @@ export const CAPABILITY_TEXT: Record<Capability, string> = {
   proc: 'child processes',
 };
 
-/** The capabilities a runtime declares; a runtime that declares none is a full host with `net` and `fs`. */
-export function hostCapabilities(rt: Pick<Runtime, 'capabilities'>): readonly Capability[] {
-  return rt.capabilities ?? ['net', 'fs'];
+/**
+ * The capabilities a runtime declares; a runtime that declares none is a full host with `net` and `fs`,
+ * plus `proc` when it implements `spawn`.
+ */
+export function hostCapabilities(rt: Pick<Runtime, 'capabilities' | 'spawn'>): readonly Capability[] {
+  return rt.capabilities ?? (rt.spawn ? ['net', 'fs', 'proc'] : ['net', 'fs']);
+}
+
+/** How to start a child process (`Runtime.spawn`). Pipes are opened for stdin/stdout/stderr unless 'ignore'. */
+export interface SpawnOptions {
+  cwd?: string;
+  /** Added to the parent's environment. */
+  env?: Record<string, string>;
+  stdin?: 'pipe' | 'ignore';
+  stdout?: 'pipe' | 'ignore';
+  stderr?: 'pipe' | 'ignore';
+}
+
+/** How a child ended: its exit code, or the signal that ended it. */
+export interface ChildExit {
+  code: number | null;
+  signal: string | null;
+}
+
+/**
+ * A running child process (the `proc` capability). Output arrives through callbacks as the runtime reads
+ * it; `pauseOutput()` stops reading stdout until `resumeOutput()` (backpressure: the child then blocks on
+ * its writes). Chunks handed to the callbacks are the caller's to keep.
+ */
+export interface ChildProcess {
+  readonly pid: number;
+  /** Writes to stdin; false when the pipe's buffer is full (await `drain()` before writing more). */
+  write(chunk: Uint8Array): boolean;
+  /** Resolves when stdin can take more (at once when it can), or when the child has ended. */
+  drain(): Promise<void>;
+  /** Closes stdin (the child sees end of input). */
+  endInput(): void;
+  onStdout(cb: (chunk: Uint8Array) => void): void;
+  onStderr(cb: (chunk: Uint8Array) => void): void;
+  pauseOutput(): void;
+  resumeOutput(): void;
+  /** Sends a signal (default SIGTERM). No effect once the child has ended. */
+  kill(signal?: 'SIGTERM' | 'SIGKILL' | 'SIGINT'): void;
+  /** Resolves once when the child has ended and its output has been delivered. */
+  readonly exited: Promise<ChildExit>;
 }
 
 /** Everything the runtime-agnostic code needs from its host. One implementation per runtime. */
 export interface Runtime {
   readonly name: SysInfo['runtime'];
   /**
-   * Optional capability list (see Capability). Undefined: `net` and `fs` (node, bun, deno). A host
+   * Optional capability list (see Capability). Undefined: `net`, `fs` and `proc` with `spawn` (node, bun, deno). A host
    * without `net` (edge, a restricted sandbox) lists what it has, e.g. `['fs']` or `[]`; its socket
-   * methods may then throw. `proc` is only present where a host lists it.
+   * methods may then throw. A host that lists capabilities lists `proc` itself when it has `spawn`.
    */
   readonly capabilities?: readonly Capability[];
+  /**
+   * Starts a child process (`proc` capability). Rejects with a clear error when it cannot be started
+   * (for example the program is not found). Absent on hosts without child processes (the edge).
+   */
+  spawn?(cmd: string, args: readonly string[], opts?: SpawnOptions): Promise<ChildProcess>;
   listenTcp(opts: ListenOptions, onConn: (conn: TcpConn) => void): Promise<TcpServer>;
   connectTcp(opts: ConnectOptions): Promise<TcpConn>;
   bindUdp(opts: UdpOptions): Promise<UdpSocket>;

@@ -1,0 +1,60 @@
+// The `proc` capability (Runtime.spawn) on node:child_process. Bun and Deno implement node:child_process
+// too, so all three adapters share this through nodeHost.
+
+import * as cp from 'node:child_process';
+import type { ChildExit, ChildProcess, SpawnOptions } from '../../src/net/types.ts';
+import { asU8 } from './net.ts';
+
+export function spawnChild(cmd: string, args: readonly string[], opts: SpawnOptions = {}): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    let child: cp.ChildProcess;
+    try {
+      child = cp.spawn(cmd, [...args], {
+        cwd: opts.cwd,
+        env: opts.env ? { ...process.env, ...opts.env } : process.env,
+        stdio: [opts.stdin ?? 'pipe', opts.stdout ?? 'pipe', opts.stderr ?? 'pipe'],
+        windowsHide: true,
+      });
+    } catch (err) {
+      reject(new Error(`cannot start ${cmd}: ${(err as Error).message}`));
+      return;
+    }
+    let started = false;
+    let ended = false;
+    const exited = new Promise<ChildExit>((res) => {
+      // 'close' comes after the child's stdio has ended, so every output chunk has been delivered.
+      child.once('close', (code, signal) => { ended = true; res({ code, signal }); });
+    });
+    child.once('error', (err) => {
+      if (!started) reject(new Error(`cannot start ${cmd}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : err.message}`));
+    });
+    // A child that exits while we write gives EPIPE on stdin: its exit status tells the story.
+    child.stdin?.on('error', () => {});
+    child.once('spawn', () => {
+      started = true;
+      const out: ((c: Uint8Array) => void)[] = [];
+      const errOut: ((c: Uint8Array) => void)[] = [];
+      child.stdout?.on('data', (d: Buffer) => { const u = asU8(d); for (const f of out) f(u); });
+      child.stderr?.on('data', (d: Buffer) => { const u = asU8(d); for (const f of errOut) f(u); });
+      const proc: ChildProcess = {
+        pid: child.pid ?? 0,
+        write: (chunk) => (child.stdin && !child.stdin.destroyed ? child.stdin.write(chunk) : false),
+        drain: () => new Promise<void>((res) => {
+          const s = child.stdin;
+          if (!s || ended || s.destroyed || !s.writableNeedDrain) return res();
+          const done = () => { s.off('drain', done); s.off('close', done); res(); };
+          s.on('drain', done);
+          s.on('close', done);
+        }),
+        endInput: () => { child.stdin?.end(); },
+        onStdout: (cb) => { out.push(cb); },
+        onStderr: (cb) => { errOut.push(cb); },
+        pauseOutput: () => { child.stdout?.pause(); },
+        resumeOutput: () => { child.stdout?.resume(); },
+        kill: (signal = 'SIGTERM') => { if (!ended) { try { child.kill(signal); } catch { /* already gone */ } } },
+        exited,
+      };
+      resolve(proc);
+    });
+  });
+}
