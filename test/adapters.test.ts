@@ -530,438 +530,442 @@ describe('UDP', () => {
   });
 });
 
-describe('HTTP', () => {
-  const res = new Resources();
-  let http: HttpServer;
-  let base: string;
-  // Per-test coordination between the routes and the clients.
-  const gates = new Map<string, Deferred<void>>();
-  const liveSinks: { sink: ByteSink; closed: Deferred<Error | undefined>; closes: number }[] = [];
-  let flood: { sink: ByteSink; written: number; blocked: boolean; finished: boolean; drained: Deferred<void>; done: Deferred<void> } | undefined;
-  let wsFlood: typeof flood;
-  const wsEvents: string[] = [];
-  let wsServerClose = deferred<{ code: number; reason: string; closed: boolean }>();
-  let sinkClosed = deferred<Error | undefined>();
+// Bun and Deno serve HTTP through node:http by default and through their own server with
+// global.http.nativeserver: the contract holds for both.
+for (const native of rt.name === 'node' ? [false] : [false, true]) {
+  describe(`HTTP${native ? " (the runtime's own server: global.http.nativeserver)" : ''}`, () => {
+    const res = new Resources();
+    let http: HttpServer;
+    let base: string;
+    // Per-test coordination between the routes and the clients.
+    const gates = new Map<string, Deferred<void>>();
+    const liveSinks: { sink: ByteSink; closed: Deferred<Error | undefined>; closes: number }[] = [];
+    let flood: { sink: ByteSink; written: number; blocked: boolean; finished: boolean; drained: Deferred<void>; done: Deferred<void> } | undefined;
+    let wsFlood: typeof flood;
+    const wsEvents: string[] = [];
+    let wsServerClose = deferred<{ code: number; reason: string; closed: boolean }>();
+    let sinkClosed = deferred<Error | undefined>();
 
-  before(async () => {
-    const app = new Hono();
-    app.get('/json', (c) => c.json({ ok: true, runtime: rt.name }));
+    before(async () => {
+      const app = new Hono();
+      app.get('/json', (c) => c.json({ ok: true, runtime: rt.name }));
 
-    // Two chunks; the second is only written once the client has read the first.
-    app.get('/stream/:id', (c) => {
-      const { body, sink } = createBodySink();
-      const gate = deferred();
-      gates.set(c.req.param('id'), gate);
-      sink.write(pattern(0, 1000));
-      gate.promise.then(() => {
-        sink.writev([pattern(1000, 500), pattern(1500, 20_000)]);
-        sink.end();
+      // Two chunks; the second is only written once the client has read the first.
+      app.get('/stream/:id', (c) => {
+        const { body, sink } = createBodySink();
+        const gate = deferred();
+        gates.set(c.req.param('id'), gate);
+        sink.write(pattern(0, 1000));
+        gate.promise.then(() => {
+          sink.writev([pattern(1000, 500), pattern(1500, 20_000)]);
+          sink.end();
+        });
+        return new Response(body, { headers: { 'content-type': 'video/x-flv' } });
       });
-      return new Response(body, { headers: { 'content-type': 'video/x-flv' } });
-    });
 
-    // One chunk, then nothing: only the runtime's cancel() can tell this sink that the client left.
-    app.get('/idle', () => {
-      const { body, sink } = createBodySink();
-      const entry = { sink, closed: deferred<Error | undefined>(), closes: 0 };
-      liveSinks.push(entry);
-      sink.onClose = (err) => {
-        entry.closes++;
-        entry.closed.resolve(err);
-      };
-      sink.write(pattern(0, 1024));
-      return new Response(body, { headers: { 'content-type': 'application/octet-stream' } });
-    });
+      // One chunk, then nothing: only the runtime's cancel() can tell this sink that the client left.
+      app.get('/idle', () => {
+        const { body, sink } = createBodySink();
+        const entry = { sink, closed: deferred<Error | undefined>(), closes: 0 };
+        liveSinks.push(entry);
+        sink.onClose = (err) => {
+          entry.closes++;
+          entry.closed.resolve(err);
+        };
+        sink.write(pattern(0, 1024));
+        return new Response(body, { headers: { 'content-type': 'application/octet-stream' } });
+      });
 
-    // Writes forever until the client goes away.
-    app.get('/live', () => {
-      const { body, sink } = createBodySink();
-      const entry = { sink, closed: deferred<Error | undefined>(), closes: 0 };
-      liveSinks.push(entry);
-      let off = 0;
-      const timer = setInterval(() => {
-        if (sink.closed) return;
+      // Writes forever until the client goes away.
+      app.get('/live', () => {
+        const { body, sink } = createBodySink();
+        const entry = { sink, closed: deferred<Error | undefined>(), closes: 0 };
+        liveSinks.push(entry);
+        let off = 0;
+        const timer = setInterval(() => {
+          if (sink.closed) return;
+          sink.write(pattern(off, 1024));
+          off += 1024;
+        }, 10);
+        sink.onClose = (err) => {
+          clearInterval(timer);
+          entry.closes++;
+          entry.closed.resolve(err);
+        };
         sink.write(pattern(off, 1024));
         off += 1024;
-      }, 10);
-      sink.onClose = (err) => {
-        clearInterval(timer);
-        entry.closes++;
-        entry.closed.resolve(err);
-      };
-      sink.write(pattern(off, 1024));
-      off += 1024;
-      return new Response(body, { headers: { 'content-type': 'application/octet-stream' } });
-    });
-
-    // Writes as fast as the client takes it, to see backpressure reach the sink.
-    app.get('/flood', () => {
-      const { body, sink } = createBodySink({ highWaterMark: MiB });
-      const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred() };
-      flood = state;
-      const chunk = new Uint8Array(64 * 1024).fill(0x5a);
-      (async () => {
-        while (state.written < 256 * MiB) {
-          while (sink.write(chunk)) state.written += chunk.byteLength;
-          state.written += chunk.byteLength;
-          const drainedNow = deferred();
-          sink.onDrain = () => drainedNow.resolve();
-          const t = deferred<'timeout'>();
-          const timer = setTimeout(() => t.resolve('timeout'), 500);
-          const r = await Promise.race([drainedNow.promise.then(() => 'drain' as const), t.promise]);
-          clearTimeout(timer);
-          if (r === 'timeout') {
-            state.blocked = true;
-            await drainedNow.promise;
-            state.drained.resolve();
-            break;
-          }
-        }
-        sink.end();
-        state.finished = true;
-        state.done.resolve();
-      })();
-      return new Response(body);
-    });
-
-    app.get('/ws', async (c) => {
-      const upgraded = await rt.upgradeWebSocket(c, {
-        onOpen(ws) {
-          wsEvents.push('open');
-          ws.send('hello');
-        },
-        onMessage(ws, data) {
-          wsEvents.push(typeof data === 'string' ? 'text' : data instanceof Uint8Array ? 'binary' : 'other');
-          ws.send(data);
-        },
-        onClose(ws, code, reason) {
-          wsEvents.push('close');
-          wsServerClose.resolve({ code, reason, closed: ws.closed });
-        },
+        return new Response(body, { headers: { 'content-type': 'application/octet-stream' } });
       });
-      return upgraded ?? c.text('WebSocket expected', 426);
-    });
 
-    // Binary messages as fast as the client takes them, through wsByteSink.
-    app.get('/ws-flood', async (c) => {
-      const upgraded = await rt.upgradeWebSocket(c, {
-        onOpen(ws) {
-          const sink = wsByteSink(ws, MiB);
-          const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred() };
-          wsFlood = state;
-          const chunk = new Uint8Array(64 * 1024).fill(0xa5);
-          (async () => {
-            while (state.written < 256 * MiB && !sink.closed) {
-              while (sink.write(chunk)) state.written += chunk.byteLength;
-              state.written += chunk.byteLength;
-              const drainedNow = deferred();
-              sink.onDrain = () => drainedNow.resolve();
-              if (!(await settlesWithin(drainedNow.promise, 500))) {
-                state.blocked = true;
-                await drainedNow.promise;
-                state.drained.resolve();
-                break;
-              }
+      // Writes as fast as the client takes it, to see backpressure reach the sink.
+      app.get('/flood', () => {
+        const { body, sink } = createBodySink({ highWaterMark: MiB });
+        const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred() };
+        flood = state;
+        const chunk = new Uint8Array(64 * 1024).fill(0x5a);
+        (async () => {
+          while (state.written < 256 * MiB) {
+            while (sink.write(chunk)) state.written += chunk.byteLength;
+            state.written += chunk.byteLength;
+            const drainedNow = deferred();
+            sink.onDrain = () => drainedNow.resolve();
+            const t = deferred<'timeout'>();
+            const timer = setTimeout(() => t.resolve('timeout'), 500);
+            const r = await Promise.race([drainedNow.promise.then(() => 'drain' as const), t.promise]);
+            clearTimeout(timer);
+            if (r === 'timeout') {
+              state.blocked = true;
+              await drainedNow.promise;
+              state.drained.resolve();
+              break;
             }
-            sink.end();
-            state.finished = true;
-            state.done.resolve();
-          })();
-        },
-      });
-      return upgraded ?? c.text('WebSocket expected', 426);
-    });
-
-    app.get('/ws-throw', async (c) => {
-      const upgraded = await rt.upgradeWebSocket(c, {
-        onMessage() {
-          throw new Error('hostile frame');
-        },
-      });
-      return upgraded ?? c.text('WebSocket expected', 426);
-    });
-
-    app.get('/ws-sink', async (c) => {
-      let sink: ByteSink | undefined;
-      const upgraded = await rt.upgradeWebSocket(c, {
-        onOpen(ws: WsConn) {
-          sink = wsByteSink(ws);
-          sink.onClose = (err) => sinkClosed.resolve(err);
-          assert.equal(sink.write(pattern(0, 3000)), true);
-          assert.equal(sink.writev([pattern(3000, 100), pattern(3100, 50_000)]), true);
+          }
           sink.end();
-        },
-        onClose() {
-          sink?.end();
-        },
+          state.finished = true;
+          state.done.resolve();
+        })();
+        return new Response(body);
       });
-      return upgraded ?? c.text('WebSocket expected', 426);
+
+      app.get('/ws', async (c) => {
+        const upgraded = await rt.upgradeWebSocket(c, {
+          onOpen(ws) {
+            wsEvents.push('open');
+            ws.send('hello');
+          },
+          onMessage(ws, data) {
+            wsEvents.push(typeof data === 'string' ? 'text' : data instanceof Uint8Array ? 'binary' : 'other');
+            ws.send(data);
+          },
+          onClose(ws, code, reason) {
+            wsEvents.push('close');
+            wsServerClose.resolve({ code, reason, closed: ws.closed });
+          },
+        });
+        return upgraded ?? c.text('WebSocket expected', 426);
+      });
+
+      // Binary messages as fast as the client takes them, through wsByteSink.
+      app.get('/ws-flood', async (c) => {
+        const upgraded = await rt.upgradeWebSocket(c, {
+          onOpen(ws) {
+            const sink = wsByteSink(ws, MiB);
+            const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred() };
+            wsFlood = state;
+            const chunk = new Uint8Array(64 * 1024).fill(0xa5);
+            (async () => {
+              while (state.written < 256 * MiB && !sink.closed) {
+                while (sink.write(chunk)) state.written += chunk.byteLength;
+                state.written += chunk.byteLength;
+                const drainedNow = deferred();
+                sink.onDrain = () => drainedNow.resolve();
+                if (!(await settlesWithin(drainedNow.promise, 500))) {
+                  state.blocked = true;
+                  await drainedNow.promise;
+                  state.drained.resolve();
+                  break;
+                }
+              }
+              sink.end();
+              state.finished = true;
+              state.done.resolve();
+            })();
+          },
+        });
+        return upgraded ?? c.text('WebSocket expected', 426);
+      });
+
+      app.get('/ws-throw', async (c) => {
+        const upgraded = await rt.upgradeWebSocket(c, {
+          onMessage() {
+            throw new Error('hostile frame');
+          },
+        });
+        return upgraded ?? c.text('WebSocket expected', 426);
+      });
+
+      app.get('/ws-sink', async (c) => {
+        let sink: ByteSink | undefined;
+        const upgraded = await rt.upgradeWebSocket(c, {
+          onOpen(ws: WsConn) {
+            sink = wsByteSink(ws);
+            sink.onClose = (err) => sinkClosed.resolve(err);
+            assert.equal(sink.write(pattern(0, 3000)), true);
+            assert.equal(sink.writev([pattern(3000, 100), pattern(3100, 50_000)]), true);
+            sink.end();
+          },
+          onClose() {
+            sink?.end();
+          },
+        });
+        return upgraded ?? c.text('WebSocket expected', 426);
+      });
+
+      http = res.server(await rt.serveHttp({ port: 0, host: HOST, native }, app.fetch));
+      base = `http://${HOST}:${http.port}`;
+    });
+    after(() => res.closeAll());
+
+    it('serves JSON', async () => {
+      assert.ok(http.port > 0);
+      const r = await within(5000, fetch(`${base}/json`), 'GET /json');
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type') ?? '', /application\/json/);
+      assert.deepEqual(await r.json(), { ok: true, runtime: rt.name });
     });
 
-    http = res.server(await rt.serveHttp({ port: 0, host: HOST }, app.fetch));
-    base = `http://${HOST}:${http.port}`;
-  });
-  after(() => res.closeAll());
-
-  it('serves JSON', async () => {
-    assert.ok(http.port > 0);
-    const r = await within(5000, fetch(`${base}/json`), 'GET /json');
-    assert.equal(r.status, 200);
-    assert.match(r.headers.get('content-type') ?? '', /application\/json/);
-    assert.deepEqual(await r.json(), { ok: true, runtime: rt.name });
-  });
-
-  it('streams a body incrementally (chunks arrive before the response ends)', async () => {
-    const r = await within(5000, fetch(`${base}/stream/a`), 'GET /stream');
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.get('content-type'), 'video/x-flv');
-    const reader = r.body!.getReader();
-    const parts: Uint8Array[] = [];
-    // The server holds back the rest until we have the first chunk: this only completes if that
-    // chunk is delivered while the response is still open.
-    let got = 0;
-    while (got < 1000) {
-      const { value, done } = await within(5000, reader.read(), 'first chunk');
-      assert.equal(done, false, 'stream ended before the first chunk');
-      parts.push(value!);
-      got += value!.byteLength;
-    }
-    assert.equal(got, 1000);
-    gates.get('a')!.resolve();
-    for (;;) {
-      const { value, done } = await within(5000, reader.read(), 'rest of the stream');
-      if (done) break;
-      parts.push(value);
-    }
-    assert.ok(sameBytes(concat(parts), pattern(0, 21_500)));
-  });
-
-  for (const route of ['/live', '/idle']) {
-    it(`cancels a streaming body when the client disconnects (${route === '/live' ? 'while writing' : 'idle stream'})`, async () => {
-      const ac = new AbortController();
-      const r = await within(5000, fetch(`${base}${route}`, { signal: ac.signal }), `GET ${route}`);
+    it('streams a body incrementally (chunks arrive before the response ends)', async () => {
+      const r = await within(5000, fetch(`${base}/stream/a`), 'GET /stream');
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('content-type'), 'video/x-flv');
       const reader = r.body!.getReader();
-      const first = await within(5000, reader.read(), 'first chunk');
-      assert.ok(first.value && first.value.byteLength > 0);
-      const entry = liveSinks[liveSinks.length - 1]!;
-      assert.equal(entry.sink.closed, false);
-      ac.abort();
-      await reader.read().catch(() => {});
-      const err = await within(3000, entry.closed.promise, 'sink.onClose after the client aborted');
-      assert.ok(err instanceof Error, 'a cancelled body reports an Error');
-      assert.equal(entry.sink.closed, true);
-      assert.equal(entry.sink.write(new Uint8Array(10)), false);
-      await sleep(50);
-      assert.equal(entry.closes, 1);
+      const parts: Uint8Array[] = [];
+      // The server holds back the rest until we have the first chunk: this only completes if that
+      // chunk is delivered while the response is still open.
+      let got = 0;
+      while (got < 1000) {
+        const { value, done } = await within(5000, reader.read(), 'first chunk');
+        assert.equal(done, false, 'stream ended before the first chunk');
+        parts.push(value!);
+        got += value!.byteLength;
+      }
+      assert.equal(got, 1000);
+      gates.get('a')!.resolve();
+      for (;;) {
+        const { value, done } = await within(5000, reader.read(), 'rest of the stream');
+        if (done) break;
+        parts.push(value);
+      }
+      assert.ok(sameBytes(concat(parts), pattern(0, 21_500)));
     });
-  }
 
-  it('propagates backpressure from a slow client to the body sink, then drains', async () => {
-    const client = res.conn(await rt.connectTcp({ host: HOST, port: http.port }));
-    client.write(new TextEncoder().encode(`GET /flood HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`));
-    // The client reads nothing until the server-side sink reports that it is blocked.
-    await until(() => flood?.blocked === true || flood?.finished === true, 60_000, 'the sink to block on a client that does not read');
-    const f = flood!;
-    assert.equal(f.blocked, true, `sink never blocked after ${f.written} bytes`);
-    assert.ok(f.sink.buffered >= MiB, `sink.buffered ${f.sink.buffered}`);
-    let received = 0;
-    const closed = deferred();
-    client.onClose = () => closed.resolve();
-    client.onData = (d) => {
-      received += d.byteLength;
-    };
-    await within(20_000, f.drained.promise, 'onDrain once the client reads');
-    await within(20_000, f.done.promise, 'flood end');
-    await within(20_000, closed.promise, 'response end');
-    assert.ok(received >= f.written, `received ${received} of ${f.written} bytes`);
-  });
+    for (const route of ['/live', '/idle']) {
+      it(`cancels a streaming body when the client disconnects (${route === '/live' ? 'while writing' : 'idle stream'})`, async () => {
+        const ac = new AbortController();
+        const r = await within(5000, fetch(`${base}${route}`, { signal: ac.signal }), `GET ${route}`);
+        const reader = r.body!.getReader();
+        const first = await within(5000, reader.read(), 'first chunk');
+        assert.ok(first.value && first.value.byteLength > 0);
+        const entry = liveSinks[liveSinks.length - 1]!;
+        assert.equal(entry.sink.closed, false);
+        ac.abort();
+        await reader.read().catch(() => {});
+        const err = await within(3000, entry.closed.promise, 'sink.onClose after the client aborted');
+        assert.ok(err instanceof Error, 'a cancelled body reports an Error');
+        assert.equal(entry.sink.closed, true);
+        assert.equal(entry.sink.write(new Uint8Array(10)), false);
+        await sleep(50);
+        assert.equal(entry.closes, 1);
+      });
+    }
 
-  it('upgrades WebSockets and echoes binary and text', async () => {
-    const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
-      ((await import('ws')).WebSocket as unknown as typeof WebSocket);
-    // A plain GET to the WebSocket route is refused by the route.
-    const plain = await within(5000, fetch(`${base}/ws`), 'GET /ws');
-    assert.equal(plain.status, 426);
-    await plain.text();
-
-    wsServerClose = deferred();
-    const ws = new WS(`ws://${HOST}:${http.port}/ws`);
-    ws.binaryType = 'arraybuffer';
-    const messages: (string | Uint8Array)[] = [];
-    const opened = deferred();
-    const closed = deferred<number>();
-    let want = 3;
-    const allIn = deferred();
-    ws.onopen = () => opened.resolve();
-    ws.onerror = () => opened.reject(new Error('WebSocket error'));
-    ws.onmessage = (e: MessageEvent) => {
-      messages.push(typeof e.data === 'string' ? e.data : new Uint8Array(e.data as ArrayBuffer));
-      if (messages.length === want) allIn.resolve();
-    };
-    ws.onclose = (e: CloseEvent) => closed.resolve(e.code);
-    await within(5000, opened.promise, 'WebSocket open');
-    const bin = pattern(11, 100_000);
-    ws.send(bin);
-    ws.send('héllo ✓');
-    await within(5000, allIn.promise, 'echoes');
-    assert.equal(messages[0], 'hello');
-    assert.ok(messages[1] instanceof Uint8Array && sameBytes(messages[1], bin), 'binary echo differs');
-    assert.equal(messages[2], 'héllo ✓');
-    ws.close(4001, 'bye');
-    const sc = await within(5000, wsServerClose.promise, 'server onClose');
-    assert.equal(sc.code, 4001);
-    assert.equal(sc.reason, 'bye');
-    assert.equal(sc.closed, true);
-    await within(5000, closed.promise, 'client close');
-    assert.deepEqual(wsEvents, ['open', 'binary', 'text', 'close']);
-    want = 0;
-  });
-
-  it('wsByteSink writes binary messages and closes normally on end()', async () => {
-    const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
-      ((await import('ws')).WebSocket as unknown as typeof WebSocket);
-    sinkClosed = deferred();
-    const ws = new WS(`ws://${HOST}:${http.port}/ws-sink`);
-    ws.binaryType = 'arraybuffer';
-    const messages: Uint8Array[] = [];
-    const closed = deferred<number>();
-    ws.onmessage = (e: MessageEvent) => messages.push(new Uint8Array(e.data as ArrayBuffer));
-    ws.onclose = (e: CloseEvent) => closed.resolve(e.code);
-    assert.equal(await within(5000, closed.promise, 'close from the sink'), 1000);
-    assert.equal(messages.length, 2, 'write() is one message, writev() is one message');
-    assert.ok(sameBytes(concat(messages), pattern(0, 53_100)));
-    assert.equal(await within(5000, sinkClosed.promise, 'sink onClose'), undefined);
-  });
-
-  it('wsByteSink reports backpressure from a client that does not read, then drains', async () => {
-    // A hand-made WebSocket handshake over a raw TCP client, so that it can stop reading.
-    const client = res.conn(await rt.connectTcp({ host: HOST, port: http.port }));
-    client.write(new TextEncoder().encode(
-      `GET /ws-flood HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-        `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-    ));
-    await until(() => wsFlood?.blocked === true || wsFlood?.finished === true, 60_000, 'the WebSocket sink to block');
-    const f = wsFlood!;
-    assert.equal(f.blocked, true, `the WebSocket sink never blocked after ${f.written} bytes`);
-    assert.ok(f.sink.buffered >= MiB, `sink.buffered ${f.sink.buffered}`);
-    let received = 0;
-    client.onData = (d) => {
-      received += d.byteLength;
-    };
-    await within(20_000, f.drained.promise, 'onDrain once the client reads');
-    await within(20_000, f.done.promise, 'flood end');
-    await until(() => received >= f.written, 20_000, `all ${f.written} bytes to arrive`);
-    client.destroy();
-  });
-
-  it('survives garbage requests and handlers that throw', async () => {
-    // Not HTTP at all: the connection is answered with an error or closed, and the server carries on.
-    const conn = res.conn(await rt.connectTcp({ host: HOST, port: http.port }));
-    const closed = deferred();
-    const chunks: Uint8Array[] = [];
-    conn.onData = (d) => chunks.push(d);
-    conn.onClose = () => closed.resolve();
-    conn.write(new TextEncoder().encode('\x00\x01GARBAGE \xff\r\n\r\n'));
-    await within(5000, closed.promise, 'server to drop a garbage request');
-    const answer = new TextDecoder().decode(concat(chunks));
-    assert.ok(answer === '' || /^HTTP\/1\.[01] 4\d\d/.test(answer), `unexpected answer: ${answer.slice(0, 80)}`);
-
-    // A WebSocket handler that throws closes that socket with 1011.
-    const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
-      ((await import('ws')).WebSocket as unknown as typeof WebSocket);
-    const ws = new WS(`ws://${HOST}:${http.port}/ws-throw`);
-    const wsClosed = deferred<number>();
-    ws.onopen = () => ws.send('boom');
-    ws.onclose = (e: CloseEvent) => wsClosed.resolve(e.code);
-    assert.equal(await within(5000, wsClosed.promise, 'close after a throwing handler'), 1011);
-
-    const r = await within(5000, fetch(`${base}/json`), 'GET /json after abuse');
-    assert.equal(r.status, 200);
-    await r.json();
-  });
-
-  it('serves HTTPS with the tls option', async () => {
-    const app = new Hono();
-    app.get('/', (c) => c.text('secure'));
-    const https = res.server(await rt.serveHttp({ port: 0, host: HOST, tls: { cert, key } }, app.fetch));
-    // fetch() has no portable way to trust a test CA, so speak HTTP/1.1 over our own TLS client.
-    const conn = res.conn(await rt.connectTcp({ host: HOST, port: https.port, tls: { ca: cert, servername: 'localhost' } }));
-    const chunks: Uint8Array[] = [];
-    const closed = deferred();
-    conn.onData = (d) => chunks.push(d);
-    conn.onClose = () => closed.resolve();
-    conn.write(new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
-    await within(5000, closed.promise, 'HTTPS response');
-    const text = new TextDecoder().decode(concat(chunks));
-    assert.match(text, /^HTTP\/1\.1 200/);
-    assert.match(text, /secure/);
-  });
-});
-
-describe('HTTP server close', () => {
-  const res = new Resources();
-  after(() => res.closeAll());
-
-  /** A server with one endless stream route and one WebSocket route, plus a client on each. */
-  async function serverWithClients() {
-    const sinks: ByteSink[] = [];
-    const sinkClosed = deferred<Error | undefined>();
-    const app = new Hono();
-    app.get('/stream', () => {
-      const { body, sink } = createBodySink();
-      sinks.push(sink);
-      sink.onClose = (err) => sinkClosed.resolve(err);
-      sink.write(pattern(0, 100));
-      return new Response(body);
+    it('propagates backpressure from a slow client to the body sink, then drains', async () => {
+      const client = res.conn(await rt.connectTcp({ host: HOST, port: http.port }));
+      client.write(new TextEncoder().encode(`GET /flood HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`));
+      // The client reads nothing until the server-side sink reports that it is blocked.
+      await until(() => flood?.blocked === true || flood?.finished === true, 60_000, 'the sink to block on a client that does not read');
+      const f = flood!;
+      assert.equal(f.blocked, true, `sink never blocked after ${f.written} bytes`);
+      assert.ok(f.sink.buffered >= MiB, `sink.buffered ${f.sink.buffered}`);
+      let received = 0;
+      const closed = deferred();
+      client.onClose = () => closed.resolve();
+      client.onData = (d) => {
+        received += d.byteLength;
+      };
+      await within(20_000, f.drained.promise, 'onDrain once the client reads');
+      await within(20_000, f.done.promise, 'flood end');
+      await within(20_000, closed.promise, 'response end');
+      assert.ok(received >= f.written, `received ${received} of ${f.written} bytes`);
     });
-    app.get('/ws', async (c) => (await rt.upgradeWebSocket(c, {})) ?? c.text('WebSocket expected', 426));
-    const server = await rt.serveHttp({ port: 0, host: HOST }, app.fetch);
-    const ac = new AbortController();
-    const r = await within(5000, fetch(`http://${HOST}:${server.port}/stream`, { signal: ac.signal }), 'GET /stream');
-    const reader = r.body!.getReader();
-    await within(5000, reader.read(), 'first chunk');
-    const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
-      ((await import('ws')).WebSocket as unknown as typeof WebSocket);
-    const ws = new WS(`ws://${HOST}:${server.port}/ws`);
-    const opened = deferred();
-    const wsClosed = deferred();
-    ws.onopen = () => opened.resolve();
-    ws.onclose = () => wsClosed.resolve();
-    await within(5000, opened.promise, 'WebSocket open');
-    // Whatever happens, release the client side at the end.
-    const cleanup = async () => {
-      ac.abort();
-      await reader.cancel().catch(() => {});
-      ws.close();
-    };
-    return { server, sinks, sinkClosed, wsClosed, cleanup };
-  }
 
-  it('close() completes once open streams are ended, and closes WebSockets', async () => {
-    const s = await serverWithClients();
-    try {
-      // What the engine does at shutdown: end every subscriber's sink, then close the server.
-      setTimeout(() => s.sinks.forEach((k) => k.end()), 100);
-      await within(5000, s.server.close(), 'close()');
-      await within(5000, s.wsClosed.promise, 'WebSocket closed by the server');
-      await within(5000, s.sinkClosed.promise, 'sink closed');
-    } finally {
-      await s.cleanup();
-    }
+    it('upgrades WebSockets and echoes binary and text', async () => {
+      const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
+        ((await import('ws')).WebSocket as unknown as typeof WebSocket);
+      // A plain GET to the WebSocket route is refused by the route.
+      const plain = await within(5000, fetch(`${base}/ws`), 'GET /ws');
+      assert.equal(plain.status, 426);
+      await plain.text();
+
+      wsServerClose = deferred();
+      const ws = new WS(`ws://${HOST}:${http.port}/ws`);
+      ws.binaryType = 'arraybuffer';
+      const messages: (string | Uint8Array)[] = [];
+      const opened = deferred();
+      const closed = deferred<number>();
+      let want = 3;
+      const allIn = deferred();
+      ws.onopen = () => opened.resolve();
+      ws.onerror = () => opened.reject(new Error('WebSocket error'));
+      ws.onmessage = (e: MessageEvent) => {
+        messages.push(typeof e.data === 'string' ? e.data : new Uint8Array(e.data as ArrayBuffer));
+        if (messages.length === want) allIn.resolve();
+      };
+      ws.onclose = (e: CloseEvent) => closed.resolve(e.code);
+      await within(5000, opened.promise, 'WebSocket open');
+      const bin = pattern(11, 100_000);
+      ws.send(bin);
+      ws.send('héllo ✓');
+      await within(5000, allIn.promise, 'echoes');
+      assert.equal(messages[0], 'hello');
+      assert.ok(messages[1] instanceof Uint8Array && sameBytes(messages[1], bin), 'binary echo differs');
+      assert.equal(messages[2], 'héllo ✓');
+      ws.close(4001, 'bye');
+      const sc = await within(5000, wsServerClose.promise, 'server onClose');
+      assert.equal(sc.code, 4001);
+      assert.equal(sc.reason, 'bye');
+      assert.equal(sc.closed, true);
+      await within(5000, closed.promise, 'client close');
+      assert.deepEqual(wsEvents, ['open', 'binary', 'text', 'close']);
+      want = 0;
+    });
+
+    it('wsByteSink writes binary messages and closes normally on end()', async () => {
+      const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
+        ((await import('ws')).WebSocket as unknown as typeof WebSocket);
+      sinkClosed = deferred();
+      const ws = new WS(`ws://${HOST}:${http.port}/ws-sink`);
+      ws.binaryType = 'arraybuffer';
+      const messages: Uint8Array[] = [];
+      const closed = deferred<number>();
+      ws.onmessage = (e: MessageEvent) => messages.push(new Uint8Array(e.data as ArrayBuffer));
+      ws.onclose = (e: CloseEvent) => closed.resolve(e.code);
+      assert.equal(await within(5000, closed.promise, 'close from the sink'), 1000);
+      assert.equal(messages.length, 2, 'write() is one message, writev() is one message');
+      assert.ok(sameBytes(concat(messages), pattern(0, 53_100)));
+      assert.equal(await within(5000, sinkClosed.promise, 'sink onClose'), undefined);
+    });
+
+    it('wsByteSink reports backpressure from a client that does not read, then drains', async () => {
+      // A hand-made WebSocket handshake over a raw TCP client, so that it can stop reading.
+      const client = res.conn(await rt.connectTcp({ host: HOST, port: http.port }));
+      client.write(new TextEncoder().encode(
+        `GET /ws-flood HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      ));
+      await until(() => wsFlood?.blocked === true || wsFlood?.finished === true, 60_000, 'the WebSocket sink to block');
+      const f = wsFlood!;
+      assert.equal(f.blocked, true, `the WebSocket sink never blocked after ${f.written} bytes`);
+      assert.ok(f.sink.buffered >= MiB, `sink.buffered ${f.sink.buffered}`);
+      let received = 0;
+      client.onData = (d) => {
+        received += d.byteLength;
+      };
+      await within(20_000, f.drained.promise, 'onDrain once the client reads');
+      await within(20_000, f.done.promise, 'flood end');
+      await until(() => received >= f.written, 20_000, `all ${f.written} bytes to arrive`);
+      client.destroy();
+    });
+
+    it('survives garbage requests and handlers that throw', async () => {
+      // Not HTTP at all: the connection is answered with an error or closed, and the server carries on.
+      const conn = res.conn(await rt.connectTcp({ host: HOST, port: http.port }));
+      const closed = deferred();
+      const chunks: Uint8Array[] = [];
+      conn.onData = (d) => chunks.push(d);
+      conn.onClose = () => closed.resolve();
+      conn.write(new TextEncoder().encode('\x00\x01GARBAGE \xff\r\n\r\n'));
+      await within(5000, closed.promise, 'server to drop a garbage request');
+      const answer = new TextDecoder().decode(concat(chunks));
+      assert.ok(answer === '' || /^HTTP\/1\.[01] 4\d\d/.test(answer), `unexpected answer: ${answer.slice(0, 80)}`);
+
+      // A WebSocket handler that throws closes that socket with 1011.
+      const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
+        ((await import('ws')).WebSocket as unknown as typeof WebSocket);
+      const ws = new WS(`ws://${HOST}:${http.port}/ws-throw`);
+      const wsClosed = deferred<number>();
+      ws.onopen = () => ws.send('boom');
+      ws.onclose = (e: CloseEvent) => wsClosed.resolve(e.code);
+      assert.equal(await within(5000, wsClosed.promise, 'close after a throwing handler'), 1011);
+
+      const r = await within(5000, fetch(`${base}/json`), 'GET /json after abuse');
+      assert.equal(r.status, 200);
+      await r.json();
+    });
+
+    it('serves HTTPS with the tls option', async () => {
+      const app = new Hono();
+      app.get('/', (c) => c.text('secure'));
+      const https = res.server(await rt.serveHttp({ port: 0, host: HOST, tls: { cert, key }, native }, app.fetch));
+      // fetch() has no portable way to trust a test CA, so speak HTTP/1.1 over our own TLS client.
+      const conn = res.conn(await rt.connectTcp({ host: HOST, port: https.port, tls: { ca: cert, servername: 'localhost' } }));
+      const chunks: Uint8Array[] = [];
+      const closed = deferred();
+      conn.onData = (d) => chunks.push(d);
+      conn.onClose = () => closed.resolve();
+      conn.write(new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+      await within(5000, closed.promise, 'HTTPS response');
+      const text = new TextDecoder().decode(concat(chunks));
+      assert.match(text, /^HTTP\/1\.1 200/);
+      assert.match(text, /secure/);
+    });
   });
 
-  it('close() also ends streams nobody ended', { skip: rt.name === 'deno' ? 'Deno.serve only shuts down gracefully' : false }, async () => {
-    const s = await serverWithClients();
-    try {
-      await within(5000, s.server.close(), 'close()');
-      const err = await within(5000, s.sinkClosed.promise, 'sink cancelled by close()');
-      assert.ok(err instanceof Error);
-      await within(5000, s.wsClosed.promise, 'WebSocket closed by the server');
-    } finally {
-      await s.cleanup();
+  describe(`HTTP server close${native ? " (the runtime's own server)" : ''}`, () => {
+    const res = new Resources();
+    after(() => res.closeAll());
+
+    /** A server with one endless stream route and one WebSocket route, plus a client on each. */
+    async function serverWithClients() {
+      const sinks: ByteSink[] = [];
+      const sinkClosed = deferred<Error | undefined>();
+      const app = new Hono();
+      app.get('/stream', () => {
+        const { body, sink } = createBodySink();
+        sinks.push(sink);
+        sink.onClose = (err) => sinkClosed.resolve(err);
+        sink.write(pattern(0, 100));
+        return new Response(body);
+      });
+      app.get('/ws', async (c) => (await rt.upgradeWebSocket(c, {})) ?? c.text('WebSocket expected', 426));
+      const server = await rt.serveHttp({ port: 0, host: HOST, native }, app.fetch);
+      const ac = new AbortController();
+      const r = await within(5000, fetch(`http://${HOST}:${server.port}/stream`, { signal: ac.signal }), 'GET /stream');
+      const reader = r.body!.getReader();
+      await within(5000, reader.read(), 'first chunk');
+      const WS: typeof WebSocket = (globalThis as { WebSocket?: typeof WebSocket }).WebSocket ??
+        ((await import('ws')).WebSocket as unknown as typeof WebSocket);
+      const ws = new WS(`ws://${HOST}:${server.port}/ws`);
+      const opened = deferred();
+      const wsClosed = deferred();
+      ws.onopen = () => opened.resolve();
+      ws.onclose = () => wsClosed.resolve();
+      await within(5000, opened.promise, 'WebSocket open');
+      // Whatever happens, release the client side at the end.
+      const cleanup = async () => {
+        ac.abort();
+        await reader.cancel().catch(() => {});
+        ws.close();
+      };
+      return { server, sinks, sinkClosed, wsClosed, cleanup };
     }
+
+    it('close() completes once open streams are ended, and closes WebSockets', async () => {
+      const s = await serverWithClients();
+      try {
+        // What the engine does at shutdown: end every subscriber's sink, then close the server.
+        setTimeout(() => s.sinks.forEach((k) => k.end()), 100);
+        await within(5000, s.server.close(), 'close()');
+        await within(5000, s.wsClosed.promise, 'WebSocket closed by the server');
+        await within(5000, s.sinkClosed.promise, 'sink closed');
+      } finally {
+        await s.cleanup();
+      }
+    });
+
+    it('close() also ends streams nobody ended', { skip: rt.name === 'deno' && native ? "Deno's own server only shuts down gracefully" : false }, async () => {
+      const s = await serverWithClients();
+      try {
+        await within(5000, s.server.close(), 'close()');
+        const err = await within(5000, s.sinkClosed.promise, 'sink cancelled by close()');
+        assert.ok(err instanceof Error);
+        await within(5000, s.wsClosed.promise, 'WebSocket closed by the server');
+      } finally {
+        await s.cleanup();
+      }
+    });
   });
-});
+}
 
 describe('files and host', () => {
   const dir = `test-artifacts/adapters-${rt.name}-${Date.now()}`;

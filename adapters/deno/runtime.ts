@@ -1,6 +1,6 @@
 // The Deno Runtime: sockets, files and process come from the node adapter (node:net, node:dgram,
-// node:tls, node:fs work unchanged on Deno with -A); HTTP is Deno.serve with hono/deno's WebSocket
-// helper.
+// node:tls, node:fs work unchanged on Deno with -A); so does HTTP by default (node:http, the Node
+// adapter's server); with global.http.nativeserver, Deno's own server with hono/deno's WebSocket helper.
 
 import type { Context } from 'hono';
 import { upgradeWebSocket as honoUpgrade } from 'hono/deno';
@@ -9,6 +9,7 @@ import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { openWebSockets, serveGuarded } from './serve-guarded.ts';
+import { nodeRuntime } from '../node/runtime.ts';
 
 /** The slice of Deno's API used here (this file is type-checked without Deno's types). */
 interface DenoHttpServer {
@@ -76,7 +77,7 @@ export async function serveHttpUnguarded(opts: HttpServeOptions, fetch: FetchHan
   };
 }
 
-const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
+const upgradeNative: UpgradeWebSocket = (c, handler) => {
   const ctx = c as Context;
   if (!isUpgrade(ctx.req.raw)) return undefined;
   // Tracked so that closing a guarded server also ends its WebSockets (see serve-guarded.ts).
@@ -88,12 +89,33 @@ const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   return upgradeOr400(honoUpgrade, ctx, toHonoEvents(tracked, (raw) => (raw as WebSocket).bufferedAmount));
 };
 
-/** Deno.serve passes ServeHandlerInfo (our env) whose remoteAddr is the peer. */
+/** Requests served by node:http carry its bindings ({ incoming, outgoing }) as env. */
+const viaNodeHttp = (c: unknown): boolean => !!(c as { env?: { incoming?: unknown } }).env?.incoming;
+
+const upgradeWebSocket: UpgradeWebSocket = (c, handler) =>
+  viaNodeHttp(c) ? nodeRuntime.upgradeWebSocket(c, handler) : upgradeNative(c, handler);
+
+/** Deno's own server passes ServeHandlerInfo (our env) whose remoteAddr is the peer. */
 const connInfo = (c: unknown): PeerInfo | undefined => {
+  if (viaNodeHttp(c)) return nodeRuntime.connInfo(c);
   const env = (c as Context).env as { remoteAddr?: { hostname?: string; port?: number } } | undefined;
   const a = env?.remoteAddr;
   return a?.hostname ? { address: a.hostname, port: a.port ?? 0 } : undefined;
 };
+
+/**
+ * HTTP on Deno is served by node:http (the Node adapter: its connection guard, timeouts and the direct
+ * streaming path that writes a shared buffer to every viewer's socket without a copy), which Deno runs
+ * unchanged. `global.http.nativeserver: true` picks Deno's own server (Deno.serveHttp under our accept
+ * loop with limits; Deno.serve where Deno.serveHttp is gone). Why node:http by default: at 1000 HTTP-FLV
+ * viewers Deno's own server copied every shared chunk into each response's ReadableStream (65 % of a
+ * core, 648 MB, players starved at 570 kb/s of 2.1 Mb/s); node:http on Deno served all of them at full
+ * rate (see docs/BENCHMARKS.md, issue 19).
+ */
+const serveHttp = (opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> =>
+  opts.native
+    ? (typeof (globalThis as unknown as { Deno: { serveHttp?: unknown } }).Deno.serveHttp === 'function' ? serveGuarded(opts, fetch) : serveHttpUnguarded(opts, fetch))
+    : nodeRuntime.serveHttp(opts, fetch);
 
 export const denoRuntime: Runtime = {
   ...nodeHost,
@@ -102,9 +124,10 @@ export const denoRuntime: Runtime = {
   listenTcp,
   connectTcp,
   bindUdp,
-  // Our own accept loop with limits (issue 9, fault 7); Deno.serve where Deno.serveHttp is gone.
-  serveHttp: typeof (globalThis as unknown as { Deno: { serveHttp?: unknown } }).Deno.serveHttp === 'function' ? serveGuarded : serveHttpUnguarded,
+  serveHttp,
   upgradeWebSocket,
+  // Only for node:http requests; undefined for Deno's own server (a ReadableStream body, copied).
+  streamResponse: nodeRuntime.streamResponse,
   connInfo,
   sysinfo: () => hostSysinfo('deno', Deno.version.deno),
 };

@@ -30,6 +30,10 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
         port: opts.port,
         hostname: opts.host,
         websocket: { server: wss },
+        // @hono/node-server swaps the global Request/Response for lighter ones, a Node optimisation.
+        // Bun and Deno run this server too, where their own Response is native and their own server
+        // (global.http.nativeserver) accepts only that: leave the globals alone there.
+        overrideGlobalObjects: !RUNS_ELSEWHERE,
         ...tlsOpts,
       },
       () => resolve(),
@@ -95,6 +99,9 @@ const connInfo = (c: unknown): PeerInfo | undefined => {
   const s = env?.incoming?.socket;
   return s?.remoteAddress ? { address: s.remoteAddress, port: s.remotePort ?? 0 } : undefined;
 };
+
+/** Bun or Deno running the Node adapter's HTTP server. */
+const RUNS_ELSEWHERE = 'Bun' in globalThis || 'Deno' in globalThis;
 
 export const nodeRuntime: Runtime = {
   ...nodeHost,

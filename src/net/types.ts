@@ -154,7 +154,7 @@ export interface HttpServeOptions {
   /** Limits of this listener (global.http.readheadertimeout / idletimeout, global.limits.maxconn). */
   limits?: HttpLimits;
   /**
-   * Bun: serve with Bun's own HTTP server rather than the Node-compatible one (global.http.nativeserver).
+   * Bun and Deno: serve with the runtime's own HTTP server rather than the Node-compatible one (global.http.nativeserver).
    * Bun's own server has no connection cap or configurable header timeout. Other runtimes ignore it.
    */
   native?: boolean;
