@@ -23,20 +23,20 @@ export function wireWebhooks(engine: Engine, hooks: Webhooks, server: () => Reco
   const started = new WeakSet<Subscriber>();
   const offs = [
     engine.events.on('publish', ({ stream, publisher, republish }) =>
-      hooks.emit(pubEvent(publisher.type, false), { server: server(), stream: streamInfo(stream), publisher: pubInfo(publisher), republish })),
+      hooks.emit(pubEvent(publisher.type, false), () => ({ server: server(), stream: streamInfo(stream), publisher: pubInfo(publisher), republish }))),
     engine.events.on('unpublish', ({ stream, publisher, reason }) =>
-      hooks.emit(pubEvent(publisher.type, true), { server: server(), stream: streamInfo(stream), publisher: pubInfo(publisher), reason })),
+      hooks.emit(pubEvent(publisher.type, true), () => ({ server: server(), stream: streamInfo(stream), publisher: pubInfo(publisher), reason }))),
     engine.events.on('subscribe', ({ stream, subscriber }) => {
       started.add(subscriber);
-      hooks.emit(subEvent(subscriber.type, false), { server: server(), stream: streamInfo(stream), subscriber: subInfo(subscriber) });
+      hooks.emit(subEvent(subscriber.type, false), () => ({ server: server(), stream: streamInfo(stream), subscriber: subInfo(subscriber) }));
     }),
     engine.events.on('unsubscribe', ({ stream, subscriber, reason }) => {
       // Only subscribers that got as far as subscribe_start (a failed wait is not an end).
       if (!started.has(subscriber)) return;
       started.delete(subscriber);
-      hooks.emit(subEvent(subscriber.type, true), { server: server(), stream: streamInfo(stream), subscriber: subInfo(subscriber), reason });
+      hooks.emit(subEvent(subscriber.type, true), () => ({ server: server(), stream: streamInfo(stream), subscriber: subInfo(subscriber), reason }));
     }),
-    engine.events.on('stream.missing', ({ path }) => hooks.emit('stream_not_found', { server: server(), stream: { path } })),
+    engine.events.on('stream.missing', ({ path }) => hooks.emit('stream_not_found', () => ({ server: server(), stream: { path } }))),
   ];
   return () => { for (const o of offs) o(); };
 }

@@ -78,8 +78,12 @@ export class Webhooks {
     return x?.url ? x : undefined;
   }
 
-  /** Queue an event (never blocks, never throws). Returns false when it is not sent (no target, full, stopped). */
-  emit(event: HookEvent, data: Record<string, unknown>): boolean {
+  /**
+   * Queue an event (never blocks, never throws). Returns false when it is not sent (no target, full,
+   * stopped). `data` may be a function: it is only called when the event has a target, so an event
+   * nobody listens to (a viewer joining, without hooks) costs no payload.
+   */
+  emit(event: HookEvent, data: Record<string, unknown> | (() => Record<string, unknown>)): boolean {
     if (this.stopped) return false;
     const target = this.targetOf(event);
     if (!target) return false;
@@ -88,7 +92,7 @@ export class Webhooks {
       return false;
     }
     const id = `${this.prefix}-${++this.seq}`;
-    const body = JSON.stringify({ event, id, time: new Date().toISOString(), ...data });
+    const body = JSON.stringify({ event, id, time: new Date().toISOString(), ...(typeof data === 'function' ? data() : data) });
     this.queue.push({ id, event, body, target, attempt: 0, due: 0 });
     this.stats.queued++;
     this.pump();
