@@ -82,7 +82,7 @@ export function definePlugin<const D extends Defaults>(def: PluginDef<D>): Plugi
 }
 
 /** The part of the Engine a plugin sees (ctx.engine). */
-export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events'>;
+export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events' | 'setPullTriggers'>;
 
 export interface ListenInfo { plugin: string; proto: 'tcp' | 'tls' | 'udp' | 'http' | 'https'; host: string; port: number; what?: string }
 
