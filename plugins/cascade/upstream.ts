@@ -60,7 +60,8 @@ export class Upstream {
   constructor(
     readonly streamPath: string,
     private readonly ctx: PluginContext<any>,
-    private readonly settings: () => UpstreamSettings,
+    /** Read before every round over the origins (a directory lookup may answer differently each time). */
+    private readonly settings: () => UpstreamSettings | Promise<UpstreamSettings>,
     private readonly log: Logger,
     /** Is anyone still watching? (counted subscribers, waiting viewers included) */
     private readonly watched: () => boolean,
@@ -89,7 +90,11 @@ export class Upstream {
   private async run(): Promise<void> {
     let lastGood = -1;
     while (!this.stopped) {
-      const s = this.settings();
+      let s: UpstreamSettings;
+      try { s = await this.settings(); } catch (err) {
+        this.lastError = (err as Error)?.message ?? String(err);
+        s = { origins: [], retryinterval: 1000, timeout: 5000, query: '' };
+      }
       let delivered = false;
       for (let i = 0; i < s.origins.length && !this.stopped; i++) {
         const origin = s.origins[i];
