@@ -66,12 +66,18 @@ export default definePlugin({
   async setup(ctx) {
     ctx.sessions.declareGroups('upstreams');
     const ups = new Map<string, { up: Upstream; handle: SessionHandle<Upstream> }>();
+    // global.workers: the other workers of this machine (their loopback listeners) come first. Their
+    // requests carry m7sworker=1 so that a worker lacking the stream answers "not found" (after a short
+    // wait) instead of pulling in turn, and never starts a loop between workers.
+    const peers = (ctx.runtime.env().M7S_WORKER_PEERS ?? '').split(',').filter(Boolean)
+      .map((u) => `${u.replace(/\/+$/, '')}?m7sworker=1&waittimeout=1s`);
     const settings = (): UpstreamSettings => ({
-      origins: ctx.config.origins as string[], retryinterval: ctx.config.retryinterval, timeout: ctx.config.timeout, query: ctx.config.query,
+      origins: [...peers, ...ctx.config.origins as string[]], retryinterval: ctx.config.retryinterval, timeout: ctx.config.timeout, query: ctx.config.query,
     });
     for (const o of settings().origins) originUrl(o, 'a/b'); // a bad origin fails setup with its reason
 
     const watched = (path: string) => (ctx.engine.getStream(path)?.subscribers.size ?? 0) > 0;
+    ctx.sessions.listExtra(() => ({ workerPeers: peers.length }));
 
     /** Start the upstream of `streamPath`, or return the running one. Resolves when it has ended. */
     const start = (streamPath: string, sources: () => UpstreamSettings | Promise<UpstreamSettings> = settings): Promise<void> => {
@@ -153,7 +159,10 @@ export default definePlugin({
 
     const apply = () => {
       const origins = ctx.config.origins as string[];
-      ctx.engine.setPullTriggers('cascade', origins.length || dir ? { [ctx.config.streams]: '$0' } : {}, ({ streamPath }) => start(streamPath, dir ? () => sourcesOf(streamPath) : settings));
+      ctx.engine.setPullTriggers('cascade', origins.length || dir || peers.length ? { [ctx.config.streams]: '$0' } : {}, ({ streamPath, args }) => {
+        if (args.m7sworker) return; // another worker asking: answer from what is here only
+        return start(streamPath, dir ? () => sourcesOf(streamPath) : settings);
+      });
     };
     apply();
     ctx.onConfigChange(apply);

@@ -27,7 +27,12 @@ export interface UpstreamSettings {
 
 /** The URL of `streamPath` on an origin given as a base: http(s)://host[:port][/prefix/] or rtmp(s)://host[:port][/]. */
 export function originUrl(origin: string, streamPath: string, query = ''): string {
-  const q = query ? (query.startsWith('?') ? query : '?' + query) : '';
+  // An origin may carry its own query (worker peers: "?m7sworker=1&waittimeout=1s"); both are sent.
+  const qi = origin.indexOf('?');
+  const own = qi >= 0 ? origin.slice(qi + 1) : '';
+  if (qi >= 0) origin = origin.slice(0, qi);
+  const all = [own, query.replace(/^\?/, '')].filter(Boolean).join('&');
+  const q = all ? '?' + all : '';
   const base = origin.replace(/\/+$/, '');
   if (/^https?:\/\//i.test(origin)) {
     const u = new URL(origin);

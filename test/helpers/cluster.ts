@@ -33,12 +33,14 @@ export async function startNode(ip: string, yaml = '', httpPort = 0): Promise<No
 export class Viewer {
   readonly ts: number[] = [];
   readonly at: number[] = [];
+  /** A fingerprint of each video tag's bytes (its length and last 32 bytes): the same frame on two paths. */
+  readonly keys: string[] = [];
   status = '';
   closed = false;
   private sock: Socket;
   constructor(url: string) {
     const u = new URL(url);
-    const demux = new FlvDemuxer((t) => { if (t.type === 9) { this.ts.push(t.timestamp); this.at.push(Date.now()); } });
+    const demux = new FlvDemuxer((t) => { if (t.type === 9) { this.ts.push(t.timestamp); this.at.push(Date.now()); this.keys.push(`${t.data.length}:${Array.from(t.data.subarray(Math.max(0, t.data.length - 32))).join(',')}`); } });
     let head = true, buf = '';
     this.sock = connect(Number(u.port), u.hostname, () => this.sock.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`));
     // Chunked transfer: strip the chunk framing before the demuxer.
