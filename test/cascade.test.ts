@@ -79,7 +79,8 @@ describe('cascade: origin → edges', { skip, timeout: 60_000 }, () => {
   it('two origins: the first dies, the edge fails over to the second', async () => {
     const o2 = await startNode('127.0.0.4');
     const o1 = await startNode('127.0.0.5');
-    const edge = await startNode('127.0.0.6', `cascade:\n  origins: ["${o1.http}", "${o2.rtmp}"]\n  timeout: 2s\n`);
+    // This edge keeps an upstream 1.5 s after its last viewer (publish.delayclosetimeout in its section).
+    const edge = await startNode('127.0.0.6', `cascade:\n  origins: ["${o1.http}", "${o2.rtmp}"]\n  timeout: 2s\n  publish:\n    delayclosetimeout: 1500ms\n`);
     const s1 = await publish(o1, 'live/f');
     const s2 = await publish(o2, 'live/f');
     const viewers = Array.from({ length: 20 }, () => new Viewer(`${edge.http}/flv/live/f.flv`));
@@ -99,6 +100,14 @@ describe('cascade: origin → edges', { skip, timeout: 60_000 }, () => {
       const list = await (await fetch(`${edge.http}/cascade/api/list`)).json() as any;
       const up = JSON.stringify(list.data);
       assert.match(up, /"failovers":1/);
+      // The last viewer leaves: the upstream stays for delayclosetimeout, then the origin loses it.
+      for (const v of viewers) v.stop();
+      await until(() => edge.server.engine.getStream('live/f')?.countedSubscribers() === 0, 5000, 'viewers gone at the edge');
+      const left = Date.now();
+      await sleep(500);
+      assert.equal(o2.server.engine.getStream('live/f')!.subscribers.size, 1, 'upstream kept within delayclosetimeout');
+      await until(() => o2.server.engine.getStream('live/f')!.subscribers.size === 0, 10_000, 'upstream dropped after delayclosetimeout');
+      assert.ok(Date.now() - left >= 1400, `dropped after ${Date.now() - left} ms`);
     } finally {
       for (const v of viewers) v.stop();
       s2.stop();

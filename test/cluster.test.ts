@@ -17,6 +17,7 @@ import { MemoryDirectory, sign, verify, type DirectoryEvent } from '../src/clust
 import { RedisDirectory } from '../src/cluster/redis-directory.ts';
 import { encodeCommand, parseRedisUrl, RespParser } from '../src/cluster/resp.ts';
 import { FormatError } from '../src/format/bytes.ts';
+import hls from '../plugins/hls/index.ts';
 import { SyntheticSource } from '../src/core/synthetic.ts';
 import { ffmpegPath, sleep, until } from './helpers/media.ts';
 import { freePort, type Node, startNode, Viewer } from './helpers/cluster.ts';
@@ -142,7 +143,7 @@ describe('3 nodes with Redis', { skip: noRedis || nodeOnly, timeout: 90_000 }, (
     A = spawn(process.execPath, [join(root, 'dist/m7s.mjs'), '-c', join(dir, 'a.yaml')], { cwd: dir, stdio: 'ignore' });
     const bp = await freePort('127.0.0.3'), cp = await freePort('127.0.0.4');
     B = await startNode('127.0.0.3', cascadeYaml('B', `http://127.0.0.3:${bp}`, 'pull'), bp);
-    C = await startNode('127.0.0.4', cascadeYaml('C', `http://127.0.0.4:${cp}`, 'redirect'), cp);
+    C = await startNode('127.0.0.4', cascadeYaml('C', `http://127.0.0.4:${cp}`, 'redirect'), cp, [hls]);
     await until(() => fetch(`${aHttp}/api/cluster`).then((r) => r.ok, () => false), 15_000, 'node A up');
   });
   after(async () => {
@@ -171,6 +172,10 @@ describe('3 nodes with Redis', { skip: noRedis || nodeOnly, timeout: 90_000 }, (
       assert.equal(r.status, 302);
       assert.equal(r.headers.get('location'), `${aHttp}/flv/live/c.flv?x=1`);
       await r.body?.cancel();
+      const rh = await fetch(`${C.http}/hls/live/c.m3u8`, { redirect: 'manual' });
+      assert.equal(rh.status, 302, 'HLS is redirected too');
+      assert.equal(rh.headers.get('location'), `${aHttp}/hls/live/c.m3u8`);
+      await rh.body?.cancel();
       const vc = new Viewer(r.headers.get('location')!); viewers.push(vc);
       await until(() => vc.ts.length >= 5, 15_000, 'the redirected viewer plays from A');
       for (const v of viewers) v.stop();

@@ -7,6 +7,7 @@ import { Server } from '../../src/server.ts';
 import { Logger } from '../../src/log.ts';
 import { currentRuntime } from '../../adapters/current.ts';
 import { FlvDemuxer } from '../../src/format/flv.ts';
+import type { PluginDef } from '../../src/plugin.ts';
 
 /** A free TCP port on `ip` (closed again; a race is possible but unlikely on loopback). */
 export function freePort(ip = '127.0.0.1'): Promise<number> {
@@ -20,11 +21,11 @@ export function freePort(ip = '127.0.0.1'): Promise<number> {
 export interface Node { server: Server; ip: string; http: string; rtmp: string; stop(): Promise<void> }
 
 /** A server with every listener on `ip`, port 0. */
-export async function startNode(ip: string, yaml = '', httpPort = 0): Promise<Node> {
+export async function startNode(ip: string, yaml = '', httpPort = 0, extra: PluginDef<any>[] = []): Promise<Node> {
   const configText = `global:\n  loglevel: ${process.env.M7S_TEST_LOGLEVEL ?? 'error'}\n  http:\n    listenaddr: "${ip}:${httpPort}"\n` +
     `rtmp:\n  tcp:\n    listenaddr: "${ip}:0"\n${yaml}`;
   const logger = process.env.M7S_TEST_LOGLEVEL ? undefined : Logger.silent();
-  const server = await Server.start({ runtime: await currentRuntime(), plugins: [rtmp, flv, cascade], configText, logger, watch: false });
+  const server = await Server.start({ runtime: await currentRuntime(), plugins: [rtmp, flv, ...extra, cascade], configText, logger, watch: false });
   const rtmpPort = server.listening.find((l) => l.plugin === 'rtmp')!.port;
   return { server, ip, http: `http://${ip}:${server.http!.port}`, rtmp: `rtmp://${ip}:${rtmpPort}`, stop: () => server.stop() };
 }
