@@ -11,7 +11,7 @@ const USAGE = `m7s ${VERSION} — streaming media server
 usage: m7s [options]
   -c, --config FILE   config file (default: ./config.yaml when it exists)
       --check         validate the config and exit
-      --workers N     run N worker processes sharing the ports (Node; overrides global.workers)
+      --workers N     run N worker processes sharing the ports (Node, Bun; overrides global.workers)
   -v, --version       print the version
   -h, --help          this help
 
@@ -77,9 +77,9 @@ export async function main(rt: Runtime, plugins: PluginDef<any>[]): Promise<Serv
     else err(`m7s: failed to start: ${(e as Error)?.stack ?? String(e)}`);
     rt.exit(1);
   }
-  // Workers are forked by the Node adapter (adapters/node/workers.ts); elsewhere this is one process.
+  // Workers are forked by the Node and Bun adapters (adapters/node/workers.ts); Deno runs one process.
   const wantWorkers = args.workers ?? Number(server.config.global.workers ?? 1);
-  if (wantWorkers > 1 && !rt.env().M7S_WORKER) err(`m7s: workers: ${wantWorkers} is supported on Node only; ${rt.name} runs one process (docs/cluster.md)`);
+  if (wantWorkers > 1 && !rt.env().M7S_WORKER) err(`m7s: workers: ${wantWorkers} is supported on Node and Bun; ${rt.name} runs one process (docs/cluster.md)`);
   if (rt.env().M7S_WORKER) out(`worker ${rt.env().M7S_WORKER} (pid ${rt.sysinfo().pid})`);
   out(`m7s ${VERSION} on ${rt.name} ${rt.sysinfo().runtimeVersion}${configFile ? ', config ' + configFile : ', default config'}`);
   for (const l of server.describeListeners()) out('  ' + l);

@@ -98,7 +98,7 @@ export const globalSchema = {
    */
   failonlistenerror: true,
   /**
-   * Processes serving this config (Node): N > 1 forks N workers sharing the listening ports (node:cluster);
+   * Processes serving this config (Node; Bun on Linux): N > 1 forks N workers sharing the listening ports (node:cluster);
    * a stream published to one worker reaches viewers of the others through an internal cascade over
    * loopback. `m7s --workers N` overrides it. Read at start. See docs/cluster.md.
    */

@@ -1,8 +1,8 @@
-// `m7s --workers 2` on Node (adapters/node/workers.ts): two worker processes share the HTTP and RTMP
-// ports; a stream published (ffmpeg over RTMP) to whichever worker took the connection is played from
+// `m7s --workers 2` on Node and on Bun (adapters/node/workers.ts): two worker processes share the HTTP
+// and RTMP ports; a stream published (ffmpeg over RTMP) to whichever worker took the connection is played from
 // both workers' loopback listeners, one directly and one through the internal cascade; the added latency
-// is the arrival-time difference of the same video tags. Node only (node:cluster; Bun and Deno run one
-// process, see docs/cluster.md).
+// is the arrival-time difference of the same video tags. Deno has no node:cluster fork and runs one
+// process (docs/cluster.md).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,21 +13,25 @@ import { ffmpegPath, until } from './helpers/media.ts';
 import { freePort, Viewer } from './helpers/cluster.ts';
 
 const runtime = process.env.M7S_TEST_RUNTIME ?? 'node';
-const skip = runtime !== 'node' ? 'node:cluster workers: Node only (the adapter forks them)' : false;
+const skip = runtime !== 'node' ? 'drives m7s on Node and Bun as child processes from the Node pass' : false;
 const root = process.cwd();
 
-describe('workers: 2', { skip, timeout: 60_000 }, () => {
+for (const host of ['node', 'bun'] as const) describe(`workers: 2 on ${host}`, { skip, timeout: 60_000 }, () => {
   let proc: ChildProcess | null = null, dir = '', out = '';
   let http = '', rtmp = '';
   before(async () => {
-    const b = spawnSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root });
-    assert.equal(b.status, 0, String(b.stderr));
+    if (host === 'node') {
+      const b = spawnSync(process.execPath, [join(root, 'scripts/build.mjs')], { cwd: root });
+      assert.equal(b.status, 0, String(b.stderr));
+    }
     dir = mkdtempSync(join(tmpdir(), 'm7s-workers-'));
     const hp = await freePort(), rp = await freePort();
     http = `http://127.0.0.1:${hp}`; rtmp = `rtmp://127.0.0.1:${rp}`;
     writeFileSync(join(dir, 'c.yaml'), `global:\n  loglevel: warn\n  http:\n    listenaddr: "127.0.0.1:${hp}"\nrtmp:\n  tcp:\n    listenaddr: "127.0.0.1:${rp}"\n` +
       `rtsp:\n  enable: false\nwebrtc:\n  enable: false\nhls:\n  enable: false\nllhls:\n  enable: false\n`);
-    proc = spawn(process.execPath, [join(root, 'dist/m7s.mjs'), '-c', join(dir, 'c.yaml'), '--workers', '2'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Node: node:cluster hands connections out from the primary; Bun: node:cluster with SO_REUSEPORT (Linux).
+    const [cmd, entry] = host === 'node' ? [process.execPath, join(root, 'dist/m7s.mjs')] : [join(root, 'node_modules/.bin/bun'), join(root, 'adapters/bun/main.ts')];
+    proc = spawn(cmd, [entry, '-c', join(dir, 'c.yaml'), '--workers', '2'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout!.on('data', (d) => { out += d; });
     proc.stderr!.on('data', (d) => { out += d; });
     await until(() => (out.match(/worker-internal/g) ?? []).length >= 2, 20_000, 'both workers listening');
@@ -65,7 +69,8 @@ describe('workers: 2', { skip, timeout: 60_000 }, () => {
       d.sort((x, y) => x - y);
       const median = d[d.length >> 1];
       const added = Math.abs(median);
-      console.log(`# workers: added latency through the internal cascade: median ${added} ms over ${d.length} tags (p90 ${Math.abs(d[Math.floor(d.length * (median >= 0 ? 0.9 : 0.1))])} ms)`);
+      const p90 = Math.abs(d[Math.floor(d.length * (median >= 0 ? 0.9 : 0.1))]);
+      console.log(`# workers (${host}): added latency through the internal cascade: median ${added.toFixed(2)} ms over ${d.length} tags (p90 ${p90.toFixed(2)} ms)`);
       // The issue's target is ≤ 20 ms; the bound here is generous for a loaded machine.
       assert.ok(added <= 100, `added latency ${added} ms`);
       // And the cascaded one is a pull at the remote worker: its /api/stream/info shows protocol cascade.

@@ -41,7 +41,7 @@ export class Viewer {
   private sock: Socket;
   constructor(url: string) {
     const u = new URL(url);
-    const demux = new FlvDemuxer((t) => { if (t.type === 9) { this.ts.push(t.timestamp); this.at.push(Date.now()); this.keys.push(`${t.data.length}:${Array.from(t.data.subarray(Math.max(0, t.data.length - 32))).join(',')}`); } });
+    const demux = new FlvDemuxer((t) => { if (t.type === 9) { this.ts.push(t.timestamp); this.at.push(performance.now()); this.keys.push(`${t.data.length}:${Array.from(t.data.subarray(Math.max(0, t.data.length - 32))).join(',')}`); } });
     let head = true, buf = '';
     this.sock = connect(Number(u.port), u.hostname, () => this.sock.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n\r\n`));
     // Chunked transfer: strip the chunk framing before the demuxer.
