@@ -39,12 +39,15 @@ export class RedisDirectory implements StreamDirectory {
   async heartbeat(node: NodeInfo, paths: string[], ttlMs: number): Promise<void> {
     const ttl = Math.max(1, Math.round(ttlMs));
     const n = { id: node.id, http: node.http, rtmp: node.rtmp, seen: Date.now() };
-    const jobs: Promise<RespValue>[] = [this.cmd.command('SET', this.nodeKey(node.id), await sign(this.secret, 'node', node.id, n), 'PX', ttl)];
+    const jobs: Promise<unknown>[] = [this.cmd.command('SET', this.nodeKey(node.id), await sign(this.secret, 'node', node.id, n), 'PX', ttl)];
+    // All streams pipelined on the one connection: GET (keep the first registration time while the
+    // entry is still ours), then SET with the new expiry.
     for (const p of paths) {
-      // Keep the first registration time when the entry is still ours.
-      const cur = await verify<StreamEntry>(this.secret, 'stream', p, await this.cmd.command('GET', this.streamKey(p)) as string | null);
-      const e: StreamEntry = { path: p, node: node.id, since: cur && cur.node === node.id ? cur.since : Date.now() };
-      jobs.push(this.cmd.command('SET', this.streamKey(p), await sign(this.secret, 'stream', p, e), 'PX', ttl));
+      jobs.push((async () => {
+        const cur = await verify<StreamEntry>(this.secret, 'stream', p, await this.cmd.command('GET', this.streamKey(p)) as string | null);
+        const e: StreamEntry = { path: p, node: node.id, since: cur && cur.node === node.id ? cur.since : Date.now() };
+        await this.cmd.command('SET', this.streamKey(p), await sign(this.secret, 'stream', p, e), 'PX', ttl);
+      })());
     }
     await Promise.all(jobs);
   }
