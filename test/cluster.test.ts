@@ -126,7 +126,7 @@ describe('3 nodes with Redis', { skip: noRedis || nodeOnly, timeout: 90_000 }, (
   let aHttp = '', aRtmp = '';
   const url = () => `redis://:pw@127.0.0.1:${rport}`;
   const cascadeYaml = (id: string, advertise: string, mode: string, secret = 'cluster-secret', redisUrl = url()) =>
-    `cascade:\n  directory: "${redisUrl}"\n  secret: "${secret}"\n  nodeid: ${id}\n  advertise: "${advertise}"\n  ttl: ${TTL}ms\n  mode: ${mode}\n`;
+    `cascade:\n  directory: "${redisUrl}"\n  secret: "${secret}"\n  nodeid: ${id}\n  advertise: "${advertise}"\n  ttl: ${TTL}ms\n  mode: ${mode}\n  retryinterval: 5s\n`;
   const cluster = async (n: Node) => (await (await fetch(`${n.http}/api/cluster`)).json() as any).data;
 
   before(async () => {
@@ -199,6 +199,21 @@ describe('3 nodes with Redis', { skip: noRedis || nodeOnly, timeout: 90_000 }, (
         assert.equal(r2.status, 302);
         assert.equal(r2.headers.get('location'), `${B.http}/flv/live/c.flv`);
         await r2.body?.cancel();
+
+        // A viewer on B waits for live/e, which nobody publishes yet (B's upstream retries every 5 s);
+        // published on C, the directory's watch event starts B's pull at once.
+        const ve = new Viewer(`${B.http}/flv/live/e.flv`); viewers.push(ve);
+        await sleep(1500);
+        const pe = await C.server.engine.publish('live/e', { protocol: 'test' });
+        const se = new SyntheticSource(pe, { fps: 25, gop: 25, videoBytes: 300, audio: false });
+        se.start();
+        const te = Date.now();
+        try {
+          await until(() => ve.ts.length >= 3, 10_000, 'the waiting viewer on B plays live/e from C');
+          const waited = Date.now() - te;
+          console.log(`# viewer waiting on B got live/e ${waited} ms after C published it (retryinterval 5 s)`);
+          assert.ok(waited < 3000, `started by the watch event, not the 5 s retry (${waited} ms)`);
+        } finally { ve.stop(); se.stop(); pe.close('done'); }
 
         // A node with the wrong secret: sees nothing valid, and the others ignore what it registers.
         const D = await startNode('127.0.0.5', cascadeYaml('D', 'http://127.0.0.5:1', 'pull', 'wrong-secret'));

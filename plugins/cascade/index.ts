@@ -83,6 +83,12 @@ export default definePlugin({
     const start = (streamPath: string, sources: () => UpstreamSettings | Promise<UpstreamSettings> = settings): Promise<void> => {
       const have = ups.get(streamPath);
       if (have && !have.up.stopped) return have.up.done;
+      // global.outbound.maxjobs counts upstreams like any other pull.
+      let release: () => void;
+      try { release = ctx.outbound.acquire(`cascade ${streamPath}`); } catch (err) {
+        ctx.logger.warn('cascade upstream refused', { stream: streamPath, error: err });
+        return Promise.resolve();
+      }
       let up!: Upstream;
       const handle = ctx.sessions.add<Upstream>({
         kind: 'upstream', group: 'upstreams', streamPath, linger: 30_000,
@@ -92,6 +98,7 @@ export default definePlugin({
       ups.set(streamPath, { up, handle });
       ctx.logger.info('cascade upstream started', { stream: streamPath });
       return up.done.finally(() => {
+        release();
         if (ups.get(streamPath)?.up === up) ups.delete(streamPath);
         handle.remove(up.stopReason);
         ctx.logger.info('cascade upstream ended', { stream: streamPath, reason: up.stopReason });
@@ -136,6 +143,9 @@ export default definePlugin({
         dir!.unregister(self!.id, path).catch(() => {});
       };
       ctx.events.on('unpublish', ({ stream }) => drop(stream.path));
+      // A stream registered elsewhere while viewers here wait for it: try at once, not after retryinterval.
+      const unwatch = dir.watch((e) => { if (e.type === 'register' && e.node !== self!.id) ups.get(e.path)?.up.poke(); });
+      ctx.onStop(unwatch);
       ctx.events.on('stream.close', ({ stream }) => drop(stream.path));
       // Redirect mode: HTTP players asking for a stream another node owns get a 302 there.
       if (cfg.mode === 'redirect') {

@@ -84,6 +84,9 @@ export class Upstream {
     if (this.pub && !this.pub.closed) this.pub.close(reason);
   }
 
+  /** Try again now instead of after the retry wait (the directory announced the stream). */
+  poke(): void { if (this.state === 'retrying') this.wake?.(); }
+
   info(): Record<string, unknown> {
     return {
       streamPath: this.streamPath, origin: this.origin, state: this.state, connects: this.connects, failovers: this.failovers,
