@@ -77,6 +77,11 @@ for (const host of ['node', 'bun'] as const) describe(`workers: 2 on ${host}`, {
       const infos = await Promise.all(ports.map(async (p) => ((await (await fetch(`http://127.0.0.1:${p}/api/stream/info/live/w`)).json()) as any).data));
       const protos = infos.map((x) => x?.publisher?.protocol).sort();
       assert.deepEqual(protos, ['cascade', 'rtmp']);
+      // The worker holding a copy does not hand it on to another worker (no chains or cycles).
+      const copy = ports[infos.findIndex((x) => x?.publisher?.protocol === 'cascade')];
+      const r = await fetch(`http://127.0.0.1:${copy}/flv/live/w.flv?m7sworker=1&waittimeout=1s`);
+      assert.equal(r.status, 404);
+      await r.body?.cancel();
     } finally {
       for (const v of views) v.stop();
       ff.kill('SIGKILL');

@@ -76,6 +76,17 @@ export default definePlugin({
     });
     for (const o of settings().origins) originUrl(o, 'a/b'); // a bad origin fails setup with its reason
 
+    // Between workers only first-hand copies travel: a worker does not serve another worker a stream it
+    // itself pulled from a worker (no chains, no cycles when the publisher's worker loses it).
+    if (peers.length) {
+      ctx.engine.addAuthHook('cascade-workers', (req) => {
+        if (req.kind !== 'subscribe' || !req.args.m7sworker) return;
+        const pub = ctx.engine.getStream(req.streamPath)?.publisher;
+        if (pub && pub.protocol === 'cascade' && (pub.remote ?? '').includes('m7sworker=1')) {
+          throw new EngineError('NotFound', `${req.streamPath} is a copy from another worker here`);
+        }
+      });
+    }
     const watched = (path: string) => (ctx.engine.getStream(path)?.subscribers.size ?? 0) > 0;
     ctx.sessions.listExtra(() => ({ workerPeers: peers.length }));
 
