@@ -11,13 +11,14 @@ const USAGE = `m7s ${VERSION} — streaming media server
 usage: m7s [options]
   -c, --config FILE   config file (default: ./config.yaml when it exists)
       --check         validate the config and exit
+      --workers N     run N worker processes sharing the ports (Node, Bun; overrides global.workers)
   -v, --version       print the version
   -h, --help          this help
 
 Environment overrides: <SECTION>_<KEY>=value, e.g. GLOBAL_HTTP_LISTENADDR=:9090 RTMP_ENABLE=false
 Docs: docs/configuration.md, docs/api.md`;
 
-export interface CliArgs { config?: string; check: boolean; help: boolean; version: boolean; error?: string }
+export interface CliArgs { config?: string; check: boolean; help: boolean; version: boolean; workers?: number; error?: string }
 
 export function parseArgs(argv: string[]): CliArgs {
   const a: CliArgs = { check: false, help: false, version: false };
@@ -28,6 +29,12 @@ export function parseArgs(argv: string[]): CliArgs {
       a.config = argv[++i];
     } else if (x.startsWith('--config=')) a.config = x.slice(9);
     else if (x === '--check') a.check = true;
+    else if (x === '--workers' || x.startsWith('--workers=')) {
+      const v = x.includes('=') ? x.slice(10) : argv[++i];
+      const n = Number(v);
+      if (!(Number.isInteger(n) && n >= 1 && n <= 256)) { a.error = `--workers needs a number from 1 to 256, got ${v ?? 'nothing'}`; break; }
+      a.workers = n;
+    }
     else if (x === '-h' || x === '--help') a.help = true;
     else if (x === '-v' || x === '--version') a.version = true;
     else { a.error = `unknown argument ${x}`; break; }
@@ -59,13 +66,21 @@ export async function main(rt: Runtime, plugins: PluginDef<any>[]): Promise<Serv
   }
   let server: Server;
   try {
-    server = await Server.start({ runtime: rt, plugins, configFile });
+    // A worker of `--workers N` (adapters/node/workers.ts): its own loopback HTTP listener for the
+    // internal cascade, and the other workers' as origins (M7S_WORKER_PEERS, read by the cascade plugin).
+    const env = rt.env();
+    const internal = env.M7S_WORKER_HTTP ? { host: env.M7S_WORKER_HTTP.replace(/:\d+$/, ''), port: Number(env.M7S_WORKER_HTTP.replace(/^.*:/, '')) } : undefined;
+    server = await Server.start({ runtime: rt, plugins, configFile, internalHttp: internal });
   } catch (e) {
     if (e instanceof ConfigInvalidError) err(`m7s: ${e.message}`);
     else if (e instanceof ListenError) err(`m7s: ${e.message} (set global.failonlistenerror: false to run without it)`);
     else err(`m7s: failed to start: ${(e as Error)?.stack ?? String(e)}`);
     rt.exit(1);
   }
+  // Workers are forked by the Node and Bun adapters (adapters/node/workers.ts); Deno runs one process.
+  const wantWorkers = args.workers ?? Number(server.config.global.workers ?? 1);
+  if (wantWorkers > 1 && !rt.env().M7S_WORKER) err(`m7s: workers: ${wantWorkers} is supported on Node and Bun; ${rt.name} runs one process (docs/cluster.md)`);
+  if (rt.env().M7S_WORKER) out(`worker ${rt.env().M7S_WORKER} (pid ${rt.sysinfo().pid})`);
   out(`m7s ${VERSION} on ${rt.name} ${rt.sysinfo().runtimeVersion}${configFile ? ', config ' + configFile : ', default config'}`);
   for (const l of server.describeListeners()) out('  ' + l);
   const disabled = server.pluginStates().filter((p) => !p.enabled && !/enable: false|disableall/.test(p.reason ?? ''));

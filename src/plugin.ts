@@ -82,7 +82,7 @@ export function definePlugin<const D extends Defaults>(def: PluginDef<D>): Plugi
 }
 
 /** The part of the Engine a plugin sees (ctx.engine). */
-export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events'>;
+export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events' | 'setPullTriggers'>;
 
 /** A child process started by a plugin (ctx.spawn), listed in /api/sysinfo as `children` while it runs. */
 export interface ChildInfo { plugin: string; pid: number; cmd: string; what?: string; startTime: string }

@@ -97,6 +97,12 @@ export const globalSchema = {
    * disabled with the reason in /api/plugins.
    */
   failonlistenerror: true,
+  /**
+   * Processes serving this config (Node; Bun on Linux): N > 1 forks N workers sharing the listening ports (node:cluster);
+   * a stream published to one worker reaches viewers of the others through an internal cascade over
+   * loopback. `m7s --workers N` overrides it. Read at start. See docs/cluster.md.
+   */
+  workers: t.num(1, { min: 1, max: 256, int: true }),
   http: {
     listenaddr: ':8080',
     listenaddrtls: '',

@@ -41,6 +41,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** Watch the config file and reload on change (default true when configFile is set). */
   watch?: boolean;
+  /** A worker's own HTTP listener (loopback) that the other workers pull from (global.workers). */
+  internalHttp?: { host: string; port: number };
 }
 
 export interface PluginState {
@@ -246,6 +248,14 @@ export class Server {
     if (addr) {
       this.http = await this.bindOrReport('global', 'http', addr, () => this.runtime.serveHttp({ port: addr.port, host: addr.host, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch));
       if (this.http) this.listening.unshift({ plugin: 'global', proto: 'http', host: this.http.host, port: this.http.port, what: 'HTTP API, HTTP players' });
+    }
+    if (this.opts.internalHttp) {
+      const ia = this.opts.internalHttp;
+      const ih = await this.bindOrReport('global', 'http', ia, () => this.runtime.serveHttp({ port: ia.port, host: ia.host, limits: this.httpLimits(), native: this.config.global.http.nativeserver }, this.app.fetch));
+      if (ih) {
+        this.extraClosers.push(ih.close.bind(ih));
+        this.listening.push({ plugin: 'global', proto: 'http', host: ih.host, port: ih.port, what: 'worker-internal (cascade between workers)' });
+      }
     }
     if (g.http.listenaddrtls) {
       const tlsAddr = parseListenAddr(g.http.listenaddrtls, 'global.http.listenaddrtls')!;

@@ -120,6 +120,57 @@ describe('deploy/', { skip: onNode ? false : 'checks files and host tools: Node 
     assert.deepEqual(warnings, [], 'config.yaml in the ConfigMap: no unknown keys');
   });
 
+  it('kubectl kustomize deploy/k8s/cluster (nodes + Redis) validates; nodes get the cascade keys from the environment', async (t) => {
+    if (!has('kubectl')) return t.skip('kubectl not installed');
+    const models = {
+      StatefulSet: (await devDepEsm('kubernetes-models/apps/v1/StatefulSet'))?.StatefulSet,
+      Deployment: (await devDepEsm('kubernetes-models/apps/v1/Deployment'))?.Deployment,
+      Service: (await devDepEsm('kubernetes-models/v1/Service'))?.Service,
+      ConfigMap: (await devDepEsm('kubernetes-models/v1/ConfigMap'))?.ConfigMap,
+      Secret: (await devDepEsm('kubernetes-models/v1/Secret'))?.Secret,
+      PodDisruptionBudget: (await devDepEsm('kubernetes-models/policy/v1/PodDisruptionBudget'))?.PodDisruptionBudget,
+    } as Record<string, any>;
+    if (!models.StatefulSet) return t.skip('kubernetes-models not installed (devDependency: npm ci)');
+    const r = spawnSync('kubectl', ['kustomize', join(root, 'deploy/k8s/cluster')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const docs = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    assert.deepEqual(docs.map((d) => d.kind).sort(), ['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service', 'Service', 'Service', 'StatefulSet']);
+    for (const d of docs) new models[d.kind](d).validate();
+    assert.throws(() => new models.StatefulSet({ ...docs.find((d) => d.kind === 'StatefulSet'), spec: { replicas: 3 } }).validate());
+    const sts = docs.find((d) => d.kind === 'StatefulSet'), redis = docs.find((d) => d.kind === 'Deployment');
+    const cm = docs.find((d) => d.kind === 'ConfigMap'), secret = docs.find((d) => d.kind === 'Secret');
+    const svcs = docs.filter((d) => d.kind === 'Service');
+    // Every Service selects pods that exist; the StatefulSet's governing Service is headless.
+    for (const svc of svcs) {
+      const pods = [sts, redis].filter((w) => Object.entries(svc.spec.selector).every(([k, v]) => w.spec.template.metadata.labels[k] === v));
+      assert.equal(pods.length, 1, `Service ${svc.metadata.name} selects one workload`);
+    }
+    assert.equal(svcs.find((s) => s.metadata.name === sts.spec.serviceName).spec.clusterIP, 'None');
+    const redisSvc = svcs.find((s) => s.spec.selector['app.kubernetes.io/component'] === 'redis');
+    const c = sts.spec.template.spec.containers[0];
+    assert.equal(sts.spec.template.spec.volumes.find((v: any) => v.name === 'config').configMap.name, cm.metadata.name);
+    // Secrets come from the Secret; the env the container gets is a config m7s accepts (Kubernetes
+    // expands $(VAR) from earlier entries: done here the same way).
+    const env: Record<string, string> = {};
+    const fake: Record<string, string> = { POD_NAME: 'm7s-node-0', POD_IP: '10.1.2.3' };
+    for (const e of c.env) {
+      if (e.valueFrom?.secretKeyRef) { assert.equal(e.valueFrom.secretKeyRef.name, secret.metadata.name); assert.ok(e.valueFrom.secretKeyRef.key in secret.stringData); env[e.name] = secret.stringData[e.valueFrom.secretKeyRef.key]; }
+      else if (e.valueFrom?.fieldRef) env[e.name] = fake[e.name];
+      else env[e.name] = e.value.replace(/\$\((\w+)\)/g, (_: string, n: string) => env[n]);
+    }
+    assert.equal(env.CASCADE_DIRECTORY, `redis://:${secret.stringData['redis-password']}@${redisSvc.metadata.name}:${redisSvc.spec.ports[0].port}/0`);
+    assert.equal(env.CASCADE_ADVERTISE, 'http://10.1.2.3:8080');
+    const { config, warnings } = await Server.loadConfig({ runtime: await currentRuntime(), plugins: builtinPlugins, configText: cm.data['config.yaml'], env });
+    assert.deepEqual(warnings, [], 'config.yaml + env: no unknown keys');
+    assert.equal(config.cascade.directory, env.CASCADE_DIRECTORY);
+    assert.equal(config.cascade.nodeid, 'm7s-node-0');
+    assert.equal(config.cascade.secret, secret.stringData['cluster-secret']);
+    // Redis runs with the same password and no persistence.
+    const rc = redis.spec.template.spec.containers[0];
+    assert.ok(rc.args.includes('--requirepass') && rc.args.includes('$(REDIS_PASSWORD)'));
+    assert.deepEqual(rc.args.slice(0, 4), ['--save', '', '--appendonly', 'no']);
+  });
+
   it('systemd unit: systemd-analyze verify clean, security exposure below 3', async (t) => {
     if (!has('systemd-analyze')) return t.skip('systemd-analyze not installed (Debian package systemd)');
     // An offline root with the unit, the system units it refers to and an executable at ExecStart.

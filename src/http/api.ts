@@ -55,6 +55,9 @@ export function mountApi(app: Hono, server: Server): void {
     return { total: list.length, list };
   }));
 
+  // The cluster view (nodes and streams of the stream directory) is the cascade plugin's: 404 without it.
+  app.get('/api/cluster', (c) => app.fetch(new Request(new URL('/cascade/api/cluster', c.req.url), c.req.raw), c.env));
+
   app.get('/api/plugins', (c) => jsonOrSse(c, () => server.pluginStates()));
 
   app.get('/api/stream/list', (c) => jsonOrSse(c, () => {

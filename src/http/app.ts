@@ -90,6 +90,11 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
     await next();
   });
   app.onError((err, c) => {
+    if (err instanceof EngineError && err.code === 'Redirect' && err.location) {
+      // Cluster redirect mode: the same path and query on the node that has the stream.
+      const u = new URL(c.req.url);
+      return c.redirect(err.location.replace(/\/+$/, '') + u.pathname + u.search, 302);
+    }
     if (err instanceof EngineError) return fail(c, err.httpStatus, err.message);
     if (err instanceof FormatError) return fail(c, 400, `bad input: ${err.message}`);
     logger.error('HTTP handler failed', { path: new URL(c.req.url).pathname, error: err });
