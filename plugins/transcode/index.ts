@@ -67,7 +67,9 @@ export function ffmpegArgs(p: Profile): string[] {
     if (p.fps) vf.push(`fps=${p.fps}`);
     if (vf.length) a.push('-vf', vf.join(','));
     if (p.videobitrate) a.push('-b:v', p.videobitrate, '-maxrate', p.videobitrate, '-bufsize', p.videobitrate);
-    a.push('-pix_fmt', 'yuv420p', '-bf', '0');
+    // The encoder keeps the input's millisecond time base (not 1/fps): with -copyts every frame keeps
+    // its source time exactly, so a rendition's keyframes sit at the source's keyframe times.
+    a.push('-pix_fmt', 'yuv420p', '-bf', '0', '-enc_time_base:v', '-1');
     if (p.keyframes === 'source') a.push('-force_key_frames', 'source', '-g', '600', '-sc_threshold', '0');
     else a.push('-g', String(p.gop), '-keyint_min', String(p.gop), '-sc_threshold', '0');
   }
@@ -217,6 +219,8 @@ export default definePlugin({
         try {
           this.pub = await ctx.publish(this.target, { type: 'transform' });
           const pub = this.pub;
+          // ffmpeg keeps the source's timestamps (-copyts): the rendition shares the source's timeline.
+          pub.keepSourceTime = true;
           pub.onStop = (reason) => { this.stop(`rendition stopped: ${reason}`); };
           feed = new FlvFeed(pub, { maxTagSize: ctx.config.maxtagsize, warn: (m) => log.warn(m, { stream: this.target }) });
           const f = feed;
