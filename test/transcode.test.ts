@@ -67,7 +67,7 @@ ${PROFILES}  onpub:
       assert.deepEqual([v.codec_name, v.width, v.height], ['h264', w, h], name);
       assert.ok(p.streams.some((s: any) => s.codec_type === 'audio'), `${name} has the audio`);
     }
-    const j = await until(async () => { const x = await job('live/x/480p'); return x && x.cpuPercent > 0 && x.speed !== undefined ? x : false; }, 10_000, 'cpu and speed');
+    const j = await until(async () => { const x = await job('live/x/480p'); return x && x.cpuPercent > 0 && x.speed !== undefined ? x : undefined; }, 10_000, 'cpu and speed') as JobInfo;
     console.log(`# 720p→480p job: cpu ${j.cpuPercent}% of one core, speed ${j.speed}x`);
     assert.ok(j.pid && j.pid > 0);
     const m = await (await fetch(`${S.http}/api/metrics`)).text();
@@ -85,7 +85,7 @@ ${PROFILES}  onpub:
     void (async () => { try { for (;;) { const r = await reader.read(); if (r.done) break; bytes += r.value.length; } } catch { /* aborted */ } ended = true; })();
     await until(() => bytes > 0, 10_000, 'viewer bytes');
     process.kill(before.pid!, 'SIGKILL');
-    const after = await until(async () => { const x = await job('live/x/480p'); return x && x.restarts >= 1 && x.state === 'running' && x.pid !== before.pid ? x : false; }, 15_000, 'restarted job');
+    const after = await until(async () => { const x = await job('live/x/480p'); return x && x.restarts >= 1 && x.state === 'running' && x.pid !== before.pid ? x : undefined; }, 15_000, 'restarted job') as JobInfo;
     assert.equal(after.id, before.id, 'the same job, restarted');
     assert.match(after.lastError ?? '', /killed by SIGKILL/);
     const mark = bytes;
@@ -100,7 +100,7 @@ ${PROFILES}  onpub:
     const others = [(await job('live/x/480p'))!, (await job('live/x/360p'))!];
     const r = await fetch(`${S.http}/transcode/api/launch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'live/x', profile: 'junk' }) });
     assert.equal(r.status, 200);
-    const ended = await until(async () => (await jobs()).jobs.find((j) => j.streamPath === 'live/x/junk' && j.ended), 10_000, 'junk job ended');
+    const ended = (await until(async () => (await jobs()).jobs.find((j) => j.streamPath === 'live/x/junk' && j.ended), 10_000, 'junk job ended'))!;
     assert.equal(ended.state, 'error');
     assert.match(ended.endReason ?? '', /bad FLV from ffmpeg/);
     assert.equal(ended.restarts, 0, 'not restarted');
@@ -119,5 +119,37 @@ ${PROFILES}  onpub:
     assert.equal(over.status, 503);
     assert.match(((await over.json()) as any).message, /maxjobs/);
     assert.equal((await launch('nope')).status, 400);
+  });
+});
+
+describe('transcode on demand', { skip }, () => {
+  it('a viewer asking for a rendition starts its job; without viewers it stops after idletimeout', async () => {
+    const S = await startServer([flv, transcode], `transcode:
+  ondemand: true
+  idletimeout: 1s
+  profiles:
+    120p: { height: 120, preset: ultrafast }
+  onpub:
+    transform:
+      "live/y": "120p"
+`);
+    const pub = start(ffmpegPath, [...testSourceArgs({ seconds: 40, size: '320x240' }), '-f', 'flv', '-method', 'POST', `${S.http}/flv/live/y.flv`]);
+    try {
+      const jobs = async () => ((await (await fetch(`${S.http}/transcode/api/list`)).json()) as any).data.jobs as JobInfo[];
+      await until(() => S.server.engine.getStream('live/y')?.publisher, 15_000, 'source');
+      await sleep(1000);
+      assert.equal((await jobs()).length, 0, 'no job before a viewer asks');
+      const p = await ffprobe(`${S.http}/flv/live/y/120p.flv`, { seconds: 1 });
+      const v = p.streams.find((s: any) => s.codec_type === 'video');
+      assert.deepEqual([v.width, v.height], [160, 120]);
+      const j = (await jobs())[0]!;
+      assert.equal(j.streamPath, 'live/y/120p');
+      // The viewer left: the job stops after idletimeout (checked every 2 s).
+      const ended = (await until(async () => (await jobs()).find((x) => x.ended), 10_000, 'idle job stopped'))!;
+      assert.match(ended.endReason ?? '', /no viewers/);
+    } finally {
+      await pub.kill();
+      await S.stop();
+    }
   });
 });

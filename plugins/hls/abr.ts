@@ -41,6 +41,13 @@ function tracksFor(s: Stream, kind: SegmentKind): { video?: Track; audio?: Track
   };
 }
 
+/** A measured frame rate snapped to the nominal one (ms timestamps make 15 fps measure 14.93). */
+function nominalRate(fps: number): number {
+  for (const n of [23.976, 29.97, 59.94]) if (Math.abs(fps - n) < 0.01) return n;
+  const r = Math.round(fps);
+  return Math.abs(fps - r) < 0.2 ? r : fps;
+}
+
 /** EXT-X-STREAM-INF attributes of one variant from its tracks: measured bitrate (+10% for the container), size, codecs, frame rate. */
 export function streamInf(s: Stream, kind: SegmentKind): string {
   const { video, audio } = tracksFor(s, kind);
@@ -49,7 +56,9 @@ export function streamInf(s: Stream, kind: SegmentKind): string {
   if (video?.config.width && video.config.height) attrs.push(`RESOLUTION=${video.config.width}x${video.config.height}`);
   const codecs = [video?.config.codecString, audio?.config.codecString].filter(Boolean);
   if (codecs.length) attrs.push(`CODECS="${codecs.join(',')}"`);
-  if (video?.fps) attrs.push(`FRAME-RATE=${video.fps.toFixed(3)}`);
+  // The typical frame interval gives the rate (the per-second count wobbles by a frame).
+  const fps = video?.frameDuration ? video.clockRate / video.frameDuration : video?.fps;
+  if (fps) attrs.push(`FRAME-RATE=${nominalRate(fps).toFixed(3)}`);
   return '#EXT-X-STREAM-INF:' + attrs.join(',');
 }
 
