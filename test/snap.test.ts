@@ -2,7 +2,8 @@
 // is a JPEG of that size (decoded by ffprobe) and ?w= scales it; a warm request answers within 300 ms;
 // 20 concurrent requests for an uncached size run one ffmpeg per keyframe; periodic snapshots land in
 // savepath with the watermark on and /snap/query finds them; a missing ffmpeg disables the plugin with
-// the reason. Runtime-independent interop (ffmpeg is the client and the worker): Node pass only.
+// the reason (on every runtime). The interop (ffmpeg is the client and the worker) is the same on every
+// runtime: Node pass only.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -112,7 +113,8 @@ describe('snap', { skip }, () => {
   });
 });
 
-describe('snap without ffmpeg', { skip }, () => {
+// Cheap and runtime-dependent (each runtime's spawn reports a missing program its own way): every runtime.
+describe('snap without ffmpeg', () => {
   it('is disabled at start with the reason', async () => {
     const S = await startServer([snap], 'snap:\n  ffmpeg: /nonexistent/ffmpeg\n');
     try {

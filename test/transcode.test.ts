@@ -2,7 +2,7 @@
 // both renditions with the right sizes; each job lists its pid, CPU and speed (and /api/metrics has
 // them); kill -9 of one ffmpeg restarts it and the rendition continues for a viewer that stays
 // connected; a "ffmpeg" that writes junk ends its job with an error while the source and the other jobs
-// run on; maxjobs refuses one more. ffmpeg is a wrapper script: the real /usr/bin/ffmpeg, except for
+// run on; an "ffmpeg" killed mid-tag is retried with backoff; maxjobs refuses one more. ffmpeg is a wrapper script: the real /usr/bin/ffmpeg, except for
 // the profile whose args carry the junk marker. Runtime-independent interop: Node pass only.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +21,7 @@ const wrapper = join(dir, 'ffmpeg');
 writeFileSync(wrapper, `#!/bin/sh
 case "$*" in
   *m7s_junk*) cat >/dev/null & head -c 200000 /dev/urandom; sleep 30; exit 0 ;;
+  *m7s_midframe*) printf 'FLV\\001\\005\\000\\000\\000\\011\\000\\000\\000\\000\\011\\000\\020\\000'; kill -9 $$ ;;
 esac
 exec ffmpeg "$@"
 `);
@@ -29,6 +30,7 @@ chmodSync(wrapper, 0o755);
 const PROFILES = `    480p: { height: 480, videobitrate: 300k, preset: ultrafast }
     360p: { height: 360, videobitrate: 200k, preset: ultrafast }
     junk: { height: 240, preset: ultrafast, args: "-metadata m7s_junk=1" }
+    midframe: { height: 240, preset: ultrafast, args: "-metadata m7s_midframe=1" }
     240p: { height: 240, preset: ultrafast }
 `;
 
@@ -96,7 +98,7 @@ ${PROFILES}  onpub:
     assert.equal((await job('live/x/360p'))!.restarts, 0);
   });
 
-  it('junk from "ffmpeg" ends that job with an error; the source and the other jobs run on; maxjobs refuses more', async () => {
+  it('junk from "ffmpeg" ends that job with an error, a kill mid-tag is retried; the source and the other jobs run on; maxjobs refuses more', async () => {
     const others = [(await job('live/x/480p'))!, (await job('live/x/360p'))!];
     const r = await fetch(`${S.http}/transcode/api/launch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'live/x', profile: 'junk' }) });
     assert.equal(r.status, 200);
@@ -110,6 +112,14 @@ ${PROFILES}  onpub:
       assert.equal(now.pid, o.pid, `${o.streamPath} untouched`);
       assert.equal(now.state, 'running');
     }
+    // Killed mid-tag (an FLV header, half a tag header, then SIGKILL): that run ends with the error, the
+    // half tag is dropped with it, and the job is retried with backoff; stopped through the API.
+    const mf = await (await fetch(`${S.http}/transcode/api/launch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ streamPath: 'live/x', profile: 'midframe' }) })).json() as any;
+    const retried = (await until(async () => { const x = await job('live/x/midframe'); return x && x.restarts >= 2 ? x : undefined; }, 10_000, 'mid-frame job retried'))!;
+    assert.match(retried.lastError ?? '', /killed by SIGKILL/);
+    assert.equal((await fetch(`${S.http}/transcode/api/stop/${mf.data.id}`, { method: 'POST' })).status, 200);
+    await until(async () => !(await job('live/x/midframe')), 5000, 'mid-frame job stopped');
+    for (const o of others) assert.equal((await job(o.streamPath))!.pid, o.pid, `${o.streamPath} untouched`);
     const src = await (await fetch(`${S.http}/api/stream/info/live/x`)).json() as any;
     assert.ok(src.data.publisher, 'the source still publishes');
     // Two jobs run; with maxjobs 3 one more starts, the next is refused (503).
