@@ -53,9 +53,14 @@ describe('ABR HLS', { skip }, () => {
   let browser: any;
 
   before(async () => {
+    // hls segments live/x from its start (onpub.transform), before it has renditions: the master
+    // request must restart that segmenter on the aligned grid.
     S = await startServer([flv, hls, llhls, transcode], `hls:
   fragment: 1s
   window: 4
+  onpub:
+    transform:
+      "live/x": ""
 transcode:
   profiles:
     240p: { height: 240, videobitrate: 300k, preset: ultrafast }
@@ -65,6 +70,8 @@ transcode:
       "live/x": "240p 144p"
 `);
     pub = start(ffmpegPath, [...sourceArgs(120), '-f', 'flv', '-method', 'POST', `${S.http}/flv/live/x.flv`]);
+    await until(() => managerFor(S.server.engine, S.server.logger).find('live/x', 'ts'), 15_000, 'pinned segmenter');
+    assert.equal(managerFor(S.server.engine, S.server.logger).find('live/x', 'ts')!.seg.align, false, 'started before the renditions: not aligned yet');
     const running = async () => ((await (await fetch(`${S.http}/transcode/api/list`)).json() as any).data.jobs as any[]).filter((j) => j.state === 'running' && !j.ended).length;
     await until(async () => (await running()) === 2 && S.server.engine.getStream('live/x/144p')?.tracks.some((t) => t.kind === 'video' && t.bps > 0), 30_000, 'two renditions');
     // Bitrates are measured over a second: let them settle.
@@ -103,6 +110,7 @@ transcode:
     const base = `${S.http}/hls/live/`;
     await sleep(3000);
     const mgr = managerFor(S.server.engine, S.server.logger);
+    for (const p of ['live/x', 'live/x/240p', 'live/x/144p']) assert.equal(mgr.find(p, 'ts')?.seg.align, true, `${p} segments on the aligned grid`);
     const starts: Map<string, number>[] = [];
     for (const [u, path] of [['x.m3u8?media', 'live/x'], ['x/240p.m3u8', 'live/x/240p'], ['x/144p.m3u8', 'live/x/144p']] as const) {
       const pl = await (await fetch(base + u)).text();

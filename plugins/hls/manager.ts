@@ -102,7 +102,11 @@ export class HlsManager {
   open(path: string, target: string, kind: SegmentKind, waitMs: number, subscribe: SubscribeFn,
     opts: { pinned?: boolean; align?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions; ip?: string; credentials?: SubscribeOptions['credentials']; signal?: AbortSignal } = {}): Promise<Session> {
     const existing = this.find(path, kind);
-    if (existing) {
+    if (existing && opts.align && !existing.seg.align && existing.sub) {
+      // The stream got renditions (ABR) after its segmenter started: start it again on the aligned grid.
+      opts = { ...opts, pinned: opts.pinned || existing.pinned };
+      this.closeSession(existing, 'restarted on the aligned grid (adaptive bitrate)');
+    } else if (existing) {
       if (opts.pinned) existing.pinned = true;
       return this.waitFor(existing, opts.signal);
     }

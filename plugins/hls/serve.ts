@@ -139,7 +139,7 @@ export async function masterFor(ctx: PluginContext<any>, mgr: HlsManager, c: Con
   if (!rs.length) return undefined;
   await checkAccess(ctx, c, path, url);
   for (const v of [source, ...rs]) {
-    if (mgr.find(v.path, kind)) continue;
+    if (mgr.find(v.path, kind)?.seg.align) continue;
     mgr.open(v.path, streamTarget(v.path, url), kind, 0, ctx.subscribe, { align: true, subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c) })
       .catch((err) => ctx.logger.debug('abr variant segmenter not started', { stream: v.path, error: err }));
   }
