@@ -4,7 +4,7 @@
 //   GET /snap/{streamPath}.jpg[?w=320]        the latest keyframe as a JPEG (optionally scaled to width w)
 //   GET /snap/query?streamPath=&snapTime=     a saved periodic snapshot: the newest at or before snapTime
 //                                             (unix seconds), else the oldest after it
-//   GET /snap/api/list                        periodic snapshot jobs, plus ffmpeg runs and cached JPEGs
+//   GET /snap/api/list                        periodic snapshot jobs, plus ffmpeg runs and cache hits
 //   POST /snap/api/stop/:id                   stop a periodic job (until the stream starts again)
 //
 // One ffmpeg run per keyframe and width however many ask: concurrent requests share the run, and the
@@ -90,7 +90,8 @@ export default definePlugin({
     let failures = 0;
     /** JPEGs per keyframe, keyed by width and watermark text: a pending run is shared by every asker. */
     const cache = new WeakMap<Frame, Map<string, Promise<Uint8Array>>>();
-    let cached = 0;
+    /** Requests answered by a run already made or under way for the same keyframe and width. */
+    let cacheHits = 0;
 
     // ---------------------------------------------------------------------------- watermark font
     let font: string | undefined;
@@ -167,15 +168,16 @@ export default definePlugin({
       if (!p) {
         p = encode(f, width, text);
         m.set(key, p);
-        cached++;
         const mm = m;
-        p.catch(() => { mm.delete(key); cached--; });
+        p.catch(() => { mm.delete(key); });
+      } else {
+        cacheHits++;
       }
       return p;
     };
 
     ctx.sessions.declareGroups('periodic');
-    ctx.sessions.listExtra(() => ({ ffmpeg: version, runs, periodicRuns, running, failures, cachedJpegs: cached, watermark: watermarkOff || `on (${font})` }));
+    ctx.sessions.listExtra(() => ({ ffmpeg: version, runs, periodicRuns, running, failures, cacheHits, watermark: watermarkOff || `on (${font})` }));
 
     // ---------------------------------------------------------------------------- periodic snapshots
 
