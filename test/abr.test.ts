@@ -103,6 +103,12 @@ transcode:
     assert.equal(ll.status, 200);
     assert.deepEqual([...(await ll.text()).matchAll(/#EXT-X-STREAM-INF:.*\n(.*)/g)].map((m) => m[1]), ['index.m3u8', '240p/index.m3u8', '144p/index.m3u8']);
     assert.equal((await fetch(`${S.http}/llhls/live/none/master.m3u8`)).status, 404);
+    // Each LL-HLS variant is a low-latency media playlist with parts.
+    for (const u of ['index.m3u8', '240p/index.m3u8', '144p/index.m3u8']) {
+      const v = await fetch(`${S.http}/llhls/live/x/${u}`);
+      assert.equal(v.status, 200, u);
+      assert.match(await v.text(), /#EXT-X-PART:DURATION=[\d.]+,URI="/, u);
+    }
 
     // Aligned: the variants' segmenters (started one after the other by the master request) cut at the
     // same times of the shared timeline: the same segment start times, the same durations (the
