@@ -10,5 +10,7 @@ import logrotate from './logrotate/index.ts';
 import rtsp from './rtsp/index.ts';
 import webrtc from './webrtc/index.ts';
 import cascade from './cascade/index.ts';
+import snap from './snap/index.ts';
+import transcode from './transcode/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate, cascade];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate, cascade, snap, transcode];

@@ -16,7 +16,8 @@ import { expandTemplate } from '../../src/plugin.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { managerFor } from './manager.ts';
 import { HlsPullJob, type PullSettings } from './pull.ts';
-import { checkAccess, playlistResponse, serveInit, serveSegment, sessionFor, withArgs } from './serve.ts';
+import { checkAccess, masterFor, playlistResponse, serveInit, serveSegment, sessionFor, withArgs } from './serve.ts';
+import { isAbrMember } from './abr.ts';
 import type { SegmentKind } from './segmenter.ts';
 
 export default definePlugin({
@@ -109,7 +110,7 @@ export default definePlugin({
         try { m = new RegExp(`^(?:${re})$`).exec(stream.path); } catch { continue; }
         if (!m) continue;
         const kind: SegmentKind = expandTemplate(String(value), m).includes('fmp4') ? 'fmp4' : 'ts';
-        mgr.open(stream.path, stream.path, kind, 1000, ctx.subscribe, { pinned: true, subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions })
+        mgr.open(stream.path, stream.path, kind, 1000, ctx.subscribe, { pinned: true, align: isAbrMember(ctx.engine, stream.path), subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions })
           .catch((err) => log.warn('hls transform failed', { stream: stream.path, error: err }));
         return;
       }
@@ -155,9 +156,16 @@ export default definePlugin({
       if (m) {
         const path = m[1]!;
         const kind: SegmentKind = url.searchParams.has('fmp4') || ctx.config.segmenttype === 'fmp4' ? 'fmp4' : 'ts';
+        const name = path.slice(path.lastIndexOf('/') + 1);
+        if (!url.searchParams.has('media')) {
+          // A stream with renditions (transcode): the master playlist of the source and its renditions.
+          const fm = url.searchParams.has('fmp4') ? '&fmp4' : '';
+          const master = await masterFor(ctx, mgr, c, path, kind, url, (v, isSource) =>
+            isSource ? `${encodeURIComponent(name)}.m3u8?media${fm}` : `${encodeURIComponent(name)}/${encodeURIComponent(v.slice(path.length + 1))}.m3u8${fm ? '?fmp4' : ''}`);
+          if (master) return master;
+        }
         const s = await sessionFor(ctx, mgr, c, path, kind, url, ctx.config.startsegments);
         if (s instanceof Response) return s;
-        const name = path.slice(path.lastIndexOf('/') + 1);
         return playlistResponse(withArgs(s.seg.playlist(`${encodeURIComponent(name)}/`, false), url));
       }
       m = /^\/hls\/(.+)\/(\d{1,15})\.(ts|m4s)$/i.exec(p);

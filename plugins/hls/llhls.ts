@@ -13,7 +13,7 @@ import { t } from '../../src/config/schema.ts';
 import { definePlugin } from '../../src/plugin.ts';
 import { managerFor } from './manager.ts';
 import { concat } from './segmenter.ts';
-import { checkAccess, mediaHeaders, playlistResponse, segmentMaxAge, serveInit, serveSegment, sessionFor, withArgs } from './serve.ts';
+import { checkAccess, masterFor, mediaHeaders, playlistResponse, segmentMaxAge, serveInit, serveSegment, sessionFor, withArgs } from './serve.ts';
 
 export default definePlugin({
   name: 'llhls',
@@ -39,7 +39,15 @@ export default definePlugin({
       const url = new URL(c.req.url);
       let p: string;
       try { p = decodeURIComponent(url.pathname); } catch { return ctx.fail(c, 400, 'bad URL encoding'); }
-      let m = /^\/llhls\/(.+)\/index\.m3u8$/i.exec(p);
+      let m = /^\/llhls\/(.+)\/master\.m3u8$/i.exec(p);
+      if (m) {
+        // A stream with renditions (transcode): the master playlist of the source and its renditions.
+        const path = m[1]!;
+        const master = await masterFor(ctx, mgr, c, path, 'fmp4', url, (v, isSource) => isSource ? 'index.m3u8' : `${encodeURIComponent(v.slice(path.length + 1))}/index.m3u8`);
+        if (master) return master;
+        return ctx.fail(c, 404, `stream ${path} has no renditions: play /llhls/${path}/index.m3u8`);
+      }
+      m = /^\/llhls\/(.+)\/index\.m3u8$/i.exec(p);
       if (m) {
         const path = m[1]!;
         const q = url.searchParams;

@@ -100,9 +100,13 @@ export class HlsManager {
    * NotFound when nobody publishes it).
    */
   open(path: string, target: string, kind: SegmentKind, waitMs: number, subscribe: SubscribeFn,
-    opts: { pinned?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions; ip?: string; credentials?: SubscribeOptions['credentials']; signal?: AbortSignal } = {}): Promise<Session> {
+    opts: { pinned?: boolean; align?: boolean; remote?: string; subscribeConfig?: SubscribeOptions['config']; sessions?: PluginSessions; ip?: string; credentials?: SubscribeOptions['credentials']; signal?: AbortSignal } = {}): Promise<Session> {
     const existing = this.find(path, kind);
-    if (existing) {
+    if (existing && opts.align && !existing.seg.align && existing.sub) {
+      // The stream got renditions (ABR) after its segmenter started: start it again on the aligned grid.
+      opts = { ...opts, pinned: opts.pinned || existing.pinned };
+      this.closeSession(existing, 'restarted on the aligned grid (adaptive bitrate)');
+    } else if (existing) {
       if (opts.pinned) existing.pinned = true;
       return this.waitFor(existing, opts.signal);
     }
@@ -110,6 +114,7 @@ export class HlsManager {
       return Promise.reject(new EngineError('NotFound', `stream ${path} not found`));
     }
     const seg = new Segmenter(kind, this.settings);
+    seg.align = !!opts.align;
     const s: Session = {
       key: keyOf(path, kind), path, kind, seg, sub: null, lastAccess: Date.now(), pinned: !!opts.pinned,
       ready: undefined as never, closed: false, waiters: 0, ac: new AbortController(),

@@ -20,6 +20,9 @@ import { defaultFrameDuration, type Fmp4Frame, type Fmp4Track, fragment, initSeg
 
 export type SegmentKind = 'ts' | 'fmp4';
 
+/** See Segmenter.align. */
+const ALIGN_SHIFT_SEC = 0.25;
+
 export interface SegmenterSettings {
   /** Target segment duration (ms). */
   fragment: number;
@@ -174,7 +177,7 @@ export class Segmenter implements SubscriberSink {
     const drivesCuts = isVideo || !this.videoTrack;
     const cur = this.current;
     if (drivesCuts && (isVideo ? f.key : true)) {
-      const due = !cur || this.pendingDisc || this.configDirty || sec - cur.start >= this.settings.fragment / 1000 - 1e-6;
+      const due = !cur || this.pendingDisc || this.configDirty || (this.align ? this.crossesGrid(cur.start, sec) : sec - cur.start >= this.settings.fragment / 1000 - 1e-6);
       if (due) this.cut(sec, f.arrival);
     }
     if (!this.current) return 0; // before the first keyframe: nothing to attach to
@@ -184,6 +187,23 @@ export class Segmenter implements SubscriberSink {
   }
 
   flush(): boolean { return true; }
+
+  /**
+   * Aligned cutting (renditions of one source, ABR): cut at the first keyframe past each multiple of
+   * `fragment` on the stream's timeline instead of `fragment` after the segment's own start, so
+   * segmenters of streams on the same timeline with keyframes at the same times cut at the same frames
+   * whenever each started. The grid is shifted by ALIGN_SHIFT_SEC so keyframes at round times (a
+   * timeline that starts with a keyframe, a GOP of whole seconds) sit well inside a cell, not on an
+   * edge where a millisecond of rounding between renditions would put them on different sides.
+   */
+  align = false;
+  /** Aligned segmenters see the stream's own timeline (not one starting at 0 for this subscriber), the
+   * timeline renditions share with their source. */
+  get streamTimeline(): boolean { return this.align; }
+  private crossesGrid(start: number, sec: number): boolean {
+    const f = this.settings.fragment / 1000;
+    return Math.floor((sec + ALIGN_SHIFT_SEC) / f) > Math.floor((start + ALIGN_SHIFT_SEC) / f);
+  }
 
   close(reason: string): void {
     if (!this.ended) this.endReason = reason;

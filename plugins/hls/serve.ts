@@ -8,12 +8,13 @@ import { parseDuration } from '../../src/config/schema.ts';
 import type { PluginContext } from '../../src/plugin.ts';
 import type { HlsManager, Session } from './manager.ts';
 import type { SegmentKind } from './segmenter.ts';
+import { isAbrMember, masterPlaylist, renditionsOf } from './abr.ts';
 
 export const M3U8_TYPE = 'application/vnd.apple.mpegurl';
 /** Playlists change all the time: a CDN revalidates each (blocking reloads carry their own URL). */
 const PLAYLIST_CACHE = 'no-cache';
 /** Query args this plugin consumes (not passed to the engine as stream args). */
-const OWN_ARGS = ['timeout', 'fmp4', '_HLS_msn', '_HLS_part', '_HLS_skip'];
+const OWN_ARGS = ['timeout', 'fmp4', 'media', '_HLS_msn', '_HLS_part', '_HLS_skip'];
 
 export function mediaHeaders(type: string, maxAgeSec: number): Record<string, string> {
   return { 'content-type': type, 'cache-control': `public, max-age=${Math.max(1, Math.round(maxAgeSec))}, immutable` };
@@ -77,7 +78,9 @@ export async function sessionFor(ctx: PluginContext<any>, mgr: HlsManager, c: Co
   if (denied) return denied;
   let s: Session;
   // An EngineError (not found, refused) is answered by the app's onError with its status.
-  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c), signal: c.req.raw.signal });
+  // A source with renditions, or a rendition: cut on the shared grid (aligned ABR segments, ./abr.ts).
+  const align = isAbrMember(ctx.engine, path);
+  s = await mgr.open(path, streamTarget(path, url), kind, wait ?? 0, ctx.subscribe, { align, subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c), signal: c.req.raw.signal });
   // A fresh segmenter has no complete segment yet: hold the first playlist until it has `want`.
   const seg = s.seg;
   const want = Math.max(1, Math.min(minSegments, mgr.settings.window));
@@ -122,4 +125,23 @@ export function serveInit(ctx: PluginContext<any>, mgr: HlsManager, c: Context, 
   const init = s.seg.inits.get(v);
   if (!init) return ctx.fail(c, 404, `init segment ${v} is not available`);
   return new Response(init as Uint8Array<ArrayBuffer>, { status: 200, headers: mediaHeaders('video/mp4', version === undefined ? 1 : segmentMaxAge(mgr) * 10) });
+}
+
+/**
+ * The master playlist of a stream with renditions (./abr.ts), or undefined when it has none. The
+ * renditions' segmenters are started at once (aligned), so a player switching level finds its playlist
+ * ready. `uri` names each variant's media playlist relative to the master.
+ */
+export async function masterFor(ctx: PluginContext<any>, mgr: HlsManager, c: Context, path: string, kind: SegmentKind, url: URL, uri: (variantPath: string, isSource: boolean) => string): Promise<Response | undefined> {
+  const source = ctx.engine.getStream(path);
+  if (!source?.publisher) return undefined;
+  const rs = renditionsOf(ctx.engine, path);
+  if (!rs.length) return undefined;
+  await checkAccess(ctx, c, path, url);
+  for (const v of [source, ...rs]) {
+    if (mgr.find(v.path, kind)?.seg.align) continue;
+    mgr.open(v.path, streamTarget(v.path, url), kind, 0, ctx.subscribe, { align: true, subscribeConfig: ctx.config.subscribe, sessions: ctx.sessions, ...requestAuth(c) })
+      .catch((err) => ctx.logger.debug('abr variant segmenter not started', { stream: v.path, error: err }));
+  }
+  return playlistResponse(withArgs(masterPlaylist(source, rs, kind, (s, isSource) => uri(s.path, isSource)), url));
 }

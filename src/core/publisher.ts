@@ -57,6 +57,13 @@ export class Publisher {
   /** Set by a plugin: extra fields for info() (/api/stream/info), e.g. RTP loss counters. */
   extraInfo: (() => Record<string, unknown>) | null = null;
 
+  /**
+   * Keep the source's own timestamps when they are ahead of the stream's timeline instead of continuing
+   * the timeline right after its end (set before the first frame). A transcode rendition sets it: its
+   * ffmpeg keeps the source's timestamps (-copyts), so the rendition shares its source's timeline and
+   * HLS can cut every rendition at the same times.
+   */
+  keepSourceTime = false;
   /** Offset in seconds added to this publisher's source timestamps (NaN until the first frame). */
   private offsetSec = NaN;
   private paceStartWall = 0;
@@ -101,7 +108,8 @@ export class Publisher {
     this.lastWrite = now;
     if (this.offsetSec !== this.offsetSec) {
       // First frame of this publisher: continue where the stream's timeline ended (or start at 0).
-      this.offsetSec = this.stream.timelineEndSec() - dts / clock;
+      const end = this.stream.timelineEndSec();
+      this.offsetSec = this.keepSourceTime && dts / clock >= end ? 0 : end - dts / clock;
     }
     let t = Math.round(dts + this.offsetSec * clock);
     const last = track.lastDts;

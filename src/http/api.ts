@@ -166,6 +166,13 @@ export function metrics(server: Server): string {
   }
   metric('m7s_sessions', 'gauge', 'Live sessions and jobs per plugin and kind (connections, players, pulls, pushes, HLS viewers…).',
     server.sessions.counts().map((x) => [{ plugin: x.plugin, kind: x.kind }, x.count]));
+  // Jobs that run a child process (a transcode's ffmpeg) report cpuPercent / speed in their listing info.
+  const jobs = server.sessions.list(undefined, { live: true }).map((h) => ({ h, i: h.spec.info?.() ?? {} }));
+  const jobLabels = (h: (typeof jobs)[number]['h']) => ({ plugin: h.plugin, kind: h.kind, stream: h.streamPath ?? '', id: String(h.id) });
+  metric('m7s_job_cpu_percent', 'gauge', 'CPU of a job\'s child process, % of one core (transcode ffmpeg), from the job listing.',
+    jobs.filter((j) => typeof j.i.cpuPercent === 'number').map((j) => [jobLabels(j.h), j.i.cpuPercent as number]));
+  metric('m7s_job_speed', 'gauge', 'Processing speed of a job relative to real time (ffmpeg speed=), from the job listing.',
+    jobs.filter((j) => typeof j.i.speed === 'number').map((j) => [jobLabels(j.h), j.i.speed as number]));
   metric('m7s_publish_total', 'counter', 'Publishes since start.', [[null, e.totals.publishes]]);
   metric('m7s_subscribe_total', 'counter', 'Subscribes since start.', [[null, e.totals.subscribes]]);
   metric('m7s_auth_failures_total', 'counter', 'Refused publishes and subscribes.', [[null, e.totals.authFailures]]);
