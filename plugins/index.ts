@@ -10,4 +10,6 @@ import logrotate from './logrotate/index.ts';
 import rtsp from './rtsp/index.ts';
 import webrtc from './webrtc/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate];
+import gb28181 from './gb28181/index.ts';
+
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, gb28181, record, logrotate];

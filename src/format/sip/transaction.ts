@@ -49,9 +49,9 @@ export class ClientTransactions {
    * Send `req` (its Via must carry a unique branch) and wait for its final response. Provisional
    * responses go to `onProvisional`. Rejects with SipTimeoutError after Timer B/F.
    */
-  request(req: SipMessage, send: () => void, reliable: boolean, onProvisional?: (m: SipMessage) => void): Promise<SipMessage> {
+  request(req: SipMessage, send: () => void, reliable: boolean, onProvisional?: (m: SipMessage) => void, timeout?: number): Promise<SipMessage> {
     const t1 = this.timers.t1 ?? SIP_T1, t2 = this.timers.t2 ?? SIP_T2;
-    const limit = this.timers.timeout ?? 64 * t1;
+    const limit = timeout ?? this.timers.timeout ?? 64 * t1;
     const key = keyOf(req);
     const method = req.method!;
     return new Promise<SipMessage>((resolve, reject) => {
