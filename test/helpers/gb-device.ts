@@ -169,6 +169,8 @@ export class GbDevice {
   readonly invites: InviteSeen[] = [];
   byes = 0;
   framesSent = 0;
+  /** Frames sent per answered INVITE, in order. */
+  readonly callFrames: number[] = [];
   lastStatus = 0;
   statuses: number[] = [];
   private udp: dgram.Socket | null = null;
@@ -403,6 +405,7 @@ export class GbDevice {
     const media = this.o.media;
     if (!media) return;
     const seq = { n: 1 };
+    const idx = this.callFrames.push(0) - 1;
     let i = 0, stopped = false, pts = 90000;
     const call = { speed: 1, paused: false, seek: undefined as number | undefined, stop: () => { stopped = true; closeMedia(); } };
     this.calls.set(callId, call);
@@ -421,6 +424,7 @@ export class GbDevice {
         const a = media.alaw.subarray((k * 320) % media.alaw.length, (k * 320) % media.alaw.length + 320);
         if (a.length === 320) for (const p of rtpPackets(psAudio(a, pts), seq, pts, ssrc)) sendPkt(p);
         this.framesSent++;
+        this.callFrames[idx]!++;
         i++;
         pts += 3600;
       }
