@@ -92,7 +92,13 @@ export class InviteSession {
       req.headers = req.headers.map(([k, v]): [string, string] => k === 'To' ? [k, formatNameAddr({ uri: `sip:${this.channelId}@${env.realm}`, params: {} })] : [k, v]);
       const cseq = Number(header(req, 'CSeq')!.split(' ')[0]);
       this.dialog = { callId: header(req, 'Call-ID')!, from: header(req, 'From')!, to: header(req, 'To')!, cseq, target: uri, inviteCseq: cseq };
-      const res = await env.sip.request(req, target, { timeout: env.inviteTimeout });
+      let provisional = false;
+      const res = await env.sip.request(req, target, { timeout: env.inviteTimeout, onProvisional: () => { provisional = true; } }).catch((err) => {
+        // A device that said Trying/Ringing but never answered: CANCEL the INVITE (RFC 3261 9.1) so it
+        // does not start sending later; one that said nothing gets nothing more.
+        if (provisional) this.cancel(req);
+        throw err;
+      });
       if (this.state === 'closed') { if (res.status === 200) this.ack(res); throw new Error(this.closeReason || 'stopped'); }
       if (res.status !== 200) {
         this.dialog = null;
@@ -115,6 +121,15 @@ export class InviteSession {
       this.stop(`invite failed: ${(err as Error)?.message ?? String(err)}`);
       throw err;
     }
+  }
+
+  private cancel(invite: SipMessage): void {
+    const target = this.device.target;
+    if (!target) return;
+    const keep = new Set(['via', 'from', 'to', 'call-id', 'max-forwards']);
+    const headers = invite.headers.filter(([k]) => keep.has(k.toLowerCase()));
+    headers.push(['CSeq', `${header(invite, 'CSeq')!.split(' ')[0]} CANCEL`]);
+    this.env.sip.request({ method: 'CANCEL', uri: invite.uri, headers, body: new Uint8Array(0) }, target).catch(() => {});
   }
 
   /** Set by the plugin: send an IDR request (IFameCmd) to the device. */

@@ -6,7 +6,7 @@
 import type { Logger } from '../../src/plugin.ts';
 import type { TcpConn, UdpSocket } from '../../src/net/types.ts';
 import {
-  ClientTransactions, formatNameAddr, header, newBranch, parseSipMessage, parseVia, randomToken, serializeSip,
+  ClientTransactions, formatNameAddr, header, newBranch, parseNameAddr, parseSipMessage, parseVia, randomToken, serializeSip,
   ServerTransactions, SipStreamParser, type SipMessage,
 } from '../../src/format/sip/index.ts';
 import { FormatError, textEncoder } from '../../src/format/bytes.ts';
@@ -95,6 +95,7 @@ export class SipEndpoint {
   private handle(m: SipMessage, from: SipTarget): void {
     this.stats.received++;
     if (m.status !== undefined) {
+      if (m.status >= 300 && /\bINVITE\s*$/i.test(header(m, 'CSeq') ?? '')) this.ackFailure(m, from);
       if (!this.client.onResponse(m)) this.env.logger.debug('SIP response without a transaction', { status: m.status, remote: describe(from) });
       return;
     }
@@ -121,6 +122,17 @@ export class SipEndpoint {
         this.env.logger.warn('SIP request handler failed', { method: m.method, error: err });
         reply(500);
       });
+  }
+
+  /** ACK a non-2xx final response to an INVITE (RFC 3261 17.1.1.3), so the device stops repeating it. */
+  private ackFailure(res: SipMessage, to: SipTarget): void {
+    const h = (n: string) => header(res, n) ?? '';
+    const uri = parseNameAddr(h('To')).uri;
+    const headers: [string, string][] = [
+      ['Via', h('Via').split(',')[0]!.trim()], ['From', h('From')], ['To', h('To')], ['Call-ID', h('Call-ID')],
+      ['CSeq', `${h('CSeq').trim().split(/\s+/)[0]} ACK`], ['Max-Forwards', '70'],
+    ];
+    this.sendBytes(serializeSip({ method: 'ACK', uri, headers, body: new Uint8Array(0) }), to);
   }
 
   /** A response to `req` (Via, From, To, Call-ID, CSeq copied; To tag added for final responses). */
