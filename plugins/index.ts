@@ -11,5 +11,6 @@ import rtsp from './rtsp/index.ts';
 import webrtc from './webrtc/index.ts';
 
 import gb28181 from './gb28181/index.ts';
+import rtpPlugin from './rtp/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, gb28181, record, logrotate];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, gb28181, rtpPlugin, record, logrotate];

@@ -16,13 +16,13 @@ import { definePlugin, t, type PluginContext, type SessionHandle } from '../../s
 import type { TcpConn } from '../../src/net/types.ts';
 import {
   buildManscdp, catalogItems, checkAuthorization, digestChallenge, header, parseAuthorization, parseManscdp, parseNameAddr,
-  ptzCmd, ptzMove, ptzPreset, randomToken, recordItems, userOf, type ManscdpMessage, type PtzDirection, type RecordItem, type SipMessage,
+  ptzMove, ptzPreset, randomToken, recordItems, userOf, type ManscdpMessage, type PtzDirection, type RecordItem, type SipMessage,
 } from '../../src/format/sip/index.ts';
-import { FormatError, textDecoder, textEncoder } from '../../src/format/bytes.ts';
+import { FormatError, textEncoder } from '../../src/format/bytes.ts';
 import { Device, emptyChannel } from './device.ts';
 import { describe, SipEndpoint, type SipTarget } from './sip.ts';
 import { InviteSession, type InviteOptions } from './invite.ts';
-import type { MediaTransport } from './media.ts';
+import type { MediaTransport } from '../../src/ingest/rtp.ts';
 
 const TRANSPORTS: MediaTransport[] = ['udp', 'tcp-passive', 'tcp-active'];
 
@@ -513,8 +513,6 @@ export default definePlugin({
       return ctx.ok(c, { streamPath: s.streamPath, ssrc: s.ssrc, id: s.handle?.id });
     }));
     ctx.sessions.listExtra(() => ({ sip: sip.stats, devicesKnown: devices.size, devicesOnline: [...devices.values()].filter((d) => d.online).length }));
-    void ptzCmd;
-    void textDecoder;
   },
 });
 

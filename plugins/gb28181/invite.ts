@@ -14,7 +14,7 @@ import { textDecoder } from '../../src/format/bytes.ts';
 import { parsePortRange } from '../../src/net/udp.ts';
 import type { Device } from './device.ts';
 import type { Dialog, SipEndpoint } from './sip.ts';
-import { type MediaTransport, Rfc4571Parser, RtpPsIngest } from './media.ts';
+import { type MediaTransport, Rfc4571Parser, RtpPsIngest } from '../../src/ingest/rtp.ts';
 
 export interface InviteEnv {
   ctx: PluginContext<any>;

@@ -443,3 +443,30 @@ export class GbDevice {
 }
 
 function statusOf(m: Msg): number { return Number(m.first.split(' ')[1]); }
+
+/** Send `media` as PS over RTP to a port (UDP datagrams or RFC 4571 over TCP), paced at fps, for `seconds`. */
+export async function sendPsRtp(media: GbMedia, port: number, seconds: number, transport: 'udp' | 'tcp' = 'udp', ssrc = 1234): Promise<void> {
+  let send: (p: Buffer) => void, close: () => void;
+  if (transport === 'udp') {
+    const s = dgram.createSocket('udp4');
+    s.on('error', () => {});
+    send = (p) => s.send(p, port, '127.0.0.1');
+    close = () => s.close();
+  } else {
+    const c = net.connect(port, '127.0.0.1');
+    await new Promise<void>((r, j) => { c.once('connect', () => r()); c.once('error', j); });
+    c.on('error', () => {});
+    send = (p) => { const h = Buffer.alloc(2); h.writeUInt16BE(p.length); c.write(Buffer.concat([h, p])); };
+    close = () => c.end();
+  }
+  const seq = { n: 100 };
+  const n = Math.round(seconds * media.fps);
+  for (let i = 0; i < n; i++) {
+    const k = i % media.video.length, pts = 90000 + i * 3600;
+    for (const p of rtpPackets(psVideo(media.video[k]!, pts, media.keys[k]!, media.codec), seq, pts, ssrc)) send(p);
+    const a = media.alaw.subarray((k * 320) % media.alaw.length, (k * 320) % media.alaw.length + 320);
+    if (a.length === 320) for (const p of rtpPackets(psAudio(a, pts), seq, pts, ssrc)) send(p);
+    await new Promise((r) => setTimeout(r, 1000 / media.fps));
+  }
+  close();
+}

@@ -1,19 +1,22 @@
-// Media of a GB28181 invite (and of an RTP receive): RTP packets carrying MPEG-PS, over UDP or over TCP
-// with RFC 4571 framing (2-byte length, then the packet), into a Publisher:
+// RTP carrying a multiplex (MPEG-PS as GB28181 devices send it, or MPEG-TS per RFC 2250) into a
+// Publisher, shared by the gb28181 plugin (invites) and the rtp plugin (/rtp/api/receive): packets over
+// UDP or over TCP with RFC 4571 framing (2-byte length, then the packet).
 //
-//   UDP datagram / RFC 4571 frame -> parseRtp -> reorder (UDP) -> PsDemuxer (RTP marker = frame end)
-//   -> tracks (H.264/H.265 90 kHz, G.711 8 kHz, AAC) -> Publisher.write
+//   UDP datagram / RFC 4571 frame -> parseRtp -> reorder (UDP) -> PsDemuxer (RTP marker = frame end) or
+//   TsDemuxer -> tracks (H.264/H.265 90 kHz, G.711 8 kHz, AAC) -> Publisher.write
 //
+// It lives outside plugins/ because two plugins use it; it uses only the public plugin surface.
 // Bad packets are counted and dropped; a bad RFC 4571 stream (a length of 0) ends the connection.
 
-import type { Publisher, Track } from '../../src/plugin.ts';
-import { FormatError } from '../../src/format/bytes.ts';
-import { parseRtp, type RtpPacket } from '../../src/format/rtp/packet.ts';
-import { ReorderBuffer } from '../../src/format/rtp/reorder.ts';
-import { PsDemuxer, type PsUnit } from '../../src/format/ps.ts';
-import type { CodecConfig } from '../../src/codec/config.ts';
-import { parseAvcC, parseH264Sps } from '../../src/codec/h264.ts';
-import { parseHvcC, parseH265Sps, H265_NAL_SPS } from '../../src/codec/h265.ts';
+import type { Publisher, Track } from '../plugin.ts';
+import { FormatError } from '../format/bytes.ts';
+import { parseRtp, type RtpPacket } from '../format/rtp/packet.ts';
+import { ReorderBuffer } from '../format/rtp/reorder.ts';
+import { PsDemuxer, type PsUnit } from '../format/ps.ts';
+import { TsDemuxer } from '../format/ts.ts';
+import type { CodecConfig } from '../codec/config.ts';
+import { parseAvcC, parseH264Sps } from '../codec/h264.ts';
+import { parseHvcC, parseH265Sps, H265_NAL_SPS } from '../codec/h265.ts';
 
 export type MediaTransport = 'udp' | 'tcp-passive' | 'tcp-active';
 
@@ -50,20 +53,27 @@ export class Rfc4571Parser {
   }
 }
 
-/** RTP/PS → Publisher. `getPublisher` is called once, when the first frame is ready. */
+/** RTP/PS or RTP/TS → Publisher. `getPublisher` is called once, when the first frame is ready. */
 export class RtpPsIngest {
   readonly stats: RtpIngestStats = { packets: 0, bytes: 0, badPackets: 0, lost: 0, frames: 0, psErrors: 0, ssrc: 0, firstPacketAt: 0 };
-  private readonly demux: PsDemuxer;
+  private readonly demux: { push(b: Uint8Array): void; flush?(): void; stats: { errors: number } };
   private readonly reorder: ReorderBuffer<RtpPacket> | null;
   private video: Track | null = null;
   private audio: Track | null = null;
   private videoConfig: CodecConfig | null = null;
-  private pending: PsUnit[] = [];
   /** Called on the first packet (to cancel a no-media timer). */
   onFirstPacket: (() => void) | null = null;
 
-  constructor(private readonly pub: Publisher, opts: { reorder?: number; expectSsrc?: number } = {}) {
-    this.demux = new PsDemuxer((u) => this.unit(u));
+  constructor(private readonly pub: Publisher, opts: { reorder?: number; container?: 'ps' | 'ts' } = {}) {
+    if (opts.container === 'ts') {
+      this.demux = new TsDemuxer((u) => {
+        const kind = u.codec === 'h264' || u.codec === 'h265' ? 'video' : u.codec === 'aac' ? 'audio' : null;
+        if (kind) this.unit({ kind, codec: u.codec as PsUnit['codec'], pts: u.pts, dts: u.dts, key: u.key, data: u.data, config: u.config });
+      });
+    } else {
+      const ps = new PsDemuxer((u) => this.unit(u));
+      this.demux = { push: (b) => ps.push(b), flush: () => ps.flush(), stats: ps.stats };
+    }
     this.reorder = opts.reorder ? new ReorderBuffer<RtpPacket>(opts.reorder) : null;
   }
 
@@ -90,7 +100,7 @@ export class RtpPsIngest {
 
   private payload(p: RtpPacket): void {
     this.demux.push(p.payload);
-    if (p.marker) this.demux.flush();
+    if (p.marker) this.demux.flush?.();
     this.stats.psErrors = this.demux.stats.errors;
   }
 
@@ -114,7 +124,7 @@ export class RtpPsIngest {
   }
 
   close(): void {
-    this.pending = [];
+    // nothing buffered beyond the demuxer
   }
 }
 
