@@ -12,5 +12,6 @@ import webrtc from './webrtc/index.ts';
 
 import gb28181 from './gb28181/index.ts';
 import rtpPlugin from './rtp/index.ts';
+import onvif from './onvif/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, gb28181, rtpPlugin, record, logrotate];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, gb28181, rtpPlugin, onvif, record, logrotate];

@@ -103,13 +103,16 @@ export default definePlugin({
     }
     let saveTimer: ReturnType<typeof setTimeout> | null = null;
     let saving: Promise<void> = Promise.resolve();
+    let dirty = false;
     const saveNow = () => {
-      if (!dataPath) return saving;
+      if (!dataPath || !dirty) return saving;
+      dirty = false;
       const text = JSON.stringify({ devices: [...devices.values()].map((d) => d.persisted()) }, null, 1);
       saving = saving.then(() => ctx.runtime.replaceFile(dataPath, text)).catch((err) => log.warn('gb28181: could not save devices', { file: dataPath, error: err }));
       return saving;
     };
     const save = () => {
+      dirty = true;
       if (!dataPath || saveTimer) return;
       saveTimer = setTimeout(() => { saveTimer = null; void saveNow(); }, 200);
     };
