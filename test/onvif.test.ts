@@ -6,58 +6,14 @@
 // Node pass only: runtime-independent interop.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
-import http from 'node:http';
-import { createHash } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import onvif from '../plugins/onvif/index.ts';
 import rtsp from '../plugins/rtsp/index.ts';
-import { ffmpegPath, start, startServer, until, type TestServer } from './helpers/media.ts';
+import { ffmpegPath, run, start, startServer, until, type TestServer } from './helpers/media.ts';
+import { camera, USER, PASS } from './helpers/onvif-camera.ts';
 
 const runtime = process.env.M7S_TEST_RUNTIME ?? 'node';
-const USER = 'admin', PASS = 'cam-secret';
-
-/** A minimal ONVIF camera: WS-Discovery over UDP, SOAP over HTTP with UsernameToken checks. */
-async function camera(rtspUri: () => string) {
-  const moves: string[] = [];
-  const tag = (xml: string, name: string) => new RegExp(`<(?:\\w+:)?${name}[^>]*>([^<]*)</(?:\\w+:)?${name}>`).exec(xml)?.[1] ?? '';
-  const env = (body: string) => `<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tptz="http://www.onvif.org/ver20/ptz/wsdl" xmlns:ter="http://www.onvif.org/ver10/error"><s:Body>${body}</s:Body></s:Envelope>`;
-  const server = http.createServer((req, res) => {
-    let data = '';
-    req.on('data', (d) => { data += d; });
-    req.on('end', () => {
-      const user = tag(data, 'Username'), pw = tag(data, 'Password'), nonce = tag(data, 'Nonce'), created = tag(data, 'Created');
-      const want = createHash('sha1').update(Buffer.concat([Buffer.from(nonce, 'base64'), Buffer.from(created), Buffer.from(PASS)])).digest('base64');
-      if (user !== USER || pw !== want) {
-        res.writeHead(400, { 'content-type': 'application/soap+xml' });
-        res.end(env('<s:Fault><s:Code><s:Value>s:Sender</s:Value><s:Subcode><s:Value>ter:NotAuthorized</s:Value></s:Subcode></s:Code><s:Reason><s:Text xml:lang="en">Sender not Authorized</s:Text></s:Reason></s:Fault>'));
-        return;
-      }
-      const xaddr = `http://127.0.0.1:${port}/onvif/device_service`;
-      let body = '';
-      if (data.includes('GetCapabilities>') || data.includes('GetCapabilities/>')) body = `<tds:GetCapabilitiesResponse><tds:Capabilities><tt:Media><tt:XAddr>${xaddr.replace('device_service', 'media_service')}</tt:XAddr></tt:Media><tt:PTZ><tt:XAddr>${xaddr.replace('device_service', 'ptz_service')}</tt:XAddr></tt:PTZ></tds:Capabilities></tds:GetCapabilitiesResponse>`;
-      else if (data.includes('GetProfiles')) body = '<trt:GetProfilesResponse><trt:Profiles token="main" fixed="true"><tt:Name>MainStream</tt:Name><tt:PTZConfiguration token="ptz0"><tt:Name>ptz</tt:Name></tt:PTZConfiguration></trt:Profiles><trt:Profiles token="sub"><tt:Name>SubStream</tt:Name></trt:Profiles></trt:GetProfilesResponse>';
-      else if (data.includes('GetStreamUri')) body = `<trt:GetStreamUriResponse><trt:MediaUri><tt:Uri>${rtspUri()}</tt:Uri><tt:InvalidAfterConnect>false</tt:InvalidAfterConnect></trt:MediaUri></trt:GetStreamUriResponse>`;
-      else if (data.includes('ContinuousMove')) {
-        moves.push(`move ${tag(data, 'ProfileToken')} ${/PanTilt x="([^"]*)" y="([^"]*)"/.exec(data)?.slice(1).join(',')} zoom ${/Zoom x="([^"]*)"/.exec(data)?.[1]} via ${req.url}`);
-        body = '<tptz:ContinuousMoveResponse/>';
-      } else if (data.includes('<tptz:Stop')) { moves.push(`stop ${tag(data, 'ProfileToken')}`); body = '<tptz:StopResponse/>'; }
-      else { res.writeHead(400); res.end(env('<s:Fault><s:Code><s:Value>s:Sender</s:Value></s:Code><s:Reason><s:Text>unknown action</s:Text></s:Reason></s:Fault>')); return; }
-      res.writeHead(200, { 'content-type': 'application/soap+xml' });
-      res.end(env(body));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as any).port;
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-  udp.on('message', (m, from) => {
-    const s = m.toString();
-    if (!s.includes('Probe>') || !s.includes('NetworkVideoTransmitter')) return;
-    const id = tag(s, 'MessageID');
-    udp.send(Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" xmlns:dn="http://www.onvif.org/ver10/network/wsdl"><SOAP-ENV:Header><wsa:MessageID>uuid:cam-1</wsa:MessageID><wsa:RelatesTo>${id}</wsa:RelatesTo><wsa:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To><wsa:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</wsa:Action></SOAP-ENV:Header><SOAP-ENV:Body><d:ProbeMatches><d:ProbeMatch><wsa:EndpointReference><wsa:Address>urn:uuid:1419d68a-1dd2-11b2-a105-000000000001</wsa:Address></wsa:EndpointReference><d:Types>dn:NetworkVideoTransmitter</d:Types><d:Scopes>onvif://www.onvif.org/name/SimCam onvif://www.onvif.org/hardware/Sim</d:Scopes><d:XAddrs>http://127.0.0.1:${port}/onvif/device_service</d:XAddrs><d:MetadataVersion>1</d:MetadataVersion></d:ProbeMatch></d:ProbeMatches></SOAP-ENV:Body></SOAP-ENV:Envelope>`), from.port, from.address);
-  });
-  return { port, udpPort: udp.address().port, moves, close: () => { server.close(); udp.close(); } };
-}
 
 describe('onvif: discovery, profiles, RTSP pull, PTZ', { skip: runtime === 'node' ? false : 'runtime-independent interop: Node pass only' }, () => {
   let s: TestServer;
@@ -107,5 +63,23 @@ describe('onvif: discovery, profiles, RTSP pull, PTZ', { skip: runtime === 'node
     assert.equal((await post('ptz/stop', { id: added.data.id })).code, 0);
     assert.deepEqual(cam.moves, ['move main 0.5,-0.25 zoom 0 via /onvif/ptz_service', 'stop main']);
     assert.equal((await post('ptz/move', { id: added.data.id, x: 5 })).status, 400);
+  });
+});
+
+// Multicast WS-Discovery needs a network where 239.255.255.250 stays local: a new network namespace
+// (unshare -n, root) with lo up and 224.0.0.0/4 routed to it, where test/helpers/onvif-netns.ts runs the
+// server and the camera (with periodic discovery, discoverinterval 1s).
+const netnsSkip = runtime !== 'node' ? 'runtime-independent interop: Node pass only'
+  : spawnSync('unshare', ['-n', 'true']).status !== 0 ? 'cannot create a network namespace here (unshare -n needs root)' : false;
+describe('onvif: multicast discovery in a network namespace', { skip: netnsSkip }, () => {
+  it('the camera in the namespace is found by the multicast probe and by periodic discovery', async () => {
+    const deno = existsSync('node_modules/.bin/deno') ? 'node_modules/.bin/deno' : 'deno';
+    const r = await run('unshare', ['-n', 'sh', '-c', `ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && exec ${deno} run -A --quiet test/helpers/onvif-netns.ts`], 60_000);
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(out.probe.length, 1, JSON.stringify(out));
+    assert.match(out.probe[0].xaddrs[0], /^http:\/\/127\.0\.0\.1:\d+\/onvif\/device_service$/);
+    assert.equal(out.periodic.length, 1, 'periodic discovery found it too');
+    assert.deepEqual(out.profiles, ['main', 'sub']);
   });
 });
