@@ -57,6 +57,7 @@ describe('gb28181: registration, catalog, keepalive, persistence', { skip: proce
     await a.open(); await b.open();
     assert.equal(await a.register(), 200);
     assert.deepEqual(a.statuses, [401, 200]);
+    assert.match(a.lastVia, /;rport=\d+;received=127\.0\.0\.1/, 'rport answered (RFC 3581)');
     assert.equal(await b.register(), 200);
     assert.deepEqual(b.statuses, [401, 200]);
     const bad = device(s, '34020000001320000009', 'udp', undefined, { password: 'wrong' });

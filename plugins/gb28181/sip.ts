@@ -111,7 +111,7 @@ export class SipEndpoint {
     const reply = (status: number, extra: [string, string][] = [], body?: Uint8Array) => {
       if (answered && status >= 200) return;
       if (status >= 200) answered = true;
-      const res = this.response(m, status, extra, body);
+      const res = this.response(m, status, extra, body, from);
       const bytes = serializeSip(res);
       if (status >= 200) this.server.answered(m, bytes);
       this.sendBytes(bytes, from);
@@ -136,13 +136,17 @@ export class SipEndpoint {
   }
 
   /** A response to `req` (Via, From, To, Call-ID, CSeq copied; To tag added for final responses). */
-  response(req: SipMessage, status: number, extra: [string, string][] = [], body?: Uint8Array): SipMessage {
+  response(req: SipMessage, status: number, extra: [string, string][] = [], body?: Uint8Array, from?: SipTarget): SipMessage {
     const headers: [string, string][] = [];
+    let first = true;
     for (const [k, v] of req.headers) {
       const n = k.toLowerCase();
       if (n === 'via') {
-        // rport (RFC 3581): tell the device which address and port we saw.
-        headers.push([k, v]);
+        // rport (RFC 3581): tell a device behind NAT which address and port we saw on its top Via.
+        if (first && from?.kind === 'udp' && /;\s*rport\s*(?=;|$|,)/i.test(v.split(',')[0]!)) {
+          headers.push([k, v.replace(/;\s*rport\s*(?=;|$|,)/i, `;rport=${from.port};received=${from.address}`)]);
+        } else headers.push([k, v]);
+        first = false;
       } else if (n === 'from' || n === 'call-id' || n === 'cseq') headers.push([k, v]);
       else if (n === 'to') headers.push([k, status > 100 && !/;\s*tag=/i.test(v) ? `${v};tag=${this.toTag(req)}` : v]);
     }

@@ -172,6 +172,8 @@ export class GbDevice {
   /** Frames sent per answered INVITE, in order. */
   readonly callFrames: number[] = [];
   lastStatus = 0;
+  /** Top Via of the last response (rport/received as the server filled them). */
+  lastVia = '';
   statuses: number[] = [];
   private udp: dgram.Socket | null = null;
   private tcp: net.Socket | null = null;
@@ -276,7 +278,7 @@ export class GbDevice {
       const cseq = (hdr(m, 'CSeq') ?? '').split(' ')[0];
       const key = `${hdr(m, 'Call-ID')}|${cseq}`;
       const w = this.waiters.get(key);
-      if (w && statusOf(m) >= 200) { this.waiters.delete(key); w(m); }
+      if (w && statusOf(m) >= 200) { this.lastVia = hdr(m, 'Via') ?? ''; this.waiters.delete(key); w(m); }
       return;
     }
     const method = m.first.split(' ')[0]!;
