@@ -12,5 +12,8 @@ import webrtc from './webrtc/index.ts';
 import cascade from './cascade/index.ts';
 import snap from './snap/index.ts';
 import transcode from './transcode/index.ts';
+import gb28181 from './gb28181/index.ts';
+import rtpPlugin from './rtp/index.ts';
+import onvif from './onvif/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate, cascade, snap, transcode];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, gb28181, rtpPlugin, onvif, record, logrotate, cascade, snap, transcode];

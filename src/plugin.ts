@@ -163,6 +163,11 @@ export interface PluginContext<C = Record<string, any>> {
 
   /** This plugin can pull `url` into `streamPath`: used for `onsub.pull` (on demand) and `pull` (at start). */
   registerPuller(fn: PullFn): void;
+  /**
+   * Start a pull through another plugin's puller (ONVIF → rtsp): the same call that plugin's `pull:` map
+   * makes. Throws when that plugin is not running or does not pull.
+   */
+  pullWith(plugin: string, streamPath: string, url: string): Promise<void>;
   /** This plugin can push a stream to a URL: used for `onpub.push`. */
   registerPusher(fn: PublishActionFn): void;
   /** This plugin records streams: used for `onpub.record`. */

@@ -439,6 +439,11 @@ export class Server {
       subscribe: (path, o) => this.engine.subscribe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       describe: (path, o = {}) => this.engine.describe(path, { ...o, protocol: o.protocol ?? def.name, config: o.config ?? config.subscribe }),
       registerPuller: (fn) => { pr.puller = fn; this.applyRegistries(pr); },
+      pullWith: async (plugin, streamPath, url) => {
+        const other = this.plugins.find((p) => p.def.name === plugin && p.state.enabled);
+        if (!other?.puller) throw new Error(`plugin ${plugin} is not running or cannot pull`);
+        await other.puller({ streamPath, url, args: {} });
+      },
       registerPusher: (fn) => { pr.pusher = fn; this.applyRegistries(pr); },
       registerRecorder: (fn) => { pr.recorder = fn; this.applyRegistries(pr); },
       onConfigChange: (fn) => { pr.changeFns.push(fn); },

@@ -13,6 +13,7 @@
 // AudioSpecificConfig; bare Opus packets). Timestamps are 90 kHz, unwrapped past the 33-bit rollover.
 
 import { FormatError } from './bytes.ts';
+import { readPesTs, writePesTs } from './pes.ts';
 import type { CodecConfig } from '../codec/config.ts';
 import { accessUnitFromNalus } from '../codec/access-unit.ts';
 import {
@@ -412,26 +413,6 @@ export class TsMuxer {
     if (withDts) writePesTs(out, h + 14, 1, dts);
     return new PesWriter(out, firstStart + hdrLen, lastStart, count);
   }
-}
-
-/** A PES timestamp: 4-bit prefix, then 33 bits in 3 marker-separated pieces. */
-function writePesTs(b: Uint8Array, p: number, prefix: number, v: number): void {
-  const top = Math.floor(v / 2 ** 30) & 7;
-  b[p] = (prefix << 4) | (top << 1) | 1;
-  const mid = (v >>> 15) & 0x7fff;
-  b[p + 1] = mid >> 7;
-  b[p + 2] = ((mid & 0x7f) << 1) | 1;
-  const low = v & 0x7fff;
-  b[p + 3] = low >> 7;
-  b[p + 4] = ((low & 0x7f) << 1) | 1;
-}
-
-function readPesTs(b: Uint8Array, p: number): number {
-  return (
-    ((b[p]! >> 1) & 7) * 2 ** 30 +
-    ((b[p + 1]! << 7) | (b[p + 2]! >> 1)) * 2 ** 15 +
-    ((b[p + 3]! << 7) | (b[p + 4]! >> 1))
-  );
 }
 
 /** opus_control_header: 0x7FE0 prefix (no trim flags, no extension), then au_size in 255-steps. */
