@@ -157,15 +157,15 @@ describe('B-frame sources (x264 -bf 3, 2 s GOP, AAC): every output keeps decode 
       await midGop(path);
       const wsFile = join(dir, `ws-${how}.flv`);
       const catchup = new Set(['RTMP', 'HTTP-FLV', 'WS-FLV']);
-      const all = await Promise.all([
+      const all = await Promise.all(([
         ['RTMP', `rtmp://127.0.0.1:${S.port('rtmp', 'tcp')}/${path}`, secs],
         ['HTTP-FLV', `${S.http}/flv/${path}.flv`, secs],
         ['WS-FLV', wsFile, secs],
         ['HLS TS', hlsUrls[0], secs + 4], ['HLS fMP4', hlsUrls[1], secs + 4], ['LL-HLS', hlsUrls[2], secs + 4],
         ['/mp4/', `${S.http}/mp4/${path}.mp4`, secs + 4],
-      ].map(async ([name, url, sec]) => {
+      ] as [string, string, number][]).map(async ([name, url, sec]) => {
         if (name === 'WS-FLV') await wsFlvFile(`${S.http.replace('http', 'ws')}/flv/${path}.flv`, wsFile, secs);
-        return [name, checkOrder(await videoPackets(url as string, sec as number), enc, `${how} → ${name}`)] as const;
+        return [name, checkOrder(await videoPackets(url, sec), enc, `${how} → ${name}`)] as const;
       }));
       for (const [name, r] of all) {
         results[name] = r;
