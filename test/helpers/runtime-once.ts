@@ -12,7 +12,8 @@
 //   describe('…', nodeOnly('ffprobe checks the order; RTMP/FLV/HLS run on every runtime in rtmp/flv/hls tests'), () => …)
 //   it('…', nodeOnly('…'), async () => …)
 // Put it on the describe when its before() is costly (a skipped test still runs its suite's hooks).
-// The reason is printed in each runtime's skip line, so a reader of the Bun/Deno output sees why.
+// Bun lists such a test as (skip) and Deno as ignored (neither prints the reason, so it is written here, at
+// the test); Bun does not count a skipped describe in its skip total.
 
 import { detectRuntime, type RuntimeName } from '../../adapters/current.ts';
 
