@@ -22,6 +22,10 @@ import { DtsExtractor } from '../src/codec/dts.ts';
 import { h264AacFrames, h265Frames, tempDir } from './helpers/frames.ts';
 import { captureRtp } from './helpers/rtp.ts';
 import { ffmpegPath, ffprobePath, run } from './helpers/media.ts';
+import { nodeOnly } from './helpers/runtime-once.ts';
+
+/** ffmpeg's RTP output and x264/x265's frame order, read by src/format and src/codec: no runtime in it. */
+const ONCE = nodeOnly('ffmpeg output read by src/format/rtp and src/codec; RTP over each runtime\'s UDP runs in the rtsp tests');
 
 /** Run `fn` with a temporary directory that is removed afterwards. */
 async function withDir(fn: (dir: ReturnType<typeof tempDir>) => Promise<void>): Promise<void> {
@@ -246,7 +250,7 @@ test('G.711 packetizer splits at the MTU with per-sample timestamps; the depacke
 // ---------------------------------------------------------------------------------------------------
 // Real ffmpeg RTP output
 
-test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal the source frames, RTCP SRs parse', () => withDir(async (dir) => {
+test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal the source frames, RTCP SRs parse', ONCE, () => withDir(async (dir) => {
     const media = await h264AacFrames(dir.dir, 3);
     const cap = await captureRtp(['-re', '-i', dir.file('src.flv')], [['-map', '0:v', '-c', 'copy'], ['-map', '0:a', '-c', 'copy']]);
     const tracks = sdpTracks(parseSdp(cap.sdp));
@@ -278,7 +282,7 @@ test('ffmpeg -f rtp H.264 + AAC (mpeg4-generic): SDP, depacketized frames equal 
     assert.ok(stamped.filter((s, i) => s.dts - src[i]!.dts === dOff).length >= stamped.length - 3, 'dts follow the source dts');
 }));
 
-test('ffmpeg -f rtp H.265 (in-band parameter sets) depacketizes to the source access units', () => withDir(async (dir) => {
+test('ffmpeg -f rtp H.265 (in-band parameter sets) depacketizes to the source access units', ONCE, () => withDir(async (dir) => {
     const media = await h265Frames(dir.dir, 2);
     const cap = await captureRtp(['-re', '-f', 'hevc', '-i', dir.file('src.hevc')], [['-c', 'copy']]);
     const [t] = sdpTracks(parseSdp(cap.sdp));
@@ -289,7 +293,7 @@ test('ffmpeg -f rtp H.265 (in-band parameter sets) depacketizes to the source ac
     assert.ok(frames[0]!.key && frames[0]!.config?.codec === 'h265');
 }));
 
-test('ffmpeg -f rtp MP4A-LATM (-rtpflags latm) depacketizes to the same AAC frames as mpeg4-generic', () => withDir(async (dir) => {
+test('ffmpeg -f rtp MP4A-LATM (-rtpflags latm) depacketizes to the same AAC frames as mpeg4-generic', ONCE, () => withDir(async (dir) => {
     const media = await h264AacFrames(dir.dir, 2);
     const cap = await captureRtp(['-re', '-i', dir.file('src.flv')], [['-map', '0:a', '-c', 'copy', '-rtpflags', 'latm']]);
     const [t] = sdpTracks(parseSdp(cap.sdp));
@@ -301,7 +305,7 @@ test('ffmpeg -f rtp MP4A-LATM (-rtpflags latm) depacketizes to the same AAC fram
     frames.forEach((f, i) => assert.ok(bytesEqual(f.data, media.audio!.frames[i]!.data), `frame ${i}`));
 }));
 
-test('ffmpeg -f rtp PCMA / PCMU / Opus: payload bytes equal ffmpeg\'s raw encoding; Opus packets are whole', () => withDir(async (dir) => {
+test('ffmpeg -f rtp PCMA / PCMU / Opus: payload bytes equal ffmpeg\'s raw encoding; Opus packets are whole', ONCE, () => withDir(async (dir) => {
     const src = ['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=8000:duration=1'];
     for (const [codec, raw] of [['pcm_alaw', 'alaw'], ['pcm_mulaw', 'mulaw']] as const) {
       const r = await run(ffmpegPath, ['-v', 'error', '-y', ...src, '-c:a', codec, '-f', raw, dir.file('ref')]);
@@ -327,7 +331,7 @@ test('ffmpeg -f rtp PCMA / PCMU / Opus: payload bytes equal ffmpeg\'s raw encodi
     for (let i = 1; i < frames.length; i++) assert.equal((frames[i]!.timestamp - frames[i - 1]!.timestamp) >>> 0, opusPacketSamples(frames[i - 1]!.data));
 }));
 
-test('ffmpeg -f rtp_mpegts (MP2T): the TS demuxer gets every access unit', () => withDir(async (dir) => {
+test('ffmpeg -f rtp_mpegts (MP2T): the TS demuxer gets every access unit', ONCE, () => withDir(async (dir) => {
     const media = await h264AacFrames(dir.dir, 2);
     const socksCap = await captureMp2t(dir.file('src.flv'));
     const d = new Mp2tDepacketizer();
@@ -388,7 +392,7 @@ test('timeline: 32-bit wrap, random bases, first packets aligned, then SR NTP al
   assert.equal(tl.resyncs, 1);
 });
 
-test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', () => withDir(async (dir) => {
+test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', ONCE, () => withDir(async (dir) => {
     for (const [bf, pyramid] of [[3, 'normal'], [3, 'none'], [1, 'none']] as const) {
       const file = dir.file(`bf${bf}.flv`);
       const r = await run(ffmpegPath, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '8', '-c:v', 'libx264',
@@ -427,7 +431,7 @@ test('DTS extractor: libx264 -bf 3 (b-pyramid) pts -> dts rises strictly, pts >=
     }
 }));
 
-test('DTS extractor: libx265 bframes=3 (via MPEG-TS, whose dts ffmpeg wrote) rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', () => withDir(async (dir) => {
+test('DTS extractor: libx265 bframes=3 (via MPEG-TS, whose dts ffmpeg wrote) rises strictly, pts >= dts, equals ffmpeg\'s dts up to a constant', ONCE, () => withDir(async (dir) => {
     const file = dir.file('x265.ts');
     const r = await run(ffmpegPath, ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=25', '-t', '6', '-c:v', 'libx265',
       '-preset', 'fast', '-x265-params', 'bframes=3:keyint=50:log-level=error', '-pix_fmt', 'yuv420p', '-f', 'mpegts', file]);

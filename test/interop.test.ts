@@ -7,6 +7,7 @@ import { FlvDemuxer, parseVideoTagBody } from '../src/format/flv.ts';
 import { parseHvcC } from '../src/codec/h265.ts';
 import { ffmpegPath, ffprobe, sleep, start, startServer, testSourceArgs, until, videoLoss, type TestServer } from './helpers/media.ts';
 import { h265Frames, tempDir } from './helpers/frames.ts';
+import { nodeOnly } from './helpers/runtime-once.ts';
 
 const servers: TestServer[] = [];
 const procs: { kill(): Promise<void> }[] = [];
@@ -32,7 +33,8 @@ function assertMonotonic(list: { dts: number }[], what: string) {
 }
 
 describe('interop: RTMP in, HTTP-FLV out', () => {
-  it('ffmpeg publishes over RTMP; ffprobe reads HTTP-FLV: codecs, size, rate, frame count within 2 %, monotonic', async () => {
+  it('ffmpeg publishes over RTMP; ffprobe reads HTTP-FLV: codecs, size, rate, frame count within 2 %, monotonic',
+    nodeOnly('RTMP to HTTP-FLV is plugins/ code; each runtime runs RTMP ingest and HTTP-FLV play end to end, with the same checks, in the rtmp and flv tests'), async () => {
     const s = await server();
     const pub = start(ffmpegPath, [...testSourceArgs({ seconds: 40 }), '-f', 'flv', `rtmp://127.0.0.1:${s.port('rtmp', 'tcp')}/live/interop`]);
     procs.push(pub);

@@ -133,7 +133,8 @@ describe('mp4 plugin', () => {
   });
 
   it('unknown stream → 404 JSON', async () => {
-    const r = await fetch(`${S.http}/mp4/live/nope.mp4`);
+    // A short wait for the publisher (default waittimeout 10 s: the 404 is the same, only later).
+    const r = await fetch(`${S.http}/mp4/live/nope.mp4?waittimeout=300ms`);
     assert.equal(r.status, 404);
     const j = await r.json();
     assert.ok(j.code !== 0);

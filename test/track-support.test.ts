@@ -15,6 +15,7 @@ import { codecStringOf } from '../src/codec/codec-string.ts';
 import { Logger } from '../src/log.ts';
 import { Server } from '../src/server.ts';
 import { ffmpegPath, sleep, start, testSourceArgs, until } from './helpers/media.ts';
+import { nodeOnly } from './helpers/runtime-once.ts';
 
 /** The test source with another audio encoder (`-c:a aac -b:a 64k` replaced). */
 function sourceWith(audio: string[], seconds = 40): string[] {
@@ -23,7 +24,7 @@ function sourceWith(audio: string[], seconds = 40): string[] {
   return [...a.slice(0, i), ...audio];
 }
 
-describe('tracks a format cannot carry', () => {
+describe('tracks a format cannot carry', nodeOnly('codec strings and what is logged are plugins/ code; ffmpeg is the source'), () => {
   let server: Server;
   let base = '';
   const lines: string[] = [];
