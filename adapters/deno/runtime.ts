@@ -9,6 +9,7 @@ import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { openWebSockets, serveGuarded } from './serve-guarded.ts';
+import { denoRecvBuffer } from './udp-rcvbuf.ts';
 
 /** The slice of Deno's API used here (this file is type-checked without Deno's types). */
 interface DenoHttpServer {
@@ -101,7 +102,9 @@ export const denoRuntime: Runtime = {
   copySharedBody: true,
   listenTcp,
   connectTcp,
-  bindUdp,
+  // node:dgram, with the receive buffer set for real (Deno's setRecvBufferSize is a no-op; see
+  // udp-rcvbuf.ts) and sends serialized (Deno's complete out of order; see UdpQuirks in ../node/net.ts).
+  bindUdp: (opts) => bindUdp(opts, { rcvbuf: denoRecvBuffer, serialSend: true }),
   // Our own accept loop with limits (issue 9, fault 7); Deno.serve where Deno.serveHttp is gone.
   serveHttp: typeof (globalThis as unknown as { Deno: { serveHttp?: unknown } }).Deno.serveHttp === 'function' ? serveGuarded : serveHttpUnguarded,
   upgradeWebSocket,
