@@ -93,13 +93,16 @@ describe('rtsp: UDP multicast play (ffmpeg, ffprobe, GStreamer in a network name
       await until(async () => s.server.engine.streams.get('live/mc')?.tracks.length === 2, 20_000, 'publisher');
       await sleep(500);
       const url = `${s.rtsp}/live/mc`;
-      let maxViewers = 0, streamsSeen = 0, groupsSeen: string[] = [];
+      let maxViewers = 0, streamsSeen = 0, groupsSeen: string[] = [], subsAtMax = 0;
       let polling = true;
       const poll = (async () => {
         while (polling) {
           const info = await multicastInfo().catch(() => []);
           const st = info.find((x) => x.stream === 'live/mc');
-          if (st && st.viewers > maxViewers) { maxViewers = st.viewers; groupsSeen = st.groups.map((g: any) => g.address); }
+          const subs = s.server.engine.streams.get('live/mc')?.subscribers.size ?? 0;
+          // Both counts of one moment: the viewers did not change around the subscriber count.
+          const again = (await multicastInfo().catch(() => [])).find((x) => x.stream === 'live/mc');
+          if (st && again?.viewers === st.viewers && st.viewers > maxViewers && st.sending) { maxViewers = st.viewers; subsAtMax = subs; groupsSeen = st.groups.map((g: any) => g.address); }
           streamsSeen = Math.max(streamsSeen, info.length);
           await sleep(300);
         }
@@ -156,6 +159,8 @@ describe('rtsp: UDP multicast play (ffmpeg, ffprobe, GStreamer in a network name
       // One sender for every viewer: one stream entry, one group per track, all viewers on it.
       assert.ok(maxViewers >= 2, `viewers sharing the groups at once: ${maxViewers}`);
       assert.equal(streamsSeen, 1, 'one multicast sender');
+      // Engine subscribers then: each viewer's own (sends nothing) plus the one sender.
+      assert.equal(subsAtMax, maxViewers + 1, `subscribers ${subsAtMax} with ${maxViewers} multicast viewers: one sender for all`);
       assert.equal(groupsSeen.length, 2, 'a group per track');
       assert.notEqual(groupsSeen[0], groupsSeen[1]);
       const r = parseMulticastRange(range);
