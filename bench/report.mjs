@@ -128,7 +128,38 @@ export function cpuChart(rows) {
   return parts.join('\n') + '\n';
 }
 
-export function markdown(runs, merged) {
+/**
+ * Runs made with --by-n (method.byN): protocols measured back to back at each N, usually on a machine
+ * busy with other work. Shown on their own, with each protocol's CPU and RSS as a ratio of the first
+ * protocol's at the same N (the ratio is the figure such a run is for; the absolute numbers are noisy).
+ */
+function pairedSection(runs) {
+  const out = ['## Paired runs (protocols back to back, loaded machine)', '',
+    'Each N measured for every protocol one right after the other (`bench/run.mjs --by-n`), on a shared machine where other work ran at the same time: † and "core busy" show how busy the server\'s core was overall. Compare within a run and an N (the ratio columns: this protocol ÷ the first one), not with the tables above.', ''];
+  for (const run of runs) {
+    const m = run.machine;
+    out.push(`### ${run.date}`, '', `\`${run.command}\` — ${m.nproc} × ${m.cpu}, Linux ${m.kernel}, Node ${m.node}, m7s ${m.m7s} (${m.m7sCommit})${run.method.note ? '. ' + run.method.note : ''}.`, '',
+      '| server | protocol | N | CPU % | RSS MB | CPU ÷ first | RSS ÷ first | server core busy % | load-gen CPU % (core 1 busy %) | median kb/s per player | latency p50 / p99 ms | players ok |',
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    const ns = [...new Set(run.rows.map((r) => r.n))];
+    for (const n of ns) {
+      const rows = run.rows.filter((r) => r.n === n);
+      const base = rows.find((r) => r.ok);
+      for (const r of rows) {
+        if (!r.ok) { out.push(`| ${r.label} | ${PROTO_NAMES[r.proto]} | ${n} | failed: ${r.error} | | | | | | | | |`); continue; }
+        const ratio = (a, b) => (a && b ? (a / b).toFixed(2) : '–');
+        const loadGen = (r.load.publisherPct ?? 0) + (r.load.playersPct ?? 0);
+        out.push(`| ${r.label} | ${PROTO_NAMES[r.proto]} | ${n} | ${f(r.serverCpu.pct)}${r.serverCoreNoisy ? ' †' : ''} | ${f(r.rssMB, 0)} | ${ratio(r.serverCpu.pct, base.serverCpu.pct)} | ${ratio(r.rssMB, base.rssMB)} | ${f(r.serverCoreBusyPct, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${r.loadLimited ? ' **load-limited**' : ''} | ${f(r.kbpsMedian, 0)} | ${f(r.latency.p50)} / ${f(r.latency.p99)} | ${r.players.ok}/${r.n} |`);
+      }
+    }
+    out.push('');
+  }
+  return out;
+}
+
+export function markdown(allRuns, merged) {
+  const runs = allRuns.filter((r) => !r.method?.byN);
+  const paired = allRuns.filter((r) => r.method?.byN);
   const last = runs[runs.length - 1];
   const m = last.machine, me = last.method;
   const protos = ['rtmp', 'flv', 'ws', 'rtsp'].filter((p) => merged.rows.some((r) => r.proto === p));
@@ -173,6 +204,7 @@ export function markdown(runs, merged) {
       `Kernel buffers: the slow player\'s small MSS and receive window are what a WAN viewer has, but the server\'s kernel send buffer grows with its congestion window. With TCP congestion control reno/cubic it stays moderate while the receiver\'s window is the limit (cwnd stops at about twice the segments the 64 KiB window lets out; 0.3–0.5 MB queued in the kernel for m7s), so the server sees the backpressure within a few seconds, as it would on a WAN path; with BBR on loopback (µs round trips) Linux grows it to 1–2.6 MB, and the slow player then reads data tens of seconds old whatever the server does. ${sm.netns ? `These rows ran in a private network namespace with congestion control ${sm.netns} (bench/run.mjs --netns ${sm.netns}).` : 'These rows ran with the machine\'s default congestion control (bench/run.mjs --netns reno gives the WAN-like case).'} The server-side columns and the others\' latency are the figures to compare.`,
       '', slowTable(merged.slow), '');
   }
+  if (paired.length) lines.push(...pairedSection(paired));
   if (merged.failed.length) {
     lines.push('## Not measured', '');
     for (const r of merged.failed) lines.push(`- ${r.label}, ${PROTO_NAMES[r.proto]}, N=${r.n}${r.slow ? ' (with the slow player)' : ''}: ${r.error}`);
@@ -187,7 +219,7 @@ export const KEEP_MARKER = '<!-- Hand-written below (kept by bench/report.mjs): 
 export function writeReport(root) {
   const runs = loadResults(root);
   if (!runs.length) return [];
-  const merged = mergeRows(runs);
+  const merged = mergeRows(runs.filter((r) => !r.method?.byN));
   const md = join(root, 'docs/BENCHMARKS.md'), svg = join(root, 'docs/bench-cpu.svg');
   // Sections measured by other scripts (bench/latency.mjs) sit after KEEP_MARKER and are kept as they are.
   let kept = '';

@@ -4,7 +4,7 @@
 //   node bench/run.mjs [--n 10,100,1000] [--proto rtmp,flv,ws,rtsp] [--seconds 15] [--warmup 4]
 //                      [--servers m7s-node,m7s-bun,m7s-deno,nms,nginx] [--quick] [--no-report]
 //                      [--edge-ms 100] [--slow [--slow-kbps 220] [--slow-lead 20]]
-//                      [--rtmp-port 19355] [--http-port 18085] [--rtsp-port 18555] [--netns reno]
+//                      [--rtmp-port 19355] [--http-port 18085] [--rtsp-port 18555] [--netns reno] [--by-n]
 //
 // rtsp rows: the same RTMP publisher, N RTSP players over TCP interleaved (bench/load/rtsp.mjs); m7s only.
 //
@@ -76,7 +76,7 @@ const { values: args } = parseArgs({
     slow: { type: 'boolean', default: false }, 'slow-kbps': { type: 'string', default: '220' },
     'slow-lead': { type: 'string', default: '20' },
     'rtmp-port': { type: 'string', default: '19355' }, 'http-port': { type: 'string', default: '18085' }, 'rtsp-port': { type: 'string', default: '18555' },
-    netns: { type: 'string' },
+    netns: { type: 'string' }, 'by-n': { type: 'boolean', default: false },
   },
 });
 if (args.netns !== undefined && process.env.M7S_BENCH_NETNS !== args.netns) {
@@ -564,30 +564,34 @@ function report(row) {
     (row.slowImpact ? ` | others p50 ${fmt(row.slowImpact.baseP50)} -> ${fmt(row.latency.p50)} (${fmt(row.slowImpact.p50DeltaMs, 1)}), p99 ${fmt(row.slowImpact.baseP99)} -> ${fmt(row.latency.p99)} (${fmt(row.slowImpact.p99DeltaMs, 1)}) ms` : ''));
 }
 
+// --by-n: for each N, every protocol back to back (rtmp N=10, rtsp N=10, rtmp N=100, ...), so that rows
+// compared at one N are measured close together on a machine whose background load drifts. Such a run
+// is a paired comparison: bench/report.mjs shows it on its own with ratios, out of the main tables.
+const combos = [];
 for (const id of runnable) {
-  for (const proto of PROTOS) {
-    if (!SERVERS[id].protos.includes(proto)) { log(`skip ${id} ${proto}: not supported by this server`); continue; }
-    for (const n of NS) {
-      // With --slow: the usual row first, then the same with the slow player; both poll m7s's API.
-      const sampleApi = args.slow && id.startsWith('m7s-');
-      const row = await measure(id, proto, n, tmp, { sampleApi });
-      rows.push(row);
-      report(row);
-      if (!args.slow) continue;
-      const withSlow = await measure(id, proto, n, tmp, { slow: true, sampleApi });
-      if (row.ok && withSlow.ok) {
-        const d = (k) => (row.latency[k] !== null && withSlow.latency[k] !== null ? withSlow.latency[k] - row.latency[k] : null);
-        withSlow.slowImpact = { p50DeltaMs: d('p50'), p99DeltaMs: d('p99'), baseP50: row.latency.p50, baseP99: row.latency.p99 };
-      }
-      rows.push(withSlow);
-      report(withSlow);
-    }
+  if (args['by-n']) { for (const n of NS) for (const proto of PROTOS) combos.push([id, proto, n]); }
+  else for (const proto of PROTOS) for (const n of NS) combos.push([id, proto, n]);
+}
+for (const [id, proto, n] of combos) {
+  if (!SERVERS[id].protos.includes(proto)) { log(`skip ${id} ${proto} N=${n}: not supported by this server`); continue; }
+  // With --slow: the usual row first, then the same with the slow player; both poll m7s's API.
+  const sampleApi = args.slow && id.startsWith('m7s-');
+  const row = await measure(id, proto, n, tmp, { sampleApi });
+  rows.push(row);
+  report(row);
+  if (!args.slow) continue;
+  const withSlow = await measure(id, proto, n, tmp, { slow: true, sampleApi });
+  if (row.ok && withSlow.ok) {
+    const d = (k) => (row.latency[k] !== null && withSlow.latency[k] !== null ? withSlow.latency[k] - row.latency[k] : null);
+    withSlow.slowImpact = { p50DeltaMs: d('p50'), p99DeltaMs: d('p99'), baseP50: row.latency.p50, baseP99: row.latency.p99 };
   }
+  rows.push(withSlow);
+  report(withSlow);
 }
 
 const out = { date: started.toISOString(), command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(), machine: info,
   method: { serverCore: SERVER_CORE, loadCore: LOAD_CORE, seconds: SECONDS, warmup: WARMUP, loadLimitPct: LOAD_LIMIT, edgeMs: EDGE_MS,
-    ...(args.netns !== undefined ? { netns: args.netns } : {}),
+    ...(args.netns !== undefined ? { netns: args.netns } : {}), ...(args['by-n'] ? { byN: true } : {}),
     ...(args.slow ? { slowKbps: SLOW_KBPS, slowLead: SLOW_LEAD } : {}) }, rows };
 const resultsDir = join(ROOT, 'bench/results', args.quick ? 'quick' : '');
 mkdirSync(resultsDir, { recursive: true });

@@ -10,6 +10,7 @@ import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { openWebSockets, serveGuarded } from './serve-guarded.ts';
 import { nodeRuntime } from '../node/runtime.ts';
+import { denoRecvBuffer } from './udp-rcvbuf.ts';
 
 /** The slice of Deno's API used here (this file is type-checked without Deno's types). */
 interface DenoHttpServer {
@@ -123,7 +124,9 @@ export const denoRuntime: Runtime = {
   copySharedBody: true,
   listenTcp,
   connectTcp,
-  bindUdp,
+  // node:dgram, with the receive buffer set for real (Deno's setRecvBufferSize is a no-op; see
+  // udp-rcvbuf.ts) and sends serialized (Deno's complete out of order; see UdpQuirks in ../node/net.ts).
+  bindUdp: (opts) => bindUdp(opts, { rcvbuf: denoRecvBuffer, serialSend: true }),
   serveHttp,
   upgradeWebSocket,
   // Only for node:http requests; undefined for Deno's own server (a ReadableStream body, copied).

@@ -24,6 +24,7 @@ import { RtpIngest } from './ingest.ts';
 import { rtpCanCarry, sdpForStream } from './packets.ts';
 import { RtspSession } from './session.ts';
 import { RtpPlaySink, type RtpTransport } from './sink.ts';
+import type { MulticastSenders } from './multicast.ts';
 
 export interface ServerEnv {
   ctx: PluginContext<any>;
@@ -35,6 +36,8 @@ export interface ServerEnv {
   /** Shared UDP listeners (null: UDP transport off). */
   rtp: UdpDemux | null;
   rtcp: UdpDemux | null;
+  /** Multicast play (null: multicastiprange is empty). */
+  multicast: MulticastSenders | null;
   sessions: Map<string, RtspSession>;
 }
 
@@ -403,7 +406,19 @@ export class RtspServerConn implements RtpTransport {
         chosen = t;
         break;
       }
-      if (t.cast === 'multicast' || !t.clientPort || !this.env.rtp || !this.env.rtcp) continue;
+      if (t.cast === 'multicast') {
+        const mc = this.env.multicast;
+        if (!mc || s.mode !== 'play' || (s.transport && s.transport !== 'multicast')) continue;
+        const track = s.playTracks[index]!;
+        const path = s.path, sess = s;
+        const g = mc.join(path, track, sess);
+        if (!g) throw new ReplyError(453, 'every multicast address of multicastiprange is in use');
+        s.setups.set(index, { index, control, out: { kind: 'multicast', ...g }, unregister: [() => mc.release(path, sess)] });
+        reply = formatTransport({ protocol: 'RTP/AVP', cast: 'multicast', destination: g.address, port: [g.rtpPort, g.rtcpPort], ttl: g.ttl, mode: t.mode });
+        chosen = t;
+        break;
+      }
+      if (!t.clientPort || !this.env.rtp || !this.env.rtcp) continue;
       if (s.transport === 'tcp') continue;
       const address = this.conn.remoteAddress;
       const [rtpPort, rtcpPort] = t.clientPort;
@@ -458,6 +473,8 @@ export class RtspServerConn implements RtpTransport {
     });
     s.sink = sink;
     try {
+      if (s.transport === 'multicast') await this.env.multicast!.start(s.path, s.args);
+      if (s.closed || s.sink !== sink) { sink.dispose(); return { headers: {} }; }
       const sub = await this.env.ctx.subscribe(s.path, { remote: this.remote, args: s.args, sink });
       if (s.closed || s.sink !== sink) { sink.dispose(); sub.close(s.closeReason || 'session closed'); return answered ? null : { headers: {} }; }
       s.sub = sub;

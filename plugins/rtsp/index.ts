@@ -6,7 +6,7 @@
 //   pull:  rtsp: { pull: { live/cam: rtsp://user:pass@camera/stream1 } }
 //   push:  rtsp: { onpub: { push: { "live/(.+)": rtsp://other:8554/live/$1 } } }
 //   API:   POST /rtsp/api/pull {streamPath,url,transport?}, POST /rtsp/api/push {streamPath,url,transport?},
-//          GET /rtsp/api/list, POST /rtsp/api/stop/:id
+//          GET /rtsp/api/list, POST /rtsp/api/stop/:id, GET /rtsp/api/multicast
 // See docs/plugins/rtsp.md.
 
 import { t } from '../../src/config/schema.ts';
@@ -16,6 +16,7 @@ import { UdpDemux } from '../../src/net/udp.ts';
 import { RtspServerConn, type ServerEnv } from './conn.ts';
 import type { RtspSession } from './session.ts';
 import { type ClientEnv, parseClientUrl, RtspJob } from './client.ts';
+import { MulticastSenders } from './multicast.ts';
 
 export default definePlugin({
   name: 'rtsp',
@@ -30,6 +31,17 @@ export default definePlugin({
     /** The shared UDP listeners for RTP and RTCP (UDP transport); empty = UDP off (TCP interleaved only). */
     udpaddr: ':8000',
     rtcpaddr: ':8001',
+    /**
+     * Multicast play (Transport: RTP/AVP;multicast), MediaMTX's names lower-cased: each stream track a
+     * viewer sets up gets a group from this IPv4 range (inside 224.0.0.0/4; empty = multicast off), sent
+     * to on these ports (RTCP = RTP + 1 for ffmpeg), with this TTL, out of the interface with this
+     * address (empty = the kernel's route for the group).
+     */
+    multicastiprange: '224.1.0.0/16',
+    multicastrtpport: t.num(8002, { min: 1, max: 65535, int: true }),
+    multicastrtcpport: t.num(8003, { min: 1, max: 65535, int: true }),
+    multicastttl: t.num(1, { min: 0, max: 255, int: true }),
+    multicastinterface: '',
     /** Kernel receive buffer asked for the UDP listeners (bytes; 0 = the system's default). */
     udpreadbuffer: t.num(4 * 1024 * 1024, { min: 0, int: true }),
     /** When set, every client must authenticate with these (Digest or Basic) before DESCRIBE/ANNOUNCE/SETUP. */
@@ -77,7 +89,8 @@ export default definePlugin({
         a.onError = b.onError = (err) => ctx.logger.debug('RTSP UDP error', { error: err });
       }
     }
-    const env = (): ServerEnv => ({ ctx, logger: ctx.logger, cfg, rtp, rtcp, sessions });
+    const multicast = cfg.multicastiprange ? new MulticastSenders(ctx, cfg, ctx.logger) : null;
+    const env = (): ServerEnv => ({ ctx, logger: ctx.logger, cfg, rtp, rtcp, multicast, sessions });
     const conns = new Set<RtspServerConn>();
     let stopping = false;
 
@@ -102,7 +115,7 @@ export default definePlugin({
       const now = Date.now();
       const limit = cfg.sessiontimeout;
       for (const s of [...sessions.values()]) {
-        if (s.transport === 'udp' && now - s.lastSeen > limit) s.close(`session timeout (${limit} ms without RTCP or requests)`);
+        if ((s.transport === 'udp' || s.transport === 'multicast') && now - s.lastSeen > limit) s.close(`session timeout (${limit} ms without RTCP or requests)`);
       }
       for (const c of [...conns]) {
         if (c.sessions.size === 0 && now - c.lastRead > limit) c.close(`idle for ${limit} ms`);
@@ -128,6 +141,7 @@ export default definePlugin({
       stopping = true;
       clearInterval(sweep);
       for (const c of [...conns]) c.close('server stopping');
+      multicast?.close();
     });
 
     const startFromApi = async (c: any, kind: 'pull' | 'push') => {
@@ -146,5 +160,7 @@ export default definePlugin({
     };
     ctx.http.post('/api/pull', (c) => startFromApi(c, 'pull'));
     ctx.http.post('/api/push', (c) => startFromApi(c, 'push'));
+    /** Multicast senders: stream, groups (address, ports per track), viewers, datagrams sent. */
+    ctx.http.get('/api/multicast', (c) => ctx.ok(c, multicast?.info() ?? []));
   },
 });

@@ -44,7 +44,7 @@ export class RtspSession {
     private readonly onClose: (s: RtspSession, reason: string) => void,
   ) {}
 
-  get transport(): 'tcp' | 'udp' | '' {
+  get transport(): 'tcp' | 'udp' | 'multicast' | '' {
     for (const s of this.setups.values()) return s.out.kind;
     return '';
   }

@@ -13,7 +13,9 @@ import { framePackets, frameInterleaved, srTime, trackRtp } from './packets.ts';
 /** Where one track's packets go. */
 export type TrackOut =
   | { kind: 'tcp'; channel: number }
-  | { kind: 'udp'; address: string; rtpPort: number; rtcpPort: number; /** Client side: the sockets to send from. */ from?: { rtp: UdpLike; rtcp: UdpLike } };
+  | { kind: 'udp'; address: string; rtpPort: number; rtcpPort: number; /** Client side: the sockets to send from. */ from?: { rtp: UdpLike; rtcp: UdpLike } }
+  /** A multicast viewer: the stream's one multicast sender (multicast.ts) sends to the group, not this sink. */
+  | { kind: 'multicast'; address: string; rtpPort: number; rtcpPort: number; ttl: number };
 
 interface UdpLike { send(data: Uint8Array, port: number, host: string): void }
 
@@ -68,7 +70,7 @@ export class RtpPlaySink implements SubscriberSink {
 
   frame(f: Frame, _dts: number, _sub: Subscriber): number {
     const out = this.outs.get(f.track);
-    if (!out) return 0;
+    if (!out || out.kind === 'multicast') return 0;
     if (out.kind === 'tcp') {
       const b = frameInterleaved(f, this.mtu, out.channel);
       this.transport.tcpQueue(b);
@@ -95,6 +97,7 @@ export class RtpPlaySink implements SubscriberSink {
     this.lastSr = now;
     const ntp = toNtp(now);
     for (const [t, out] of this.outs) {
+      if (out.kind === 'multicast') continue;
       const s = trackRtp(t);
       const ts = srTime(s, now);
       if (ts === undefined) continue;
