@@ -82,6 +82,13 @@ describe('host capabilities', () => {
       let o = 0; for (const c of got) { all.set(c, o); o += c.length; }
       assert.equal(all.length, payload.length);
       assert.deepEqual(all, payload);
+      // Output written before the caller attaches its callback is kept for it (seen on Bun).
+      const early = await ctxRef.spawn('printf', ['early']);
+      await new Promise((r) => setTimeout(r, 200));
+      const earlyOut: Uint8Array[] = [];
+      early.onStdout((c: Uint8Array) => earlyOut.push(c));
+      await early.exited;
+      assert.equal(new TextDecoder().decode(earlyOut.length === 1 ? earlyOut[0] : new Uint8Array(earlyOut.flatMap((c) => [...c]))), 'early');
       // A program that does not exist is a clear error, not a crash.
       await assert.rejects(ctxRef.spawn('m7s-no-such-program', []), /cannot start m7s-no-such-program: not found/);
       sleeper = await ctxRef.spawn('sleep', ['30'], { what: 'sleeper' });

@@ -32,10 +32,23 @@ export function spawnChild(cmd: string, args: readonly string[], opts: SpawnOpti
     child.stdin?.on('error', () => {});
     child.once('spawn', () => {
       started = true;
+      // Output that arrives before the caller attached a callback (Bun can deliver the first chunk
+      // between 'spawn' and the caller's onStdout) is held and handed to the first callback.
       const out: ((c: Uint8Array) => void)[] = [];
       const errOut: ((c: Uint8Array) => void)[] = [];
-      child.stdout?.on('data', (d: Buffer) => { const u = asU8(d); for (const f of out) f(u); });
-      child.stderr?.on('data', (d: Buffer) => { const u = asU8(d); for (const f of errOut) f(u); });
+      const heldOut: Uint8Array[] = [];
+      const heldErr: Uint8Array[] = [];
+      const deliver = (cbs: ((c: Uint8Array) => void)[], held: Uint8Array[]) => (d: Buffer) => {
+        const u = asU8(d);
+        if (!cbs.length) { held.push(u); return; }
+        for (const f of cbs) f(u);
+      };
+      const attach = (cbs: ((c: Uint8Array) => void)[], held: Uint8Array[], cb: (c: Uint8Array) => void) => {
+        cbs.push(cb);
+        if (cbs.length === 1) for (const u of held.splice(0)) cb(u);
+      };
+      child.stdout?.on('data', deliver(out, heldOut));
+      child.stderr?.on('data', deliver(errOut, heldErr));
       const proc: ChildProcess = {
         pid: child.pid ?? 0,
         write: (chunk) => (child.stdin && !child.stdin.destroyed ? child.stdin.write(chunk) : false),
@@ -47,8 +60,8 @@ export function spawnChild(cmd: string, args: readonly string[], opts: SpawnOpti
           s.on('close', done);
         }),
         endInput: () => { child.stdin?.end(); },
-        onStdout: (cb) => { out.push(cb); },
-        onStderr: (cb) => { errOut.push(cb); },
+        onStdout: (cb) => attach(out, heldOut, cb),
+        onStderr: (cb) => attach(errOut, heldErr, cb),
         pauseOutput: () => { child.stdout?.pause(); },
         resumeOutput: () => { child.stdout?.resume(); },
         kill: (signal = 'SIGTERM') => { if (!ended) { try { child.kill(signal); } catch { /* already gone */ } } },
