@@ -71,20 +71,27 @@ const kids = () => server.children.filter((c) => c.plugin === 'audiobridge' && c
 const k0 = new Map(kids().map((c) => [c.pid, cpuOf(c.pid)]));
 s0 = selfCpu(); w0 = performance.now();
 const out0 = bridge.info().reduce((a, b) => a + b.framesOut, 0);
+const in0 = bridge.info().reduce((a, b) => a + b.framesIn, 0);
+const src0 = [...Array(streams).keys()].reduce((a, i) => a + server.engine.getStream(`live/a${i}`)!.tracks.find((t) => t.codec === from)!.frames, 0);
 await sleep(seconds * 1000);
 const wall = (performance.now() - w0) / 1000;
 const bridgedServer = (selfCpu() - s0) / wall;
 let childCpu = 0;
 for (const [pid, c] of k0) childCpu += cpuOf(pid) - c;
 const outFrames = bridge.info().reduce((a, b) => a + b.framesOut, 0) - out0;
+const inFrames = bridge.info().reduce((a, b) => a + b.framesIn, 0) - in0;
+const srcFrames = [...Array(streams).keys()].reduce((a, i) => a + server.engine.getStream(`live/a${i}`)!.tracks.find((t) => t.codec === from)!.frames, 0) - src0;
 const pct = (x: number) => (x * 100).toFixed(2);
 console.log(JSON.stringify({
   mode, streams, seconds, ffmpeg: ff, transcoders: k0.size,
+  sourceFramesPerSecPerStream: +(srcFrames / wall / streams).toFixed(1),
+  inFramesPerSecPerStream: +(inFrames / wall / streams).toFixed(1),
   outFramesPerSecPerStream: +(outFrames / wall / streams).toFixed(1),
   ffmpegCpuPctPerStream: pct(childCpu / wall / streams),
   serverCpuPct: { sourcesOnly: pct(baseServer), withBridges: pct(bridgedServer), extraPerStream: pct((bridgedServer - baseServer) / streams) },
   totalPerStreamPct: pct((childCpu / wall + bridgedServer - baseServer) / streams),
 }));
+console.error(JSON.stringify(bridge.info()));
 for (const t of tracks) bridge.release(t);
 for (const p of pubs) p.kill('SIGKILL');
 await server.stop();

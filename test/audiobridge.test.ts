@@ -19,6 +19,9 @@ import { FormatError } from '../src/format/bytes.ts';
 import { NalPacketizer, parseRtp, RtpWriter } from '../src/format/rtp/index.ts';
 import { ffmpegPath, ffprobe, run, sleep, start, startServer, testSourceArgs, until, type TestServer } from './helpers/media.ts';
 import { fuzz } from './helpers/fuzz.ts';
+import { currentRuntime } from '../adapters/current.ts';
+import { Server } from '../src/server.ts';
+import { Logger } from '../src/log.ts';
 import { accessUnits, parameterSets } from './helpers/webrtc-client.ts';
 
 const RUNTIME = process.env.M7S_TEST_RUNTIME ?? 'node';
@@ -136,6 +139,7 @@ describe('audio bridge: Opus (RTSP push) plays over HTTP-FLV and HLS with AAC', 
       assert.equal(hb.back, 0, 'HLS audio dts going back');
       const st = await (await fetch(`${S.http}/audiobridge/api/status`)).json();
       assert.ok(st.data.started >= 1, JSON.stringify(st.data));
+      assert.equal(st.data.libopus, true, `the encoder check finds libopus in the npm ffmpeg: ${JSON.stringify(st.data)}`);
       assert.ok(st.data.bridges.some((b: any) => b.stream === path && b.from === 'opus' && b.to === 'aac' && b.framesOut > 100), JSON.stringify(st.data.bridges));
     } finally {
       await pub.kill();
@@ -143,6 +147,24 @@ describe('audio bridge: Opus (RTSP push) plays over HTTP-FLV and HLS with AAC', 
     // The publisher left and so did every viewer (the HLS session goes at its idle timeout): the derived track goes.
     await until(() => !S.server.engine.getStream(path), 30_000, 'the stream to close');
     await until(async () => (await bridgeChildren(S)).length === 0, 10_000, 'the transcoder to exit');
+  });
+});
+
+describe('audio bridge: a host without child processes', { skip: nodeOnly }, () => {
+  it('the plugin is disabled with the reason, the engine has no bridge, and viewers keep the source audio', async () => {
+    const rt = await currentRuntime();
+    const edge = Object.assign(Object.create(Object.getPrototypeOf(rt)), rt, { capabilities: ['net', 'fs'] });
+    const server = await Server.start({ runtime: edge, plugins: [audiobridge], logger: Logger.silent(), watch: false,
+      configText: 'global:\n  http:\n    listenaddr: "127.0.0.1:0"\n' });
+    try {
+      const list = await (await fetch(`http://127.0.0.1:${server.http!.port}/api/plugins`)).json();
+      const p = list.data.find((x: any) => x.name === 'audiobridge');
+      assert.equal(p.enabled, false);
+      assert.match(JSON.stringify(p), /proc/);
+      assert.equal(server.engine.audioBridge, null);
+    } finally {
+      await server.stop();
+    }
   });
 });
 

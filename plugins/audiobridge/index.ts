@@ -37,7 +37,7 @@ export default definePlugin({
   async setup(ctx) {
     const conf = ctx.config as unknown as Conf;
     const probe: { ffmpeg: string; libopus?: boolean; error?: string } = { ffmpeg: conf.ffmpeg };
-    // What the ffmpeg here can do, found once in the background (the first bridge does not wait for it).
+    // What the ffmpeg here can do, found once in the background (a bridge started before it knows assumes libopus).
     const probed = probeFfmpeg(ctx, conf.ffmpeg).then((r) => {
       Object.assign(probe, r);
       if (r.error) ctx.logger.warn('audio bridge: ffmpeg is not usable', { ffmpeg: conf.ffmpeg, error: r.error });
@@ -67,20 +67,28 @@ export default definePlugin({
   },
 });
 
-/** Run `ffmpeg -encoders` once: whether it starts, and whether it has libopus. */
+/**
+ * What this ffmpeg can encode, by trying: a tenth of a second of silence through libopus and aac (exit
+ * status only, so nothing depends on reading its output), then aac alone when that failed.
+ */
 async function probeFfmpeg(ctx: PluginContext, ffmpeg: string): Promise<{ libopus?: boolean; error?: string }> {
-  try {
-    const p = await ctx.spawn(ffmpeg, ['-hide_banner', '-encoders'], { what: 'audio bridge: ffmpeg -encoders' });
-    let text = '';
-    const dec = new TextDecoder();
-    p.onStdout((b) => { text += dec.decode(b, { stream: true }); });
+  const tryEncode = async (codecs: string[]): Promise<{ ok: boolean; err: string }> => {
+    const out = codecs.flatMap((c) => ['-map', '0:a', '-c:a', c, '-f', 'null', '-']);
+    const p = await ctx.spawn(ffmpeg, ['-hide_banner', '-loglevel', 'error', '-t', '0.1', '-f', 'lavfi', '-i', 'anullsrc=r=48000:cl=stereo', ...out],
+      { what: `audio bridge: ffmpeg encoder check (${codecs.join(', ')})` });
+    let err = '';
+    p.onStderr((b) => { err = (err + new TextDecoder().decode(b)).slice(-300); });
     p.endInput();
-    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 15_000);
     const r = await p.exited;
     clearTimeout(timer);
-    if (r.code !== 0) return { error: `ffmpeg -encoders exited with ${r.code ?? r.signal}` };
-    if (!/\saac\s/.test(text)) return { error: 'this ffmpeg has no aac encoder' };
-    return { libopus: /\slibopus\s/.test(text) };
+    return { ok: r.code === 0, err: err.trim().split('\n').pop() || `exit ${r.code ?? r.signal}` };
+  };
+  try {
+    if ((await tryEncode(['libopus', 'aac'])).ok) return { libopus: true };
+    const aac = await tryEncode(['aac']);
+    if (!aac.ok) return { error: `it cannot encode AAC: ${aac.err}` };
+    return { libopus: false };
   } catch (err) {
     return { error: (err as Error).message };
   }
