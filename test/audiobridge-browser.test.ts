@@ -69,7 +69,7 @@ describe('audio bridge in headless Chromium (WHEP with Opus from AAC, WHIP Opus 
     try {
       await p.evaluate((o: any) => (window as any).m7sWhep(o), { base: S.http, stream: 'live/aac' });
       // The page's <video> is muted (autoplay); Chromium computes audioLevel only for audio it plays out.
-      await p.evaluate(() => { const v = document.querySelector('video')!; v.muted = false; void v.play().catch(() => {}); });
+      await p.evaluate(() => { const v = (globalThis as any).document.querySelector('video'); v.muted = false; void v.play().catch(() => {}); });
       let st: any, level = 0;
       const t0 = Date.now();
       for (;;) {
