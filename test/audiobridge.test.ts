@@ -22,6 +22,16 @@ import { fuzz } from './helpers/fuzz.ts';
 import { currentRuntime } from '../adapters/current.ts';
 import { Server } from '../src/server.ts';
 import { Logger } from '../src/log.ts';
+import { buildAsc } from '../src/codec/aac.ts';
+import { Engine, defaultPublish, defaultSubscribe, type Frame, type SubscriberSink } from '../src/core/index.ts';
+import type { AudioTranscoder, TranscodeOutput, TranscoderFactory } from '../src/core/bridge.ts';
+
+/** Records what it gets (a viewer without codec wishes). */
+class RecSink implements SubscriberSink {
+  got: { kind: string; codec: string }[] = [];
+  frame(f: Frame) { this.got.push({ kind: f.track.kind, codec: f.track.codec }); return 1; }
+  flush() { return true; }
+}
 import { accessUnits, parameterSets } from './helpers/webrtc-client.ts';
 
 const RUNTIME = process.env.M7S_TEST_RUNTIME ?? 'node';
@@ -102,6 +112,105 @@ describe('ogg pages (unit)', { skip: nodeOnly }, () => {
     const seed = new Uint8Array(Buffer.concat([oggPage(new Uint8Array(300).fill(3), { serial, seq: 0, granule: 960 }), oggPage(new Uint8Array(10), { serial, seq: 1, granule: 1920 })]));
     assert.throws(() => new OggReader().push(new Uint8Array(40).fill(1)), FormatError);
     fuzz('ogg', [seed], (b) => new OggReader().push(b));
+  });
+});
+
+describe('audio bridge: engine side (src/core/bridge.ts, unit)', { skip: nodeOnly }, () => {
+  // The codec is stood in for by a counter that turns each 1024-sample input frame (44.1 kHz) into
+  // 20 ms "packets" at 48 kHz as the samples add up: what is tested here is sharing, lifetime and
+  // timestamps, which do not depend on the codec (the real one, ffmpeg, is tested above and below).
+  function counterFactory(log: { started: number; closed: number; fail?: (r: string) => void }): TranscoderFactory {
+    return {
+      name: 'counter',
+      plan: (from, to) => from.codec === 'aac' && to === 'opus' ? { config: { codec: 'opus', sampleRate: 48000, channels: 1 }, delay: 0 } : 'no',
+      start(_from, _to, out: TranscodeOutput): AudioTranscoder {
+        log.started++;
+        let acc = 0;
+        log.fail = (r) => out.failed(r);
+        return {
+          write() { acc += 1024 * 48000 / 44100; while (acc >= 960) { acc -= 960; out.packet(new Uint8Array([0xfc, 1, 2]), 960); } return true; },
+          close() { log.closed++; },
+        };
+      },
+    };
+  }
+  class Sink implements SubscriberSink {
+    readonly audioCodecs = ['opus'];
+    got: { codec: string; dts: number; derived: boolean }[] = [];
+    frame(f: Frame, dts: number) { this.got.push({ codec: f.track.codec, dts, derived: !!f.track.derivedFrom }); return 1; }
+    flush() { return true; }
+  }
+
+  it('one transcoder for every viewer that needs it, exact 960-tick spacing despite millisecond source times, source gaps kept, stopped after the last viewer', async () => {
+    const e = new Engine({ publish: { ...defaultPublish }, subscribe: { ...defaultSubscribe } });
+    const log = { started: 0, closed: 0 };
+    const provided = e.provideAudioBridge(counterFactory(log), { linger: 0 });
+    try {
+      const pub = await e.publish('live/u', { protocol: 'test' });
+      const a = pub.addTrack('audio', { codec: 'aac', sampleRate: 44100, channels: 1, data: buildAsc({ objectType: 2, sampleRate: 44100, channelConfig: 1 }) }, { clockRate: 1000 });
+      let n = 0;
+      // RTMP-like: whole milliseconds (23 or 24 ms apart), then a 2 s gap.
+      const write = (count: number, gapMs = 0) => { for (let i = 0; i < count; i++, n++) pub.write(a, Math.round(n * 1024000 / 44100) + gapMs, 0, true, new Uint8Array(50)); };
+      write(100);
+      const s1 = new Sink(), s2 = new Sink(), plain = new RecSink();
+      const sub1 = await e.subscribe('live/u', { protocol: 'test', sink: s1 });
+      const sub2 = await e.subscribe('live/u', { protocol: 'test', sink: s2 });
+      await e.subscribe('live/u', { protocol: 'test', sink: plain });
+      assert.equal(log.started, 1, 'one transcoder for two viewers');
+      assert.equal(sub1.audioTrack()?.codec, 'opus');
+      assert.equal(sub1.info().audioBridged, 'opus');
+      write(200);
+      write(100, 2000);
+      const d = s1.got.filter((g) => g.derived).map((g) => g.dts);
+      assert.ok(d.length > 250, `${d.length} bridged frames`);
+      assert.ok(s1.got.every((g) => g.codec === 'opus'), 'only the bridged track reaches an Opus-only viewer');
+      const steps = d.slice(1).map((x, i) => x - d[i]!);
+      const odd = steps.filter((x) => x !== 960);
+      assert.equal(odd.length, 1, `steps other than 960: ${odd.join(',')}`);
+      assert.ok(Math.abs(odd[0]! - 960 - 96000) < 960, `the 2 s source gap is kept: ${odd[0]}`);
+      assert.deepEqual(s2.got.filter((g) => g.derived).length, d.length, 'the second viewer gets the same frames');
+      assert.ok(plain.got.length > 0 && plain.got.every((g) => g.codec === 'aac'), 'a viewer without codec wishes keeps the source audio only');
+      assert.equal(e.getStream('live/u')!.subscribers.size, 4, 'three viewers and the bridge feed');
+      sub1.close();
+      assert.equal(log.closed, 0, 'still one viewer');
+      sub2.close();
+      assert.equal(log.closed, 1, 'stopped with the last viewer (linger 0)');
+      const st = e.getStream('live/u')!;
+      assert.ok(!st.tracks.some((t) => t.derivedFrom), 'derived track removed');
+      assert.equal(st.subscribers.size, 1, 'feed gone');
+    } finally {
+      provided.remove();
+      e.shutdown();
+    }
+  });
+
+  it('a failed transcoder is not restarted while its viewers remain; the next viewer after them starts a new one', async () => {
+    const e = new Engine({ publish: { ...defaultPublish }, subscribe: { ...defaultSubscribe } });
+    const log: { started: number; closed: number; fail?: (r: string) => void } = { started: 0, closed: 0 };
+    const provided = e.provideAudioBridge(counterFactory(log), { linger: 50 });
+    try {
+      const pub = await e.publish('live/f', { protocol: 'test' });
+      const a = pub.addTrack('audio', { codec: 'aac', sampleRate: 44100, channels: 1, data: buildAsc({ objectType: 2, sampleRate: 44100, channelConfig: 1 }) });
+      for (let i = 0; i < 60; i++) pub.write(a, i * 1024, 0, true, new Uint8Array(50));
+      const sub1 = await e.subscribe('live/f', { protocol: 'test', sink: new Sink() });
+      log.fail!('crashed');
+      assert.equal(provided.bridge.info()[0]!.state, 'failed');
+      const sub2 = await e.subscribe('live/f', { protocol: 'test', sink: new Sink() });
+      assert.equal(log.started, 1);
+      assert.equal(sub2.audioTrack()?.codec, 'aac', 'no bridge for it: the source audio');
+      sub1.close();
+      sub2.close();
+      assert.equal(provided.bridge.info().length, 0);
+      const sub3 = await e.subscribe('live/f', { protocol: 'test', sink: new Sink() });
+      assert.equal(log.started, 2);
+      assert.equal(sub3.audioTrack()?.codec, 'opus');
+      sub3.close();
+      await sleep(120);
+      assert.equal(provided.bridge.info().length, 0, 'stopped after linger');
+    } finally {
+      provided.remove();
+      e.shutdown();
+    }
   });
 });
 

@@ -107,7 +107,7 @@ export class AudioBridge {
         if (e.linger !== undefined) { clearTimeout(e.linger); e.linger = undefined; }
         return e.track;
       }
-      if (e) { reasons.push(`${codec}: ${e.error}`); continue; } // failed: don't respawn for every viewer
+      if (e) { reasons.push(`${codec}: ${e.error}`); continue; } // failed: not restarted while its viewers are still there
       const plan = this.factory.plan(source.config, codec);
       if (typeof plan === 'string') { reasons.push(plan); continue; }
       return this.startEntry(key, stream, source, codec, plan.config, plan.delay).track;
@@ -149,17 +149,10 @@ export class AudioBridge {
     this.entries.set(key, e);
     this.byTrack.set(track, e);
     this.started++;
-    const log = this.opts.logger;
-    log.info('audio bridge started', { stream: stream.path, from: source.codec, to: codec, transcoder: this.factory.name });
+    this.opts.logger.info('audio bridge started', { stream: stream.path, from: source.codec, to: codec, transcoder: this.factory.name });
     e.tx = this.factory.start(source.config, codec, {
       packet: (data, samples) => this.onPacket(e, data, samples),
-      failed: (reason) => {
-        if (e.stopped) return;
-        e.error = reason;
-        this.entries.delete(e.key);
-        log.warn('audio bridge failed', { stream: stream.path, from: source.codec, to: codec, error: reason });
-        if (e.leases === 0) this.stop(e, reason);
-      },
+      failed: (reason) => this.fail(e, reason),
     }, `audio bridge ${source.codec}→${codec} for ${stream.path}`);
     // The feed: the source track from the latest sync point on, never counted, never blocking.
     const base = this.opts.feedConfig();
@@ -176,8 +169,25 @@ export class AudioBridge {
     return e;
   }
 
+  /** The transcoder cannot go on: viewers keep the (now silent) track, later ones are not given it. */
+  private fail(e: Entry, reason: string): void {
+    if (e.stopped || e.error) return;
+    e.error = reason; // stays listed (and is not restarted) until its viewers are gone
+    this.opts.logger.warn('audio bridge failed', { stream: e.stream.path, from: e.source.codec, to: e.codec, error: reason });
+    try { e.tx?.close(); } catch { /* already gone */ }
+    e.tx = null;
+    if (e.leases === 0) this.stop(e, reason);
+  }
+
   private onInput(e: Entry, f: Frame): void {
-    if (e.stopped || e.error || f.track !== e.source || !e.tx) return;
+    if (e.stopped || e.error || !e.tx) return;
+    if (f.track !== e.source) {
+      // A returning publisher at another clock rate gets a new track object in the same slot.
+      const t = f.track;
+      if (t.kind !== 'audio' || t.index !== e.source.index || t.derivedFrom) return;
+      if (t.codec !== e.source.codec) { this.fail(e, `the source's audio changed from ${e.source.codec} to ${t.codec}`); return; }
+      e.source = t;
+    }
     const dur = frameSeconds(f);
     if (!(dur > 0)) return;
     if (!e.tx.write(f.data, f.config)) return;
