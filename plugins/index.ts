@@ -15,5 +15,6 @@ import transcode from './transcode/index.ts';
 import gb28181 from './gb28181/index.ts';
 import rtpPlugin from './rtp/index.ts';
 import onvif from './onvif/index.ts';
+import audiobridge from './audiobridge/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, gb28181, rtpPlugin, onvif, record, logrotate, cascade, snap, transcode];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, audiobridge, gb28181, rtpPlugin, onvif, record, logrotate, cascade, snap, transcode];

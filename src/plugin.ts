@@ -82,7 +82,7 @@ export function definePlugin<const D extends Defaults>(def: PluginDef<D>): Plugi
 }
 
 /** The part of the Engine a plugin sees (ctx.engine). */
-export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events' | 'setPullTriggers'>;
+export type PluginEngine = Pick<Engine, 'getStream' | 'streams' | 'describe' | 'checkAccess' | 'stopStream' | 'addAuthHook' | 'subscribeConfig' | 'summary' | 'events' | 'setPullTriggers' | 'provideAudioBridge' | 'audioBridge'>;
 
 /** A child process started by a plugin (ctx.spawn), listed in /api/sysinfo as `children` while it runs. */
 export interface ChildInfo { plugin: string; pid: number; cmd: string; what?: string; startTime: string }
@@ -199,6 +199,7 @@ export { Frame, sameBytes, Track, type CodecConfig, type TrackKind } from './cor
 export type { Publisher, PublisherInfo } from './core/publisher.ts';
 export type { Subscriber, SubscriberInfo, SubscriberSink } from './core/subscriber.ts';
 export type { Stream, StreamInfo } from './core/stream.ts';
+export type { AudioBridge, AudioTranscoder, BridgeInfo, TranscodeOutput, TranscoderFactory } from './core/bridge.ts';
 export type { DescribeOptions, Engine, EngineEvents, PublishActionFn, PublishOptions, PullFn, StreamDescription, SubscribeOptions } from './core/engine.ts';
 export { expandTemplate } from './core/engine.ts';
 export type { PublishConfig, SubscribeConfig } from './core/config.ts';

@@ -37,6 +37,8 @@ export class FlvPlaySink extends BatchedByteSink {
   readonly catchup = true;
   /** Tag times are the stream's timeline, so they are the same for every player (shared()). */
   readonly streamTimeline = true;
+  /** Opus sources (WHIP) reach FLV players as AAC through the audio bridge when it runs (plugins/audiobridge). */
+  readonly audioCodecs = ['aac', 'mp3', 'pcma', 'pcmu'];
   /** Last tag timestamp written (ms), for sequence headers that arrive mid-stream. */
   private lastMs = 0;
 

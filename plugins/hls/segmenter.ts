@@ -88,6 +88,8 @@ interface PendingPart {
 }
 
 export class Segmenter implements SubscriberSink {
+  /** Opus sources (WHIP) get AAC segments through the audio bridge when it runs (plugins/audiobridge). */
+  readonly audioCodecs = ['aac', 'mp3'];
   /** Completed segments still held (oldest first), then possibly the one being written. */
   readonly segments: Segment[] = [];
   /** The segment being written (also the last entry of `segments`), null between streams. */

@@ -51,6 +51,8 @@ export function patchHeader(shared: Uint8Array, seq: number, dts: number): Uint8
 }
 
 export class Mp4PlaySink extends BatchedByteSink {
+  /** Opus sources (WHIP) get AAC through the audio bridge when it runs (plugins/audiobridge). */
+  readonly audioCodecs = ['aac', 'mp3'];
   private seq = 1;
   private video: Track | null = null;
   private audio: Track | null = null;

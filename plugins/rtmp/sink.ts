@@ -116,6 +116,8 @@ export class RtmpPlaySink implements SubscriberSink {
 
   /** Players may fast-forward their first GOP (subscribe.catchup); a push to another server may not. */
   readonly catchup: boolean;
+  /** Opus sources (WHIP) go out as AAC through the audio bridge when it runs (plugins/audiobridge). */
+  readonly audioCodecs = ['aac', 'mp3', 'pcma', 'pcmu'];
 
   constructor(readonly rc: RtmpConnection, readonly streamId: number, csidBase: number, private readonly hooks: PlaySinkHooks = {}) {
     this.csids = [csidBase, csidBase + 1, csidBase + 2];

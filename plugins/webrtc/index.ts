@@ -23,6 +23,8 @@ import { WhipIngest } from './whip.ts';
 
 /** Largest SDP offer accepted (bytes). */
 const MAX_OFFER = 64 * 1024;
+/** Audio codecs a WHEP viewer can take; other audio (AAC) asks the audio bridge for Opus. */
+const WHEP_AUDIO = ['opus', 'pcma', 'pcmu'];
 
 interface Session {
   /** The unguessable id in the session URL (the registry's numeric id is listed too). */
@@ -247,13 +249,15 @@ export default definePlugin({
           },
           flush: () => true,
           close: (reason) => holder.sink?.close(reason),
+          // AAC sources get Opus from the audio bridge (plugins/audiobridge) when it runs.
+          audioCodecs: WHEP_AUDIO,
         };
         const t0 = Date.now();
         sub = await ctx.subscribe(streamPath + url.search, { remote, ip: w.ip, credentials: w.credentials, sink: proxy, signal: c.req.raw.signal });
         const t1 = Date.now();
         const tracks = sub.stream.tracks;
         const v = tracks.find((t) => t.kind === 'video' && t.index === 0);
-        const a = tracks.find((t) => t.kind === 'audio' && t.index === 0);
+        const a = sub.audioTrack();
         const source: SourceTracks = {};
         if (v) source.video = { codec: v.codec, data: v.config.data };
         if (a) source.audio = { codec: a.codec, channels: a.config.channels };

@@ -168,7 +168,7 @@ export function negotiatePlay(text: string, source: SourceTracks): Negotiated {
     if (src.codec === 'h264') ok = ok.filter((c) => h264Score(c.fmtp, h264src) >= 0).sort((a, b) => h264Score(b.fmtp, h264src) - h264Score(a.fmtp, h264src));
     if (!ok[0]) {
       return src.codec === 'aac'
-        ? 'the stream has AAC audio, which WebRTC cannot carry (no AAC→Opus bridge yet)'
+        ? 'the stream has AAC audio, which WebRTC cannot carry, and no audio bridge made Opus of it (plugins/audiobridge: needs child processes and ffmpeg)'
         : `the stream's ${kind} is ${src.codec}, which the offer does not include`;
     }
     used.add(kind);

@@ -51,7 +51,7 @@ export class WhepSink implements SubscriberSink {
   }
 
   private outFor(t: Track): Output | undefined {
-    if (t.index !== 0) return undefined;
+    if (t.index !== 0 && !t.derivedFrom) return undefined; // the main tracks, or the audio bridge's
     for (const o of this.outs) {
       if (o.choice.kind !== t.kind) continue;
       if (o.track && o.track !== t) return undefined;

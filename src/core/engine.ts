@@ -6,6 +6,7 @@ import { EventBus } from '../events.ts';
 import { Logger } from '../log.ts';
 import { type AuthHook, type AuthRequest, checkKeyAuth, CREDENTIAL_ARGS, type Credentials } from './auth.ts';
 import { defaultPublish, defaultSubscribe, normSubMode, type PublishConfig, type SubscribeConfig } from './config.ts';
+import { AudioBridge, type TranscoderFactory } from './bridge.ts';
 import { EngineError } from './errors.ts';
 import { parseStreamPath } from './path.ts';
 import type { Track } from './frame.ts';
@@ -126,6 +127,8 @@ export class Engine implements StreamHost {
   limits: EngineLimits;
   /** Subscribers currently waiting in subscribe() (global.limits.maxwaiting). */
   waitingCount = 0;
+  /** The audio bridge (transcoded audio tracks on demand), when a plugin provides one. */
+  audioBridge: AudioBridge | null = null;
   readonly startTime = Date.now();
 
   private readonly authHooks: { owner: string; hook: AuthHook }[] = [];
@@ -148,6 +151,17 @@ export class Engine implements StreamHost {
     this.limits = opts.limits ?? { ...defaultLimits };
     // No timer here: the tick starts with the first stream and stops with the last (createStream /
     // onStreamClosed), so an idle engine keeps no timers (edge isolates, tests, embedding).
+  }
+
+  /**
+   * Make `factory` the engine's audio bridge (see src/core/bridge.ts): subscribers whose sink lists the
+   * audio codecs it takes get a transcoded track when the stream's audio is none of them. Returns the
+   * bridge; `remove()` stops its transcoders and takes it away.
+   */
+  provideAudioBridge(factory: TranscoderFactory, opts: { linger: number }): { bridge: AudioBridge; remove(): void } {
+    const bridge = new AudioBridge(factory, { linger: opts.linger, logger: this.logger, feedConfig: () => this.subscribeConfig });
+    this.audioBridge = bridge;
+    return { bridge, remove: () => { bridge.close(); if (this.audioBridge === bridge) this.audioBridge = null; } };
   }
 
   /** True while the periodic tick (timeouts, stats) runs: only while there are streams. */
@@ -259,7 +273,7 @@ export class Engine implements StreamHost {
       stream = this.createStream(p.path, p.app, p.name, this.publishConfig);
     }
     const sub = new Subscriber(stream, conf, opts.sink, opts.protocol, opts.type ?? 'server', p.args, opts.remote,
-      { data: opts.data, counted: opts.counted });
+      { data: opts.data, counted: opts.counted, bridge: this.audioBridge });
     stream.addSubscriber(sub);
     this.clearTimer(stream, 'delay');
     if (missing && stream.publishCount === 0) this.triggerPull(p.path, p.args);

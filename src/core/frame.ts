@@ -24,6 +24,9 @@ function withCodecString(cfg: CodecConfig): CodecConfig {
 }
 
 
+/** Derived tracks (src/core/bridge.ts) take indexes from here, so a publisher's own tracks (0, 1, …) never collide with them. */
+export const DERIVED_INDEX_BASE = 100;
+
 let trackIds = 0;
 
 export class Track {
@@ -45,6 +48,8 @@ export class Track {
   lastWrite = 0;
   /** Ring position of this track's newest frame (-1 before the first). */
   lastSeq = -1;
+  /** The track this one is made from (an audio bridge's transcoded track), null for a publisher's own. */
+  derivedFrom: Track | null = null;
   private winFrames = 0;
   private winBytes = 0;
   private winStart = 0;
@@ -102,6 +107,7 @@ export class Track {
       clockRate: this.clockRate, width: c.width, height: c.height, sampleRate: c.sampleRate, channels: c.channels,
       frames: this.frames, keyframes: this.keyframes, bytes: this.bytes, fps: this.fps, bps: this.bps,
       lastDts: Number.isFinite(this.lastDts) ? this.lastDts : null,
+      ...(this.derivedFrom ? { derivedFrom: this.derivedFrom.id } : {}),
     };
   }
 }

@@ -10,3 +10,4 @@ export * from './ring.ts';
 export * from './stream.ts';
 export * from './subscriber.ts';
 export * from './synthetic.ts';
+export * from './bridge.ts';

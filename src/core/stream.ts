@@ -4,7 +4,7 @@
 
 import type { PublishConfig, WaitTrack } from './config.ts';
 import { EngineError } from './errors.ts';
-import { type CodecConfig, type Frame, Track, type TrackKind } from './frame.ts';
+import { type CodecConfig, DERIVED_INDEX_BASE, Frame, Track, type TrackKind } from './frame.ts';
 import type { Publisher, PublisherInfo } from './publisher.ts';
 import { Ring } from './ring.ts';
 import type { Subscriber } from './subscriber.ts';
@@ -48,6 +48,7 @@ export class Stream {
   pubConfig: PublishConfig;
 
   private mainVideo: Track | null = null;
+  private derivedCount = 0;
   private lastAudioSyncSec = -Infinity;
   private waiters: ReadyWaiter[] = [];
 
@@ -106,6 +107,34 @@ export class Stream {
     if (kind === 'video' && index === 0) this.mainVideo = t;
     this.checkWaiters();
     return t;
+  }
+
+  /**
+   * @internal A track the stream makes itself from `from` (the audio bridge, src/core/bridge.ts): index
+   * DERIVED_INDEX_BASE and up, written with writeDerived(), removed when its maker stops.
+   */
+  addDerivedTrack(kind: TrackKind, clockRate: number, cfg: CodecConfig, from: Track): Track {
+    const t = new Track(kind, DERIVED_INDEX_BASE + this.derivedCount++, clockRate, cfg);
+    t.derivedFrom = from;
+    this.tracks.push(t);
+    return t;
+  }
+
+  /** @internal */
+  removeDerivedTrack(t: Track): void {
+    const i = this.tracks.indexOf(t);
+    if (i >= 0 && t.derivedFrom) this.tracks.splice(i, 1);
+  }
+
+  /** @internal One frame of a derived track, `dts` already on the stream's timeline (strictly rising). */
+  writeDerived(t: Track, dts: number, data: Uint8Array): void {
+    if (this.state === 'closed' || !this.tracks.includes(t)) return;
+    if (t.lastDts !== -Infinity && dts > t.lastDts) {
+      const step = dts - t.lastDts;
+      t.frameDuration = t.frameDuration ? Math.round((t.frameDuration * 7 + step) / 8) : step;
+    }
+    t.lastDts = dts;
+    this.write(new Frame(t, dts, 0, true, data, Date.now()));
   }
 
   /** Whether the stream has a main video track. */

@@ -5,6 +5,7 @@
 // Frames are never queued per subscriber: the only per-subscriber memory is what its connection buffers
 // (bounded by the connection's high-water mark) plus this small object.
 
+import type { AudioBridge } from './bridge.ts';
 import type { SubscribeConfig } from './config.ts';
 import type { CodecConfig, Frame, Track } from './frame.ts';
 import type { Stream } from './stream.ts';
@@ -36,6 +37,12 @@ export interface SubscriberSink {
   shared?(from: number, to: number, sub: Subscriber): number;
   /** A player that may have its first GOP retimed to reach the live edge (subscribe.catchup). */
   readonly catchup?: boolean;
+  /**
+   * The audio codecs this sink can send, best first. When the stream's audio is none of them and an
+   * audio bridge runs (plugins/audiobridge), the subscriber gets the bridge's transcoded track instead
+   * (shared with every other subscriber that needs it). Undefined: the stream's audio as it is.
+   */
+  readonly audioCodecs?: readonly string[];
   /** Timestamps on the stream's timeline (the same for every subscriber) instead of starting near 0. */
   readonly streamTimeline?: boolean;
   /**
@@ -67,6 +74,8 @@ export interface SubscriberInfo {
   skips: number;
   /** A viewer too slow for the stream: it gets keyframes only (no audio) until it keeps up again. */
   degraded: boolean;
+  /** The codec of the audio bridge's track this subscriber gets instead of the stream's own audio. */
+  audioBridged?: string;
   /** How far behind the live edge (ms of arrival time). */
   lagMs: number;
   /** Bytes waiting in this subscriber's connection, as its plugin reports. */
@@ -127,10 +136,13 @@ export class Subscriber {
   private readonly wantAudio: boolean;
   private readonly wantData: boolean;
   private readonly videoIndex: number;
-  private readonly audioIndex: number;
+  private audioIndex: number;
+  /** The bridged audio track this subscriber takes instead of the stream's own (see SubscriberSink.audioCodecs). */
+  private bridged: Track | null = null;
+  private readonly bridge: AudioBridge | null;
   private pumping = false;
   /** Takes exactly what Stream.sharedRange packagings hold: the main audio and video tracks. */
-  private readonly shareable: boolean;
+  private shareable: boolean;
   /** Arrival time (ms) of the oldest frame held back by subscribe.mergewrite; 0 = none. */
   private pendingSince = 0;
   /** Catch-up (subscribe.catchup): frames before this seq are retimed; -1 = none. */
@@ -150,8 +162,9 @@ export class Subscriber {
     readonly type: string,
     readonly args: Record<string, string>,
     readonly remote?: string,
-    opts: { data?: boolean; counted?: boolean } = {},
+    opts: { data?: boolean; counted?: boolean; bridge?: AudioBridge | null } = {},
   ) {
+    this.bridge = opts.bridge ?? null;
     this.wantVideo = config.subvideo;
     this.wantAudio = config.subaudio;
     this.wantData = opts.data ?? false;
@@ -167,6 +180,32 @@ export class Subscriber {
     if (t.kind === 'video') return this.wantVideo && t.index === this.videoIndex;
     if (t.kind === 'audio') return this.wantAudio && t.index === this.audioIndex;
     return this.wantData;
+  }
+
+  /** The audio track this subscriber receives (the bridged one when it got one), if any. */
+  audioTrack(): Track | undefined { return this.stream.tracks.find((t) => t.kind === 'audio' && this.wants(t)); }
+
+  /** Whether its audio comes from the audio bridge. */
+  get audioBridged(): boolean { return this.bridged !== null; }
+
+  /** At start: the stream's audio in a codec the sink does not take → the audio bridge's track, when it can make one. */
+  private pickAudio(): void {
+    const want = this.sink.audioCodecs;
+    if (!want || !this.wantAudio || !this.bridge) return;
+    const src = this.stream.tracks.find((t) => t.kind === 'audio' && t.index === this.audioIndex);
+    if (!src || want.includes(src.codec)) return;
+    const t = this.bridge.acquire(this.stream, src, want);
+    if (!t) return;
+    this.bridged = t;
+    this.audioIndex = t.index;
+    this.shareable = false;
+  }
+
+  private releaseAudio(): void {
+    const t = this.bridged;
+    if (!t) return;
+    this.bridged = null;
+    this.bridge?.release(t);
   }
 
   /** The tracks this subscriber will receive (for headers: has audio / has video). */
@@ -185,6 +224,7 @@ export class Subscriber {
     this.needKey = true;
     if (this.sink.streamTimeline) this.baseSec = 0;
     this.planCatchup();
+    this.pickAudio();
     this.state = 'live';
     try {
       this.sink.begin?.(this);
@@ -366,6 +406,9 @@ export class Subscriber {
         cts = Math.round(((pMs - dMs) * t.clockRate) / 1000);
       }
       if (this.baseSec !== this.baseSec) this.baseSec = sec; // NaN check: first frame
+      // The audio bridge's output lags its source: what is older than this subscriber's start is left
+      // out rather than sent at time 0 (several frames at one time).
+      else if (sec < this.baseSec && t.derivedFrom) continue;
       let dts = Math.round((sec - this.baseSec) * t.clockRate);
       if (dts < 0) dts = 0;
       if (this.cfgSent.get(t.id) !== f.configVersion) {
@@ -471,6 +514,7 @@ export class Subscriber {
   close(reason = 'closed'): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.releaseAudio();
     this.stream.removeSubscriber(this, reason);
   }
 
@@ -479,6 +523,7 @@ export class Subscriber {
     if (this.ended) return;
     this.ended = true;
     this.state = 'closed';
+    this.releaseAudio();
     try { this.sink.close?.(reason, this); } catch { /* the plugin's problem; the engine carries on */ }
   }
   private ended = false;
@@ -488,6 +533,7 @@ export class Subscriber {
       id: this.id, protocol: this.protocol, type: this.type, remote: this.remote,
       startTime: new Date(this.startTime).toISOString(), state: this.state, submode: this.config.submode,
       framesSent: this.framesSent, bytesSent: this.bytesSent, framesDropped: this.framesDropped, skips: this.skips, degraded: this.degraded,
+      ...(this.bridged ? { audioBridged: this.bridged.codec } : {}),
       lagMs: this.lagMs(), buffered: this.bufferedFn?.() ?? 0, args: this.args, ...(this.error ? { error: this.error } : {}),
     };
   }
