@@ -7,6 +7,7 @@ export * from './aac.ts';
 export * from './simple.ts';
 export * from './mp2t.ts';
 export * from './timeline.ts';
+export * from './history.ts';
 
 import { FormatError, UnsupportedFormatError } from '../bytes.ts';
 import type { SdpTrack } from '../sdp/codec.ts';
