@@ -16,6 +16,9 @@ import { join } from 'node:path';
 import webrtc from '../plugins/webrtc/index.ts';
 import { trackRtp } from '../plugins/rtsp/packets.ts';
 import { ffmpegPath, run, sleep, startServer, until, type TestServer } from './helpers/media.ts';
+import { fuzz } from './helpers/fuzz.ts';
+import { FormatError } from '../src/format/bytes.ts';
+import { parseRtp, RtpWriter, VpxDepacketizer, VpxPacketizer, av1Obus, type VpxCodec } from '../src/format/rtp/index.ts';
 import { accessUnits, cleanupDataChannel, parameterSets, whepPlay, whipPublish } from './helpers/webrtc-client.ts';
 
 const onNode = (process.env.M7S_TEST_RUNTIME ?? 'node') === 'node' && !(globalThis as any).Bun && !(globalThis as any).Deno;
@@ -217,5 +220,52 @@ describe('webrtc: WHEP media path (packetize once, NACK from the shared history)
       await pub.close();
     }
     await until(async () => (await sessions()).length === 0, 5000, 'sessions gone');
+  });
+});
+
+describe('webrtc: VP8 / VP9 / AV1 RTP (unit, every runtime)', () => {
+  const bytes = (n: number, seed: number) => { const r = prng(seed); return Uint8Array.from({ length: n }, () => Math.floor(r() * 256)); };
+  const av1Frame = (n: number, key: boolean) => {
+    // temporal delimiter, sequence header (type 1, keyframes only), frame (type 6), each with obu_has_size_field.
+    const seq = bytes(12, 3), fr = bytes(n, 4);
+    return new Uint8Array([0x12, 0x00, ...(key ? [0x0a, seq.length, ...seq] : []), 0x32, ...(fr.length < 128 ? [fr.length] : [0x80 | (fr.length & 0x7f), fr.length >> 7]), ...fr]);
+  };
+  const frames: Record<VpxCodec, Uint8Array[]> = {
+    vp8: [(() => { const f = bytes(3000, 1); f[0] = 0x10; f.set([0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01], 3); return f; })(), (() => { const f = bytes(900, 2); f[0] = 0x01; return f; })()],
+    vp9: [bytes(3000, 5), bytes(200, 6)],
+    av1: [av1Frame(3000, true), av1Frame(100, false)],
+  };
+
+  for (const codec of ['vp8', 'vp9', 'av1'] as const) {
+    it(`${codec}: frames survive packetize → depacketize at a 1200-byte MTU (keyframe flag, config)`, () => {
+      const w = new RtpWriter(96, 1, 65530);
+      const pk = new VpxPacketizer(codec, w, { mtu: 1200 });
+      const dp = new VpxDepacketizer(codec);
+      const got = [];
+      for (const [i, f] of frames[codec].entries()) {
+        const pkts = pk.packetize(f, 1000 + i * 3000, i === 0);
+        assert.ok(pkts.every((p) => p.length <= 1200), 'MTU');
+        if (i === 0) assert.ok(pkts.length >= 3, `${pkts.length} packets`);
+        for (const p of pkts) got.push(...dp.push(parseRtp(p)));
+      }
+      assert.equal(got.length, 2);
+      assert.equal(got[0]!.key, true);
+      assert.equal(got[1]!.key, false);
+      assert.equal(got[0]!.config?.codec, codec);
+      if (codec === 'vp8') assert.deepEqual([got[0]!.config?.width, got[0]!.config?.height], [640, 480]);
+      // AV1: the temporal delimiter is not carried over RTP; the other OBUs come back as sent.
+      const want = codec === 'av1' ? frames.av1.map((f) => f.subarray(2)) : frames[codec];
+      assert.deepEqual(got.map((f) => f.data), want);
+      if (codec === 'av1') assert.deepEqual(av1Obus(got[0]!.data).map((o) => o.type), [1, 6]);
+    });
+  }
+
+  it('fuzz: mutated VP8/VP9/AV1 packets only ever give FormatError', () => {
+    for (const codec of ['vp8', 'vp9', 'av1'] as const) {
+      const seeds = new VpxPacketizer(codec, new RtpWriter(96, 1, 1), { mtu: 600 }).packetize(frames[codec][0]!, 1, true);
+      const dp = new VpxDepacketizer(codec, { maxFrameSize: 1 << 16 });
+      fuzz(`${codec} rtp`, seeds, (b) => dp.push(parseRtp(b)), 1500);
+    }
+    assert.throws(() => av1Obus(new Uint8Array([0x32, 0x85])), FormatError);
   });
 });
