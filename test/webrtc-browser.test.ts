@@ -126,10 +126,10 @@ describe('WebRTC in headless Chromium (WHIP and WHEP)', { skip }, () => {
         const v = S.server.engine.getStream(path)!.tracks.find((t) => t.kind === 'video')!;
         assert.equal(v.codec, codec.toLowerCase());
         assert.ok(v.keyframes >= 1, 'keyframes detected');
-        const st = await playFor(path, 3, false);
+        const st = await playFor(path, 2, false);
         console.log(`# webrtc ${codec} WHIP → WHEP: first picture ${st.firstFrameMs?.toFixed(0)} ms after the answer, ${st.video?.frames} frames decoded, ${st.width}x${st.height}, codec ${st.video?.codec}`);
         assert.equal(st.video?.codec, `video/${codec}`);
-        assert.ok(st.video && st.video.frames > 30, JSON.stringify(st));
+        assert.ok(st.video && st.video.frames > 20, JSON.stringify(st));
         assert.equal(st.width, 640);
         // The cached keyframe goes out as soon as ICE/DTLS is up. Measured on the loaded 2-core dev machine:
         // VP8 240 ms, VP9 384 ms, AV1 476 ms (Chromium's AV1 decoder starts slowest): AV1 gets slack.
