@@ -151,7 +151,7 @@ describe('webrtc: WHEP media path (packetize once, NACK from the shared history)
     cleanupDataChannel(); // libdatachannel's threads would keep the process alive
   });
 
-  it('3 WHEP viewers share the RTP packets built once per frame (packetizations vs frames sent)', async () => {
+  it('3 WHEP viewers share the RTP packets built once per frame (packetizations vs frames sent); a STUN/DTLS flood on one viewer'\''s port leaves all playing', async () => {
     const path = 'live/fanout';
     const pub = await whipPublish(S.http, path, 'h264', src.aus, src.ps);
     const viewers: Awaited<ReturnType<typeof whepPlay>>[] = [];
@@ -181,6 +181,35 @@ describe('webrtc: WHEP media path (packetize once, NACK from the shared history)
       let same = 0;
       for (const [ts, seq] of m1) if (m0.has(ts)) { assert.equal(m0.get(ts), seq, `sequence number of timestamp ${ts}`); same++; }
       assert.ok(same > 10, `frames both viewers got: ${same}`);
+
+      // A STUN flood on viewer 0's ICE port: well-formed binding requests (USERNAME, PRIORITY,
+      // ICE-CONTROLLING, a wrong MESSAGE-INTEGRITY) from an unknown peer, plus DTLS records of garbage.
+      // They are answered with an error or dropped; every viewer keeps playing.
+      const port = Number(/a=candidate:\S+ \d+ \S+ \d+ 127\.0\.0\.1 (\d+) typ host/.exec(viewers[0]!.text)![1]);
+      const sock = createSocket('udp4');
+      const counts = viewers.map((v) => v.frames.length);
+      const user = new TextEncoder().encode('abcd:wxyz'); // 9 bytes, padded to 12
+      for (let i = 0; i < 3000; i++) {
+        let b: Uint8Array;
+        if (i % 10 === 9) { b = new Uint8Array(60); crypto.getRandomValues(b); b.set([22, 0xfe, 0xfd]); } // DTLS handshake record of garbage
+        else {
+          b = new Uint8Array(20 + 16 + 8 + 12 + 24);
+          const dv = new DataView(b.buffer);
+          dv.setUint16(0, 0x0001); dv.setUint16(2, b.length - 20); dv.setUint32(4, 0x2112a442);
+          crypto.getRandomValues(b.subarray(8, 20));
+          let p = 20;
+          dv.setUint16(p, 0x0006); dv.setUint16(p + 2, user.length); b.set(user, p + 4); p += 16;
+          dv.setUint16(p, 0x0024); dv.setUint16(p + 2, 4); dv.setUint32(p + 4, 0x6e7f1eff); p += 8;
+          dv.setUint16(p, 0x802a); dv.setUint16(p + 2, 8); crypto.getRandomValues(b.subarray(p + 4, p + 12)); p += 12;
+          dv.setUint16(p, 0x0008); dv.setUint16(p + 2, 20); crypto.getRandomValues(b.subarray(p + 4, p + 24));
+        }
+        sock.send(b, port, '127.0.0.1');
+        if (i % 300 === 0) await sleep(5);
+      }
+      await sleep(500);
+      sock.close();
+      await until(() => viewers.every((v, i) => v.frames.length >= counts[i]! + 25), 10_000, `frames after the flood: ${viewers.map((v, i) => v.frames.length - counts[i]!)}`);
+      assert.ok(viewers.every((v) => v.state() === 'connected'), 'every viewer still connected');
     } finally {
       for (const v of viewers) await v.close();
       await pub.close();
