@@ -151,7 +151,7 @@ describe('webrtc: WHEP media path (packetize once, NACK from the shared history)
     cleanupDataChannel(); // libdatachannel's threads would keep the process alive
   });
 
-  it('3 WHEP viewers share the RTP packets built once per frame (packetizations vs frames sent); a STUN/DTLS flood on one viewer'\''s port leaves all playing', async () => {
+  it('3 WHEP viewers share the RTP packets built once per frame (packetizations vs frames sent); a STUN/DTLS flood on one viewer port leaves all playing', async () => {
     const path = 'live/fanout';
     const pub = await whipPublish(S.http, path, 'h264', src.aus, src.ps);
     const viewers: Awaited<ReturnType<typeof whepPlay>>[] = [];
