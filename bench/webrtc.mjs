@@ -10,7 +10,7 @@
 // Server pinned to --server-core, publisher and players to --load-core (taskset). Over each window:
 // server CPU (utime+stime from /proc, % of one core), its highest RSS, viewers per core
 // (N / (CPU% / 100)), per-player kb/s, and latency p50/p99 (arrival − SEI clock). Also the machine's
-// load average (other work on the machine shows there). Writes bench/results/webrtc-<date>.json and
+// load average (other work on the machine shows there). Writes bench/results/webrtc/<date>.json and
 // prints a Markdown table for docs/BENCHMARKS.md. Not part of npm test.
 
 import { spawn } from 'node:child_process';
@@ -118,8 +118,9 @@ async function main() {
     }
     const out = { date: new Date().toISOString(), node: process.versions.node, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, videoKbps: Number(a['video-kbps']),
       idleCpuPct, loadavgStart: load0, rows };
-    mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-    const file = join(ROOT, 'bench/results', `webrtc-${out.date.slice(0, 19).replace(/:/g, '-')}.json`);
+    // Its own folder: bench/report.mjs reads bench/results/*.json as bench/run.mjs rows.
+    mkdirSync(join(ROOT, 'bench/results/webrtc'), { recursive: true });
+    const file = join(ROOT, 'bench/results/webrtc', `${out.date.slice(0, 19).replace(/:/g, '-')}.json`);
     writeFileSync(file, JSON.stringify(out, null, 2) + '\n');
     log(`\nwritten ${file}\n`);
     log('| N | protocol | players ok | server CPU % | viewers per core | server RSS MB | kb/s per player | latency p50 / p99 ms | load avg (1 min) |');
