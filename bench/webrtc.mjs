@@ -6,6 +6,7 @@
 //
 //   node bench/webrtc.mjs [--n 10,100,300] [--seconds 10] [--warmup 4] [--video-kbps 600]
 //                         [--server-core 0] [--load-core 1] [--http-port 18095] [--rtmp-port 19365]
+//                         [--protos whep,rtmp] [--loglevel warn] [--server-log FILE] [--ramp 10 (WHEP joins per 100 ms)]
 //
 // Server pinned to --server-core, publisher and players to --load-core (taskset). Over each window:
 // server CPU (utime+stime from /proc, % of one core), its highest RSS, viewers per core
@@ -27,6 +28,7 @@ const { values: a } = parseArgs({
     n: { type: 'string', default: '10,100,300' }, seconds: { type: 'string', default: '10' }, warmup: { type: 'string', default: '4' },
     'video-kbps': { type: 'string', default: '600' }, 'server-core': { type: 'string', default: '0' }, 'load-core': { type: 'string', default: '1' },
     'http-port': { type: 'string', default: '18095' }, 'rtmp-port': { type: 'string', default: '19365' },
+    protos: { type: 'string', default: 'whep,rtmp' }, ramp: { type: 'string', default: '10' }, loglevel: { type: 'string', default: 'warn' }, 'server-log': { type: 'string' },
   },
 });
 const TICKS = 100;
@@ -52,11 +54,11 @@ async function build() {
   return { m7s: join(out, 'm7s.mjs'), whep: join(out, 'whep-players.mjs') };
 }
 
-function startPinned(core, cmd, argv, onLine) {
+function startPinned(core, cmd, argv, onLine, onErr) {
   const child = spawn('taskset', ['-c', core, cmd, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const errs = [];
   readline.createInterface({ input: child.stdout }).on('line', (l) => onLine?.(l));
-  readline.createInterface({ input: child.stderr }).on('line', (l) => { errs.push(l); if (errs.length > 50) errs.shift(); });
+  readline.createInterface({ input: child.stderr }).on('line', (l) => { onErr?.(l); errs.push(l); if (errs.length > 50) errs.shift(); });
   const done = new Promise((r) => child.on('exit', (code) => r(code)));
   return { child, errs, done, stop: async () => { if (child.exitCode === null) { child.kill('SIGTERM'); await Promise.race([done, sleep(3000)]); if (child.exitCode === null) child.kill('SIGKILL'); } } };
 }
@@ -86,10 +88,11 @@ async function main() {
   const bins = await build();
   const dir = mkdtempSync(join(os.tmpdir(), 'm7s-bench-webrtc-'));
   const cfg = join(dir, 'm7s.yaml');
-  writeFileSync(cfg, ['global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${a['http-port']}`,
+  writeFileSync(cfg, ['global:', `  loglevel: ${a.loglevel}`, '  http:', `    listenaddr: 127.0.0.1:${a['http-port']}`,
     'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${a['rtmp-port']}`, 'rtsp:', '  enable: false',
     'webrtc:', '  port: ""', '  iceaddresses: ["127.0.0.1"]', '  connecttimeout: 60s', ''].join('\n'));
-  const server = startPinned(a['server-core'], 'node', [bins.m7s, '-c', cfg]);
+  const serverLog = [];
+  const server = startPinned(a['server-core'], 'node', [bins.m7s, '-c', cfg], (l) => serverLog.push(l), (l) => serverLog.push(l));
   const load0 = os.loadavg();
   const rows = [];
   let pub;
@@ -103,9 +106,9 @@ async function main() {
     const idleCpuPct = ((procCpu(server.child.pid) - idle.cpu) / ((performance.now() - idle.t) / 1000)) * 100;
     log(`# server ${server.child.pid}: publisher only, CPU ${idleCpuPct.toFixed(1)} %, RSS ${procRssMB(server.child.pid)?.toFixed(0)} MB; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
     for (const n of Ns) {
-      for (const proto of ['whep', 'rtmp']) {
+      for (const proto of a.protos.split(',')) {
         const argv = proto === 'whep'
-          ? [bins.whep, '--url', `http://127.0.0.1:${a['http-port']}/webrtc/play/live/bench`, '--n', String(n), '--seconds', a.seconds, '--warmup', a.warmup]
+          ? [bins.whep, '--url', `http://127.0.0.1:${a['http-port']}/webrtc/play/live/bench`, '--n', String(n), '--seconds', a.seconds, '--warmup', a.warmup, '--ramp', a.ramp]
           : [join(ROOT, 'bench/load/players.mjs'), '--proto', 'rtmp', '--url', rtmpUrl, '--n', String(n), '--seconds', a.seconds, '--warmup', a.warmup];
         const r = await players(a['load-core'], 'node', argv, server.child.pid);
         r.loadavg = os.loadavg();
@@ -129,6 +132,7 @@ async function main() {
   } finally {
     await pub?.stop();
     await server.stop();
+    if (a['server-log']) writeFileSync(a['server-log'], serverLog.join('\n') + '\n');
     rmSync(dir, { recursive: true, force: true });
   }
 }
