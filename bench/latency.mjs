@@ -21,6 +21,9 @@
 // --gop sets the keyframe interval in seconds (default 1, or 2 when every mode is flv; scene-cut
 // keyframes are off, so keyframes are exactly every gop·25 frames).
 //
+// WHEP (`whep`): the browser's own RTCPeerConnection plays /webrtc/play/live/clock (video only; the
+// webrtc plugin on 127.0.0.1); glass-to-glass is read the same way, PDT does not apply.
+//
 // HTTP-FLV (`flv`): mpegts.js (node_modules/mpegts.js/dist) plays /flv/live/clock.flv with the config
 // --flv-config (default {"isLive":true}: mpegts.js defaults otherwise, so no liveBufferLatencyChasing,
 // stash buffer on). Two variants: m7s's default `subscribe.catchup` (100 ms: the cached GOP's video
@@ -48,7 +51,9 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
+  // whep: WebRTC on loopback only (the server advertises 127.0.0.1 and pairs with nothing else).
+  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'];
 
 const { values: a } = parseArgs({
   options: {
@@ -96,7 +101,8 @@ async function startM7s(dir) {
     'global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${http}`,
     'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${rtmp}`,
     'hls:', '  fragment: 1s',
-    'llhls:', '  part: 200ms', '',
+    'llhls:', '  part: 200ms',
+    'webrtc:', '  port: ""', '  iceaddresses: ["127.0.0.1"]', '',
   ].join('\n'));
   const proc = spawn(process.execPath, [await buildM7s(), '-c', cfg], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';

@@ -81,6 +81,8 @@ export default definePlugin({
     gathertimeout: t.dur('5s'),
     /** A session whose ICE/DTLS does not connect within this time is closed. */
     connecttimeout: t.dur('15s'),
+    /** RTP packets per stream track kept to answer viewers' NACKs (one history shared by all viewers); 0 = no NACK answers. */
+    nackhistory: t.num(1024, { min: 0, max: 65536, int: true }),
     /** Serve the test pages at /webrtc/test/publish and /webrtc/test/play. */
     testpage: true,
   },
@@ -174,7 +176,8 @@ export default definePlugin({
         info: () => ({
           url: `/webrtc/session/${s.id}`, state: peer.state,
           media: media.map((m) => ({ mid: m.mid, kind: m.kind, codec: m.codec ?? null, reason: m.reason })),
-          ingest: s.ingest?.stats, packetsSent: s.sink?.packets, bytesSent: s.sink?.bytes, peer: peer.stats(),
+          ingest: s.ingest?.stats, framesSent: s.sink?.frames, packetsSent: s.sink?.packets, bytesSent: s.sink?.bytes,
+          retransmitted: s.sink?.retransmitted, nackMisses: s.sink?.nackMisses, peer: peer.stats(),
         }),
       });
       return s;
@@ -265,7 +268,7 @@ export default definePlugin({
         peer = createPeer(peerOptions());
         const answer = await answerOrReject(peer, neg.offer, 'sendonly');
         const t2 = Date.now();
-        sink = new WhepSink(neg.media, peer.media);
+        sink = new WhepSink(neg.media, peer.media, ctx.config.nackhistory);
         const s = newSession('whep', sub.stream.path, remote, peer, neg.media);
         s.sub = sub;
         s.sink = sink;

@@ -2,7 +2,8 @@
 // offer, pick the one payload type this server will use and cut the others out of the offer before the
 // WebRTC stack sees it (so its answer names exactly that codec). Pure: offer text in, choice out.
 //
-// WHIP (publish): video H.264 (packetization-mode=1 first) or H.265; audio Opus, PCMA or PCMU.
+// WHIP (publish): video H.264 (packetization-mode=1 first), H.265, VP8, VP9 or AV1 (in that order of
+// preference); audio Opus, PCMA or PCMU.
 // WHEP (play): the codec the source track has; H.264 prefers an offered profile that matches the source
 // profile (profile_idc and constraint flags), then any with packetization-mode=1.
 
@@ -12,10 +13,10 @@ import { sdpTracks, type SdpTrack } from '../../src/format/sdp/codec.ts';
 import { parseAvcC } from '../../src/codec/h264.ts';
 
 /** Codecs accepted from a WHIP publisher, in order of preference, per media kind. */
-export const PUBLISH_CODECS: Record<string, string[]> = { video: ['h264', 'h265'], audio: ['opus', 'pcma', 'pcmu'] };
+export const PUBLISH_CODECS: Record<string, string[]> = { video: ['h264', 'h265', 'vp8', 'vp9', 'av1'], audio: ['opus', 'pcma', 'pcmu'] };
 
 /** Our codec name for an rtpmap encoding (upper-case), or undefined when we have no use for it. */
-const ENCODINGS: Record<string, string> = { H264: 'h264', H265: 'h265', OPUS: 'opus', PCMA: 'pcma', PCMU: 'pcmu' };
+const ENCODINGS: Record<string, string> = { H264: 'h264', H265: 'h265', VP8: 'vp8', VP9: 'vp9', AV1: 'av1', OPUS: 'opus', PCMA: 'pcma', PCMU: 'pcmu' };
 
 export interface MediaChoice {
   mid: string;
@@ -72,7 +73,7 @@ function candidates(m: SdpMedia): { pt: number; codec: string; fmtp: Record<stri
     const enc = map ? map.encoding.toUpperCase() : pt === 0 ? 'PCMU' : pt === 8 ? 'PCMA' : '';
     const codec = ENCODINGS[enc];
     if (!codec) continue;
-    if ((codec === 'h264' || codec === 'h265') && map?.clockRate !== 90000) continue;
+    if (['h264', 'h265', 'vp8', 'vp9', 'av1'].includes(codec) && map?.clockRate !== 90000) continue;
     if (codec === 'opus' && map?.clockRate !== 48000) continue;
     out.push({ pt, codec, fmtp: fmtp(m, pt) });
   }

@@ -26,7 +26,16 @@ window.m7sWhip = async function (o) {
   const stream = o.screen ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true })
     : await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: true });
   const pc = new RTCPeerConnection({ iceServers: [] });
-  for (const t of stream.getTracks()) pc.addTransceiver(t, { direction: 'sendonly', streams: [stream] });
+  for (const t of stream.getTracks()) {
+    const tr = pc.addTransceiver(t, { direction: 'sendonly', streams: [stream] });
+    // o.codec ('VP8', 'VP9', 'AV1', 'H264'…; or ?codec= on the page URL): offer only that video codec.
+    const want = o.codec || new URLSearchParams(location.search).get('codec');
+    if (want && t.kind === 'video' && tr.setCodecPreferences) {
+      const cs = RTCRtpSender.getCapabilities('video').codecs.filter((c) => c.mimeType.toLowerCase() === 'video/' + want.toLowerCase());
+      if (!cs.length) throw new Error('this browser cannot send ' + want);
+      tr.setCodecPreferences(cs);
+    }
+  }
   const r = await exchange(o.base + '/webrtc/push/' + o.stream, pc, o.token);
   window.m7sPub = { pc, stream, location: r.location };
   const v = document.querySelector('video'); if (v) { v.muted = true; v.srcObject = stream; }
@@ -52,9 +61,10 @@ window.m7sStats = async function () {
   const out = { currentTime: v.currentTime, width: v.videoWidth, height: v.videoHeight, video: null, audio: null,
     firstFrameMs: s && s.firstFrame() ? s.firstFrame() - s.answeredAt : null, state: s ? s.pc.connectionState : null };
   if (!s) return out;
-  (await s.pc.getStats()).forEach((r) => {
+  const stats = await s.pc.getStats();
+  stats.forEach((r) => {
     if (r.type === 'inbound-rtp') out[r.kind] = { packets: r.packetsReceived, lost: r.packetsLost, nack: r.nackCount, pli: r.pliCount,
-      frames: r.framesDecoded, audioLevel: r.audioLevel, bytes: r.bytesReceived };
+      frames: r.framesDecoded, audioLevel: r.audioLevel, bytes: r.bytesReceived, codec: r.codecId && stats.get(r.codecId) ? stats.get(r.codecId).mimeType : null };
   });
   return out;
 };

@@ -6,7 +6,10 @@
 // gathers host candidates on every interface; `addresses` restricts what we advertise (and binds the
 // sockets to the first of them), so tests keep every candidate on 127.0.0.1.
 
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, type RTCRtpTransceiver } from 'werift';
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, type RTCRtpTransceiver } from 'werift';
+
+/** werift's per-sender NACK history, switched off: assignments vanish, lookups find nothing. */
+const NO_HISTORY = new Proxy([] as unknown[], { set: () => true, get: (t, k) => (typeof k === 'string' && /^\d+$/.test(k) ? undefined : Reflect.get(t, k)) });
 
 export interface PeerOptions {
   /** STUN/TURN servers for gathering (turn needs username + credential). */
@@ -35,6 +38,10 @@ export interface PeerMedia {
   send(packet: Uint8Array): void;
   /** The remote receiver asked for a keyframe (PLI or FIR) — WHEP. */
   onKeyframeRequest?: () => void;
+  /** The remote receiver reported these sequence numbers lost (generic NACK) — WHEP. */
+  onNack?: (seqs: number[]) => void;
+  /** Send a packet again (a NACK answer): like send(), without counting it as new media. */
+  resend(packet: Uint8Array): void;
 }
 
 export type PeerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'failed' | 'closed';
@@ -49,7 +56,7 @@ export interface Peer {
   /** A trickled remote candidate ("candidate:..." line value, without "a="). */
   addCandidate(candidate: string, mid?: string): Promise<void>;
   /** Numbers for the API. */
-  stats(): { packetsSent: number; packetsReceived: number; nacks: number; plis: number };
+  stats(): { packetsSent: number; packetsReceived: number; nacks: number; plis: number; retransmitted: number };
   close(): Promise<void>;
 }
 
@@ -57,6 +64,7 @@ export interface Peer {
 const VIDEO = [
   new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] }),
   new RTCRtpCodecParameters({ mimeType: 'video/H265', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] }),
+  ...['VP8', 'VP9', 'AV1'].map((c) => new RTCRtpCodecParameters({ mimeType: `video/${c}`, clockRate: 90000, rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'ccm', parameter: 'fir' }] })),
 ];
 const AUDIO = [
   new RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2 }),
@@ -74,7 +82,7 @@ class WeriftPeer implements Peer {
   onStateChange?: (s: PeerState) => void;
   private readonly pc: RTCPeerConnection;
   private closed = false;
-  private counters = { packetsSent: 0, packetsReceived: 0, nacks: 0, plis: 0 };
+  private counters = { packetsSent: 0, packetsReceived: 0, nacks: 0, plis: 0, retransmitted: 0 };
 
   private readonly loopbackOnly: boolean;
 
@@ -135,6 +143,7 @@ class WeriftPeer implements Peer {
         tr.receiver.sendRtcpPLI(mediaSsrc).catch(() => {});
       },
       send: () => {},
+      resend: () => {},
     };
     tr.setDirection(direction);
     if (direction === 'recvonly') {
@@ -160,18 +169,38 @@ class WeriftPeer implements Peer {
     } else {
       const track = new MediaStreamTrack({ kind });
       void tr.sender.replaceTrack(track);
+      const sender = tr.sender as any;
+      // werift keeps a 128-packet history per sender and answers NACKs from it: every viewer would hold
+      // its own copy of the same packets. The stream-wide history (whep.ts) answers instead, so werift's
+      // is switched off (writes ignored, reads find nothing).
+      Object.defineProperty(sender, 'rtpCache', { get: () => NO_HISTORY, set: () => {}, configurable: true });
       m.send = (pkt) => {
         if (this.closed) return;
         counters.packetsSent++;
         track.writeRtp(Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength));
       };
+      m.resend = (pkt) => {
+        if (this.closed || sender.dtlsTransport?.state !== 'connected' || !sender.codec) return;
+        // The shared packet with this viewer's SSRC and payload type (as werift's sendRtp sets them);
+        // sequence number and timestamp as first sent (werift's offsets stay 0: the track is never replaced).
+        const rtp = RtpPacket.deSerialize(Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength));
+        rtp.header.ssrc = sender.ssrc;
+        rtp.header.payloadType = sender.codec.payloadType;
+        rtp.header.sequenceNumber = (rtp.header.sequenceNumber + (sender.seqOffset ?? 0)) & 0xffff;
+        rtp.header.timestamp = (rtp.header.timestamp + (sender.timestampOffset ?? 0)) >>> 0;
+        counters.retransmitted++;
+        sender.dtlsTransport.sendRtp(rtp.payload, rtp.header).catch(() => {});
+      };
       tr.sender.onRtcp.subscribe((r: any) => {
-        // PSFB (206): fmt 1 = PLI, fmt 4 = FIR; RTPFB (205) fmt 1 = generic NACK (werift answers those
-        // from the sender's own packet history).
+        // PSFB (206): fmt 1 = PLI, fmt 4 = FIR; RTPFB (205) fmt 1 = generic NACK.
         const fmt = r?.feedback?.count ?? r?.feedback?.fmt;
         if (r?.type === 206 && (fmt === 1 || fmt === 4)) {
           try { m.onKeyframeRequest?.(); } catch { /* isolated */ }
-        } else if (r?.type === 205 && fmt === 1) counters.nacks++;
+        } else if (r?.type === 205 && fmt === 1) {
+          counters.nacks++;
+          const lost: number[] = (r.feedback.lost ?? []).map((x: number) => (x - (sender.seqOffset ?? 0)) & 0xffff);
+          try { m.onNack?.(lost); } catch { /* isolated */ }
+        }
       });
     }
     this.media.push(m);

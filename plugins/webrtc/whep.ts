@@ -1,45 +1,68 @@
-// A WHEP viewer: a SubscriberSink that packetizes the stream's main video and audio frames with our RTP
-// packetizers (src/format/rtp) and hands the packets to the peer. The subscriber starts at the cached
-// keyframe; until ICE/DTLS is up the packets wait here (bounded), so the first picture is that keyframe
-// instead of the next GOP.
+// A WHEP viewer: a SubscriberSink that sends the stream's main video and audio frames as RTP. The packets
+// of a frame are built once per stream track and shared by every viewer (plugins/rtsp/packets.ts, the
+// same mechanism and the same bytes as RTSP viewers): sequence numbers continue per stream track, and
+// the WebRTC stack only rewrites SSRC and payload type per viewer as it sends. NACKs are answered from a
+// per-stream-track packet history shared by every viewer (filled once per frame). The subscriber starts
+// at the cached keyframe; until ICE/DTLS is up the packets wait here (bounded), so the first picture is
+// that keyframe instead of the next GOP.
 
 import type { Frame, Subscriber, SubscriberSink, Track } from '../../src/plugin.ts';
-import { createPacketizer, RtpWriter, type Packetizer } from '../../src/format/rtp/index.ts';
+import { DEFAULT_RTP_MTU, RtpHistory } from '../../src/format/rtp/index.ts';
+import { framePackets, trackRtp, type FramePackets } from '../rtsp/packets.ts';
 import type { MediaChoice } from './negotiate.ts';
 import type { PeerMedia } from './peer.ts';
 
 interface Output {
   choice: MediaChoice;
   media: PeerMedia;
-  writer: RtpWriter;
-  packetizer?: Packetizer;
-  configVersion: number;
   track?: Track;
-  /** RTP clock / track clock. */
-  scale: number;
-  /** Random RTP timestamp base (RFC 3550 5.1). */
-  base: number;
+  history?: RtpHistory;
 }
 
 /** Packets held while the connection is being set up. */
 const MAX_PENDING_BYTES = 8 << 20;
 
-const rand32 = () => (Math.random() * 0x100000000) >>> 0;
+/** The largest RTP packet sent to viewers (the SRTP tag and header extensions still fit a 1500 MTU). */
+export const WEBRTC_MTU = DEFAULT_RTP_MTU;
+
+const histories = new WeakMap<Track, RtpHistory>();
+
+/** The NACK history of a stream track (`size` packets; the first viewer's config sizes it). */
+export function trackHistory(t: Track, size: number): RtpHistory {
+  let h = histories.get(t);
+  if (!h) { h = new RtpHistory(size); histories.set(t, h); }
+  return h;
+}
+
+/** The frame's shared packets, remembered once in the track's NACK history. */
+function webrtcPackets(f: Frame, historySize: number): FramePackets {
+  return f.pack('webrtc:' + WEBRTC_MTU, (fr) => {
+    const p = framePackets(fr, WEBRTC_MTU);
+    if (historySize > 0) { const h = trackHistory(fr.track, historySize); for (const pkt of p.packets) h.add(pkt); }
+    return p;
+  });
+}
 
 export class WhepSink implements SubscriberSink {
   readonly outs: Output[] = [];
+  frames = 0;
   packets = 0;
   bytes = 0;
-  private pending: { media: PeerMedia; pkt: Uint8Array }[] | null = [];
+  /** NACKed packets resent / asked for but already out of the history. */
+  retransmitted = 0;
+  nackMisses = 0;
+  private pending: { media: PeerMedia; pkts: Uint8Array[] }[] | null = [];
   private pendingBytes = 0;
   onClose?: (reason: string) => void;
 
-  constructor(choices: MediaChoice[], media: PeerMedia[]) {
+  constructor(choices: MediaChoice[], media: PeerMedia[], private readonly historySize = 1024) {
     for (const choice of choices) {
       if (choice.payloadType === undefined || !choice.track) continue;
       const m = media.find((x) => x.mid === choice.mid);
       if (!m) continue;
-      this.outs.push({ choice, media: m, writer: new RtpWriter(choice.payloadType, rand32(), rand32() & 0xffff), configVersion: -1, scale: 1, base: rand32() });
+      const out: Output = { choice, media: m };
+      m.onNack = (seqs) => this.nack(out, seqs);
+      this.outs.push(out);
     }
   }
 
@@ -47,7 +70,7 @@ export class WhepSink implements SubscriberSink {
   connected(): void {
     const p = this.pending;
     this.pending = null;
-    if (p) for (const x of p) x.media.send(x.pkt);
+    if (p) for (const x of p) for (const pkt of x.pkts) x.media.send(pkt);
   }
 
   private outFor(t: Track): Output | undefined {
@@ -56,36 +79,37 @@ export class WhepSink implements SubscriberSink {
       if (o.choice.kind !== t.kind) continue;
       if (o.track && o.track !== t) return undefined;
       if (t.codec !== o.choice.codec) return undefined; // the publisher changed codec: not playable here
-      if (!o.track) { o.track = t; o.scale = o.choice.track!.clockRate / t.clockRate; }
+      // The shared packets carry the track's RTP clock: it must be the negotiated one.
+      if (trackRtp(t).clock !== o.choice.track!.clockRate) return undefined;
+      if (!o.track) { o.track = t; if (this.historySize > 0) o.history = trackHistory(t, this.historySize); }
       return o;
     }
     return undefined;
   }
 
-  frame(f: Frame, dts: number, _sub: Subscriber, cts?: number): number {
+  private nack(o: Output, seqs: number[]): void {
+    if (!o.history || this.pending) return;
+    for (const s of seqs) {
+      const p = o.history.get(s);
+      if (p) { o.media.resend(p); this.retransmitted++; } else this.nackMisses++;
+    }
+  }
+
+  frame(f: Frame, _dts: number, _sub: Subscriber, _cts?: number): number {
     const o = this.outFor(f.track);
     if (!o) return 0;
-    if (!o.packetizer || o.configVersion !== f.configVersion) {
-      o.packetizer = createPacketizer(f.config, o.writer);
-      o.configVersion = f.configVersion;
+    const p = webrtcPackets(f, this.historySize);
+    if (this.pending) {
+      if (this.pendingBytes + p.bytes > MAX_PENDING_BYTES) { this.pending.length = 0; this.pendingBytes = 0; }
+      this.pending.push({ media: o.media, pkts: p.packets });
+      this.pendingBytes += p.bytes;
+    } else {
+      for (const pkt of p.packets) o.media.send(pkt);
     }
-    const pts = dts + (cts ?? f.cts);
-    const ts = (o.base + Math.round(pts * o.scale)) >>> 0;
-    const pkts = o.packetizer.packetize(f.data, ts, f.key);
-    let n = 0;
-    for (const p of pkts) {
-      n += p.length;
-      if (this.pending) {
-        if (this.pendingBytes + p.length > MAX_PENDING_BYTES) { this.pending.length = 0; this.pendingBytes = 0; }
-        this.pending.push({ media: o.media, pkt: p });
-        this.pendingBytes += p.length;
-      } else {
-        o.media.send(p);
-      }
-    }
-    this.packets += pkts.length;
-    this.bytes += n;
-    return n;
+    this.frames++;
+    this.packets += p.packets.length;
+    this.bytes += p.bytes;
+    return p.bytes;
   }
 
   flush(): boolean { return true; }

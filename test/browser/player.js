@@ -6,6 +6,7 @@
 // and the same URLs in a second player implementation, to catch what one player forgives:
 //   shaka-hls, shaka-hlsfmp4, shaka-llhls   shaka-player  (/hls/….m3u8, ….m3u8?fmp4, /llhls/…)
 //   flvjs                                   flv.js        (HTTP-FLV)
+//   whep        the browser's RTCPeerConnection   POST /webrtc/play/{stream} (WHEP, video only)
 // Expects the globals of the players used (Hls, mpegts, shaka, flvjs: their dist files) on the page.
 'use strict';
 
@@ -157,6 +158,23 @@
    * Start playing; returns at once (progress is read from report()). Optional: `query` (e.g.
    * 'catchup=0') is appended to the URL; `flv` replaces the mpegts.js config of flv/wsflv.
    */
+  async function playWhep(url) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    const ms = new MediaStream();
+    pc.ontrack = (e) => { ms.addTrack(e.track); video.srcObject = ms; video.play().catch(() => {}); };
+    await pc.setLocalDescription(await pc.createOffer());
+    if (pc.iceGatheringState !== 'complete') {
+      await new Promise((r) => { const t = setTimeout(r, 3000); pc.addEventListener('icegatheringstatechange', () => { if (pc.iceGatheringState === 'complete') { clearTimeout(t); r(); } }); });
+    }
+    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
+    const text = await res.text();
+    if (res.status !== 201) throw new Error(`${res.status} ${text}`);
+    await pc.setRemoteDescription({ type: 'answer', sdp: text });
+    state.mime = 'webrtc';
+    window.m7sPc = pc;
+  }
+
   window.m7sPlay = ({ mode, base, stream, query, flv }) => {
     state.mode = mode;
     const ws = base.replace(/^http/, 'ws');
@@ -170,6 +188,7 @@
       'shaka-hlsfmp4': `${base}/hls/${stream}.m3u8?fmp4`,
       'shaka-llhls': `${base}/llhls/${stream}/index.m3u8`,
       flvjs: `${base}/flv/${stream}.flv`,
+      whep: `${base}/webrtc/play/${stream}`,
     };
     if (!urls[mode]) throw new Error(`unknown mode ${mode}`);
     const url = query ? `${urls[mode]}${urls[mode].includes('?') ? '&' : '?'}${query}` : urls[mode];
@@ -179,6 +198,7 @@
       else if (mode === 'flv' || mode === 'wsflv') playFlv(url, flv);
       else if (mode.startsWith('shaka-')) playShaka(url, mode === 'shaka-llhls').catch((e) => fail(`shaka-player: ${e?.code ?? ''} ${e?.message ?? e}`));
       else if (mode === 'flvjs') playFlvjs(url);
+      else if (mode === 'whep') playWhep(url).catch((e) => fail(`whep: ${e?.message ?? e}`));
       else playMp4(base, stream, url).catch(fail);
     } catch (e) { fail(e.message ?? e); }
   };

@@ -135,11 +135,12 @@ export async function whipPublish(base: string, path: string, codec: NalCodec, a
 
 /** Play by WHEP; frames are depacketized with our NalDepacketizer. */
 export async function whepPlay(base: string, path: string, codec: NalCodec, headers: Record<string, string> = {}): Promise<Client & {
-  status: number; text: string; frames: RtpFrame[]; packets: () => number; firstPacketAt: () => number; answeredAt: number; requestKeyframe(): boolean;
+  status: number; text: string; frames: RtpFrame[]; rtp: { seq: number; timestamp: number }[]; packets: () => number; firstPacketAt: () => number; answeredAt: number; requestKeyframe(): boolean;
 }> {
   const pc = new nodeDataChannel.PeerConnection('whep', { iceServers: [], bindAddress: '127.0.0.1' });
   const track = pc.addTrack(videoSection(codec, 'RecvOnly', 0));
   const frames: RtpFrame[] = [];
+  const rtp: { seq: number; timestamp: number }[] = [];
   const depack = new NalDepacketizer(codec);
   let packets = 0, firstPacketAt = 0;
   track.onMessage((m) => {
@@ -147,12 +148,16 @@ export async function whepPlay(base: string, path: string, codec: NalCodec, head
     if (b.length < 12 || (b[1]! >= 200 && b[1]! <= 206)) return; // RTCP
     packets++;
     if (!firstPacketAt) firstPacketAt = Date.now();
-    try { frames.push(...depack.push(parseRtp(b))); } catch { /* counted by the depacketizer */ }
+    try {
+      const p = parseRtp(b);
+      if (rtp.length < 5000) rtp.push({ seq: p.sequenceNumber, timestamp: p.timestamp });
+      frames.push(...depack.push(p));
+    } catch { /* counted by the depacketizer */ }
   });
   const r = await signal(pc, `${base}/webrtc/play/${path}`, headers);
   const answeredAt = Date.now();
   const c = client(pc, track, base, r.location);
-  return { ...c, status: r.status, text: r.text, frames, packets: () => packets, firstPacketAt: () => firstPacketAt, answeredAt, requestKeyframe: () => track.requestKeyframe() };
+  return { ...c, status: r.status, text: r.text, frames, rtp, packets: () => packets, firstPacketAt: () => firstPacketAt, answeredAt, requestKeyframe: () => track.requestKeyframe() };
 }
 
 export function cleanupDataChannel(): void {

@@ -7,6 +7,8 @@ export * from './aac.ts';
 export * from './simple.ts';
 export * from './mp2t.ts';
 export * from './timeline.ts';
+export * from './history.ts';
+export * from './vpx.ts';
 
 import { FormatError, UnsupportedFormatError } from '../bytes.ts';
 import type { SdpTrack } from '../sdp/codec.ts';
@@ -18,6 +20,7 @@ import { NalDepacketizer, NalPacketizer } from './nal.ts';
 import { LatmDepacketizer, Mpeg4GenericDepacketizer, Mpeg4GenericPacketizer } from './aac.ts';
 import { FrameDepacketizer, G711Packetizer, OpusPacketizer } from './simple.ts';
 import type { RtpWriter } from './packet.ts';
+import { VpxDepacketizer, VpxPacketizer } from './vpx.ts';
 
 /** The depacketizer for a track described by SDP (MP2T has its own: Mp2tDepacketizer). */
 export function createDepacketizer(t: SdpTrack, opts: DepacketizerOptions = {}): Depacketizer {
@@ -38,6 +41,10 @@ export function createDepacketizer(t: SdpTrack, opts: DepacketizerOptions = {}):
     case 'pcma':
     case 'pcmu':
       return new FrameDepacketizer(t.codec, t.config, opts);
+    case 'vp8':
+    case 'vp9':
+    case 'av1':
+      return new VpxDepacketizer(t.codec, opts);
     default:
       throw new UnsupportedFormatError(`no RTP depacketizer for ${t.encoding}`);
   }
@@ -73,6 +80,10 @@ export function createPacketizer(config: CodecConfig, writer: RtpWriter, opts: {
     case 'pcma':
     case 'pcmu':
       return new G711Packetizer(writer, { mtu, channels: config.channels });
+    case 'vp8':
+    case 'vp9':
+    case 'av1':
+      return new VpxPacketizer(config.codec, writer, { mtu });
     default:
       throw new FormatError(`codec ${config.codec} has no RTP packetizer`);
   }
