@@ -9,5 +9,7 @@ import record from './record/index.ts';
 import logrotate from './logrotate/index.ts';
 import rtsp from './rtsp/index.ts';
 import webrtc from './webrtc/index.ts';
+import admin from './console/index.ts';
+import preview from './preview/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, record, logrotate, admin, preview];
