@@ -289,7 +289,7 @@ describe('web console (headless Chromium)', { skip }, () => {
       const now = Math.floor(Date.now() / 1000);
       const forged = await signHs256({ sub: 'boss', aud: 'm7s-console', exp: now + 3600, jti: 'f' }, 'guessed-secret');
       await page.evaluate((t: string) => localStorage.setItem('m7s.console.token', t), forged);
-      await page.reload();
+      await page.goto(`${C.http}/admin/?again`);
       await page.waitForSelector('#login');
       assert.match(await page.textContent('#login-error'), /expired or not valid/);
       const apiStatus = await page.evaluate(async (t: string) => (await fetch('/api/summary', { headers: { authorization: `Bearer ${t}` } })).status, forged);

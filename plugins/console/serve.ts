@@ -40,6 +40,6 @@ function hash(s: string): string {
 
 export function page(c: Context, title: string, script: string): Response {
   const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="color-scheme" content="light dark"><title>${title}</title></head><body><div id="app"></div><script src="${script}"></script></body></html>`;
+<meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>${title}</title></head><body><div id="app"></div><script src="${script}"></script></body></html>`;
   return new Response(html, { headers: { 'content-type': 'text/html; charset=utf-8', 'content-security-policy': CSP, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' } });
 }

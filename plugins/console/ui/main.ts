@@ -16,6 +16,7 @@ style.textContent = css;
 document.head.appendChild(style);
 
 let inst: Instance = localInstance();
+let loginRequired = false;
 let plugins: { name: string; enabled: boolean; reason?: string; description?: string; listen?: any[] }[] = [];
 const enabled = () => new Set(plugins.filter((p) => p.enabled).map((p) => p.name));
 
@@ -50,6 +51,8 @@ async function render(): Promise<void> {
   const signal = current.signal;
   const [route, arg] = routeOf();
   if (route === 'logout') { await logout(); return; }
+  // Without a session the API would answer 401 (with a Basic challenge the browser shows itself).
+  if (loginRequired && !inst.url && !localStorage.getItem(TOKEN_KEY)) { loginPage(); return; }
   const main = shell();
   const page = pages[route] ?? pages[''];
   try {
@@ -93,7 +96,7 @@ async function logout(): Promise<void> {
   if (t) await fetch('/admin/logout', { method: 'POST', headers: { authorization: `Bearer ${t}` } }).catch(() => {});
   localStorage.removeItem(TOKEN_KEY);
   inst = localInstance();
-  location.hash = '#/';
+  history.replaceState(null, '', '#/'); // no hashchange: the login form stays
   loginPage('Logged out.');
 }
 
@@ -101,7 +104,7 @@ setUnauthorizedHandler(() => { localStorage.removeItem(TOKEN_KEY); inst = localI
 
 // ------------------------------------------------------------------------------------------ overview
 interface Brief { path: string; state: string; subscribers: number; publisher: string | null; codecs: string[]; bps: number; fps: number; width?: number; height?: number }
-const history = new Map<string, number[]>();
+const bpsHistory = new Map<string, number[]>();
 
 pages[''] = ['Overview', (el, _a, signal) => {
   el.innerHTML = `<h1>Overview</h1><div class="cards" id="cards"></div><div class="charts">
@@ -142,7 +145,7 @@ pages.streams = ['Streams', (el, _a, signal) => {
     const list = last.filter((s) => (!needle || s.path.toLowerCase().includes(needle)) && (!proto.value || s.publisher === proto.value));
     body.innerHTML = list.map((s) => `<tr data-path="${esc(s.path)}"><td><a href="#/stream/${esc(s.path)}">${esc(s.path)}</a></td><td>${esc(s.state)}</td><td>${esc(s.publisher ?? '—')}</td>
       <td class="hide-narrow">${esc(s.codecs.join(', '))}</td><td class="hide-narrow">${s.width ? `${s.width}×${s.height}` : ''}</td><td>${s.fps}</td><td>${s.subscribers}</td><td>${fmtBps(s.bps)}</td>
-      <td class="hide-narrow">${sparkline(history.get(s.path) ?? [])}</td></tr>`).join('') || '<tr><td colspan="9" class="muted">no streams</td></tr>';
+      <td class="hide-narrow">${sparkline(bpsHistory.get(s.path) ?? [])}</td></tr>`).join('') || '<tr><td colspan="9" class="muted">no streams</td></tr>';
     el.querySelector('#count')!.textContent = `${list.length} of ${last.length}`;
     (window as any).m7sStreamsRenderMs = performance.now() - t0;
   };
@@ -151,7 +154,7 @@ pages.streams = ['Streams', (el, _a, signal) => {
     if (ev !== 'summary') return;
     last = d.streams;
     for (const s of last) {
-      const h = history.get(s.path) ?? []; h.push(s.bps); if (h.length > 30) h.shift(); history.set(s.path, h);
+      const h = bpsHistory.get(s.path) ?? []; h.push(s.bps); if (h.length > 30) h.shift(); bpsHistory.set(s.path, h);
       if (s.publisher && !protos.has(s.publisher)) { protos.add(s.publisher); proto.insertAdjacentHTML('beforeend', `<option>${esc(s.publisher)}</option>`); }
     }
     draw();
@@ -417,6 +420,12 @@ void INSTANCES_KEY;
 window.addEventListener('hashchange', () => void render());
 (async () => {
   const s = await sessionState().catch(() => ({ loginRequired: false, user: null }));
-  if (s.loginRequired && !s.user) loginPage(localStorage.getItem(TOKEN_KEY) ? 'Session expired or not valid: please log in again.' : '');
+  loginRequired = s.loginRequired;
+  if (s.loginRequired && !s.user) {
+    const had = localStorage.getItem(TOKEN_KEY);
+    localStorage.removeItem(TOKEN_KEY);
+    inst = localInstance();
+    loginPage(had ? 'Session expired or not valid: please log in again.' : '');
+  }
   else void render();
 })();
