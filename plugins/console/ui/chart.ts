@@ -33,7 +33,9 @@ export class LineChart {
     this.series.forEach((s, k) => {
       g.strokeStyle = s.color; g.lineWidth = 1.5; g.beginPath();
       s.data.forEach((v, i) => {
-        const x = w - (s.data.length - 1 - i) * (w / (this.max - 1));
+        // Fill the width from the first minute on, then scroll.
+        const span = Math.min(this.max, Math.max(60, s.data.length)) - 1;
+        const x = w - (s.data.length - 1 - i) * (w / span);
         const y = h - 4 - (v / top) * (h - 18);
         if (i) g.lineTo(x, y); else g.moveTo(x, y);
       });
