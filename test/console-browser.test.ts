@@ -25,11 +25,13 @@ import hls from '../plugins/hls/index.ts';
 import llhls from '../plugins/hls/llhls.ts';
 import mp4 from '../plugins/mp4/index.ts';
 import rtmp from '../plugins/rtmp/index.ts';
+import webrtc from '../plugins/webrtc/index.ts';
 import { ffmpegPath, sleep, start, testSourceArgs, until } from './helpers/media.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
+  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required',
+  '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns'];
 const onNode = (process.env.M7S_TEST_RUNTIME ?? 'node') === 'node' && !(globalThis as any).Bun && !(globalThis as any).Deno;
 const haveChromium = existsSync(CHROMIUM);
 const skip = !onNode ? 'Node pass only: the browser is the client; the server runtimes are covered elsewhere'
@@ -69,8 +71,9 @@ describe('web console (headless Chromium)', { skip }, () => {
   before(async () => {
     assert.ok(haveChromium, `${CHROMIUM} is missing on CI`);
     mkdirSync(SHOTS, { recursive: true });
-    A = await serve([rtmp, flv, hls, llhls, mp4, admin, preview],
-      'rtmp:\n  chunksize: 4096\n  tcp:\n    listenaddr: "127.0.0.1:0"\nhls:\n  fragment: 1s\nllhls:\n  part: 200ms\n');
+    A = await serve([rtmp, flv, hls, llhls, mp4, webrtc, admin, preview],
+      // WebRTC on loopback only, as test/webrtc-browser.test.ts does.
+      'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\nrtmp:\n  chunksize: 4096\n  tcp:\n    listenaddr: "127.0.0.1:0"\nhls:\n  fragment: 1s\nllhls:\n  part: 200ms\n');
     B = await serve([rtmp, flv, admin], 'rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n');
     // A TCP server that accepts and never answers: an instance that hangs.
     hung = createServer(() => {}).listen(0, '127.0.0.1');
@@ -117,8 +120,8 @@ describe('web console (headless Chromium)', { skip }, () => {
     await page.context().close();
   });
 
-  it('preview players: HTTP-FLV, WS-FLV, HLS, LL-HLS and fMP4 each advance currentTime ≥ 3 s', async () => {
-    const protos = ['flv', 'wsflv', 'hls', 'llhls', 'mp4'];
+  it('preview players: HTTP-FLV, WS-FLV, HLS, LL-HLS, fMP4 and WHEP each advance currentTime ≥ 3 s', async () => {
+    const protos = ['flv', 'wsflv', 'hls', 'llhls', 'mp4', 'whep'];
     const pages = await Promise.all(protos.map(() => newPage()));
     await Promise.all(pages.map((p, i) => p.goto(`${A.http}/preview/?stream=live/cam&p=${protos[i]}`)));
     const start0 = await Promise.all(pages.map(async (p) => { await p.waitForSelector('#video'); return 0; }));
