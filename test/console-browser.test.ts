@@ -10,7 +10,8 @@
 // Node pass only: the browser is the client; the server runtimes are covered by the other tests.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server as NetServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -26,6 +27,7 @@ import llhls from '../plugins/hls/llhls.ts';
 import mp4 from '../plugins/mp4/index.ts';
 import rtmp from '../plugins/rtmp/index.ts';
 import webrtc from '../plugins/webrtc/index.ts';
+import record from '../plugins/record/index.ts';
 import { ffmpegPath, sleep, start, testSourceArgs, until } from './helpers/media.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -55,6 +57,7 @@ describe('web console (headless Chromium)', { skip }, () => {
   let browser: any;
   let ffmpeg: ReturnType<typeof start> | undefined;
   let hung: NetServer;
+  let recDir = '';
   const errors: string[] = [];
 
   const newPage = async (width = 1280, height = 800) => {
@@ -71,9 +74,11 @@ describe('web console (headless Chromium)', { skip }, () => {
   before(async () => {
     assert.ok(haveChromium, `${CHROMIUM} is missing on CI`);
     mkdirSync(SHOTS, { recursive: true });
-    A = await serve([rtmp, flv, hls, llhls, mp4, webrtc, admin, preview],
+    recDir = mkdtempSync(join(tmpdir(), 'm7s-console-rec-'));
+    A = await serve([rtmp, flv, hls, llhls, mp4, webrtc, record, admin, preview],
       // WebRTC on loopback only, as test/webrtc-browser.test.ts does.
-      'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\nrtmp:\n  chunksize: 4096\n  tcp:\n    listenaddr: "127.0.0.1:0"\nhls:\n  fragment: 1s\nllhls:\n  part: 200ms\n');
+      'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\nrtmp:\n  chunksize: 4096\n  tcp:\n    listenaddr: "127.0.0.1:0"\nhls:\n  fragment: 1s\nllhls:\n  part: 200ms\n'
+      + `record:\n  fragment: 2s\n  filepath: "${recDir}/{unix}"\n  indexfile: "${recDir}/index.jsonl"\n`);
     B = await serve([rtmp, flv, admin], 'rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n');
     // A TCP server that accepts and never answers: an instance that hangs.
     hung = createServer(() => {}).listen(0, '127.0.0.1');
@@ -87,6 +92,7 @@ describe('web console (headless Chromium)', { skip }, () => {
     hung?.close();
     await A?.server.stop();
     await B?.server.stop();
+    if (recDir) rmSync(recDir, { recursive: true, force: true });
   });
 
   it('a stream published by ffmpeg appears within 2 s and the overview chart moves', async () => {
@@ -106,6 +112,9 @@ describe('web console (headless Chromium)', { skip }, () => {
     console.log(`stream row shown ${shownAfter} ms after the publish`);
     assert.ok(shownAfter < 2000, `shown after ${shownAfter} ms`);
     await until(() => A.server.engine.getStream('live/w4')?.publisher && B.server.engine.getStream('live/b')?.publisher, 10_000, 'all five published');
+    // Record live/cam from now on (2 s segments): the recordings page plays one later.
+    const rec = await fetch(`${A.http}/record/api/start/live/cam`, { method: 'POST' });
+    assert.equal(rec.status, 200, await rec.text());
     await page.goto(`${A.http}/admin/#/`);
     await page.waitForFunction(() => Number(document.querySelector('#c-bps')?.getAttribute('data-points')) >= 2);
     const first = await page.getAttribute('#c-bps', 'data-last');
@@ -212,7 +221,15 @@ describe('web console (headless Chromium)', { skip }, () => {
     pub.close?.('done');
     await shot(page, 'logs');
     await page.setViewportSize({ width: 390, height: 844 }); await shot(page, 'logs');
-    for (const [route, sel] of [['plugins', 'tbody tr'], ['recordings', 'p.muted']] as const) {
+    // Recordings: the list has closed segments of live/cam; Play plays one.
+    await page.setViewportSize({ width: 1280, height: 800 });
+    await page.goto(`${A.http}/admin/#/recordings`);
+    const recs = await (await fetch(`${A.http}/record/api/list?streamPath=live/cam`)).json();
+    console.log(`recorded segments: ${JSON.stringify(recs).slice(0, 400)}`);
+    await page.waitForSelector('button[data-rec]', { timeout: 5000 }).catch(async (e: Error) => { throw new Error(`${e.message}: ${await page.textContent('main')}`); });
+    await page.click('button[data-rec]');
+    await page.waitForFunction(() => (document.querySelector('#rv') as HTMLVideoElement).currentTime >= 1, undefined, { timeout: 15_000 });
+    for (const [route, sel] of [['plugins', 'tbody tr'], ['recordings', 'button[data-rec]']] as const) {
       for (const vp of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
         await page.setViewportSize(vp);
         await page.goto(`${A.http}/admin/#/${route}`);

@@ -254,7 +254,8 @@ pages.proxies = ['Proxies', async (el, _a, signal) => {
 pages.recordings = ['Recordings', async (el, _a, signal) => {
   el.innerHTML = '<h1>Recordings</h1>';
   if (!enabled().has('record')) { el.insertAdjacentHTML('beforeend', `<p class="muted">The record plugin is not running${esc(plugins.find((p) => p.name === 'record')?.reason ? `: ${plugins.find((p) => p.name === 'record')!.reason}` : '')}.</p>`); return; }
-  const list = await api<any[]>(inst, '/record/api/list');
+  // A query key makes /record/api/list the recorded segments (without one it lists sessions).
+  const list = await api<any[]>(inst, '/record/api/list?start=0');
   el.insertAdjacentHTML('beforeend', `<div class="grid2"><div class="scroll"><table><thead><tr><th>stream</th><th>type</th><th>start</th><th>duration</th><th></th></tr></thead><tbody>${list.map((e, i) => `<tr><td>${esc(e.streamPath)}</td><td>${esc(e.type)}</td>
     <td>${new Date(e.start).toLocaleString()}</td><td>${e.duration ? `${(e.duration / 1000).toFixed(1)} s` : e.open ? 'recording' : ''}</td><td>${e.open ? '' : `<button data-rec="${i}">Play</button>`}</td></tr>`).join('') || '<tr><td colspan="5" class="muted">no recordings</td></tr>'}</tbody></table></div>
     <div><video id="rv" controls aria-label="recording"></video></div></div>`);
