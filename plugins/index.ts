@@ -16,5 +16,7 @@ import gb28181 from './gb28181/index.ts';
 import rtpPlugin from './rtp/index.ts';
 import onvif from './onvif/index.ts';
 import audiobridge from './audiobridge/index.ts';
+import admin from './console/index.ts';
+import preview from './preview/index.ts';
 
-export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, audiobridge, gb28181, rtpPlugin, onvif, record, logrotate, cascade, snap, transcode];
+export const builtinPlugins: PluginDef<any>[] = [rtmp, flv, hls, llhls, mp4, rtsp, webrtc, audiobridge, gb28181, rtpPlugin, onvif, record, logrotate, cascade, snap, transcode, admin, preview];

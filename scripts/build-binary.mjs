@@ -23,6 +23,7 @@ const run = (cmd, args, what) => {
 };
 
 mkdirSync(dirname(outfile), { recursive: true });
+await (await import('./build-ui.mjs')).buildUi(); // the console's assets go into the binary
 const started = Date.now();
 if (!node) {
   // The bun npm package (devDependency) ships the binary; a bun on PATH (M7S_BUN or `bun`) works too.

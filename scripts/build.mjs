@@ -2,6 +2,9 @@
 // Dependencies stay external: they are in node_modules after `npm ci`.
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
+import { buildUi } from './build-ui.mjs';
+
+await buildUi(); // the console's assets, embedded in the bundle (plugins/console/assets.gen.ts)
 
 await build({
   entryPoints: ['adapters/node/main.ts'],

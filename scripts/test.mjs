@@ -45,6 +45,9 @@ function run(cmd, argv, env = {}) {
   });
 }
 
+// The console's assets module (plugins/console/assets.gen.ts) must exist before any runtime imports the plugins.
+await (await import('./build-ui.mjs')).buildUi();
+
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 // A full run (no file filter) type-checks first: a type error fails the suite like a failing test.

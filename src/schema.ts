@@ -112,6 +112,8 @@ export const globalSchema = {
     /** Basic auth for /api/... and /{plugin}/api/... when both are set (then required from every client). */
     username: '',
     password: '',
+    /** How long a web console login (POST /admin/login) lasts; the token is signed with the admin secret. */
+    sessionttl: t.dur('12h'),
     /** A connection that sends no complete request head within this long is closed (Go's ReadHeaderTimeout). */
     readheadertimeout: t.dur('10s'),
     /** A keep-alive connection with no request for this long is closed. */

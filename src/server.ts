@@ -13,6 +13,7 @@ import { EngineError } from './core/errors.ts';
 import { wireWebhooks } from './hooks/engine-hooks.ts';
 import { type HookTarget, Webhooks } from './hooks/webhook.ts';
 import { mountApi } from './http/api.ts';
+import { bearer, ConsoleSessions } from './http/live.ts';
 import { play } from './http/player.ts';
 import { applyMiddleware, fail, middlewareHeaders, ok, requestRemote } from './http/app.ts';
 import { createBodySink } from './net/body.ts';
@@ -27,6 +28,7 @@ import { checkRanges } from './net/ip.ts';
 import { OutboundPolicy } from './core/outbound.ts';
 import { isSecretKey, REDACTED } from './redact.ts';
 import { VERSION } from './version.ts';
+import { lineOfPath, redactConfigText, restoreSecrets, syntaxIssues } from './config/text.ts';
 
 export interface ServerOptions {
   runtime: Runtime;
@@ -168,6 +170,12 @@ export class Server {
   /** The admin-session secret (generated at first start, .m7s/secret beside the config file, mode 0600). */
   adminSecret(): string { return this.adminSecretValue; }
 
+  /** The web console's login sessions (src/http/live.ts): tokens signed with the admin secret. */
+  readonly consoleSessions = new ConsoleSessions(() => this.adminSecretValue, () => this.config.global.http.sessionttl);
+
+  /** The config file's name (no folder), when the server has one. */
+  get configFileName(): string | undefined { return this.opts.configFile?.replace(/^.*[/\\]/, ''); }
+
   private hookServerInfo(): Record<string, unknown> {
     return { version: VERSION, runtime: this.runtime.name, hostname: this.runtime.sysinfo().hostname, startTime: new Date(this.startTime).toISOString() };
   }
@@ -235,6 +243,9 @@ export class Server {
     }
     for (const p of this.authorizer.problems()) this.logger.warn('auth: ' + p);
     applyMiddleware(this.app, () => this.config.global.http, this.logger, (c) => this.runtime.connInfo(c)?.address, async (c, action, path) => {
+      // A console session token (POST /admin/login) grants the API like Basic credentials do.
+      const token = bearer(c);
+      if (token && await this.consoleSessions.verify(token)) return { ok: true };
       if (!this.authorizer.active) return undefined;
       const url = new URL(c.req.url);
       const creds = httpCredentials(c.req.header('authorization'), url.searchParams);
@@ -550,6 +561,45 @@ export class Server {
     return run;
   }
   private modifyQueue: Promise<void> = Promise.resolve();
+
+  /** The config file's text for an editor, secret values as `***` (src/config/text.ts). */
+  configText(): string { return redactConfigText(this.fileText ?? ''); }
+
+  /**
+   * Replace the whole config file (the console's editor): `***` under secret keys keeps the current
+   * value; validated (errors carry the 1-based line in `text`); with `dry`, nothing else happens;
+   * otherwise written (when there is a config file) and applied as a hot reload. Queued with modify().
+   */
+  replaceConfigText(text: string, dry: boolean): Promise<{ errors: ConfigIssue[]; warnings: ConfigIssue[]; diff: ConfigDiff[]; saved: boolean }> {
+    const run = this.modifyQueue.then(async () => {
+      const none = { diff: [] as ConfigDiff[], saved: false, warnings: [] as ConfigIssue[] };
+      const syntax = syntaxIssues(text);
+      if (syntax.length) return { ...none, errors: syntax };
+      const full = restoreSecrets(text, this.fileText);
+      let built: ReturnType<Server['build']>;
+      try { built = this.build(full, this.modified); } catch (err) {
+        const issues: ConfigIssue[] = (err as { issues?: ConfigIssue[] }).issues ?? [{ path: '', message: (err as Error).message }];
+        return { ...none, errors: issues };
+      }
+      const withLine = (i: ConfigIssue): ConfigIssue => (i.line !== undefined || !i.path ? i : { ...i, line: lineOfPath(text, i.path) });
+      const errors = built.errors.map(withLine);
+      const warnings = built.warnings.map(withLine);
+      if (errors.length || dry) return { ...none, errors, warnings, diff: errors.length ? [] : diffConfig(this.config, built.config) };
+      let saved = false;
+      if (this.opts.configFile) {
+        try { await this.runtime.replaceFile(this.opts.configFile, full); saved = true; } catch (err) {
+          return { ...none, errors: [{ path: '', message: `config not saved, nothing changed: ${(err as Error)?.message ?? String(err)}` }] };
+        }
+      }
+      this.fileText = full;
+      const diff = diffConfig(this.config, built.config);
+      if (diff.length) this.apply(built.config, diff);
+      this.warnings = built.warnings;
+      return { errors: [], warnings, diff, saved };
+    });
+    this.modifyQueue = run.then(() => {}, () => {});
+    return run;
+  }
 
   private async modifyNow(changes: Record<string, any>, save: boolean): Promise<{ diff: ConfigDiff[]; errors: ConfigIssue[]; warnings?: ConfigIssue[]; saved: boolean; saveError?: string }> {
     const none = { diff: [], saved: false };

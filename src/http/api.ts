@@ -7,6 +7,7 @@ import { toYaml } from '../config/load.ts';
 import type { Server } from '../server.ts';
 import { fail, jsonOrSse, ok } from './app.ts';
 import { isSecretKey, redact, redactUrl } from '../redact.ts';
+import { mountLive } from './live.ts';
 
 export function mountApi(app: Hono, server: Server): void {
   const engine = server.engine;
@@ -33,7 +34,7 @@ export function mountApi(app: Hono, server: Server): void {
     };
   }));
 
-  app.get('/api/summary', (c) => jsonOrSse(c, () => {
+  const summary = () => {
     const si = server.runtime.sysinfo();
     return {
       ...engine.summary(),
@@ -46,7 +47,16 @@ export function mountApi(app: Hono, server: Server): void {
         tracks: s.tracks.map((t) => `${t.kind}:${t.codec}`), bps: s.tracks.reduce((a, t) => a + t.bps, 0),
       })),
     };
-  }));
+  };
+  app.get('/api/summary', (c) => jsonOrSse(c, summary));
+
+  // The console's live feeds (/api/events, /api/logs/tail), config text and admin sessions: src/http/live.ts.
+  mountLive(app, server, () => {
+    const si = server.runtime.sysinfo();
+    let bytesOut = 0;
+    for (const s of engine.streams.values()) for (const x of s.subscribers) bytesOut += x.bytesSent;
+    return { ...engine.summary(), cpuUsage: cpu(), memory: si.memory, loadavg: si.loadavg, bytesOut };
+  });
 
   // Sessions and jobs of every plugin (one id space; stop one with POST /{plugin}/api/stop/{id}).
   app.get('/api/sessions', (c) => jsonOrSse(c, () => {

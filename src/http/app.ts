@@ -86,7 +86,13 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
       if (r?.ok) d = apiAccess({ ...req, granted: true }, http());
       else if (r) d = { allow: false, status: r.status === 403 ? 403 : 401, message: r.reason ?? 'not allowed', headers: d.headers };
     }
-    if (!d.allow) return c.json({ code: d.status, message: d.message }, d.status, d.headers);
+    if (!d.allow) {
+      // A refused Bearer token (a console session, a JWT) asks for a Bearer token again, not Basic: a
+      // Basic challenge would make the browser pop its own login dialog over the web console.
+      const h = d.headers && /^bearer\s/i.test(c.req.header('authorization') ?? '') && d.headers['www-authenticate']
+        ? { ...d.headers, 'www-authenticate': 'Bearer realm="m7s"' } : d.headers;
+      return c.json({ code: d.status, message: d.message }, d.status, h);
+    }
     await next();
   });
   app.onError((err, c) => {
