@@ -60,8 +60,9 @@ describe('web console (headless Chromium)', { skip }, () => {
   let recDir = '';
   const errors: string[] = [];
 
-  const newPage = async (width = 1280, height = 800) => {
-    const ctx = await browser.newContext({ viewport: { width, height } });
+  const newPage = async (width = 1280, height = 800, bypassCSP = false) => {
+    // bypassCSP only for the axe run: axe-core is injected as a script the console's CSP refuses.
+    const ctx = await browser.newContext({ viewport: { width, height }, bypassCSP });
     const page = await ctx.newPage();
     page.on('console', (m: any) => { if (m.type() === 'error') errors.push(`${page.url()}: ${m.text()}`); });
     page.on('pageerror', (e: Error) => errors.push(`${page.url()}: ${e.message}`));
@@ -331,7 +332,7 @@ describe('web console (headless Chromium)', { skip }, () => {
   });
 
   it('axe-core: no serious or critical accessibility violations on each page', { skip: axePath ? false : 'axe-core is not installed (devDependency to add: axe-core@4.14.1)' }, async () => {
-    const page = await newPage();
+    const page = await newPage(1280, 800, true);
     const found: string[] = [];
     for (const route of ['', 'streams', 'stream/live/cam', 'proxies', 'recordings', 'wall', 'plugins', 'config', 'logs', 'instances']) {
       await page.goto(`${A.http}/admin/#/${route}`);
