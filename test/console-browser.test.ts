@@ -28,6 +28,7 @@ import mp4 from '../plugins/mp4/index.ts';
 import rtmp from '../plugins/rtmp/index.ts';
 import webrtc from '../plugins/webrtc/index.ts';
 import record from '../plugins/record/index.ts';
+import snap from '../plugins/snap/index.ts';
 import { ffmpegPath, sleep, start, testSourceArgs, until } from './helpers/media.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -76,7 +77,7 @@ describe('web console (headless Chromium)', { skip }, () => {
     assert.ok(haveChromium, `${CHROMIUM} is missing on CI`);
     mkdirSync(SHOTS, { recursive: true });
     recDir = mkdtempSync(join(tmpdir(), 'm7s-console-rec-'));
-    A = await serve([rtmp, flv, hls, llhls, mp4, webrtc, record, admin, preview],
+    A = await serve([rtmp, flv, hls, llhls, mp4, webrtc, record, snap, admin, preview],
       // WebRTC on loopback only, as test/webrtc-browser.test.ts does.
       'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\nrtmp:\n  chunksize: 4096\n  tcp:\n    listenaddr: "127.0.0.1:0"\nhls:\n  fragment: 1s\nllhls:\n  part: 200ms\n'
       + `record:\n  fragment: 2s\n  filepath: "${recDir}/{unix}"\n  indexfile: "${recDir}/index.jsonl"\n`);
@@ -163,6 +164,11 @@ describe('web console (headless Chromium)', { skip }, () => {
     await sp.waitForFunction((k: number) => !document.querySelector(`#subs tr[data-sub="${k}"]`), id, { timeout: 5000 });
     console.log(`kicked subscriber ${id}; ${before} subscribers before`);
     await sp.waitForSelector('#info table');
+    // The snap plugin runs: the stream page shows the cached keyframe as a decoded JPEG thumbnail.
+    await sp.waitForFunction(() => {
+      const i = document.querySelector('#snapimg') as HTMLImageElement | null;
+      return !!i && i.complete && i.naturalWidth > 0 && !(i.closest('#thumb') as HTMLElement).hidden;
+    }, undefined, { timeout: 15_000 });
     await sleep(1500);
     await shot(sp, 'stream');
     await sp.setViewportSize({ width: 390, height: 844 }); await sleep(500); await shot(sp, 'stream');

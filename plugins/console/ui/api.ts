@@ -42,6 +42,13 @@ export async function api<T = any>(inst: Instance, path: string, opts: { method?
   return j?.data as T;
 }
 
+/** An image from the API (a snapshot) as an object URL: fetched with the token header an <img> cannot send. */
+export async function imageUrl(inst: Instance, path: string, signal?: AbortSignal): Promise<string> {
+  const r = await fetch(inst.url + path, { headers: headers(inst), signal });
+  if (!r.ok) throw new ApiError(r.status, `HTTP ${r.status}`);
+  return URL.createObjectURL(await r.blob());
+}
+
 /** Read an SSE stream; `on(event, data)` per message. Reconnects after errors until `signal` aborts. */
 export function sse(inst: Instance, path: string, on: (event: string, data: any) => void, signal: AbortSignal, onState?: (ok: boolean, why?: string) => void): void {
   const run = async () => {

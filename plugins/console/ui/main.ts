@@ -6,7 +6,7 @@
 // text/event-stream` form of /api/stream/info and /api/subscribers); nothing polls except the
 // instances page, which asks each other server once per refresh.
 import css from './style.css';
-import { api, ApiError, esc, fmtBps, fmtBytes, type Instance, INSTANCES_KEY, localInstance, savedInstances, saveInstances, setUnauthorizedHandler, sse, TOKEN_KEY } from './api.ts';
+import { api, ApiError, esc, imageUrl, fmtBps, fmtBytes, type Instance, INSTANCES_KEY, localInstance, savedInstances, saveInstances, setUnauthorizedHandler, sse, TOKEN_KEY } from './api.ts';
 import { LineChart, sparkline } from './chart.ts';
 import { play, type Playing, PROTO_LABEL, protosFor, type Proto } from './players.ts';
 
@@ -189,7 +189,7 @@ function playerPanel(el: HTMLElement, path: string, signal: AbortSignal, chosen?
 pages.stream = ['Stream', (el, path, signal) => {
   el.innerHTML = `<h1>${esc(path)}</h1><div class="grid2"><div><div class="panel" id="info">loading…</div>
     <div class="panel"><h2>Bitrate</h2><canvas class="chart" id="c-sbps" role="img" aria-label="stream bitrate"></canvas></div></div>
-    <div class="panel" id="player"></div></div><h2>Subscribers</h2><div class="scroll"><table><thead><tr><th>id</th><th>protocol</th><th>address</th><th>state</th><th>lag</th><th>dropped</th><th>sent</th><th></th></tr></thead><tbody id="subs"></tbody></table></div>
+    <div><div class="panel" id="player"></div><div class="panel" id="thumb" hidden><h2>Snapshot</h2><img id="snapimg" alt="snapshot of ${esc(path)}" style="max-width:100%"><p class="muted" id="snapwhen"></p></div></div></div><h2>Subscribers</h2><div class="scroll"><table><thead><tr><th>id</th><th>protocol</th><th>address</th><th>state</th><th>lag</th><th>dropped</th><th>sent</th><th></th></tr></thead><tbody id="subs"></tbody></table></div>
     <p><button class="danger" id="stop">Stop stream</button></p>`;
   const chart = new LineChart(el.querySelector('#c-sbps')!, [['bitrate', '#3b82f6']], fmtBps);
   const enc = encodeURI(path);
@@ -213,6 +213,7 @@ pages.stream = ['Stream', (el, path, signal) => {
   });
   el.querySelector('#stop')!.addEventListener('click', async () => { if (confirm(`Stop ${path}?`)) await api(inst, `/api/stream/stop/${enc}`, { method: 'POST' }).catch((e) => alert(e.message)); });
   playerPanel(el.querySelector('#player')!, path, signal, new URLSearchParams(location.search).get('p') as Proto ?? undefined);
+  if (enabled().has('snap')) thumbnail(el.querySelector('#thumb') as HTMLElement, path, signal);
 }];
 
 // ------------------------------------------------------------------------------------------ proxies
@@ -354,6 +355,24 @@ pages.logs = ['Logs', (el, _a, signal) => {
 }];
 
 // ------------------------------------------------------------------------------------------ video wall
+/** A live thumbnail from the snap plugin (the cached keyframe as JPEG), refreshed every 10 s. */
+function thumbnail(panel: HTMLElement, path: string, signal: AbortSignal, width = 480): void {
+  const img = panel.querySelector('img') as HTMLImageElement;
+  let last = '';
+  const load = async () => {
+    try {
+      const u = await imageUrl(inst, `/snap/${encodeURI(path)}.jpg?w=${width}`, signal);
+      if (last) URL.revokeObjectURL(last);
+      last = u; img.src = u; panel.hidden = false;
+      const when = panel.querySelector('.muted');
+      if (when) when.textContent = `keyframe snapshot, ${new Date().toLocaleTimeString()}`;
+    } catch { /* no keyframe yet, or snap unavailable: keep the last one */ }
+  };
+  void load();
+  const t = setInterval(load, 10_000);
+  signal.addEventListener('abort', () => { clearInterval(t); if (last) URL.revokeObjectURL(last); });
+}
+
 pages.wall = ['Video wall', async (el, arg, signal) => {
   const d = await api(inst, '/api/stream/list?pageSize=1000');
   const live = (d.list as any[]).filter((s) => s.publisher).map((s) => s.path as string);
@@ -369,7 +388,15 @@ pages.wall = ['Video wall', async (el, arg, signal) => {
   signal.addEventListener('abort', () => players.forEach((p) => p.stop()));
   await Promise.all(chosen.map(async (p, i) => {
     try { const pl = await play(el.querySelector(`#w${i}`) as HTMLVideoElement, inst, proto, p, LIB); if (signal.aborted) pl.stop(); else players.push(pl); }
-    catch (e) { el.querySelector(`#w${i}`)!.parentElement!.insertAdjacentHTML('beforeend', `<p class="bad">${esc((e as Error).message)}</p>`); }
+    catch (e) {
+      // A stream the browser cannot play shows its snapshot instead, where the snap plugin runs.
+      const tile = el.querySelector(`#w${i}`)!.parentElement!;
+      tile.insertAdjacentHTML('beforeend', `<p class="bad">${esc((e as Error).message)}</p>`);
+      if (enabled().has('snap')) {
+        tile.insertAdjacentHTML('afterbegin', `<div hidden><img alt="snapshot of ${esc(p)}" style="max-width:100%"><span class="muted"></span></div>`);
+        thumbnail(tile.firstElementChild as HTMLElement, p, signal, 320);
+      }
+    }
   }));
 }];
 
