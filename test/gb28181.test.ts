@@ -253,10 +253,14 @@ describe('gb28181: live invite, PTZ, playback, failures', { skip: nodeOnly }, ()
     assert.ok(!JSON.stringify(sys).includes(`GB28181 media gb28181/${DEV_TCP}`), 'media socket closed');
   });
 
-  it('H.265 + G.711 over UDP: ffprobe reads HEVC over HLS', async () => {
+  it('H.265 + G.711 over UDP: ffprobe reads HEVC over HTTP-FLV (Enhanced FLV) and HLS', async () => {
     const m265 = await makeGbMedia(t.dir, 'h265', 2);
     await online('34020000001320000003', 'udp', m265);
-    // ffprobe reads H.265 over HLS (MPEG-TS segments); its FLV demuxers here predate enhanced-FLV HEVC.
+    // The npm ffprobe (test/helpers/media.ts) reads HEVC in Enhanced FLV; Debian's 5.1 does not.
+    const flvProbe = await ffprobe(`${s.http}/flv/gb28181/34020000001320000003/${CH1}.flv`, { timeoutMs: 30_000 });
+    const fv = flvProbe.streams.find((x: any) => x.codec_type === 'video');
+    assert.equal(fv?.codec_name, 'hevc', JSON.stringify(flvProbe.streams).slice(0, 400));
+    assert.equal(fv.width, 320);
     const probe = await ffprobe(`${s.http}/hls/gb28181/34020000001320000003/${CH1}.m3u8?timeout=10s`, { timeoutMs: 30_000 });
     const v = probe.streams.find((x: any) => x.codec_type === 'video');
     assert.equal(v?.codec_name, 'hevc');
