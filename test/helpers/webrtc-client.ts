@@ -1,10 +1,22 @@
 // A WHIP/WHEP client on node-datachannel (libdatachannel, the WebRTC stack OBS uses for WHIP): an
 // independent peer for the webrtc plugin's tests. It binds to 127.0.0.1 only. Media is RTP built and read
 // with our own src/format/rtp code; libdatachannel carries it (ICE, DTLS, SRTP).
-import nodeDataChannel from 'node-datachannel';
+import type * as NDC from 'node-datachannel';
 import { splitAnnexB, joinAvcc, h264NalType, H264_NAL_SPS, H264_NAL_PPS, H264_NAL_IDR } from '../../src/codec/h264.ts';
 import { h265NalType, H265_NAL_VPS, H265_NAL_SPS, H265_NAL_PPS, isH265Irap } from '../../src/codec/h265.ts';
 import { NalDepacketizer, NalPacketizer, parseRtp, RtpWriter, type RtpFrame } from '../../src/format/rtp/index.ts';
+
+/**
+ * libdatachannel, loaded on first use, not at import: under `deno test` each file runs in its own isolate,
+ * and a file that only imported it (for the helpers below) made Deno 2.9.5 panic in the next file that
+ * used it ("attempt to access Handle hosted by disposed Isolate").
+ */
+// deno-lint-ignore no-explicit-any
+let nodeDataChannel: typeof NDC = undefined as any;
+async function loadDataChannel(): Promise<void> {
+  // deno-lint-ignore no-explicit-any
+  nodeDataChannel ??= ((await import('node-datachannel')) as any).default;
+}
 
 export type NalCodec = 'h264' | 'h265';
 
@@ -34,7 +46,7 @@ export function parameterSets(codec: NalCodec, annexB: Uint8Array): Uint8Array[]
   return want.map((t) => seen.get(t)!).filter(Boolean);
 }
 
-async function gathered(pc: nodeDataChannel.PeerConnection): Promise<void> {
+async function gathered(pc: NDC.PeerConnection): Promise<void> {
   const t0 = Date.now();
   while (pc.gatheringState() !== 'complete') {
     if (Date.now() - t0 > 5000) throw new Error('node-datachannel: gathering did not complete');
@@ -43,8 +55,8 @@ async function gathered(pc: nodeDataChannel.PeerConnection): Promise<void> {
 }
 
 export interface Client {
-  pc: nodeDataChannel.PeerConnection;
-  track: nodeDataChannel.Track;
+  pc: NDC.PeerConnection;
+  track: NDC.Track;
   location: string;
   state(): string;
   close(): Promise<void>;
@@ -52,7 +64,7 @@ export interface Client {
 
 const PT = 96;
 
-function videoSection(codec: NalCodec, dir: 'SendOnly' | 'RecvOnly', ssrc: number): nodeDataChannel.Video {
+function videoSection(codec: NalCodec, dir: 'SendOnly' | 'RecvOnly', ssrc: number): NDC.Video {
   const v = new nodeDataChannel.Video('0', dir);
   if (codec === 'h264') v.addH264Codec(PT); else v.addH265Codec(PT);
   if (dir === 'SendOnly') v.addSSRC(ssrc, 'm7s-test');
@@ -60,16 +72,16 @@ function videoSection(codec: NalCodec, dir: 'SendOnly' | 'RecvOnly', ssrc: numbe
 }
 
 /** POST an offer; returns the response (answer applied when 201). */
-async function signal(pc: nodeDataChannel.PeerConnection, url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; location: string }> {
+async function signal(pc: NDC.PeerConnection, url: string, headers: Record<string, string> = {}): Promise<{ status: number; text: string; location: string }> {
   pc.setLocalDescription();
   await gathered(pc);
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', ...headers }, body: pc.localDescription()!.sdp });
   const text = await res.text();
-  if (res.status === 201) pc.setRemoteDescription(text, 'answer' as nodeDataChannel.DescriptionType);
+  if (res.status === 201) pc.setRemoteDescription(text, 'answer' as NDC.DescriptionType);
   return { status: res.status, text, location: res.headers.get('location') ?? '' };
 }
 
-function client(pc: nodeDataChannel.PeerConnection, track: nodeDataChannel.Track, base: string, location: string): Client {
+function client(pc: NDC.PeerConnection, track: NDC.Track, base: string, location: string): Client {
   let closed = false;
   return {
     pc, track, location,
@@ -86,6 +98,7 @@ function client(pc: nodeDataChannel.PeerConnection, track: nodeDataChannel.Track
 
 /** Just the offer text of a send-only (WHIP) or receive-only (WHEP) video peer, then closed. */
 export async function offerText(codec: NalCodec, dir: 'SendOnly' | 'RecvOnly'): Promise<string> {
+  await loadDataChannel();
   const pc = new nodeDataChannel.PeerConnection('offer', { iceServers: [], bindAddress: '127.0.0.1' });
   const track = pc.addTrack(videoSection(codec, dir, 0x1234));
   pc.setLocalDescription();
@@ -102,6 +115,7 @@ export async function offerText(codec: NalCodec, dir: 'SendOnly' | 'RecvOnly'): 
  */
 export async function whipPublish(base: string, path: string, codec: NalCodec, aus: { au: Uint8Array; key: boolean }[], ps: Uint8Array[], fps = 25,
   headers: Record<string, string> = {}): Promise<Client & { status: number; text: string; plis: () => number; sent: () => number }> {
+  await loadDataChannel();
   const pc = new nodeDataChannel.PeerConnection('whip', { iceServers: [], bindAddress: '127.0.0.1' });
   const ssrc = 0x2000 + Math.floor(Math.random() * 1000);
   const track = pc.addTrack(videoSection(codec, 'SendOnly', ssrc));
@@ -137,6 +151,7 @@ export async function whipPublish(base: string, path: string, codec: NalCodec, a
 export async function whepPlay(base: string, path: string, codec: NalCodec, headers: Record<string, string> = {}): Promise<Client & {
   status: number; text: string; frames: RtpFrame[]; rtp: { seq: number; timestamp: number }[]; packets: () => number; firstPacketAt: () => number; answeredAt: number; requestKeyframe(): boolean;
 }> {
+  await loadDataChannel();
   const pc = new nodeDataChannel.PeerConnection('whep', { iceServers: [], bindAddress: '127.0.0.1' });
   const track = pc.addTrack(videoSection(codec, 'RecvOnly', 0));
   const frames: RtpFrame[] = [];
@@ -161,5 +176,5 @@ export async function whepPlay(base: string, path: string, codec: NalCodec, head
 }
 
 export function cleanupDataChannel(): void {
-  nodeDataChannel.cleanup();
+  nodeDataChannel?.cleanup();
 }
