@@ -176,7 +176,7 @@ pages.streams = ['Streams', (el, _a, signal) => {
 let playing: Playing | null = null;
 function stopPlaying(): void { playing?.stop(); playing = null; }
 
-function playerPanel(el: HTMLElement, path: string, signal: AbortSignal, chosen?: Proto): void {
+function playerPanel(el: HTMLElement, path: string, signal: AbortSignal, chosen?: Proto, videoOnly = false): void {
   const protos = protosFor(enabled());
   el.innerHTML = `<div class="toolbar"><label>Protocol <select id="pp">${protos.map((p) => `<option value="${p}"${p === chosen ? ' selected' : ''}>${PROTO_LABEL[p]}</option>`).join('')}</select></label>
     <span id="lat" class="muted" aria-live="off"></span></div><video id="video" controls muted playsinline aria-label="preview of ${esc(path)}"></video><p id="perr" class="bad" role="alert"></p>`;
@@ -184,7 +184,7 @@ function playerPanel(el: HTMLElement, path: string, signal: AbortSignal, chosen?
   const go = async () => {
     stopPlaying();
     el.querySelector('#perr')!.textContent = '';
-    try { playing = await play(video, inst, sel.value as Proto, path, LIB); } catch (e) { el.querySelector('#perr')!.textContent = (e as Error).message; }
+    try { playing = await play(video, inst, sel.value as Proto, path, LIB, videoOnly); } catch (e) { el.querySelector('#perr')!.textContent = (e as Error).message; }
   };
   sel.addEventListener('change', go);
   const t = setInterval(() => {
@@ -452,7 +452,7 @@ pages.devices = ['Devices', async (el, _a, signal) => {
     panel?.abort();
     const ctl = panel = new AbortController();
     signal.addEventListener('abort', () => ctl.abort());
-    playerPanel(pl, path, ctl.signal);
+    playerPanel(pl, path, ctl.signal, undefined, true); // video only: cameras send G.711, which MSE cannot play
     pl.insertAdjacentHTML('afterbegin', `<h2>${esc(path)}</h2>`);
   };
   const pick = (d: string, c: string) => {
