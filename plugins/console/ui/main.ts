@@ -420,7 +420,7 @@ const PTZ_PAD: [string, string][] = [['upleft', '↖'], ['up', '↑'], ['upright
 pages.devices = ['Devices', async (el, _a, signal) => {
   const gb = (p: string, body?: unknown) => api(inst, `/gb28181/api/${p}`, body === undefined ? {} : { body });
   el.innerHTML = `<h1>GB28181 devices</h1><div class="grid2"><div id="gbdevs" aria-live="polite">loading…</div>
-    <div><div class="panel" id="gbsel"><p class="muted">Play a channel, or choose one for PTZ and playback.</p></div><div class="panel" id="gbplayer" hidden></div></div></div>`;
+    <div><div class="panel" id="gbplayer" hidden></div><div class="panel" id="gbsel"><p class="muted">Play a channel, or choose one for PTZ and playback.</p></div></div></div>`;
   let sel: { d: string; c: string; name: string } | null = null;
   let playingPath = '';
   let panel: AbortController | null = null; // the player panel's own life (its readout timer, its player)
@@ -431,8 +431,8 @@ pages.devices = ['Devices', async (el, _a, signal) => {
       <span class="badge ${d.online ? 'ok' : 'bad'}" data-online="${d.online}">${d.online ? 'online' : `offline${d.offlineReason ? `: ${esc(d.offlineReason)}` : ''}`}</span>
       <span class="muted">${esc(d.id)} · ${esc(d.transport ?? '')} ${esc(d.remote ?? '')}${d.manufacturer ? ` · ${esc(d.manufacturer)} ${esc(d.model ?? '')}` : ''}</span>
       <button class="secondary" data-sync="${esc(d.id)}">Query catalog</button></div>
-      <div class="scroll"><table><thead><tr><th>channel</th><th>id</th><th>status</th><th></th></tr></thead><tbody>${(d.channels ?? []).map((c: any) => `<tr data-ch="${esc(c.deviceId)}"${sel?.d === d.id && sel.c === c.deviceId ? ' class="sel"' : ''}>
-        <td>${esc(c.name || c.deviceId)}</td><td class="muted">${esc(c.deviceId)}</td><td>${esc(c.status || '—')}</td>
+      <div class="scroll"><table><thead><tr><th>channel</th><th class="hide-narrow">id</th><th>status</th><th></th></tr></thead><tbody>${(d.channels ?? []).map((c: any) => `<tr data-ch="${esc(c.deviceId)}"${sel?.d === d.id && sel.c === c.deviceId ? ' class="sel"' : ''}>
+        <td>${esc(c.name || c.deviceId)}</td><td class="muted hide-narrow">${esc(c.deviceId)}</td><td>${esc(c.status || '—')}</td>
         <td><button data-play="${esc(d.id)}/${esc(c.deviceId)}" aria-label="play ${esc(c.name || c.deviceId)}">Play</button> <button class="secondary" data-pick="${esc(d.id)}/${esc(c.deviceId)}">PTZ / playback</button></td></tr>`).join('')
         || '<tr><td colspan="4" class="muted">no channels (the device has not answered the Catalog query)</td></tr>'}</tbody></table></div></div>`).join('')
       || '<p class="muted">No device has registered. Point a camera at this server (see docs/plugins/gb28181.md).</p>';
@@ -453,7 +453,7 @@ pages.devices = ['Devices', async (el, _a, signal) => {
     const ctl = panel = new AbortController();
     signal.addEventListener('abort', () => ctl.abort());
     playerPanel(pl, path, ctl.signal, undefined, true); // video only: cameras send G.711, which MSE cannot play
-    pl.insertAdjacentHTML('afterbegin', `<h2>${esc(path)}</h2>`);
+    pl.insertAdjacentHTML('afterbegin', `<h2 class="path">${esc(path)}</h2>`);
   };
   const pick = (d: string, c: string) => {
     const ch = devs.find((x) => x.id === d)?.channels?.find((x: any) => x.deviceId === c);
@@ -463,7 +463,7 @@ pages.devices = ['Devices', async (el, _a, signal) => {
     el.querySelector('#gbsel')!.innerHTML = `<h2>${esc(sel.name)} <span class="muted">${esc(d)}/${esc(c)}</span></h2>
       <div class="toolbar"><button id="gbplay">Play</button><button class="danger" id="gbstop">Stop</button><span id="gbmsg" class="muted" role="status"></span></div>
       <h2>PTZ</h2><div class="toolbar"><div class="ptz" id="ptz" role="group" aria-label="PTZ: hold a button to move">${PTZ_PAD.map(([dir, label]) => dir ? `<button class="secondary" data-dir="${dir}" aria-label="${dir}">${label}</button>` : '<span></span>').join('')}
-        <div class="z"><button class="secondary" data-dir="zoomin" aria-label="zoom in">＋</button><button class="secondary" data-dir="zoomout" aria-label="zoom out">－</button></div></div>
+        <div class="z"><button class="secondary" data-dir="zoomin">Zoom in</button><button class="secondary" data-dir="zoomout">Zoom out</button></div></div>
         <label>Speed <input id="ptzspeed" type="range" min="1" max="255" value="128" aria-label="PTZ speed"></label></div>
       <form class="inline" id="preset"><label>Preset <input name="preset" type="number" min="1" max="255" value="1" required></label><button name="op" value="call">Call</button><button class="secondary" name="op" value="set">Set</button></form>
       <h2>Playback</h2><form class="inline" id="pb"><label>Start <input name="start" type="datetime-local" value="${toLocal(new Date(now.getTime() - 3600_000))}" required></label>
@@ -472,11 +472,13 @@ pages.devices = ['Devices', async (el, _a, signal) => {
         <label>Speed <select id="pbspeed">${[0.25, 0.5, 1, 2, 4, 8].map((v) => `<option${v === 1 ? ' selected' : ''}>${v}</option>`).join('')}</select></label></div>
       <div class="scroll"><table id="recs" hidden><thead><tr><th>start</th><th>end</th><th></th></tr></thead><tbody></tbody></table></div>`;
     const live = `gb28181/${d}/${c}`;
-    el.querySelector('#gbplay')!.addEventListener('click', () => { status(''); playPath(live); });
+    const pbctl = el.querySelector('#pbctl') as HTMLElement;
+    el.querySelector('#gbplay')!.addEventListener('click', () => { status(''); pbctl.hidden = true; playPath(live); });
     el.querySelector('#gbstop')!.addEventListener('click', async () => {
       const path = playingPath || live;
       stopPlayer();
       playingPath = '';
+      pbctl.hidden = true;
       try { await gb(`bye/${d}/${c}`, { streamPath: path }); status(`stopped ${path}`); } catch (e) { status((e as Error).message, true); }
     });
     // PTZ: pressing a button moves, releasing (or leaving it, or losing the pointer) stops.
@@ -508,7 +510,6 @@ pages.devices = ['Devices', async (el, _a, signal) => {
       const preset = Number(new FormData(ev.target as HTMLFormElement).get('preset'));
       try { await gb(`preset/${d}/${c}`, { op, preset }); status(`preset ${preset}: ${op}`); } catch (e) { status((e as Error).message, true); }
     });
-    const pbctl = el.querySelector('#pbctl') as HTMLElement;
     const playback = async (start: number, end: number) => {
       status('inviting playback…');
       const r = await gb(`playback/${d}/${c}`, { start, end });
