@@ -3,7 +3,9 @@
 // device shows online with its GBK Chinese channel name; Play invites the channel on demand (HTTP-FLV)
 // and the video advances ≥ 2 s; holding a PTZ button sends the GB/T 28181 A.3 PTZCmd for that direction
 // and speed, releasing it sends stop; a preset call, playback by time range and Stop (BYE) reach the
-// device. Screenshots go to test-artifacts/console/devices-*.png.
+// device. The ONVIF page (on a server without gb28181: no Devices entry) finds the tests' simulated ONVIF
+// camera, shows a wrong password's error, adds the camera and adds a profile as a pull. Screenshots go to
+// test-artifacts/console/devices-*.png and onvif-*.png.
 //
 // Node pass only: the browser is the client and the GB28181 media path does not depend on the runtime
 // (test/gb28181.test.ts covers the plugin on every runtime).
@@ -14,10 +16,13 @@ import { dirname, join } from 'node:path';
 import gb28181 from '../plugins/gb28181/index.ts';
 import flv from '../plugins/flv/index.ts';
 import admin from '../plugins/console/index.ts';
+import onvif from '../plugins/onvif/index.ts';
+import rtsp from '../plugins/rtsp/index.ts';
 import { startServer, until, type TestServer } from './helpers/media.ts';
 import { tempDir } from './helpers/frames.ts';
 import { GbDevice, makeGbMedia } from './helpers/gb-device.ts';
 import { nodeOnly } from './helpers/runtime-once.ts';
+import { camera, PASS, USER } from './helpers/onvif-camera.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
@@ -149,5 +154,53 @@ describe('console Devices page against a simulated GB28181 device (headless Chro
     await ctx.close();
     // mpegts.js logs the stopped player's network end as an error; anything else is a fault.
     assert.deepEqual(errors.filter((e) => !/net::ERR|NetworkError|Failed to load resource|IOException|Early-EOF|UnrecoverableEarlyEof/i.test(e)), []);
+  });
+});
+
+describe('console ONVIF page against a simulated ONVIF camera (headless Chromium)', { skip }, () => {
+  let s: TestServer;
+  let cam: Awaited<ReturnType<typeof camera>>;
+  let browser: any;
+  let rtspPort = 0;
+
+  before(async () => {
+    cam = await camera(() => `rtsp://127.0.0.1:${rtspPort}/live/nothing`);
+    s = await startServer([onvif, rtsp, admin], 'rtsp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n  udpaddr: ""\n  rtcpaddr: ""\n' +
+      `onvif:\n  discovertimeout: 500ms\n  probetargets: ["127.0.0.1:${cam.udpPort}"]\n`);
+    rtspPort = s.port('rtsp', 'tcp');
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  });
+  after(async () => { await browser?.close().catch(() => {}); cam?.close(); await s?.stop(); });
+
+  it('discovered camera → wrong password shows the error → added → a profile added as a pull', async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e: Error) => errors.push(e.message));
+    await page.goto(`${s.http}/admin/#/onvif`);
+    await page.waitForSelector('nav a[href="#/onvif"][aria-current=page]');
+    assert.equal(await page.$('nav a[href="#/devices"]'), null, 'no Devices entry without gb28181');
+    await page.click('#disc');
+    await page.waitForSelector('#found button[data-use]', { timeout: 5000 });
+    await page.click('#found button[data-use]');
+    assert.equal(await page.inputValue('#oadd input[name=xaddr]'), `http://127.0.0.1:${cam.port}/onvif/device_service`);
+    await page.fill('#oadd input[name=username]', USER);
+    await page.fill('#oadd input[name=password]', 'wrong');
+    await page.click('#oadd button[type=submit]');
+    await page.waitForSelector('#omsg.bad', { timeout: 10_000 });
+    assert.match(await page.textContent('#omsg'), /refused the credentials/);
+    await page.fill('#oadd input[name=password]', PASS);
+    await page.click('#oadd button[type=submit]');
+    await page.waitForSelector('#odevs button[data-pull][data-profile="main"]', { timeout: 10_000 });
+    await page.click('#odevs button[data-pull][data-profile="main"]');
+    const id = `127.0.0.1_${cam.port}`;
+    await page.waitForSelector(`#odevs a[href="#/stream/onvif/${id}"]`, { timeout: 10_000 });
+    assert.match(await page.textContent('#omsg'), new RegExp(`pulling into onvif/${id}`));
+    const pulls = (await (await fetch(`${s.http}/rtsp/api/list`)).json() as any).data.pulls as any[];
+    // The camera's GetStreamUri answer, pulled by the rtsp plugin (the list shows it without the credentials).
+    assert.ok(pulls.some((p) => p.streamPath === `onvif/${id}` && p.url === `rtsp://127.0.0.1:${rtspPort}/live/nothing`), JSON.stringify(pulls));
+    await page.screenshot({ path: join(SHOTS, 'onvif-1280.png') });
+    await page.close();
+    assert.deepEqual(errors, []);
   });
 });
