@@ -431,7 +431,7 @@ pages.devices = ['Devices', async (el, _a, signal) => {
       <span class="badge ${d.online ? 'ok' : 'bad'}" data-online="${d.online}">${d.online ? 'online' : `offline${d.offlineReason ? `: ${esc(d.offlineReason)}` : ''}`}</span>
       <span class="muted">${esc(d.id)} · ${esc(d.transport ?? '')} ${esc(d.remote ?? '')}${d.manufacturer ? ` · ${esc(d.manufacturer)} ${esc(d.model ?? '')}` : ''}</span>
       <button class="secondary" data-sync="${esc(d.id)}">Query catalog</button></div>
-      <div class="scroll"><table><thead><tr><th>channel</th><th class="hide-narrow">id</th><th>status</th><th></th></tr></thead><tbody>${(d.channels ?? []).map((c: any) => `<tr data-ch="${esc(c.deviceId)}"${sel?.d === d.id && sel.c === c.deviceId ? ' class="sel"' : ''}>
+      <div class="scroll"><table><thead><tr><th>channel</th><th class="hide-narrow">id</th><th>status</th><th></th></tr></thead><tbody>${(d.channels ?? []).map((c: any) => `<tr data-ch="${esc(c.deviceId)}"${sel?.d === d.id && sel?.c === c.deviceId ? ' class="sel"' : ''}>
         <td>${esc(c.name || c.deviceId)}</td><td class="muted hide-narrow">${esc(c.deviceId)}</td><td>${esc(c.status || '—')}</td>
         <td><button data-play="${esc(d.id)}/${esc(c.deviceId)}" aria-label="play ${esc(c.name || c.deviceId)}">Play</button> <button class="secondary" data-pick="${esc(d.id)}/${esc(c.deviceId)}">PTZ / playback</button></td></tr>`).join('')
         || '<tr><td colspan="4" class="muted">no channels (the device has not answered the Catalog query)</td></tr>'}</tbody></table></div></div>`).join('')
