@@ -54,7 +54,7 @@ describe('console Devices page against a simulated GB28181 device (headless Chro
     const media = await makeGbMedia(t.dir, 'h264', 4);
     s = await startServer([gb28181, flv, admin],
       `gb28181:\n  serial: "${SERVER}"\n  realm: "${REALM}"\n  password: "12345678"\n  sip:\n    listenaddr: ["udp:127.0.0.1:0"]\n` +
-      `  sipip: 127.0.0.1\n  mediaport: ""\n  keepaliveinterval: 2s\n  releasedelay: 300ms\n  invitetimeout: 5s\n  datafile: ""\n`);
+      `  sipip: 127.0.0.1\n  mediaport: ""\n  keepaliveinterval: 2s\n  releasedelay: 2s\n  invitetimeout: 5s\n  datafile: ""\n`);
     dev = new GbDevice({
       id: DEV, serverId: SERVER, realm: REALM, password: '12345678', transport: 'udp',
       server: { host: '127.0.0.1', port: s.port('gb28181', 'udp') },
@@ -148,6 +148,15 @@ describe('console Devices page against a simulated GB28181 device (headless Chro
     const byes = dev.byes;
     await page.click('#gbstop');
     await until(() => dev.byes > byes, 5000, 'BYE');
+    // …of the playback call (the API found it: releasedelay 2 s had not ended it yet); the live call ended
+    // by itself once its player went.
+    const stopped = `stopped gb28181/${DEV}/${CH1}/playback-${start}-${start + 300}`;
+    await page.waitForFunction((want: string) => document.querySelector('#gbmsg')?.textContent === want, stopped, { timeout: 5000 })
+      .catch(async () => assert.fail(`status: ${await page.textContent('#gbmsg')}`));
+    await until(async () => {
+      const l = (await (await fetch(`${s.http}/gb28181/api/list`)).json() as any).data;
+      return !l.invites.some((x: any) => !x.ended);
+    }, 8000, 'no call left open');
     assert.equal(await page.isHidden('#gbplayer'), true);
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(SHOTS, 'devices-390.png'), fullPage: true });
