@@ -12,6 +12,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import gb28181 from '../plugins/gb28181/index.ts';
 import flv from '../plugins/flv/index.ts';
@@ -34,6 +35,16 @@ const SERVER = '34020000002000000001', REALM = '3402000000';
 const DEV = '34020000001320000001', CH1 = '34020000001310000001', CH2 = '34020000001310000002';
 const root = (() => { let d = dirname(new URL(import.meta.url).pathname); while (!existsSync(join(d, 'package.json'))) d = dirname(d); return d; })();
 const SHOTS = join(root, 'test-artifacts', 'console');
+const axePath = (() => { try { return createRequire(import.meta.url).resolve('axe-core/axe.min.js', { paths: [root] }); } catch { return null; } })();
+
+/** Serious or critical axe-core violations on the page as it is (axe injected: the page needs bypassCSP). */
+async function axe(page: any): Promise<string[]> {
+  if (!axePath) return [];
+  await page.addScriptTag({ path: axePath });
+  const r = await page.evaluate(async () => (window as any).axe.run(document, { resultTypes: ['violations'] }));
+  console.log(`axe-core on ${page.url()}: ${r.violations.length} violations of any impact (${r.violations.map((v: any) => `${v.id}:${v.impact}`).join(', ')})`);
+  return r.violations.filter((v: any) => v.impact === 'serious' || v.impact === 'critical').map((v: any) => `${v.id} (${v.impact}) ${v.nodes.length}× ${v.help}`);
+}
 
 /** A PTZCmd as GB/T 28181-2016 A.3 lays it out: A5 0F addr instr data1 data2 data3<<4 checksum. */
 function ptzCmd(instr: number, data1 = 0, data2 = 0, zoom = 0): string {
@@ -82,7 +93,8 @@ describe('console Devices page against a simulated GB28181 device (headless Chro
 
   it('the device is online with its Chinese channel names; Play plays; PTZ press/release, preset, playback and Stop reach the device', async () => {
     // UTC in the page: the playback inputs (datetime-local) are read in the browser's time zone.
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC' });
+    // bypassCSP only so that axe-core can be injected at the end.
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, timezoneId: 'UTC', bypassCSP: !!axePath });
     const page = await ctx.newPage();
     page.on('console', (m: any) => { if (m.type() === 'error') errors.push(m.text()); });
     page.on('pageerror', (e: Error) => errors.push(e.message));
@@ -160,6 +172,7 @@ describe('console Devices page against a simulated GB28181 device (headless Chro
     assert.equal(await page.isHidden('#gbplayer'), true);
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(SHOTS, 'devices-390.png'), fullPage: true });
+    assert.deepEqual(await axe(page), [], 'axe-core: no serious or critical violations on the Devices page');
     await ctx.close();
     // mpegts.js logs the stopped player's network end as an error; anything else is a fault.
     assert.deepEqual(errors.filter((e) => !/net::ERR|NetworkError|Failed to load resource|IOException|Early-EOF|UnrecoverableEarlyEof/i.test(e)), []);
@@ -183,7 +196,7 @@ describe('console ONVIF page against a simulated ONVIF camera (headless Chromium
   after(async () => { await browser?.close().catch(() => {}); cam?.close(); await s?.stop(); });
 
   it('discovered camera → wrong password shows the error → added → a profile added as a pull', async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, bypassCSP: !!axePath });
     const errors: string[] = [];
     page.on('pageerror', (e: Error) => errors.push(e.message));
     await page.goto(`${s.http}/admin/#/onvif`);
@@ -209,6 +222,7 @@ describe('console ONVIF page against a simulated ONVIF camera (headless Chromium
     // The camera's GetStreamUri answer, pulled by the rtsp plugin (the list shows it without the credentials).
     assert.ok(pulls.some((p) => p.streamPath === `onvif/${id}` && p.url === `rtsp://127.0.0.1:${rtspPort}/live/nothing`), JSON.stringify(pulls));
     await page.screenshot({ path: join(SHOTS, 'onvif-1280.png') });
+    assert.deepEqual(await axe(page), [], 'axe-core: no serious or critical violations on the ONVIF page');
     await page.close();
     assert.deepEqual(errors, []);
   });

@@ -431,7 +431,7 @@ pages.devices = ['Devices', async (el, _a, signal) => {
       <span class="badge ${d.online ? 'ok' : 'bad'}" data-online="${d.online}">${d.online ? 'online' : `offline${d.offlineReason ? `: ${esc(d.offlineReason)}` : ''}`}</span>
       <span class="muted">${esc(d.id)} · ${esc(d.transport ?? '')} ${esc(d.remote ?? '')}${d.manufacturer ? ` · ${esc(d.manufacturer)} ${esc(d.model ?? '')}` : ''}</span>
       <button class="secondary" data-sync="${esc(d.id)}">Query catalog</button></div>
-      <div class="scroll"><table><thead><tr><th>channel</th><th class="hide-narrow">id</th><th>status</th><th></th></tr></thead><tbody>${(d.channels ?? []).map((c: any) => `<tr data-ch="${esc(c.deviceId)}"${sel?.d === d.id && sel?.c === c.deviceId ? ' class="sel"' : ''}>
+      <div class="scroll"><table><thead><tr><th>channel</th><th class="hide-narrow">id</th><th>status</th><th>actions</th></tr></thead><tbody>${(d.channels ?? []).map((c: any) => `<tr data-ch="${esc(c.deviceId)}"${sel?.d === d.id && sel?.c === c.deviceId ? ' class="sel"' : ''}>
         <td>${esc(c.name || c.deviceId)}</td><td class="muted hide-narrow">${esc(c.deviceId)}</td><td>${esc(c.status || '—')}</td>
         <td><button data-play="${esc(d.id)}/${esc(c.deviceId)}" aria-label="play ${esc(c.name || c.deviceId)}">Play</button> <button class="secondary" data-pick="${esc(d.id)}/${esc(c.deviceId)}">PTZ / playback</button></td></tr>`).join('')
         || '<tr><td colspan="4" class="muted">no channels (the device has not answered the Catalog query)</td></tr>'}</tbody></table></div></div>`).join('')
@@ -470,7 +470,7 @@ pages.devices = ['Devices', async (el, _a, signal) => {
         <label>End <input name="end" type="datetime-local" value="${toLocal(now)}" required></label><button name="what" value="records" class="secondary">Find recordings</button><button name="what" value="play">Play back</button></form>
       <div id="pbctl" class="toolbar" hidden><button class="secondary" data-op="pause">Pause</button><button class="secondary" data-op="resume">Resume</button>
         <label>Speed <select id="pbspeed">${[0.25, 0.5, 1, 2, 4, 8].map((v) => `<option${v === 1 ? ' selected' : ''}>${v}</option>`).join('')}</select></label></div>
-      <div class="scroll"><table id="recs" hidden><thead><tr><th>start</th><th>end</th><th></th></tr></thead><tbody></tbody></table></div>`;
+      <div class="scroll"><table id="recs" hidden><thead><tr><th>start</th><th>end</th><th>actions</th></tr></thead><tbody></tbody></table></div>`;
     const live = `gb28181/${d}/${c}`;
     const pbctl = el.querySelector('#pbctl') as HTMLElement;
     el.querySelector('#gbplay')!.addEventListener('click', () => { status(''); pbctl.hidden = true; playPath(live); });
@@ -560,10 +560,10 @@ pages.devices = ['Devices', async (el, _a, signal) => {
 // ------------------------------------------------------------------------------------------ ONVIF
 pages.onvif = ['ONVIF', async (el, _a, signal) => {
   el.innerHTML = `<h1>ONVIF cameras</h1><div class="toolbar"><button id="disc">Discover now</button><span id="omsg" class="muted" role="status"></span></div>
-    <h2>Discovered</h2><div class="scroll"><table><thead><tr><th>address</th><th>service URL</th><th>scopes</th><th></th></tr></thead><tbody id="found"></tbody></table></div>
+    <h2>Discovered</h2><div class="scroll"><table><thead><tr><th>address</th><th>service URL</th><th>scopes</th><th>actions</th></tr></thead><tbody id="found"></tbody></table></div>
     <form class="inline panel" id="oadd"><label>Service URL <input name="xaddr" required size="40" placeholder="http://192.168.1.64/onvif/device_service"></label>
       <label>User <input name="username" autocomplete="off"></label><label>Password <input name="password" type="password" autocomplete="off"></label><button type="submit">Add device</button></form>
-    <h2>Devices</h2><div class="scroll"><table><thead><tr><th>device</th><th>profiles</th><th>streams</th><th></th></tr></thead><tbody id="odevs"></tbody></table></div>`;
+    <h2>Devices</h2><div class="scroll"><table><thead><tr><th>device</th><th>profiles</th><th>streams</th></tr></thead><tbody id="odevs"></tbody></table></div>`;
   const msg = (m: string, bad = false) => { const p = el.querySelector('#omsg')!; p.textContent = m; p.className = bad ? 'bad' : 'muted'; };
   const drawFound = (list: any[]) => {
     el.querySelector('#found')!.innerHTML = list.map((f) => `<tr><td>${esc(f.address ?? '')}</td><td>${(f.xaddrs ?? []).map((x: string) => esc(x)).join('<br>')}</td>
@@ -575,7 +575,7 @@ pages.onvif = ['ONVIF', async (el, _a, signal) => {
     if (signal.aborted) return;
     el.querySelector('#odevs')!.innerHTML = list.map((d) => `<tr><td><b>${esc(d.id)}</b><br><span class="muted">${esc(d.xaddr)}</span>${d.error ? `<br><span class="bad">${esc(d.error)}</span>` : ''}</td>
       <td>${(d.profiles ?? []).map((p: any) => `${esc(p.name || p.profile)}${p.ptz ? ' <span class="badge">PTZ</span>' : ''} <button data-pull="${esc(d.id)}" data-profile="${esc(p.profile)}">Add as pull</button>`).join('<br>')}</td>
-      <td>${(d.streams ?? []).map((s: string) => `<a href="#/stream/${esc(s)}">${esc(s)}</a>`).join('<br>')}</td><td></td></tr>`).join('') || '<tr><td colspan="4" class="muted">no devices: add one found above</td></tr>';
+      <td>${(d.streams ?? []).map((s: string) => `<a href="#/stream/${esc(s)}">${esc(s)}</a>`).join('<br>')}</td></tr>`).join('') || '<tr><td colspan="3" class="muted">no devices: add one found above</td></tr>';
   };
   drawFound(await api<any[]>(inst, '/onvif/api/discovered'));
   await loadDevices();
