@@ -37,7 +37,9 @@ export async function api<T = any>(inst: Instance, path: string, opts: { method?
   const r = await fetch(inst.url + path, init);
   let j: any = null;
   try { j = await r.json(); } catch { /* not JSON */ }
-  if (r.status === 401 && !inst.url) onUnauthorized();
+  // The server's own refusal carries its Basic challenge; a plugin's 401 (an ONVIF camera refusing the
+  // credentials it was given) does not, and must not end the console session.
+  if (r.status === 401 && !inst.url && r.headers.has('www-authenticate')) onUnauthorized();
   if (!r.ok || (j && j.code !== 0)) throw new ApiError(r.status, j?.message ?? `HTTP ${r.status}`, j?.data);
   return j?.data as T;
 }
@@ -55,7 +57,7 @@ export function sse(inst: Instance, path: string, on: (event: string, data: any)
     while (!signal.aborted) {
       try {
         const r = await fetch(inst.url + path, { headers: headers(inst, { accept: 'text/event-stream' }), signal });
-        if (r.status === 401 && !inst.url) { onUnauthorized(); return; }
+        if (r.status === 401 && !inst.url && r.headers.has('www-authenticate')) { onUnauthorized(); return; }
         if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
         onState?.(true);
         const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -22,8 +22,9 @@ const enabled = () => new Set(plugins.filter((p) => p.enabled).map((p) => p.name
 
 type Page = (el: HTMLElement, arg: string, signal: AbortSignal) => void | Promise<void>;
 const pages: Record<string, [string, Page]> = {};
-const NAV: [string, string][] = [['', 'Overview'], ['streams', 'Streams'], ['proxies', 'Proxies'], ['recordings', 'Recordings'], ['wall', 'Video wall'],
-  ['plugins', 'Plugins'], ['config', 'Config'], ['logs', 'Logs'], ['instances', 'Instances']];
+// [route, title, plugin it needs (the entry shows only while that plugin runs)]
+const NAV: [string, string, string?][] = [['', 'Overview'], ['streams', 'Streams'], ['proxies', 'Proxies'], ['recordings', 'Recordings'], ['wall', 'Video wall'],
+  ['devices', 'Devices', 'gb28181'], ['onvif', 'ONVIF', 'onvif'], ['plugins', 'Plugins'], ['config', 'Config'], ['logs', 'Logs'], ['instances', 'Instances']];
 
 const app = document.getElementById('app')!;
 let current: AbortController | null = null;
@@ -32,11 +33,17 @@ function shell(): HTMLElement {
   const [route] = routeOf();
   const other = inst.url ? ` <a href="#/instances" data-reset="1">back to this server</a>` : '';
   app.innerHTML = `<div class="layout"><nav class="side" aria-label="Console"><div class="brand">m7s console</div>
-    ${NAV.map(([r, t]) => `<a href="#/${r}"${r === route || (route === 'stream' && r === 'streams') ? ' aria-current="page"' : ''}>${t}</a>`).join('')}
+    <div id="navlinks">${navLinks(route)}</div>
     <div class="inst">${esc(inst.name)}${inst.url ? ` · ${esc(inst.url)}` : ''}${other}</div>
     ${localStorage.getItem(TOKEN_KEY) ? '<a href="#/logout" id="logout">Log out</a>' : ''}</nav><main id="main"></main></div>`;
   app.querySelector('[data-reset]')?.addEventListener('click', () => { inst = localInstance(); });
   return document.getElementById('main')!;
+}
+
+function navLinks(route: string): string {
+  const on = enabled();
+  return NAV.filter(([, , need]) => !need || on.has(need))
+    .map(([r, t]) => `<a href="#/${r}"${r === route || (route === 'stream' && r === 'streams') ? ' aria-current="page"' : ''}>${t}</a>`).join('');
 }
 
 function routeOf(): [string, string] {
@@ -56,7 +63,11 @@ async function render(): Promise<void> {
   const main = shell();
   const page = pages[route] ?? pages[''];
   try {
-    if (!plugins.length || route === 'plugins') plugins = await api(inst, '/api/plugins');
+    if (!plugins.length || route === 'plugins') {
+      plugins = await api(inst, '/api/plugins');
+      const nav = document.getElementById('navlinks');
+      if (nav) nav.innerHTML = navLinks(route); // entries of plugins that run (Devices, ONVIF)
+    }
     await page[1](main, arg, signal);
   } catch (e) {
     if (signal.aborted) return;
@@ -165,7 +176,7 @@ pages.streams = ['Streams', (el, _a, signal) => {
 let playing: Playing | null = null;
 function stopPlaying(): void { playing?.stop(); playing = null; }
 
-function playerPanel(el: HTMLElement, path: string, signal: AbortSignal, chosen?: Proto): void {
+function playerPanel(el: HTMLElement, path: string, signal: AbortSignal, chosen?: Proto, videoOnly = false): void {
   const protos = protosFor(enabled());
   el.innerHTML = `<div class="toolbar"><label>Protocol <select id="pp">${protos.map((p) => `<option value="${p}"${p === chosen ? ' selected' : ''}>${PROTO_LABEL[p]}</option>`).join('')}</select></label>
     <span id="lat" class="muted" aria-live="off"></span></div><video id="video" controls muted playsinline aria-label="preview of ${esc(path)}"></video><p id="perr" class="bad" role="alert"></p>`;
@@ -173,7 +184,7 @@ function playerPanel(el: HTMLElement, path: string, signal: AbortSignal, chosen?
   const go = async () => {
     stopPlaying();
     el.querySelector('#perr')!.textContent = '';
-    try { playing = await play(video, inst, sel.value as Proto, path, LIB); } catch (e) { el.querySelector('#perr')!.textContent = (e as Error).message; }
+    try { playing = await play(video, inst, sel.value as Proto, path, LIB, videoOnly); } catch (e) { el.querySelector('#perr')!.textContent = (e as Error).message; }
   };
   sel.addEventListener('change', go);
   const t = setInterval(() => {
@@ -398,6 +409,194 @@ pages.wall = ['Video wall', async (el, arg, signal) => {
       }
     }
   }));
+}];
+
+// ------------------------------------------------------------------------------------------ GB28181 devices
+/** datetime-local value ↔ unix seconds (the browser's time zone). */
+const toUnix = (v: string) => Math.floor(new Date(v).getTime() / 1000);
+const toLocal = (d: Date) => new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+const PTZ_PAD: [string, string][] = [['upleft', '↖'], ['up', '↑'], ['upright', '↗'], ['left', '←'], ['', ''], ['right', '→'], ['downleft', '↙'], ['down', '↓'], ['downright', '↘']];
+
+pages.devices = ['Devices', async (el, _a, signal) => {
+  const gb = (p: string, body?: unknown) => api(inst, `/gb28181/api/${p}`, body === undefined ? {} : { body });
+  el.innerHTML = `<h1>GB28181 devices</h1><div class="grid2"><div id="gbdevs" aria-live="polite">loading…</div>
+    <div><div class="panel" id="gbplayer" hidden></div><div class="panel" id="gbsel"><p class="muted">Play a channel, or choose one for PTZ and playback.</p></div></div></div>`;
+  let sel: { d: string; c: string; name: string } | null = null;
+  let playingPath = '';
+  let panel: AbortController | null = null; // the player panel's own life (its readout timer, its player)
+  let devs: any[] = [];
+  const status = (m: string, bad = false) => { const p = el.querySelector('#gbmsg'); if (p) { p.textContent = m; p.className = bad ? 'bad' : 'muted'; } };
+  const draw = () => {
+    el.querySelector('#gbdevs')!.innerHTML = devs.map((d) => `<div class="panel" data-dev="${esc(d.id)}"><div class="devhead"><h2>${esc(d.name || d.id)}</h2>
+      <span class="badge ${d.online ? 'ok' : 'bad'}" data-online="${d.online}">${d.online ? 'online' : `offline${d.offlineReason ? `: ${esc(d.offlineReason)}` : ''}`}</span>
+      <span class="muted">${esc(d.id)} · ${esc(d.transport ?? '')} ${esc(d.remote ?? '')}${d.manufacturer ? ` · ${esc(d.manufacturer)} ${esc(d.model ?? '')}` : ''}</span>
+      <button class="secondary" data-sync="${esc(d.id)}">Query catalog</button></div>
+      <div class="scroll"><table><thead><tr><th>channel</th><th class="hide-narrow">id</th><th>status</th><th>actions</th></tr></thead><tbody>${(d.channels ?? []).map((c: any) => `<tr data-ch="${esc(c.deviceId)}"${sel?.d === d.id && sel?.c === c.deviceId ? ' class="sel"' : ''}>
+        <td>${esc(c.name || c.deviceId)}</td><td class="muted hide-narrow">${esc(c.deviceId)}</td><td>${esc(c.status || '—')}</td>
+        <td><button data-play="${esc(d.id)}/${esc(c.deviceId)}" aria-label="play ${esc(c.name || c.deviceId)}">Play</button> <button class="secondary" data-pick="${esc(d.id)}/${esc(c.deviceId)}">PTZ / playback</button></td></tr>`).join('')
+        || '<tr><td colspan="4" class="muted">no channels (the device has not answered the Catalog query)</td></tr>'}</tbody></table></div></div>`).join('')
+      || '<p class="muted">No device has registered. Point a camera at this server (see docs/plugins/gb28181.md).</p>';
+  };
+  const load = async () => {
+    const list = await api<any[]>(inst, '/gb28181/api/devices');
+    const full = await Promise.all(list.slice(0, 500).map((d) => api(inst, `/gb28181/api/devices/${encodeURIComponent(d.id)}`).catch(() => d)));
+    if (signal.aborted) return;
+    devs = full;
+    draw();
+  };
+  const stopPlayer = () => { panel?.abort(); panel = null; const pl = el.querySelector('#gbplayer') as HTMLElement; pl.hidden = true; pl.innerHTML = ''; };
+  const playPath = (path: string) => {
+    const pl = el.querySelector('#gbplayer') as HTMLElement;
+    pl.hidden = false;
+    playingPath = path;
+    panel?.abort();
+    const ctl = panel = new AbortController();
+    signal.addEventListener('abort', () => ctl.abort());
+    playerPanel(pl, path, ctl.signal, undefined, true); // video only: cameras send G.711, which MSE cannot play
+    pl.insertAdjacentHTML('afterbegin', `<h2 class="path">${esc(path)}</h2>`);
+  };
+  const pick = (d: string, c: string) => {
+    const ch = devs.find((x) => x.id === d)?.channels?.find((x: any) => x.deviceId === c);
+    sel = { d, c, name: ch?.name || c };
+    draw();
+    const now = new Date();
+    el.querySelector('#gbsel')!.innerHTML = `<h2>${esc(sel.name)} <span class="muted">${esc(d)}/${esc(c)}</span></h2>
+      <div class="toolbar"><button id="gbplay">Play</button><button class="danger" id="gbstop">Stop</button><span id="gbmsg" class="muted" role="status"></span></div>
+      <h2>PTZ</h2><div class="toolbar"><div class="ptz" id="ptz" role="group" aria-label="PTZ: hold a button to move">${PTZ_PAD.map(([dir, label]) => dir ? `<button class="secondary" data-dir="${dir}" aria-label="${dir}">${label}</button>` : '<span></span>').join('')}
+        <div class="z"><button class="secondary" data-dir="zoomin">Zoom in</button><button class="secondary" data-dir="zoomout">Zoom out</button></div></div>
+        <label>Speed <input id="ptzspeed" type="range" min="1" max="255" value="128" aria-label="PTZ speed"></label></div>
+      <form class="inline" id="preset"><label>Preset <input name="preset" type="number" min="1" max="255" value="1" required></label><button name="op" value="call">Call</button><button class="secondary" name="op" value="set">Set</button></form>
+      <h2>Playback</h2><form class="inline" id="pb"><label>Start <input name="start" type="datetime-local" value="${toLocal(new Date(now.getTime() - 3600_000))}" required></label>
+        <label>End <input name="end" type="datetime-local" value="${toLocal(now)}" required></label><button name="what" value="records" class="secondary">Find recordings</button><button name="what" value="play">Play back</button></form>
+      <div id="pbctl" class="toolbar" hidden><button class="secondary" data-op="pause">Pause</button><button class="secondary" data-op="resume">Resume</button>
+        <label>Speed <select id="pbspeed">${[0.25, 0.5, 1, 2, 4, 8].map((v) => `<option${v === 1 ? ' selected' : ''}>${v}</option>`).join('')}</select></label></div>
+      <div class="scroll"><table id="recs" hidden><thead><tr><th>start</th><th>end</th><th>actions</th></tr></thead><tbody></tbody></table></div>`;
+    const live = `gb28181/${d}/${c}`;
+    const pbctl = el.querySelector('#pbctl') as HTMLElement;
+    el.querySelector('#gbplay')!.addEventListener('click', () => { status(''); pbctl.hidden = true; playPath(live); });
+    el.querySelector('#gbstop')!.addEventListener('click', async () => {
+      const path = playingPath || live;
+      stopPlayer();
+      playingPath = '';
+      pbctl.hidden = true;
+      try { await gb(`bye/${d}/${c}`, { streamPath: path }); status(`stopped ${path}`); } catch (e) { status((e as Error).message, true); }
+    });
+    // PTZ: pressing a button moves, releasing (or leaving it, or losing the pointer) stops.
+    let moving = '';
+    const move = async (dir: string) => {
+      moving = dir;
+      const speed = Number((el.querySelector('#ptzspeed') as HTMLInputElement).value);
+      try { await gb(`ptz/${d}/${c}`, { direction: dir, speed }); status(`${dir} at speed ${speed}`); } catch (e) { status((e as Error).message, true); }
+    };
+    const stop = async () => {
+      if (!moving) return;
+      moving = '';
+      try { await gb(`ptz/${d}/${c}`, { direction: 'stop' }); status('stopped'); } catch (e) { status((e as Error).message, true); }
+    };
+    const pad = el.querySelector('#ptz') as HTMLElement;
+    pad.addEventListener('pointerdown', (ev) => {
+      const dir = (ev.target as HTMLElement).closest('button')?.dataset.dir;
+      if (!dir) return;
+      (ev.target as HTMLElement).setPointerCapture?.(ev.pointerId);
+      void move(dir);
+    });
+    for (const t of ['pointerup', 'pointercancel', 'lostpointercapture']) pad.addEventListener(t, () => void stop());
+    pad.addEventListener('keydown', (ev) => { const dir = (ev.target as HTMLElement).dataset?.dir; if (dir && (ev.key === ' ' || ev.key === 'Enter') && !ev.repeat) { ev.preventDefault(); void move(dir); } });
+    pad.addEventListener('keyup', (ev) => { if (ev.key === ' ' || ev.key === 'Enter') void stop(); });
+    pad.addEventListener('focusout', () => void stop());
+    el.querySelector('#preset')!.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const op = ((ev as SubmitEvent).submitter as HTMLButtonElement | null)?.value ?? 'call';
+      const preset = Number(new FormData(ev.target as HTMLFormElement).get('preset'));
+      try { await gb(`preset/${d}/${c}`, { op, preset }); status(`preset ${preset}: ${op}`); } catch (e) { status((e as Error).message, true); }
+    });
+    const playback = async (start: number, end: number) => {
+      status('inviting playback…');
+      const r = await gb(`playback/${d}/${c}`, { start, end });
+      status(`playing back ${new Date(start * 1000).toLocaleString()} – ${new Date(end * 1000).toLocaleString()}`);
+      pbctl.hidden = false;
+      playPath(r.streamPath);
+    };
+    el.querySelector('#pb')!.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const what = ((ev as SubmitEvent).submitter as HTMLButtonElement | null)?.value ?? 'play';
+      const fd = new FormData(ev.target as HTMLFormElement);
+      const start = toUnix(String(fd.get('start'))), end = toUnix(String(fd.get('end')));
+      try {
+        if (what === 'play') { await playback(start, end); return; }
+        const recs = await api<any[]>(inst, `/gb28181/api/records/${d}/${c}?start=${start}&end=${end}`);
+        const t = el.querySelector('#recs') as HTMLTableElement;
+        t.hidden = false;
+        t.tBodies[0]!.innerHTML = recs.map((r) => `<tr><td>${esc(r.startTime)}</td><td>${esc(r.endTime)}</td><td><button data-rs="${esc(r.startTime)}" data-re="${esc(r.endTime)}">Play back</button></td></tr>`).join('')
+          || '<tr><td colspan="3" class="muted">no recordings in this range</td></tr>';
+      } catch (e) { status((e as Error).message, true); }
+    });
+    el.querySelector('#recs')!.addEventListener('click', (ev) => {
+      const b = (ev.target as HTMLElement).dataset;
+      // Device times are local wall-clock times without a zone (GB/T 28181 A.2.1).
+      if (b.rs && b.re) playback(toUnix(b.rs), toUnix(b.re)).catch((e) => status(e.message, true));
+    });
+    pbctl.addEventListener('click', (ev) => {
+      const op = (ev.target as HTMLElement).dataset.op;
+      if (op) gb(`playback/${op}`, { streamPath: playingPath }).then(() => status(op), (e) => status(e.message, true));
+    });
+    el.querySelector('#pbspeed')!.addEventListener('change', (ev) => {
+      gb('playback/speed', { streamPath: playingPath, speed: Number((ev.target as HTMLSelectElement).value) }).then(() => status(`speed ${(ev.target as HTMLSelectElement).value}×`), (e) => status(e.message, true));
+    });
+  };
+  el.querySelector('#gbdevs')!.addEventListener('click', async (ev) => {
+    const t = (ev.target as HTMLElement).dataset;
+    if (t.play || t.pick) {
+      const [d, c] = (t.play ?? t.pick)!.split('/') as [string, string];
+      pick(d, c);
+      if (t.play) playPath(`gb28181/${d}/${c}`);
+    }
+    if (t.sync) { try { await gb(`devices/${t.sync}/sync`, {}); await load(); } catch (e) { alert((e as Error).message); } }
+  });
+  await load();
+  sse(inst, '/api/events?interval=5s&streams=false', () => { void load().catch(() => {}); }, signal);
+}];
+
+// ------------------------------------------------------------------------------------------ ONVIF
+pages.onvif = ['ONVIF', async (el, _a, signal) => {
+  el.innerHTML = `<h1>ONVIF cameras</h1><div class="toolbar"><button id="disc">Discover now</button><span id="omsg" class="muted" role="status"></span></div>
+    <h2>Discovered</h2><div class="scroll"><table><thead><tr><th>address</th><th>service URL</th><th>scopes</th><th>actions</th></tr></thead><tbody id="found"></tbody></table></div>
+    <form class="inline panel" id="oadd"><label>Service URL <input name="xaddr" required size="40" placeholder="http://192.168.1.64/onvif/device_service"></label>
+      <label>User <input name="username" autocomplete="off"></label><label>Password <input name="password" type="password" autocomplete="off"></label><button type="submit">Add device</button></form>
+    <h2>Devices</h2><div class="scroll"><table><thead><tr><th>device</th><th>profiles</th><th>streams</th></tr></thead><tbody id="odevs"></tbody></table></div>`;
+  const msg = (m: string, bad = false) => { const p = el.querySelector('#omsg')!; p.textContent = m; p.className = bad ? 'bad' : 'muted'; };
+  const drawFound = (list: any[]) => {
+    el.querySelector('#found')!.innerHTML = list.map((f) => `<tr><td>${esc(f.address ?? '')}</td><td>${(f.xaddrs ?? []).map((x: string) => esc(x)).join('<br>')}</td>
+      <td class="muted">${esc((f.scopes ?? []).filter((s: string) => /name|hardware|location/.test(s)).map((s: string) => decodeURIComponent(s.replace(/^.*\//, ''))).join(', '))}</td>
+      <td>${f.xaddrs?.[0] ? `<button class="secondary" data-use="${esc(f.xaddrs[0])}">Use</button>` : ''}</td></tr>`).join('') || '<tr><td colspan="4" class="muted">nothing found yet</td></tr>';
+  };
+  const loadDevices = async () => {
+    const list = await api<any[]>(inst, '/onvif/api/devices');
+    if (signal.aborted) return;
+    el.querySelector('#odevs')!.innerHTML = list.map((d) => `<tr><td><b>${esc(d.id)}</b><br><span class="muted">${esc(d.xaddr)}</span>${d.error ? `<br><span class="bad">${esc(d.error)}</span>` : ''}</td>
+      <td>${(d.profiles ?? []).map((p: any) => `${esc(p.name || p.profile)}${p.ptz ? ' <span class="badge">PTZ</span>' : ''} <button data-pull="${esc(d.id)}" data-profile="${esc(p.profile)}">Add as pull</button>`).join('<br>')}</td>
+      <td>${(d.streams ?? []).map((s: string) => `<a href="#/stream/${esc(s)}">${esc(s)}</a>`).join('<br>')}</td></tr>`).join('') || '<tr><td colspan="3" class="muted">no devices: add one found above</td></tr>';
+  };
+  drawFound(await api<any[]>(inst, '/onvif/api/discovered'));
+  await loadDevices();
+  el.querySelector('#disc')!.addEventListener('click', async () => {
+    msg('probing…');
+    try { const r = await api<any[]>(inst, '/onvif/api/discover', { body: {} }); drawFound(await api<any[]>(inst, '/onvif/api/discovered')); msg(`${r.length} answered`); } catch (e) { msg((e as Error).message, true); }
+  });
+  el.querySelector('#found')!.addEventListener('click', (ev) => {
+    const x = (ev.target as HTMLElement).dataset.use;
+    if (x) { (el.querySelector('input[name=xaddr]') as HTMLInputElement).value = x; (el.querySelector('input[name=username]') as HTMLInputElement).focus(); }
+  });
+  el.querySelector('#oadd')!.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData(ev.target as HTMLFormElement);
+    try { await api(inst, '/onvif/api/devices', { body: Object.fromEntries(fd.entries()) }); msg('added'); await loadDevices(); } catch (e) { msg((e as Error).message, true); }
+  });
+  el.querySelector('#odevs')!.addEventListener('click', async (ev) => {
+    const b = (ev.target as HTMLElement).dataset;
+    if (!b.pull) return;
+    try { const r = await api(inst, '/onvif/api/pull', { body: { id: b.pull, profile: b.profile } }); msg(`pulling into ${r.streamPath}`); await loadDevices(); } catch (e) { msg((e as Error).message, true); }
+  });
 }];
 
 // ------------------------------------------------------------------------------------------ instances

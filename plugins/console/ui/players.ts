@@ -44,8 +44,10 @@ export function urlOf(inst: Instance, proto: Proto, stream: string): string {
 
 export interface Playing { stop(): void; latency(): number | null; error(): string | null }
 
-/** Start playing; `libBase` is where hls.js and mpegts.js are served (e.g. /admin/lib/). */
-export async function play(video: HTMLVideoElement, inst: Instance, proto: Proto, stream: string, libBase: string): Promise<Playing> {
+/** Start playing; `libBase` is where hls.js and mpegts.js are served (e.g. /admin/lib/). `videoOnly`:
+ *  ignore the audio (HTTP-FLV, WS-FLV), for sources whose audio MSE cannot play anyway (GB28181 cameras
+ *  send G.711, which mpegts.js refuses with an error per audio tag). */
+export async function play(video: HTMLVideoElement, inst: Instance, proto: Proto, stream: string, libBase: string, videoOnly = false): Promise<Playing> {
   const url = urlOf(inst, proto, stream);
   let err: string | null = null;
   const fail = (e: unknown) => { err ??= String((e as Error)?.message ?? e); };
@@ -56,7 +58,7 @@ export async function play(video: HTMLVideoElement, inst: Instance, proto: Proto
     await loadScript(libBase + 'mpegts.js');
     const m = (window as any).mpegts;
     if (!m?.isSupported()) throw new Error('this browser cannot play FLV (no MSE)');
-    const p = m.createPlayer({ type: 'flv', isLive: true, url }, { enableStashBuffer: false, liveBufferLatencyChasing: true, lazyLoad: false });
+    const p = m.createPlayer({ type: 'flv', isLive: true, url, ...(videoOnly ? { hasAudio: false } : {}) }, { enableStashBuffer: false, liveBufferLatencyChasing: true, lazyLoad: false });
     p.on(m.Events.ERROR, (t: string, d: string, i: any) => fail(`${t}/${d} ${i?.msg ?? ''}`));
     p.attachMediaElement(video); p.load(); start();
     return { stop: () => { try { p.destroy(); } catch { /* gone */ } }, latency: bufLatency, error: () => err };
