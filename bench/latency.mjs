@@ -84,6 +84,8 @@ function freePort() {
 /** Bundles the Node entry point as scripts/build.mjs does, into bench/.build (not dist/). */
 async function buildM7s() {
   const { build } = await import('esbuild');
+  // The console's assets (a generated, uncommitted module) first, as scripts/build.mjs does.
+  await (await import(join(ROOT, 'scripts/build-ui.mjs'))).buildUi();
   const outfile = join(ROOT, 'bench/.build/m7s.mjs');
   await build({
     entryPoints: [join(ROOT, 'adapters/node/main.ts')], outfile, bundle: true, platform: 'node', format: 'esm',

@@ -48,6 +48,7 @@ function procRssMB(pid) {
 
 async function build() {
   const { build } = await import('esbuild');
+  await (await import(join(ROOT, 'scripts/build-ui.mjs'))).buildUi(); // the console's generated assets
   const out = join(ROOT, 'bench/.build');
   await build({ entryPoints: [join(ROOT, 'adapters/node/main.ts')], outfile: join(out, 'm7s.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning', absWorkingDir: ROOT });
   await build({ entryPoints: [join(ROOT, 'bench/load/whep-players.ts')], outfile: join(out, 'whep-players.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning', absWorkingDir: ROOT });
