@@ -3,19 +3,10 @@
 
 import type { SessionHandle } from '../../src/plugin.ts';
 import type { SipTarget } from './sip.ts';
+import type { CatalogItem } from '../../src/format/sip/manscdp.ts';
 
-export interface Channel {
-  deviceId: string;
-  name: string;
-  manufacturer: string;
-  model: string;
-  status: string;
-  parentId: string;
-  address: string;
-  ptzType: string;
-  longitude: string;
-  latitude: string;
-}
+/** A channel as the device's Catalog describes it (the MANSCDP item, kept as is). */
+export type Channel = CatalogItem;
 
 export class Device {
   name = '';

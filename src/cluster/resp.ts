@@ -4,7 +4,7 @@
 // `subscribe()` opens a second connection in pub/sub mode that resubscribes after a reconnect.
 // The reply parser takes hostile bytes: bounded sizes and depth, FormatError on anything malformed.
 
-import { FormatError } from '../format/bytes.ts';
+import { concat, FormatError } from '../format/bytes.ts';
 import type { ConnectOptions, TcpConn } from '../net/types.ts';
 
 export type RespValue = string | number | null | RespValue[] | RespError;
@@ -106,12 +106,7 @@ export function encodeCommand(args: (string | number)[]): Uint8Array {
     const b = enc.encode(String(a));
     parts.push(enc.encode(`$${b.length}\r\n`), b, enc.encode('\r\n'));
   }
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
+  return concat(parts);
 }
 
 export interface RedisOptions {

@@ -3,7 +3,7 @@
 // writer of one packet per page. The reader does not check page CRCs (its input comes from a local
 // transcoder, not the network); everything malformed is a FormatError.
 
-import { FormatError } from './bytes.ts';
+import { concat, FormatError } from './bytes.ts';
 
 const CAPTURE = [0x4f, 0x67, 0x67, 0x53]; // "OggS"
 const HEADER = 27;
@@ -119,11 +119,3 @@ export function oggCrc(b: Uint8Array): number {
   return crc >>> 0;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const x of parts) n += x.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const x of parts) { out.set(x, o); o += x.length; }
-  return out;
-}

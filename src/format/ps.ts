@@ -11,7 +11,7 @@
 //   const d = new PsDemuxer((u) => ...);  d.push(rtpPayload); ...; d.flush();
 //   const m = new PsMuxer({ video: 'h264', audio: 'pcma' });  m.video(annexB, pts, dts, key) → PS bytes
 
-import { FormatError } from './bytes.ts';
+import { concat, FormatError } from './bytes.ts';
 import type { CodecConfig } from '../codec/config.ts';
 import { splitAdts, buildAsc } from '../codec/aac.ts';
 import { crc32Mpeg } from './ts.ts';
@@ -363,11 +363,3 @@ function packHeader(scr: number): Uint8Array {
   return b;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}

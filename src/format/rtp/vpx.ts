@@ -6,7 +6,7 @@
 // with length-prefixed OBU elements.
 
 import type { CodecConfig } from '../../codec/config.ts';
-import { FormatError } from '../bytes.ts';
+import { concat, FormatError } from '../bytes.ts';
 import { Depacketizer, type DepacketizerOptions, type RtpFrame, DEFAULT_RTP_MTU } from './common.ts';
 import type { RtpPacket, RtpWriter } from './packet.ts';
 
@@ -218,14 +218,6 @@ export class VpxDepacketizer extends Depacketizer {
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
-  return out;
-}
 
 /** Frames → VP8/VP9/AV1 RTP packets of at most `mtu` bytes. */
 export class VpxPacketizer {
