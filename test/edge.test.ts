@@ -53,6 +53,24 @@ async function countingRuntime(): Promise<Runtime> {
 
 interface Host { name: string; port: number; url: string; proc?: ChildProcess; out: string }
 
+/** How far the origin's incoming video fell behind real time while sampling: the largest rise of
+ * (wall-clock elapsed - media time elapsed) between two samples, in ms. ffmpeg -re catches up after
+ * being starved, so this is the source's own stall, which every low-latency player inherits. */
+function slipSampler(track: () => { lastDts: number; clockRate: number } | undefined) {
+  let low = Infinity, worst = 0, base: { wall: number; dts: number } | null = null;
+  const tick = () => {
+    const t = track();
+    if (!t || !Number.isFinite(t.lastDts)) return;
+    const now = performance.now();
+    if (!base) base = { wall: now, dts: t.lastDts };
+    const lag = (now - base.wall) - (t.lastDts - base.dts) * 1000 / t.clockRate;
+    low = Math.min(low, lag);
+    worst = Math.max(worst, lag - low);
+  };
+  const timer = setInterval(tick, 20);
+  return { stop: () => clearInterval(timer), ms: () => Math.round(worst) };
+}
+
 describe('edge module under deno, bun and workerd in front of an m7s origin', { skip: onNode ? false : 'drives edge hosts as processes: Node pass only' }, () => {
   let tmp = '', originPort = 0, origin: Server | null = null;
   let pub: ReturnType<typeof start> | null = null;
@@ -67,6 +85,7 @@ describe('edge module under deno, bun and workerd in front of an m7s origin', { 
     pub = start(ffmpegPath, [...testSourceArgs({ seconds: 120 }), '-f', 'flv', `rtmp://127.0.0.1:${rtmpPort}/live/e`]);
     await until(() => origin!.engine.getStream('live/e')?.publisher, 20_000, 'the RTMP publish');
   };
+  const sourceSlip = () => slipSampler(() => origin?.engine.getStream('live/e')?.tracks.find((t) => t.kind === 'video'));
   const stopOrigin = async () => { await pub?.kill(); pub = null; await origin?.stop(); origin = null; };
 
   before(async () => {
@@ -207,20 +226,26 @@ describe('edge module under deno, bun and workerd in front of an m7s origin', { 
           await page.addScriptTag({ path: req.resolve('hls.js/dist/hls.min.js') });
           await page.addScriptTag({ path: req.resolve('mpegts.js/dist/mpegts.js') });
           await page.addScriptTag({ path: join(root, 'test/browser/player.js') });
+          const slip = sourceSlip();
           await page.evaluate((cfg: any) => (window as any).m7sPlay(cfg), { mode, base: h.url, stream: 'live/e' });
           const t0 = Date.now();
           let r: any;
-          for (;;) {
-            r = await page.evaluate(() => (window as any).m7s.report());
-            assert.equal(r.error, null, `${mode} via ${h.name}: ${JSON.stringify(r)}`);
-            if (r.played >= 5) break;
-            assert.ok(Date.now() - t0 < 30_000, `${mode} via ${h.name}: not 5 s of media in 30 s: ${JSON.stringify(r)}`);
-            await sleep(250);
-          }
+          try {
+            for (;;) {
+              r = await page.evaluate(() => (window as any).m7s.report());
+              assert.equal(r.error, null, `${mode} via ${h.name}: ${JSON.stringify(r)}`);
+              if (r.played >= 5) break;
+              assert.ok(Date.now() - t0 < 30_000, `${mode} via ${h.name}: not 5 s of media in 30 s: ${JSON.stringify(r)}`);
+              await sleep(250);
+            }
+          } finally { slip.stop(); }
           assert.ok(r.url.startsWith(h.url), r.url);
           const longest = Math.max(0, ...r.stalls.map((x: any) => x.ms));
-          console.log(`# hls.js ${mode} via ${h.name} edge: ${r.played.toFixed(2)} s of media in ${r.playingFor.toFixed(2)} s, longest stall ${longest} ms`);
-          assert.ok(longest <= 1500, `${mode}: a stall of ${longest} ms`);
+          console.log(`# hls.js ${mode} via ${h.name} edge: ${r.played.toFixed(2)} s of media in ${r.playingFor.toFixed(2)} s, ` +
+            `longest stall ${longest} ms, the source itself fell behind by up to ${slip.ms()} ms; stalls ${JSON.stringify(r.stalls)}`);
+          // LL-HLS plays about a second behind the source, so a publisher that falls behind on a loaded
+          // machine stalls it however good the server is: the bar is 1.5 s beyond what the source lost.
+          assert.ok(longest <= 1500 + slip.ms(), `${mode}: a stall of ${longest} ms (source slip ${slip.ms()} ms)`);
           assert.equal(r.width, 320);
         } finally { await page.close(); }
       }
