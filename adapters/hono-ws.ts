@@ -14,7 +14,7 @@ let nextWsId = 1;
  * when it cannot right now (the library has queued frames of its own, compression is on); the caller
  * then sends the payload the normal way.
  */
-export type RawFrameWriter = (raw: unknown, frame: Uint8Array) => boolean;
+export type RawFrameWriter = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]) => boolean;
 
 /** Close code for "the server hit an unexpected condition" (RFC 6455 §7.4.1). */
 const INTERNAL_ERROR = 1011;
@@ -26,7 +26,7 @@ class HonoWsConn implements WsConn {
   readonly #bufferedOf: (raw: unknown) => number;
   readonly #rawWrite: RawFrameWriter | undefined;
   /** Present when the adapter can write whole pre-built frames to the socket (WsConn.sendFramed). */
-  readonly sendFramed?: (frame: Uint8Array) => boolean;
+  readonly sendFramed?: (frame: Uint8Array | readonly Uint8Array[]) => boolean;
 
   constructor(ctx: WSContext, bufferedOf: (raw: unknown) => number, rawWrite?: RawFrameWriter) {
     this.#ctx = ctx;

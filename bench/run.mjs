@@ -190,7 +190,9 @@ const m7sConfig = (dir, spec = '') => {
     '# written by bench/run.mjs',
     'global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${PORTS.http}`, ...subscribeLines(spec),
     'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtmp}`,
-    'rtsp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtsp}`, '  udpaddr: ""', '  rtcpaddr: ""', '',
+    'rtsp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtsp}`, '  udpaddr: ""', '  rtcpaddr: ""',
+    // GB28181 listens on a fixed port (5060): off, so a bench can run beside another m7s (a test, bench/webrtc.mjs).
+    'gb28181:', '  enable: false', '',
   ].join('\n'));
   return file;
 };
@@ -206,7 +208,8 @@ const SERVERS = {
   'm7s-node': {
     label: () => `m7s ${info.m7s} (Node ${process.versions.node})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,
     missing: () => null,
-    cmd: (dir) => ['node', [m7sBuild, '-c', m7sConfig(dir)]],
+    // M7S_BENCH_NODE_ARGS: extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    cmd: (dir) => ['node', [...(process.env.M7S_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), m7sBuild, '-c', m7sConfig(dir)]],
   },
   'm7s-bun': {
     label: () => `m7s ${info.m7s} (Bun ${info.bun})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,

@@ -67,7 +67,7 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
 
 /** The `ws` internals the raw frame path relies on (ws 8). */
 interface WsInternals {
-  _socket?: { write(b: Uint8Array): boolean; destroyed: boolean };
+  _socket?: { write(b: Uint8Array): boolean; cork(): void; uncork(): void; destroyed: boolean };
   _sender?: { _state: number; _queue: unknown[] };
   _extensions?: Record<string, unknown>;
   readyState: number;
@@ -78,12 +78,18 @@ interface WsInternals {
  * compression negotiated (our server never offers it), its sender idle (state 0, empty queue). Then
  * ordering with ws's own frames (close, pong) is the socket's write order.
  */
-const writeRawWsFrame = (raw: unknown, frame: Uint8Array): boolean => {
+const writeRawWsFrame = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]): boolean => {
   const w = raw as WsInternals;
   const sock = w._socket, sender = w._sender;
   if (w.readyState !== 1 || !sock || sock.destroyed || !sender || sender._state !== 0 || sender._queue.length) return false;
   if (w._extensions && Object.keys(w._extensions).length) return false;
-  sock.write(frame);
+  if (frame instanceof Uint8Array) sock.write(frame);
+  else {
+    // One message in parts: cork so the kernel gets them in one writev().
+    sock.cork();
+    for (const p of frame) if (p.byteLength) sock.write(p);
+    sock.uncork();
+  }
   return true;
 };
 

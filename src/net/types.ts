@@ -132,8 +132,9 @@ export interface WsConn {
   /**
    * Optional: write one complete binary message that already carries its WebSocket frame header
    * (src/net/framing.ts 'ws'), as it is. Returns false when it cannot right now; send the payload then.
+   * An array is one message in parts (the header first), written in order with no copy.
    */
-  sendFramed?(frame: Uint8Array): boolean;
+  sendFramed?(frame: Uint8Array | readonly Uint8Array[]): boolean;
   close(code?: number, reason?: string): void;
 }
 
