@@ -219,7 +219,7 @@ const SERVERS = {
   'm7s-deno': {
     label: () => `m7s ${info.m7s} (Deno ${info.deno?.split(' ')[1]})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,
     missing: () => (DENO ? null : 'deno not found (npm ci installs it as a devDependency)'),
-    cmd: (dir) => [DENO, ['run', '-A', join(ROOT, 'adapters/deno/main.ts'), '-c', m7sConfig(dir)]],
+    cmd: (dir) => [DENO, ['run', '-A', '--v8-flags=--max-semi-space-size=2', join(ROOT, 'adapters/deno/main.ts'), '-c', m7sConfig(dir)]],
   },
   nms: {
     label: () => `node-media-server ${info.nms} (Node ${process.versions.node})`, protos: ['rtmp', 'flv', 'ws'],
