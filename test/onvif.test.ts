@@ -9,6 +9,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import onvif from '../plugins/onvif/index.ts';
+import { Server } from '../src/server.ts';
+import { Logger } from '../src/log.ts';
+import { currentRuntime } from '../adapters/current.ts';
 import rtsp from '../plugins/rtsp/index.ts';
 import { ffmpegPath, run, start, startServer, until, type TestServer } from './helpers/media.ts';
 import { camera, USER, PASS } from './helpers/onvif-camera.ts';
@@ -63,6 +66,36 @@ describe('onvif: discovery, profiles, RTSP pull, PTZ', { skip: runtime === 'node
     assert.equal((await post('ptz/stop', { id: added.data.id })).code, 0);
     assert.deepEqual(cam.moves, ['move main 0.5,-0.25 zoom 0 via /onvif/ptz_service', 'stop main']);
     assert.equal((await post('ptz/move', { id: added.data.id, x: 5 })).status, 400);
+  });
+
+  it('a device named through the API obeys global.outbound (defaults: loopback refused, 403, never asked); one announced on the local network can be added', async () => {
+    // The defaults (no allowhosts): loopback and private addresses are closed to API-named targets.
+    const srv = await Server.start({ runtime: await currentRuntime(), plugins: [rtsp, onvif], logger: Logger.silent(), watch: false,
+      configText: 'global:\n  http:\n    listenaddr: "127.0.0.1:0"\nrtsp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n  udpaddr: ""\n  rtcpaddr: ""\n' +
+        `onvif:\n  discovertimeout: 500ms\n  probetargets: ["127.0.0.1:${cam.udpPort}"]\n` });
+    try {
+      const api = `http://127.0.0.1:${srv.http!.port}/onvif/api/`;
+      const call = async (p: string, body: unknown) => {
+        const r = await fetch(api + p, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+        return { status: r.status, ...(await r.json() as any) };
+      };
+      const before = { ...cam.seen };
+      const d = await call('devices', { xaddr: `http://127.0.0.1:${cam.port}/onvif/device_service`, username: USER, password: PASS });
+      assert.equal(d.status, 403, JSON.stringify(d));
+      assert.equal(d.message, 'source not allowed or not reachable');
+      const p = await call('discover', { targets: [`127.0.0.1:${cam.udpPort}`], multicast: false });
+      assert.equal(p.status, 403, JSON.stringify(p));
+      assert.equal((await (await fetch(api + 'devices')).json() as any).data.length, 0, 'a refused device is not listed');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(cam.seen, before, 'the camera got no SOAP request and no probe');
+      // The console's flow: discovery on the local network (here the admin's probetargets), then add.
+      const lan = await call('discover', { multicast: false });
+      assert.equal(lan.code, 0, lan.message);
+      assert.equal(lan.data.length, 1);
+      const added = await call('devices', { xaddr: lan.data[0].xaddrs[0], username: USER, password: PASS });
+      assert.equal(added.code, 0, added.message);
+      assert.equal(added.data.profiles.length, 2);
+    } finally { await srv.stop(); }
   });
 });
 

@@ -9,6 +9,8 @@
 
 import { definePlugin, t } from '../../src/plugin.ts';
 import { FormatError } from '../../src/format/bytes.ts';
+import { EngineError } from '../../src/core/errors.ts';
+import type { OutboundOrigin } from '../../src/core/outbound.ts';
 import type { UdpSocket } from '../../src/net/types.ts';
 import { find, findAll, OnvifError, parseProbeMatches, probeMessage, soapCall, type ProbeMatch } from './soap.ts';
 
@@ -24,6 +26,8 @@ interface OnvifDevice {
   discovered?: ProbeMatch;
   error: string;
   streams: string[];
+  /** Who added it: a device from the API is untrusted input (global.outbound), one from config.yaml is not. */
+  origin: OutboundOrigin;
 }
 
 export default definePlugin({
@@ -49,11 +53,21 @@ export default definePlugin({
     const log = ctx.logger;
     const devices = new Map<string, OnvifDevice>();
     const discovered = new Map<string, ProbeMatch>();
+    /** Device URLs announced on the local network (multicast, or the config's probetargets): adding one
+     * of these from the API is the console's discover-then-add flow and is not held to global.outbound. */
+    const lanXaddrs = new Set<string>();
     const idOf = (xaddr: string) => { try { const u = new URL(xaddr); return u.hostname.replace(/[^\w.-]/g, '_') + (u.port ? '_' + u.port : ''); } catch { return xaddr.replace(/\W/g, '_'); } };
     const cred = (d: OnvifDevice) => ({ username: d.username, password: d.password });
+    /** A SOAP call to one of the device's services. Every URL is checked against global.outbound: for a
+     * device added through the API, the xaddr and the service and stream URLs its answers name are all
+     * someone else's input (the same policy as an API pull). */
+    const soap = async (d: OnvifDevice, url: string, body: string) => {
+      await ctx.outbound.checkUrl(url, d.origin);
+      return soapCall(url, body, cred(d), cfg.timeout);
+    };
 
     /** Probe: multicast (unless `unicastOnly`) and unicast targets; answers collected for discovertimeout. */
-    const discover = async (targets: string[], multicast: boolean): Promise<ProbeMatch[]> => {
+    const discover = async (targets: string[], multicast: boolean, lan: boolean): Promise<ProbeMatch[]> => {
       const sock: UdpSocket = await ctx.bindUdp({ what: 'ONVIF discovery' });
       const id = crypto.randomUUID();
       const found = new Map<string, ProbeMatch>();
@@ -74,24 +88,27 @@ export default definePlugin({
       }
       await new Promise((r) => setTimeout(r, cfg.discovertimeout));
       await sock.close();
-      for (const [k, v] of found) discovered.set(k, v);
+      for (const [k, v] of found) { discovered.set(k, v); if (lan) for (const x of v.xaddrs) lanXaddrs.add(x); }
       return [...found.values()];
     };
 
     /** Read a device's services and profiles (throws OnvifError with a clear reason). */
     const connect = async (d: OnvifDevice): Promise<void> => {
-      const caps = await soapCall(d.xaddr, '<tds:GetCapabilities><tds:Category>All</tds:Category></tds:GetCapabilities>', cred(d), cfg.timeout);
+      const caps = await soap(d, d.xaddr, '<tds:GetCapabilities><tds:Category>All</tds:Category></tds:GetCapabilities>');
       d.mediaXaddr = find(find(caps, 'Media'), 'XAddr')?.text || d.xaddr;
       d.ptzXaddr = find(find(caps, 'PTZ'), 'XAddr')?.text || '';
-      const prof = await soapCall(d.mediaXaddr, '<trt:GetProfiles/>', cred(d), cfg.timeout);
+      const prof = await soap(d, d.mediaXaddr, '<trt:GetProfiles/>');
       d.profiles = findAll(prof, 'Profiles').map((p) => ({ token: p.attrs['token'] ?? '', name: find(p, 'Name')?.text ?? '', ptz: !!find(p, 'PTZConfiguration') }));
       if (!d.profiles.length) throw new OnvifError(`ONVIF device ${d.xaddr} has no media profile`);
       d.error = '';
     };
 
-    const add = async (xaddr: string, username: string, password: string): Promise<OnvifDevice> => {
+    const add = async (xaddr: string, username: string, password: string, origin: OutboundOrigin): Promise<OnvifDevice> => {
       try { new URL(xaddr); } catch { throw new OnvifError(`xaddr must be the device service URL, got ${JSON.stringify(xaddr)}`, 400); }
-      const d: OnvifDevice = { id: idOf(xaddr), xaddr, username, password, mediaXaddr: '', ptzXaddr: '', profiles: [], error: '', streams: [] };
+      if (origin === 'api' && lanXaddrs.has(xaddr)) origin = 'config';
+      // Refused before it is listed: a device the policy does not allow never appears in /api/devices.
+      await ctx.outbound.checkUrl(xaddr, origin);
+      const d: OnvifDevice = { id: idOf(xaddr), xaddr, username, password, mediaXaddr: '', ptzXaddr: '', profiles: [], error: '', streams: [], origin };
       d.discovered = [...discovered.values()].find((m) => m.xaddrs.includes(xaddr));
       devices.set(d.id, d);
       try { await connect(d); } catch (err) { d.error = (err as Error).message; throw err; }
@@ -106,12 +123,13 @@ export default definePlugin({
 
     const pull = async (d: OnvifDevice, token: string | undefined, streamPath: string): Promise<string> => {
       const p = profileOf(d, token);
-      const body = await soapCall(d.mediaXaddr, '<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup>' +
-        `<trt:ProfileToken>${p.token}</trt:ProfileToken></trt:GetStreamUri>`, cred(d), cfg.timeout);
+      const body = await soap(d, d.mediaXaddr, '<trt:GetStreamUri><trt:StreamSetup><tt:Stream>RTP-Unicast</tt:Stream><tt:Transport><tt:Protocol>RTSP</tt:Protocol></tt:Transport></trt:StreamSetup>' +
+        `<trt:ProfileToken>${p.token}</trt:ProfileToken></trt:GetStreamUri>`);
       const uri = find(body, 'Uri')?.text;
       if (!uri || !/^rtsps?:\/\//i.test(uri)) throw new OnvifError(`device ${d.id} gave no RTSP URI for profile ${p.token}`);
       const u = new URL(uri);
       if (d.username && !u.username) { u.username = encodeURIComponent(d.username); u.password = encodeURIComponent(d.password); }
+      await ctx.outbound.checkUrl(uri, d.origin);
       await ctx.pullWith('rtsp', streamPath, u.toString());
       if (!d.streams.includes(streamPath)) d.streams.push(streamPath);
       return uri;
@@ -120,18 +138,18 @@ export default definePlugin({
     const ptz = async (d: OnvifDevice, token: string | undefined, body: (t: string) => string) => {
       const p = profileOf(d, token);
       if (!d.ptzXaddr) throw new OnvifError(`device ${d.id} has no PTZ service`, 400);
-      await soapCall(d.ptzXaddr, body(p.token), cred(d), cfg.timeout);
+      await soap(d, d.ptzXaddr, body(p.token));
     };
 
     for (const c of cfg.devices) {
       if (!c.xaddr) continue;
-      add(c.xaddr, c.username, c.password)
+      add(c.xaddr, c.username, c.password, 'config')
         .then((d) => cfg.autopull ? pull(d, undefined, `onvif/${d.id}`) : undefined)
         .catch((err) => log.warn('onvif: device not ready', { xaddr: c.xaddr, error: (err as Error).message }));
     }
     let timer: ReturnType<typeof setInterval> | undefined;
     if (cfg.discoverinterval > 0) {
-      timer = setInterval(() => { discover(cfg.probetargets, true).catch((err) => log.debug('onvif: discovery failed', { error: err })); }, cfg.discoverinterval);
+      timer = setInterval(() => { discover(cfg.probetargets, true, true).catch((err) => log.debug('onvif: discovery failed', { error: err })); }, cfg.discoverinterval);
     }
     ctx.onStop(() => { if (timer) clearInterval(timer); });
 
@@ -142,6 +160,7 @@ export default definePlugin({
         try { const text = await c.req.text(); if (text) b = { ...b, ...JSON.parse(text) }; } catch { return ctx.fail(c, 400, 'body must be JSON'); }
       }
       try { return await fn(c, b); } catch (err) {
+        if (err instanceof EngineError) return ctx.fail(c, err.httpStatus, err.message);
         return ctx.fail(c, err instanceof OnvifError ? err.status : 500, (err as Error).message);
       }
     };
@@ -154,12 +173,15 @@ export default definePlugin({
 
     ctx.http.post('/api/discover', wrap(async (c, b) => {
       const targets = Array.isArray(b.targets) ? b.targets.map(String) : cfg.probetargets;
-      const found = await discover(targets, b.multicast !== false);
+      // Unicast probes to hosts named in the request go where global.outbound lets an API pull go
+      // (the multicast probe stays on the local network; config's probetargets are the admin's).
+      if (Array.isArray(b.targets)) for (const t of targets) await ctx.outbound.checkUrl(`udp://${/^[^:]+:\d+$/.test(t) || t.startsWith('[') ? t : t.includes(':') ? `[${t}]` : t}`, 'api');
+      const found = await discover(targets, b.multicast !== false, !Array.isArray(b.targets));
       return ctx.ok(c, found);
     }));
     ctx.http.get('/api/discovered', wrap(async (c) => ctx.ok(c, [...discovered.values()])));
     ctx.http.get('/api/devices', wrap(async (c) => ctx.ok(c, [...devices.values()].map(view))));
-    ctx.http.post('/api/devices', wrap(async (c, b) => ctx.ok(c, view(await add(String(b.xaddr ?? ''), String(b.username ?? ''), String(b.password ?? ''))))));
+    ctx.http.post('/api/devices', wrap(async (c, b) => ctx.ok(c, view(await add(String(b.xaddr ?? ''), String(b.username ?? ''), String(b.password ?? ''), 'api')))));
     ctx.http.post('/api/pull', wrap(async (c, b) => {
       const d = dev(b);
       const streamPath = typeof b.streamPath === 'string' && b.streamPath ? b.streamPath : `onvif/${d.id}`;

@@ -11,9 +11,12 @@ export const USER = 'admin', PASS = 'cam-secret';
 /** A minimal ONVIF camera: WS-Discovery over UDP, SOAP over HTTP with UsernameToken checks. */
 export async function camera(rtspUri: () => string, opts: { multicast?: boolean } = {}) {
   const moves: string[] = [];
+  /** HTTP (SOAP) requests and WS-Discovery probes it received. */
+  const seen = { http: 0, probes: 0 };
   const tag = (xml: string, name: string) => new RegExp(`<(?:\\w+:)?${name}[^>]*>([^<]*)</(?:\\w+:)?${name}>`).exec(xml)?.[1] ?? '';
   const env = (body: string) => `<?xml version="1.0" encoding="UTF-8"?><s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:tt="http://www.onvif.org/ver10/schema" xmlns:trt="http://www.onvif.org/ver10/media/wsdl" xmlns:tds="http://www.onvif.org/ver10/device/wsdl" xmlns:tptz="http://www.onvif.org/ver20/ptz/wsdl" xmlns:ter="http://www.onvif.org/ver10/error"><s:Body>${body}</s:Body></s:Envelope>`;
   const server = http.createServer((req, res) => {
+    seen.http++;
     let data = '';
     req.on('data', (d) => { data += d; });
     req.on('end', () => {
@@ -50,9 +53,10 @@ export async function camera(rtspUri: () => string, opts: { multicast?: boolean 
   udp.on('message', (m, from) => {
     const s = m.toString();
     if (!s.includes('Probe>') || !s.includes('NetworkVideoTransmitter')) return;
+    seen.probes++;
     const id = tag(s, 'MessageID');
     udp.send(Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="http://www.w3.org/2003/05/soap-envelope" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" xmlns:d="http://schemas.xmlsoap.org/ws/2005/04/discovery" xmlns:dn="http://www.onvif.org/ver10/network/wsdl"><SOAP-ENV:Header><wsa:MessageID>uuid:cam-1</wsa:MessageID><wsa:RelatesTo>${id}</wsa:RelatesTo><wsa:To>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</wsa:To><wsa:Action>http://schemas.xmlsoap.org/ws/2005/04/discovery/ProbeMatches</wsa:Action></SOAP-ENV:Header><SOAP-ENV:Body><d:ProbeMatches><d:ProbeMatch><wsa:EndpointReference><wsa:Address>urn:uuid:1419d68a-1dd2-11b2-a105-000000000001</wsa:Address></wsa:EndpointReference><d:Types>dn:NetworkVideoTransmitter</d:Types><d:Scopes>onvif://www.onvif.org/name/SimCam onvif://www.onvif.org/hardware/Sim</d:Scopes><d:XAddrs>http://127.0.0.1:${port}/onvif/device_service</d:XAddrs><d:MetadataVersion>1</d:MetadataVersion></d:ProbeMatch></d:ProbeMatches></SOAP-ENV:Body></SOAP-ENV:Envelope>`), from.port, from.address);
   });
-  return { port, udpPort: udp.address().port, moves, close: () => { server.close(); udp.close(); } };
+  return { port, udpPort: udp.address().port, moves, seen, close: () => { server.close(); udp.close(); } };
 }
 
