@@ -26,6 +26,7 @@ import type {
 } from '../../src/net/types.ts';
 import { UdpUnsupportedError } from '../../src/net/types.ts';
 import { ConnGuard, type GuardEntry } from './conn-guard.ts';
+import { bufferView } from './buffer-view.ts';
 
 /** Default high-water mark for a connection's write queue. */
 export const DEFAULT_HIGH_WATER_MARK = 1 << 20;
@@ -142,7 +143,7 @@ class NodeTcpConn implements TcpConn {
   write(chunk: Uint8Array): boolean {
     const s = this.#socket;
     if (this.#closed || s.destroyed || s.writableEnded) return false;
-    if (chunk.byteLength > 0) s.write(chunk);
+    if (chunk.byteLength > 0) s.write(bufferView(chunk));
     return this.#afterWrite();
   }
 

@@ -12,6 +12,7 @@ import { bindUdp, connectTcp, listenTcp } from './net.ts';
 import { hostSysinfo, nodeHost } from './host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { nodeStreamResponse } from './stream-response.ts';
+import { bufferView } from './buffer-view.ts';
 import { guardNodeHttpServer } from './http-guard.ts';
 
 async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
@@ -83,7 +84,7 @@ const writeRawWsFrame = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]
   const sock = w._socket, sender = w._sender;
   if (w.readyState !== 1 || !sock || sock.destroyed || !sender || sender._state !== 0 || sender._queue.length) return false;
   if (w._extensions && Object.keys(w._extensions).length) return false;
-  if (frame instanceof Uint8Array) sock.write(frame);
+  if (frame instanceof Uint8Array) sock.write(bufferView(frame));
   else {
     // One message in parts: cork so the kernel gets them in one writev().
     sock.cork();

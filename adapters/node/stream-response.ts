@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ByteSink } from '../../src/net/body.ts';
 import { framingHead } from '../../src/net/framing.ts';
+import { bufferView } from './buffer-view.ts';
 import type { StreamedResponse } from '../../src/net/types.ts';
 
 const CRLF = new Uint8Array([13, 10]);
@@ -64,7 +65,7 @@ class NodeResponseSink implements ByteSink {
 
   writeFramed(framed: Uint8Array): boolean {
     if (!this.#open()) return false;
-    this.#socket.write(framed);
+    this.#socket.write(bufferView(framed));
     return this.#check();
   }
 

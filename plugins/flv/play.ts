@@ -78,9 +78,15 @@ export class FlvPlaySink extends BatchedByteSink {
     return FLV_TAG_HEADER_SIZE + body.size + 4;
   }
 
+  /** The sink's framing and its sharedRange key, fixed once the ByteSink exists (a key built per call
+   * is a new string to flatten and compare for every viewer and frame). */
+  private shareFraming: Framing | null = null;
+  private shareKey = 'flv';
+
   shared(from: number, _to: number, sub: Subscriber): number {
-    const framing = this.framing;
-    const r = sub.stream.sharedRange(framing ? 'flv:' + framing : 'flv', from, () => buildRange(sub, from, framing));
+    if (this.shareFraming === null) { this.shareFraming = this.framing; this.shareKey = this.shareFraming ? 'flv:' + this.shareFraming : 'flv'; }
+    const framing = this.shareFraming;
+    const r = sub.stream.sharedRange(this.shareKey, from, () => buildRange(sub, from, framing));
     this.queueFramed(r.bytes);
     this.lastMs = r.lastMs;
     return r.size;
