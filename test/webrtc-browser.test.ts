@@ -149,6 +149,7 @@ describe('WebRTC in headless Chromium (WHIP and WHEP)', { skip }, () => {
     const st = await playFor('live/rtmp', 5, false);
     assert.ok(st.video && st.video.packets > 100 && st.video.frames > 100, JSON.stringify(st));
     assert.equal(st.width, 320);
+    console.log(`# webrtc RTMP H.264 → WHEP: first picture ${st.firstFrameMs?.toFixed(0)} ms after the answer, ${st.video.frames} frames decoded`);
     // The cached keyframe goes out at once: the first frame is painted well before the next GOP (2 s).
     assert.ok(st.firstFrameMs !== null && st.firstFrameMs <= 1000, `first picture ${st.firstFrameMs} ms after the answer`);
   });
