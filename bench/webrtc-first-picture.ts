@@ -41,10 +41,18 @@ const watch = setInterval(() => {
     pc.connectionStateChange.subscribe((st: string) => { server['pc ' + st] ??= now(); });
     for (const dt of pc.dtlsTransports) {
       dt.onStateChange.subscribe((st: string) => { server['dtls ' + st] ??= now(); });
-      let n = 0;
+      // DTLS records both ways, named by content type (22 handshake: its message type; 20 CCS; 23 data).
+      const what = (b: Uint8Array) => b[0] === 22 ? (b[3] === 0 && b[4] === 0 ? `hs${b[13]}` : 'hs(enc)') : b[0] === 20 ? 'ccs' : `ct${b[0]}`;
+      let n = 0, o = 0;
       dt.iceTransport.connection.onData.subscribe((b: Uint8Array) => {
-        if (b[0]! >= 20 && b[0]! <= 63) { n++; server[`dtls in #${n}${dt.dtls ? '' : ' (no DTLS yet)'}`] ??= now(); }
+        if (b[0]! >= 20 && b[0]! <= 63 && n < 12) { n++; server[`dtls in #${n} ${what(b)}${dt.dtls ? '' : ' (no DTLS yet)'}`] ??= now(); }
       });
+      const conn = dt.iceTransport.connection;
+      const send = conn.send.bind(conn);
+      conn.send = (b: Uint8Array) => {
+        if (b[0]! >= 20 && b[0]! <= 63 && o < 12) { o++; server[`dtls out #${o} ${what(b)}`] ??= now(); }
+        return send(b);
+      };
     }
     for (const m of s.peer.media) {
       const send = m.send;
