@@ -245,8 +245,11 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
       }
       assert.ok(slope('ext') < 8, `external memory grows ${slope('ext').toFixed(1)} KiB per cycle over the second half`);
       // RSS samples move by a few MiB either way (allocator arenas, JIT code): 64 KiB/cycle is 16 MiB
-      // over the 250 cycles, a fifth of what a leak of the closed peers would add.
-      assert.ok(slope('rss') < 64, `RSS grows ${slope('rss').toFixed(1)} KiB per cycle over the second half (${MiB(mid.rss)} → ${MiB(last.rss)} MiB)`);
+      // over the 250 cycles, a fifth of what a leak of the closed peers would add. Bun's RSS jumps by
+      // ±15 MiB between samples and, in one fresh-process soak of three, kept climbing to cycle 750
+      // (~90 KiB/cycle) before it levelled off: it gets 128, still well below such a leak.
+      const rssLimit = (globalThis as any).Bun ? 128 : 64;
+      assert.ok(slope('rss') < rssLimit, `RSS grows ${slope('rss').toFixed(1)} KiB per cycle over the second half (${MiB(mid.rss)} → ${MiB(last.rss)} MiB; limit ${rssLimit})`);
     } finally {
       await live.close();
     }
