@@ -70,7 +70,7 @@ for (let run = 0; run < RUNS; run++) {
     const w = window as any;
     const t = () => performance.timeOrigin + performance.now();
     w.marks = {};
-    const Orig = RTCPeerConnection;
+    const Orig = w.RTCPeerConnection;
     w.RTCPeerConnection = function (cfg: any) {
       const pc = new Orig(cfg);
       pc.addEventListener('iceconnectionstatechange', () => { w.marks['ice ' + pc.iceConnectionState] ??= t(); });
@@ -82,7 +82,7 @@ for (let run = 0; run < RUNS; run++) {
       pc.setRemoteDescription = async (d: any) => { w.marks['answer received'] = t(); const r = await srd(d); w.marks['answer applied'] = t(); return r; };
       return pc;
     };
-    const v = document.querySelector('video')!;
+    const v = (globalThis as any).document.querySelector('video');
     (v as any).requestVideoFrameCallback((_n: number, md: any) => {
       w.marks['frame presented'] = performance.timeOrigin + md.presentationTime;
       if (md.receiveTime) w.marks['frame received'] = performance.timeOrigin + md.receiveTime;
