@@ -131,9 +131,9 @@ describe('WebRTC in headless Chromium (WHIP and WHEP)', { skip }, () => {
         assert.equal(st.video?.codec, `video/${codec}`);
         assert.ok(st.video && st.video.frames > 20, JSON.stringify(st));
         assert.equal(st.width, 640);
-        // The cached keyframe goes out as soon as ICE/DTLS is up. Measured on the loaded 2-core dev machine:
-        // VP8 240 ms, VP9 384 ms, AV1 476 ms (Chromium's AV1 decoder starts slowest): AV1 gets slack.
-        const limit = codec === 'AV1' ? 800 : 500;
+        // The cached keyframe goes out as soon as ICE/DTLS is up. Measured on the loaded 2-core dev machine
+        // (load 3-5), 11 runs: VP8 53-185 ms, VP9 26-233 ms, AV1 68-125 ms (before: ~120-240, 140-380, 160-480).
+        const limit = 500;
         assert.ok(st.firstFrameMs !== null && st.firstFrameMs <= limit, `first picture ${st.firstFrameMs} ms after the answer (limit ${limit})`);
         await pub.evaluate(() => (window as any).m7sStop('pub'));
       } finally {
@@ -142,14 +142,16 @@ describe('WebRTC in headless Chromium (WHIP and WHEP)', { skip }, () => {
     });
   }
 
-  it('ffmpeg publishes RTMP H.264 + AAC; Chromium plays the video by WHEP, first picture soon after the answer', async () => {
+  it('ffmpeg publishes RTMP H.264 + AAC; Chromium plays the video by WHEP, first picture ≤ 500 ms after the answer', async () => {
     const src = testSourceArgs({ seconds: 60, gop: 50 });
     procs.push(start(ffmpegPath, [...src, '-f', 'flv', `rtmp://127.0.0.1:${S.port('rtmp', 'tcp')}/live/rtmp`]));
     await until(() => S.server.engine.getStream('live/rtmp')?.tracks.some((t) => t.kind === 'video' && t.frames > 60), 15_000, 'RTMP publisher');
     const st = await playFor('live/rtmp', 5, false);
     assert.ok(st.video && st.video.packets > 100 && st.video.frames > 100, JSON.stringify(st));
     assert.equal(st.width, 320);
-    // The cached keyframe goes out at once: the first frame is painted well before the next GOP (2 s).
-    assert.ok(st.firstFrameMs !== null && st.firstFrameMs <= 1000, `first picture ${st.firstFrameMs} ms after the answer`);
+    console.log(`# webrtc RTMP H.264 → WHEP: first picture ${st.firstFrameMs?.toFixed(0)} ms after the answer, ${st.video.frames} frames decoded`);
+    // The cached keyframe goes out as soon as DTLS is up (bench/webrtc-first-picture.ts has the timeline):
+    // 51-104 ms in 9 of 10 runs on the loaded 2-core dev machine (load 3-5), once 484 ms (before: 261-537).
+    assert.ok(st.firstFrameMs !== null && st.firstFrameMs <= 500, `first picture ${st.firstFrameMs} ms after the answer`);
   });
 });

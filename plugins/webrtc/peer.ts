@@ -119,7 +119,13 @@ class WeriftPeer implements Peer {
       for (const t of this.pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
     }
     for (const tr of this.pc.getTransceivers()) this.wire(tr, direction);
-    const ans = await this.pc.createAnswer();
+    this.keepEarlyDtls();
+    let ans = await this.pc.createAnswer();
+    // DTLS role: werift answers "active" (DTLS client), and as the client waits 100 ms before its
+    // ClientHello (RTCDtlsTransport.start in 0.24.4). Answering "passive" when the offer leaves the
+    // choice to us (actpass, as browsers, OBS and libdatachannel offer) lets the remote send its
+    // ClientHello as soon as its ICE is up: media flows ~100 ms sooner.
+    if (/\na=setup:actpass/.test(offer)) ans = { type: 'answer', sdp: ans.sdp.replace(/\na=setup:active/g, '\na=setup:passive') } as typeof ans;
     // werift's setLocalDescription gathers every host candidate (and STUN/TURN ones, each bounded by
     // its own timeout) before it resolves; its gathering *state* sometimes stays "gathering" after that,
     // so wait for the event only briefly.
@@ -204,6 +210,30 @@ class WeriftPeer implements Peer {
       });
     }
     this.media.push(m);
+  }
+
+  /**
+   * werift creates its DTLS endpoint only once its own ICE agent reports connected, and drops DTLS
+   * records that arrive before: the remote (DTLS client, see answer()) sends its ClientHello as soon as
+   * *its* ICE is up, often first, and then waits for its retransmission timer (~50 ms in Chromium).
+   * Keep those early records (at most 8) and hand them over once werift's endpoint exists.
+   */
+  private keepEarlyDtls(): void {
+    for (const dt of (this.pc as any).dtlsTransports ?? []) {
+      const conn = dt?.iceTransport?.connection;
+      if (!conn?.onData?.subscribe || !dt.onStateChange?.subscribe) continue;
+      const early: Uint8Array[] = [];
+      const data = conn.onData.subscribe((b: Uint8Array) => {
+        if (!dt.dtls && early.length < 8 && b.length >= 13 && b[0]! >= 20 && b[0]! <= 63) early.push(b);
+      });
+      const state = dt.onStateChange.subscribe((st: string) => {
+        if (st === 'new') return;
+        data.unSubscribe();
+        state.unSubscribe();
+        // "connecting" is set just before the endpoint is made (synchronously): replay right after.
+        if (st === 'connecting' && early.length) queueMicrotask(() => { if (dt.dtls && !this.closed) for (const b of early.splice(0)) conn.onData.execute(b); });
+      });
+    }
   }
 
   private gathered(timeoutMs: number): Promise<void> {
