@@ -150,6 +150,7 @@ class NodeTcpConn implements TcpConn {
   writev(chunks: Uint8Array[]): boolean {
     const s = this.#socket;
     if (this.#closed || s.destroyed || s.writableEnded) return false;
+    if (chunks.length === 1) { if (chunks[0]!.byteLength > 0) s.write(bufferView(chunks[0]!)); return this.#afterWrite(); }
     // cork/uncork makes the stream hand all chunks to the kernel in one writev().
     s.cork();
     for (const c of chunks) if (c.byteLength > 0) s.write(c);

@@ -215,11 +215,15 @@ export class RtmpPlaySink implements SubscriberSink {
   }
 
   flush(): boolean {
-    if (this.batch.length === 0) return !this.rc.closed;
     const b = this.batch;
-    this.batch = [];
-    if (this.rc.closed || this.rc.conn.closed) return false;
-    return this.rc.conn.writev(b);
+    if (b.length === 0) return !this.rc.closed;
+    if (this.rc.closed || this.rc.conn.closed) { b.length = 0; return false; }
+    // At the live edge the batch is one shared range: a plain write (a writev of one chunk costs Node a
+    // cork, an uncork and its multi-buffer path per viewer and frame). TcpConn writes synchronously, so
+    // the array is reused.
+    const ok = b.length === 1 ? this.rc.conn.write(b[0]!) : this.rc.conn.writev(b);
+    b.length = 0;
+    return ok;
   }
 
   /** The engine ended the subscription: Stream EOF, and let the owner decide about the connection. */

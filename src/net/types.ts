@@ -16,7 +16,8 @@ export interface TcpConn {
   readonly closed: boolean;
   /** Queue one chunk. Returns false when `buffered` is above the high-water mark: stop and wait for onDrain. */
   write(chunk: Uint8Array): boolean;
-  /** Queue several chunks as one vectored write (one syscall where the runtime allows). Same return as write(). */
+  /** Queue several chunks as one vectored write (one syscall where the runtime allows). Same return as write().
+   * The array is the caller's again when writev returns (the chunks, not the array, are kept). */
   writev(chunks: Uint8Array[]): boolean;
   /** Called with each chunk read; the chunk belongs to the callee (adapters never reuse read buffers).
    * Reading starts when this is first set, so nothing is lost while the owner sets up. */
