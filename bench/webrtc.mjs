@@ -44,6 +44,14 @@ function procCpu(pid) {
     return (Number(f[11]) + Number(f[12])) / TICKS;
   } catch { return null; }
 }
+/** [user, system] CPU seconds of a process (the kernel's UDP send path, loopback delivery included, is system time). */
+function procTimes(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return [Number(f[11]) / TICKS, Number(f[12]) / TICKS];
+  } catch { return [0, 0]; }
+}
 function procRssMB(pid) {
   try { const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8')); return m ? Number(m[1]) / 1024 : null; } catch { return null; }
 }
@@ -68,13 +76,13 @@ function startPinned(core, cmd, argv, onLine, onErr, stopWaitMs = 3000) {
 
 /** Runs a players process; samples the server's CPU/RSS at its window edges. */
 async function players(core, cmd, argv, serverPid) {
-  let cpu0 = 0, t0 = 0, cpu1 = 0, t1 = 0, rss = 0, result = null, joined = null;
+  let cpu0 = 0, t0 = 0, cpu1 = 0, t1 = 0, rss = 0, result = null, joined = null, times0 = [0, 0], times1 = [0, 0];
   let sampler;
   const p = startPinned(core, cmd, argv, (line) => {
     let e; try { e = JSON.parse(line); } catch { return; }
     if (e.event === 'joined') joined = e;
-    if (e.event === 'window-start') { cpu0 = procCpu(serverPid); t0 = performance.now(); rss = procRssMB(serverPid) ?? 0; sampler = setInterval(() => { rss = Math.max(rss, procRssMB(serverPid) ?? 0); }, 1000); }
-    if (e.event === 'window-end') { cpu1 = procCpu(serverPid); t1 = performance.now(); clearInterval(sampler); rss = Math.max(rss, procRssMB(serverPid) ?? 0); }
+    if (e.event === 'window-start') { cpu0 = procCpu(serverPid); times0 = procTimes(serverPid); t0 = performance.now(); rss = procRssMB(serverPid) ?? 0; sampler = setInterval(() => { rss = Math.max(rss, procRssMB(serverPid) ?? 0); }, 1000); }
+    if (e.event === 'window-end') { cpu1 = procCpu(serverPid); times1 = procTimes(serverPid); t1 = performance.now(); clearInterval(sampler); rss = Math.max(rss, procRssMB(serverPid) ?? 0); }
     if (e.event === 'result') result = e;
     if (e.event === 'fatal') log(`  players fatal: ${e.error}`);
   });
@@ -83,7 +91,8 @@ async function players(core, cmd, argv, serverPid) {
   clearInterval(sampler);
   if (!result) throw new Error(`players gave no result (exit ${code}): ${p.errs.slice(-5).join(' | ')}`);
   const cpuPct = ((cpu1 - cpu0) / ((t1 - t0) / 1000)) * 100;
-  return { ...result, joined, server: { cpuPct, rssMB: rss }, viewersPerCore: cpuPct > 0 ? result.n / (cpuPct / 100) : null };
+  const secs = (t1 - t0) / 1000;
+  return { ...result, joined, server: { cpuPct, userPct: ((times1[0] - times0[0]) / secs) * 100, sysPct: ((times1[1] - times0[1]) / secs) * 100, rssMB: rss }, viewersPerCore: cpuPct > 0 ? result.n / (cpuPct / 100) : null };
 }
 
 async function main() {
@@ -118,7 +127,7 @@ async function main() {
         const r = await players(a['load-core'], 'node', argv, server.child.pid);
         r.loadavg = os.loadavg();
         rows.push(r);
-        log(`${proto.padEnd(4)} N=${String(n).padStart(3)}: ok ${r.players.ok}/${n}, server CPU ${r.server.cpuPct.toFixed(1)} %, RSS ${r.server.rssMB.toFixed(0)} MB, ` +
+        log(`${proto.padEnd(4)} N=${String(n).padStart(3)}: ok ${r.players.ok}/${n}, server CPU ${r.server.cpuPct.toFixed(1)} % (user ${r.server.userPct.toFixed(1)}, sys ${r.server.sysPct.toFixed(1)}), RSS ${r.server.rssMB.toFixed(0)} MB, ` +
           `${r.viewersPerCore?.toFixed(0)} viewers/core, ${r.kbpsMedian?.toFixed(0)} kb/s median, latency p50 ${r.latencyMs?.p50?.toFixed(1)} ms p99 ${r.latencyMs?.p99?.toFixed(1)} ms, ` +
           `load CPU ${r.loadCpu?.pct?.toFixed(0)} %, loadavg ${r.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
         await sleep(proto === 'whep' ? 3000 : 1000);
