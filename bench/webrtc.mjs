@@ -7,6 +7,7 @@
 //   node bench/webrtc.mjs [--n 10,100,300] [--seconds 10] [--warmup 4] [--video-kbps 600]
 //                         [--server-core 0] [--load-core 1] [--http-port 18095] [--rtmp-port 19365]
 //                         [--protos whep,rtmp] [--loglevel warn] [--server-log FILE] [--ramp 10 (WHEP joins per 100 ms)]
+//                         [--fastsend on|off (webrtc.fastsend)] [--cpu-prof DIR (the server's V8 CPU profile)]
 //
 // Server pinned to --server-core, publisher and players to --load-core (taskset). Over each window:
 // server CPU (utime+stime from /proc, % of one core), its highest RSS, viewers per core
@@ -29,6 +30,7 @@ const { values: a } = parseArgs({
     'video-kbps': { type: 'string', default: '600' }, 'server-core': { type: 'string', default: '0' }, 'load-core': { type: 'string', default: '1' },
     'http-port': { type: 'string', default: '18095' }, 'rtmp-port': { type: 'string', default: '19365' },
     protos: { type: 'string', default: 'whep,rtmp' }, ramp: { type: 'string', default: '10' }, loglevel: { type: 'string', default: 'warn' }, 'server-log': { type: 'string' },
+    fastsend: { type: 'string', default: 'on' }, 'cpu-prof': { type: 'string' },
   },
 });
 const TICKS = 100;
@@ -41,6 +43,14 @@ function procCpu(pid) {
     const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
     return (Number(f[11]) + Number(f[12])) / TICKS;
   } catch { return null; }
+}
+/** [user, system] CPU seconds of a process (the kernel's UDP send path, loopback delivery included, is system time). */
+function procTimes(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return [Number(f[11]) / TICKS, Number(f[12]) / TICKS];
+  } catch { return [0, 0]; }
 }
 function procRssMB(pid) {
   try { const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8')); return m ? Number(m[1]) / 1024 : null; } catch { return null; }
@@ -55,24 +65,24 @@ async function build() {
   return { m7s: join(out, 'm7s.mjs'), whep: join(out, 'whep-players.mjs') };
 }
 
-function startPinned(core, cmd, argv, onLine, onErr) {
+function startPinned(core, cmd, argv, onLine, onErr, stopWaitMs = 3000) {
   const child = spawn('taskset', ['-c', core, cmd, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const errs = [];
   readline.createInterface({ input: child.stdout }).on('line', (l) => onLine?.(l));
   readline.createInterface({ input: child.stderr }).on('line', (l) => { onErr?.(l); errs.push(l); if (errs.length > 50) errs.shift(); });
   const done = new Promise((r) => child.on('exit', (code) => r(code)));
-  return { child, errs, done, stop: async () => { if (child.exitCode === null) { child.kill('SIGTERM'); await Promise.race([done, sleep(3000)]); if (child.exitCode === null) child.kill('SIGKILL'); } } };
+  return { child, errs, done, stop: async () => { if (child.exitCode === null) { child.kill('SIGTERM'); await Promise.race([done, sleep(stopWaitMs)]); if (child.exitCode === null) child.kill('SIGKILL'); } } };
 }
 
 /** Runs a players process; samples the server's CPU/RSS at its window edges. */
 async function players(core, cmd, argv, serverPid) {
-  let cpu0 = 0, t0 = 0, cpu1 = 0, t1 = 0, rss = 0, result = null, joined = null;
+  let cpu0 = 0, t0 = 0, cpu1 = 0, t1 = 0, rss = 0, result = null, joined = null, times0 = [0, 0], times1 = [0, 0];
   let sampler;
   const p = startPinned(core, cmd, argv, (line) => {
     let e; try { e = JSON.parse(line); } catch { return; }
     if (e.event === 'joined') joined = e;
-    if (e.event === 'window-start') { cpu0 = procCpu(serverPid); t0 = performance.now(); rss = procRssMB(serverPid) ?? 0; sampler = setInterval(() => { rss = Math.max(rss, procRssMB(serverPid) ?? 0); }, 1000); }
-    if (e.event === 'window-end') { cpu1 = procCpu(serverPid); t1 = performance.now(); clearInterval(sampler); rss = Math.max(rss, procRssMB(serverPid) ?? 0); }
+    if (e.event === 'window-start') { cpu0 = procCpu(serverPid); times0 = procTimes(serverPid); t0 = performance.now(); rss = procRssMB(serverPid) ?? 0; sampler = setInterval(() => { rss = Math.max(rss, procRssMB(serverPid) ?? 0); }, 1000); }
+    if (e.event === 'window-end') { cpu1 = procCpu(serverPid); times1 = procTimes(serverPid); t1 = performance.now(); clearInterval(sampler); rss = Math.max(rss, procRssMB(serverPid) ?? 0); }
     if (e.event === 'result') result = e;
     if (e.event === 'fatal') log(`  players fatal: ${e.error}`);
   });
@@ -81,7 +91,8 @@ async function players(core, cmd, argv, serverPid) {
   clearInterval(sampler);
   if (!result) throw new Error(`players gave no result (exit ${code}): ${p.errs.slice(-5).join(' | ')}`);
   const cpuPct = ((cpu1 - cpu0) / ((t1 - t0) / 1000)) * 100;
-  return { ...result, joined, server: { cpuPct, rssMB: rss }, viewersPerCore: cpuPct > 0 ? result.n / (cpuPct / 100) : null };
+  const secs = (t1 - t0) / 1000;
+  return { ...result, joined, server: { cpuPct, userPct: ((times1[0] - times0[0]) / secs) * 100, sysPct: ((times1[1] - times0[1]) / secs) * 100, rssMB: rss }, viewersPerCore: cpuPct > 0 ? result.n / (cpuPct / 100) : null };
 }
 
 async function main() {
@@ -91,9 +102,11 @@ async function main() {
   const cfg = join(dir, 'm7s.yaml');
   writeFileSync(cfg, ['global:', `  loglevel: ${a.loglevel}`, '  http:', `    listenaddr: 127.0.0.1:${a['http-port']}`,
     'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${a['rtmp-port']}`, 'rtsp:', '  enable: false',
-    'webrtc:', '  port: ""', '  iceaddresses: ["127.0.0.1"]', '  connecttimeout: 60s', ''].join('\n'));
+    'webrtc:', '  port: ""', '  iceaddresses: ["127.0.0.1"]', '  connecttimeout: 60s', `  fastsend: ${a.fastsend !== 'off'}`, ''].join('\n'));
   const serverLog = [];
-  const server = startPinned(a['server-core'], 'node', [bins.m7s, '-c', cfg], (l) => serverLog.push(l), (l) => serverLog.push(l));
+  const prof = a['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(a['cpu-prof'])] : [];
+  // A profiled server gets longer to stop: the profile is written as it exits.
+  const server = startPinned(a['server-core'], 'node', [...prof, bins.m7s, '-c', cfg], (l) => serverLog.push(l), (l) => serverLog.push(l), prof.length ? 20000 : 3000);
   const load0 = os.loadavg();
   const rows = [];
   let pub;
@@ -105,7 +118,7 @@ async function main() {
     const idle = { cpu: procCpu(server.child.pid), t: performance.now() };
     await sleep(3000);
     const idleCpuPct = ((procCpu(server.child.pid) - idle.cpu) / ((performance.now() - idle.t) / 1000)) * 100;
-    log(`# server ${server.child.pid}: publisher only, CPU ${idleCpuPct.toFixed(1)} %, RSS ${procRssMB(server.child.pid)?.toFixed(0)} MB; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
+    log(`# server ${server.child.pid} (webrtc.fastsend ${a.fastsend !== 'off'}): publisher only, CPU ${idleCpuPct.toFixed(1)} %, RSS ${procRssMB(server.child.pid)?.toFixed(0)} MB; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
     for (const n of Ns) {
       for (const proto of a.protos.split(',')) {
         const argv = proto === 'whep'
@@ -114,13 +127,13 @@ async function main() {
         const r = await players(a['load-core'], 'node', argv, server.child.pid);
         r.loadavg = os.loadavg();
         rows.push(r);
-        log(`${proto.padEnd(4)} N=${String(n).padStart(3)}: ok ${r.players.ok}/${n}, server CPU ${r.server.cpuPct.toFixed(1)} %, RSS ${r.server.rssMB.toFixed(0)} MB, ` +
+        log(`${proto.padEnd(4)} N=${String(n).padStart(3)}: ok ${r.players.ok}/${n}, server CPU ${r.server.cpuPct.toFixed(1)} % (user ${r.server.userPct.toFixed(1)}, sys ${r.server.sysPct.toFixed(1)}), RSS ${r.server.rssMB.toFixed(0)} MB, ` +
           `${r.viewersPerCore?.toFixed(0)} viewers/core, ${r.kbpsMedian?.toFixed(0)} kb/s median, latency p50 ${r.latencyMs?.p50?.toFixed(1)} ms p99 ${r.latencyMs?.p99?.toFixed(1)} ms, ` +
           `load CPU ${r.loadCpu?.pct?.toFixed(0)} %, loadavg ${r.loadavg.map((x) => x.toFixed(2)).join(' ')}`);
         await sleep(proto === 'whep' ? 3000 : 1000);
       }
     }
-    const out = { date: new Date().toISOString(), node: process.versions.node, cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, videoKbps: Number(a['video-kbps']),
+    const out = { date: new Date().toISOString(), node: process.versions.node, fastsend: a.fastsend !== 'off', cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, videoKbps: Number(a['video-kbps']),
       idleCpuPct, loadavgStart: load0, rows };
     // Its own folder: bench/report.mjs reads bench/results/*.json as bench/run.mjs rows.
     mkdirSync(join(ROOT, 'bench/results/webrtc'), { recursive: true });

@@ -112,6 +112,21 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
             await until(() => play.frames.length >= before + 25, 10_000, `frames after the garbage (${play.frames.length - before})`);
             assert.equal(play.state(), 'connected');
           }
+          // RTCP Sender Reports (RFC 3550 §6.4.1) for the media SSRC: wall clock as NTP (a real 32-bit
+          // binary fraction), the RTP timestamp of that moment, packet and octet counts of what was sent.
+          await until(() => play.srs.length >= 2, 8000, `2 sender reports (${play.srs.length})`);
+          assert.deepEqual([...play.ssrcs], [play.srs[0]!.ssrc], 'SR SSRC is the media SSRC');
+          for (const sr of play.srs) {
+            const ntpMs = (sr.ntpSec - 2208988800) * 1000 + (sr.ntpFrac / 2 ** 32) * 1000;
+            assert.ok(Math.abs(ntpMs - sr.at) < 1500, `SR NTP time ${new Date(ntpMs).toISOString()} vs arrival ${new Date(sr.at).toISOString()}`);
+            assert.ok(sr.packetCount >= 1 && sr.packetCount <= sr.packetsBefore + 5, `SR packet count ${sr.packetCount} vs ${sr.packetsBefore} received`);
+            assert.ok(sr.octetCount >= sr.packetCount * 10, `SR octets ${sr.octetCount} for ${sr.packetCount} packets`);
+            const d = (sr.rtpTimestamp - sr.lastTimestampBefore) | 0;
+            assert.ok(Math.abs(d) < 45000, `SR RTP timestamp ${sr.rtpTimestamp} vs last received ${sr.lastTimestampBefore}`);
+          }
+          // The fraction is binary (werift 0.24's own ntpTime() writes the decimal digits of the
+          // second's fraction there as an integer, < 10^7): at least one of the reports shows a larger one.
+          assert.ok(play.srs.some((sr) => sr.ntpFrac >= 2 ** 24), `NTP fractions ${play.srs.map((sr) => sr.ntpFrac)}`);
           // Periodic PLI (webrtc.pli: 1s) reaches the WHIP source.
           await until(() => pub.plis() >= 1, 5000, 'PLI at the publisher');
           const list = await sessions(S);

@@ -83,6 +83,8 @@ export default definePlugin({
     connecttimeout: t.dur('15s'),
     /** RTP packets per stream track kept to answer viewers' NACKs (one history shared by all viewers); 0 = no NACK answers. */
     nackhistory: t.num(1024, { min: 0, max: 65536, int: true }),
+    /** WHEP: send media to viewers by our own SRTP + UDP path once DTLS is up (false = through werift's sender, slower). */
+    fastsend: true,
     /** Serve the test pages at /webrtc/test/publish and /webrtc/test/play. */
     testpage: true,
   },
@@ -99,7 +101,7 @@ export default definePlugin({
       .flatMap((s) => s.urls.filter(Boolean).map((u) => ({ urls: u, username: s.username || undefined, credential: s.credential || undefined })));
     const peerOptions = (): PeerOptions => ({
       iceServers: iceServers(), portRange, addresses: ctx.config.iceaddresses.filter(Boolean),
-      publicIps: ctx.config.publicip.filter(Boolean), gatherTimeoutMs: ctx.config.gathertimeout,
+      publicIps: ctx.config.publicip.filter(Boolean), gatherTimeoutMs: ctx.config.gathertimeout, fastSend: ctx.config.fastsend,
     });
     /** RFC 9725 / draft-ietf-wish-whep: ICE servers as Link headers. */
     const linkHeader = (): string | undefined => {

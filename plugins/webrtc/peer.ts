@@ -7,6 +7,7 @@
 // sockets to the first of them), so tests keep every candidate on 127.0.0.1.
 
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { SrtpSendStream } from './srtp.ts';
 
 /** werift's per-sender NACK history, switched off: assignments vanish, lookups find nothing. */
 const NO_HISTORY = new Proxy([] as unknown[], { set: () => true, get: (t, k) => (typeof k === 'string' && /^\d+$/.test(k) ? undefined : Reflect.get(t, k)) });
@@ -22,6 +23,8 @@ export interface PeerOptions {
   publicIps?: string[];
   /** Largest wait for candidate gathering before answering, ms. */
   gatherTimeoutMs?: number;
+  /** Send WHEP media by our own SRTP + UDP path once DTLS is up (default); false = werift's sender. */
+  fastSend?: boolean;
 }
 
 /** A media section of the negotiated session, seen from our side. */
@@ -75,6 +78,111 @@ const AUDIO = [
 const isLoopback = (a: string): boolean => /^127\./.test(a) || a === '::1';
 
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+/** Seconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_UNIX = 2208988800;
+/** Unix milliseconds as a 64-bit NTP timestamp (RFC 3550 §4: seconds, then a 32-bit binary fraction). */
+export function ntpFromUnixMs(ms: number): bigint {
+  const sec = Math.floor(ms / 1000);
+  const frac = Math.floor(((ms - sec * 1000) / 1000) * 0x100000000);
+  return (BigInt(sec + NTP_UNIX) << 32n) | BigInt(Math.min(frac, 0xffffffff));
+}
+const nowMs = (): number => performance.timeOrigin + performance.now();
+
+/** An IP literal (werift sends to other remote addresses through its DNS-resolving path). */
+const isIpLiteral = (h: string): boolean => /^(\d{1,3}\.){3}\d{1,3}$/.test(h) || h.includes(':');
+
+/**
+ * The WHEP send path of one sendonly transceiver once its DTLS transport is up: the shared packet is
+ * copied once, given this viewer's SSRC and payload type, SRTP-protected with the transport's session
+ * keys (srtp.ts) and sent on the nominated ICE pair's UDP socket, all synchronously. werift's own
+ * sender would deserialize the packet, rebuild its header extensions, re-serialize, encrypt through
+ * several Buffer.concat and send through a promise chain for every viewer and packet (~8x an RTMP
+ * viewer). What werift still does here: ICE (and consent), DTLS, SRTCP, the RTCP loop (its Sender
+ * Reports read the counters we keep on its sender object) and everything received.
+ */
+class FastSend {
+  private stream: SrtpSendStream | undefined;
+  private srtp: unknown;
+  private dtls: any;
+  private pair: any;
+  private direct = false;
+  private lastSendMs = 0;
+  private weriftNtp: bigint | undefined;
+
+  constructor(private readonly sender: any) {
+    // werift's Sender Reports take the NTP time of the last packet sent from this field (which its own
+    // sendRtp sets per packet, through a slow and wrong decimal-fraction ntpTime()): here it is the
+    // correct NTP form of the time our last packet was sent, computed only when an SR is built.
+    Object.defineProperty(sender, 'ntpTimestamp', {
+      configurable: true,
+      get: () => (this.weriftNtp ?? (this.lastSendMs ? ntpFromUnixMs(this.lastSendMs) : 0n)),
+      set: (v: bigint) => { this.weriftNtp = v; },
+    });
+  }
+
+  /** The SRTP stream, once DTLS is connected and the codec known (else the caller falls back to werift). */
+  private ready(): SrtpSendStream | undefined {
+    const dtls = this.sender.dtlsTransport;
+    if (!dtls || dtls.state !== 'connected' || !dtls.srtp || !this.sender.codec) return undefined;
+    if (this.stream && dtls === this.dtls && dtls.srtp === this.srtp) return this.stream;
+    // Header extensions (none are configured, so werift negotiates none) or RED are written per packet
+    // by werift's own sender: those sessions stay on its path.
+    if (this.sender.redRedundantPayloadType || (this.sender.headerExtensions?.length ?? 0) > 0) return undefined;
+    const lc = dtls.srtp.localContext;
+    try {
+      this.stream = new SrtpSendStream({ profile: lc.profile, key: lc.srtpSessionKey, salt: lc.srtpSessionSalt, authKey: lc.srtpSessionAuthTag }, this.sender.ssrc);
+    } catch {
+      return undefined; // a profile we do not handle: werift's path
+    }
+    this.dtls = dtls;
+    this.srtp = dtls.srtp;
+    this.pair = undefined;
+    // werift starts its RTCP (Sender Report) loop from its first sendRtp; ours replaces that call.
+    try { void Promise.resolve(this.sender.runRtcp()).catch(() => {}); } catch { /* already stopped */ }
+    return this.stream;
+  }
+
+  /** Send a new packet (counted for Sender Reports) or a resend; false = not ready, use werift's path. */
+  send(pkt: Uint8Array, resend: boolean): boolean {
+    const st = this.ready();
+    if (!st) return false;
+    const s = this.sender;
+    const out = st.protect(pkt, s.codec.payloadType, s.seqOffset ?? 0, s.timestampOffset ?? 0);
+    if (!out) return true;
+    if (!resend) {
+      // The bookkeeping werift's sendRtp keeps and its RTCP SR/stats read (RFC 3550 §6.4.1).
+      s.sequenceNumber = st.lastSeq;
+      s.timestamp = st.lastTimestamp;
+      s.rtpTimestamp = st.lastTimestamp;
+      s.packetCount = (s.packetCount + 1) >>> 0;
+      s.octetCount += st.lastPayloadBytes;
+      this.lastSendMs = nowMs();
+      this.weriftNtp = undefined;
+    }
+    const conn = this.dtls.iceTransport?.connection;
+    if (!conn || !conn.canSendApplicationData()) return true; // no nominated pair or no consent: dropped, as werift does
+    const pair = conn.nominated;
+    if (pair !== this.pair) {
+      this.pair = pair;
+      const proto = pair.protocol;
+      this.direct = proto?.type === 'stun' && !!proto.transport?.socket && isIpLiteral(String(pair.remoteAddr?.[0] ?? ''));
+    }
+    this.dtls.bytesSent += out.length;
+    this.dtls.packetsSent++;
+    if (this.direct) {
+      const t = pair.protocol.transport;
+      if (t.closed) return true;
+      try { t.socket.send(out, pair.remoteAddr[1], pair.remoteAddr[0]); } catch { return true; }
+      pair.packetsSent++;
+      pair.bytesSent += out.length;
+    } else {
+      // TURN relay or an unresolved address: werift's (promise) path for the datagram only.
+      conn.send(out).catch(() => {});
+    }
+    return true;
+  }
+}
 
 class WeriftPeer implements Peer {
   readonly media: PeerMedia[] = [];
@@ -180,13 +288,17 @@ class WeriftPeer implements Peer {
       // its own copy of the same packets. The stream-wide history (whep.ts) answers instead, so werift's
       // is switched off (writes ignored, reads find nothing).
       Object.defineProperty(sender, 'rtpCache', { get: () => NO_HISTORY, set: () => {}, configurable: true });
+      const fast = this.opts.fastSend === false ? undefined : new FastSend(sender);
       m.send = (pkt) => {
         if (this.closed) return;
         counters.packetsSent++;
+        if (fast?.send(pkt, false)) return;
         track.writeRtp(Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength));
       };
       m.resend = (pkt) => {
-        if (this.closed || sender.dtlsTransport?.state !== 'connected' || !sender.codec) return;
+        if (this.closed) return;
+        if (fast?.send(pkt, true)) { counters.retransmitted++; return; }
+        if (sender.dtlsTransport?.state !== 'connected' || !sender.codec) return;
         // The shared packet with this viewer's SSRC and payload type (as werift's sendRtp sets them);
         // sequence number and timestamp as first sent (werift's offsets stay 0: the track is never replaced).
         const rtp = RtpPacket.deSerialize(Buffer.from(pkt.buffer, pkt.byteOffset, pkt.byteLength));

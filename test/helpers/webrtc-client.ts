@@ -147,9 +147,17 @@ export async function whipPublish(base: string, path: string, codec: NalCodec, a
   return { ...c, status: r.status, text: r.text, plis: () => plis, sent: () => sent, close: async () => { clearInterval(timer); await close(); } };
 }
 
+export interface SenderReport {
+  ssrc: number; ntpSec: number; ntpFrac: number; rtpTimestamp: number; packetCount: number; octetCount: number;
+  /** Arrival (Date.now()), RTP packets received before it and the last RTP timestamp received before it. */
+  at: number; packetsBefore: number; lastTimestampBefore: number;
+}
+
 /** Play by WHEP; frames are depacketized with our NalDepacketizer. */
 export async function whepPlay(base: string, path: string, codec: NalCodec, headers: Record<string, string> = {}): Promise<Client & {
   status: number; text: string; frames: RtpFrame[]; rtp: { seq: number; timestamp: number }[]; packets: () => number; firstPacketAt: () => number; answeredAt: number; requestKeyframe(): boolean;
+  /** RTCP Sender Reports received (RFC 3550 §6.4.1), with the RTP packets received before each and the media SSRCs. */
+  srs: SenderReport[]; ssrcs: Set<number>;
 }> {
   await loadDataChannel();
   const pc = new nodeDataChannel.PeerConnection('whep', { iceServers: [], bindAddress: '127.0.0.1' });
@@ -158,10 +166,20 @@ export async function whepPlay(base: string, path: string, codec: NalCodec, head
   const rtp: { seq: number; timestamp: number }[] = [];
   const depack = new NalDepacketizer(codec);
   let packets = 0, firstPacketAt = 0;
+  const srs: SenderReport[] = [];
+  const ssrcs = new Set<number>();
+  let lastTimestamp = 0;
   track.onMessage((m) => {
     const b = new Uint8Array(m as Uint8Array);
+    if (b.length >= 28 && b[1] === 200) { // SR (first of a compound packet)
+      const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+      srs.push({ ssrc: v.getUint32(4), ntpSec: v.getUint32(8), ntpFrac: v.getUint32(12), rtpTimestamp: v.getUint32(16), packetCount: v.getUint32(20),
+        octetCount: v.getUint32(24), at: Date.now(), packetsBefore: packets, lastTimestampBefore: lastTimestamp });
+    }
     if (b.length < 12 || (b[1]! >= 200 && b[1]! <= 206)) return; // RTCP
     packets++;
+    ssrcs.add(new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(8));
+    lastTimestamp = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(4);
     if (!firstPacketAt) firstPacketAt = Date.now();
     try {
       const p = parseRtp(b);
@@ -172,7 +190,7 @@ export async function whepPlay(base: string, path: string, codec: NalCodec, head
   const r = await signal(pc, `${base}/webrtc/play/${path}`, headers);
   const answeredAt = Date.now();
   const c = client(pc, track, base, r.location);
-  return { ...c, status: r.status, text: r.text, frames, rtp, packets: () => packets, firstPacketAt: () => firstPacketAt, answeredAt, requestKeyframe: () => track.requestKeyframe() };
+  return { ...c, status: r.status, text: r.text, frames, rtp, packets: () => packets, firstPacketAt: () => firstPacketAt, answeredAt, requestKeyframe: () => track.requestKeyframe(), srs, ssrcs };
 }
 
 export function cleanupDataChannel(): void {
