@@ -1,6 +1,7 @@
 // A WHIP/WHEP client on node-datachannel (libdatachannel, the WebRTC stack OBS uses for WHIP): an
 // independent peer for the webrtc plugin's tests. It binds to 127.0.0.1 only. Media is RTP built and read
 // with our own src/format/rtp code; libdatachannel carries it (ICE, DTLS, SRTP).
+import assert from 'node:assert/strict';
 import type * as NDC from 'node-datachannel';
 import { splitAnnexB, joinAvcc, h264NalType, H264_NAL_SPS, H264_NAL_PPS, H264_NAL_IDR } from '../../src/codec/h264.ts';
 import { h265NalType, H265_NAL_VPS, H265_NAL_SPS, H265_NAL_PPS, isH265Irap } from '../../src/codec/h265.ts';
@@ -195,4 +196,52 @@ export async function whepPlay(base: string, path: string, codec: NalCodec, head
 
 export function cleanupDataChannel(): void {
   nodeDataChannel?.cleanup();
+}
+
+/** A WHEP viewer on werift (recvonly H.264 with NACK) whose traffic goes through `relayFor(serverPort)`. */
+export async function weriftViewer(base: string, path: string, relayFor: (serverPort: number) => Promise<number>) {
+  const { RTCPeerConnection, RTCRtpCodecParameters } = await import('werift');
+  const pc = new RTCPeerConnection({
+    iceServers: [], iceUseIpv6: false, iceInterfaceAddresses: { udp4: '127.0.0.1' }, iceAdditionalHostAddresses: ['127.0.0.1'],
+    codecs: {
+      audio: [],
+      video: [new RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, parameters: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+        rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }] })],
+    },
+  });
+  const received = new Set<number>();
+  /** Extended (unwrapped) sequence numbers received: a 16-bit number plus 65536 per wrap. */
+  const receivedExt = new Set<number>();
+  let packets = 0, highest = -1;
+  const tr = pc.addTransceiver('video', { direction: 'recvonly' });
+  tr.onTrack.subscribe((track) => track.onReceiveRtp.subscribe((rtp) => {
+    packets++;
+    const seq = rtp.header.sequenceNumber;
+    received.add(seq);
+    // Nearest to the highest so far (RFC 3550 A.1 style): late and resent packets land below it.
+    let ext = seq;
+    if (highest >= 0) { ext = (highest & ~0xffff) + seq; if (ext < highest - 0x8000) ext += 0x10000; else if (ext > highest + 0x8000) ext -= 0x10000; }
+    receivedExt.add(ext);
+    if (ext > highest) highest = ext;
+  }));
+  const offer = await pc.createOffer();
+  for (const t of pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined; // no STUN to the internet
+  await pc.setLocalDescription(offer);
+  // No candidates in the offer: the server learns the relay's address from the checks (peer reflexive),
+  // so every packet takes the relay.
+  const sdp = pc.localDescription!.sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n');
+  const res = await fetch(`${base}/webrtc/play/${path}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: sdp });
+  const answer = await res.text();
+  assert.equal(res.status, 201, answer);
+  const location = res.headers.get('location')!;
+  const serverPort = Number(/a=candidate:\S+ \d+ \S+ \d+ 127\.0\.0\.1 (\d+) typ host/.exec(answer)![1]);
+  const relayPort = await relayFor(serverPort);
+  await pc.setRemoteDescription({ type: 'answer', sdp: answer.replace(new RegExp(` 127\\.0\\.0\\.1 ${serverPort} typ host`, 'g'), ` 127.0.0.1 ${relayPort} typ host`) });
+  return {
+    received, receivedExt, highest: () => highest, serverPort, packets: () => packets, state: () => pc.connectionState, location,
+    async close() {
+      await fetch(base + location, { method: 'DELETE' }).then((r) => r.body?.cancel()).catch(() => {});
+      await pc.close().catch(() => {});
+    },
+  };
 }
