@@ -218,10 +218,9 @@ export class RtmpPlaySink implements SubscriberSink {
     const b = this.batch;
     if (b.length === 0) return !this.rc.closed;
     if (this.rc.closed || this.rc.conn.closed) { b.length = 0; return false; }
-    // At the live edge the batch is one shared range: a plain write (a writev of one chunk costs Node a
-    // cork, an uncork and its multi-buffer path per viewer and frame). TcpConn writes synchronously, so
-    // the array is reused.
-    const ok = b.length === 1 ? this.rc.conn.write(b[0]!) : this.rc.conn.writev(b);
+    // TcpConn.writev is done with the array when it returns, so it is reused (one per viewer, not per
+    // flush); a batch of one chunk (the live edge's shared range) is a plain write in the adapter.
+    const ok = this.rc.conn.writev(b);
     b.length = 0;
     return ok;
   }

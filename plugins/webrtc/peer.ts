@@ -8,6 +8,8 @@
 
 import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, type RTCRtpTransceiver } from 'werift';
 import { SrtpSendStream } from './srtp.ts';
+import { toNtp } from '../../src/format/rtcp/index.ts';
+import { parseIp } from '../../src/net/ip.ts';
 
 /** werift's per-sender NACK history, switched off: assignments vanish, lookups find nothing. */
 const NO_HISTORY = new Proxy([] as unknown[], { set: () => true, get: (t, k) => (typeof k === 'string' && /^\d+$/.test(k) ? undefined : Reflect.get(t, k)) });
@@ -79,18 +81,16 @@ const isLoopback = (a: string): boolean => /^127\./.test(a) || a === '::1';
 
 const u8 = (b: Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
-/** Seconds from the NTP epoch (1900) to the Unix epoch. */
-const NTP_UNIX = 2208988800;
-/** Unix milliseconds as a 64-bit NTP timestamp (RFC 3550 §4: seconds, then a 32-bit binary fraction). */
+/** Unix milliseconds as a 64-bit NTP timestamp (RFC 3550 §4: seconds, then a 32-bit binary fraction),
+ * the form werift's Sender Reports take; the conversion is the RTSP plugin's (src/format/rtcp). */
 export function ntpFromUnixMs(ms: number): bigint {
-  const sec = Math.floor(ms / 1000);
-  const frac = Math.floor(((ms - sec * 1000) / 1000) * 0x100000000);
-  return (BigInt(sec + NTP_UNIX) << 32n) | BigInt(Math.min(frac, 0xffffffff));
+  const { ntpSec, ntpFrac } = toNtp(ms);
+  return (BigInt(ntpSec) << 32n) | BigInt(ntpFrac);
 }
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
 /** An IP literal (werift sends to other remote addresses through its DNS-resolving path). */
-const isIpLiteral = (h: string): boolean => /^(\d{1,3}\.){3}\d{1,3}$/.test(h) || h.includes(':');
+const isIpLiteral = (h: string): boolean => parseIp(h) !== undefined;
 
 /**
  * The WHEP send path of one sendonly transceiver once its DTLS transport is up: the shared packet is
