@@ -8,6 +8,7 @@
 //                         [--server-core 0] [--load-core 1] [--http-port 18095] [--rtmp-port 19365]
 //                         [--protos whep,rtmp] [--loglevel warn] [--server-log FILE] [--ramp 10 (WHEP joins per 100 ms)]
 //                         [--fastsend on|off (webrtc.fastsend)] [--cpu-prof DIR (the server's V8 CPU profile)]
+//                         [--ice-port udp:0 (webrtc.port: udp:0 = every session on one shared port; "" = a port per session)]
 //
 // Server pinned to --server-core, publisher and players to --load-core (taskset). Over each window:
 // server CPU (utime+stime from /proc, % of one core), its highest RSS, viewers per core
@@ -30,7 +31,7 @@ const { values: a } = parseArgs({
     'video-kbps': { type: 'string', default: '600' }, 'server-core': { type: 'string', default: '0' }, 'load-core': { type: 'string', default: '1' },
     'http-port': { type: 'string', default: '18095' }, 'rtmp-port': { type: 'string', default: '19365' },
     protos: { type: 'string', default: 'whep,rtmp' }, ramp: { type: 'string', default: '10' }, loglevel: { type: 'string', default: 'warn' }, 'server-log': { type: 'string' },
-    fastsend: { type: 'string', default: 'on' }, 'cpu-prof': { type: 'string' },
+    fastsend: { type: 'string', default: 'on' }, 'cpu-prof': { type: 'string' }, 'ice-port': { type: 'string', default: 'udp:0' },
   },
 });
 const TICKS = 100;
@@ -102,7 +103,7 @@ async function main() {
   const cfg = join(dir, 'm7s.yaml');
   writeFileSync(cfg, ['global:', `  loglevel: ${a.loglevel}`, '  http:', `    listenaddr: 127.0.0.1:${a['http-port']}`,
     'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${a['rtmp-port']}`, 'rtsp:', '  enable: false',
-    'webrtc:', '  port: ""', '  iceaddresses: ["127.0.0.1"]', '  connecttimeout: 60s', `  fastsend: ${a.fastsend !== 'off'}`, ''].join('\n'));
+    'webrtc:', `  port: ${JSON.stringify(a['ice-port'])}`, '  iceaddresses: ["127.0.0.1"]', '  connecttimeout: 60s', `  fastsend: ${a.fastsend !== 'off'}`, ''].join('\n'));
   const serverLog = [];
   const prof = a['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', resolve(a['cpu-prof'])] : [];
   // A profiled server gets longer to stop: the profile is written as it exits.
@@ -118,7 +119,7 @@ async function main() {
     const idle = { cpu: procCpu(server.child.pid), t: performance.now() };
     await sleep(3000);
     const idleCpuPct = ((procCpu(server.child.pid) - idle.cpu) / ((performance.now() - idle.t) / 1000)) * 100;
-    log(`# server ${server.child.pid} (webrtc.fastsend ${a.fastsend !== 'off'}): publisher only, CPU ${idleCpuPct.toFixed(1)} %, RSS ${procRssMB(server.child.pid)?.toFixed(0)} MB; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
+    log(`# server ${server.child.pid} (webrtc.fastsend ${a.fastsend !== 'off'}, port ${JSON.stringify(a['ice-port'])}): publisher only, CPU ${idleCpuPct.toFixed(1)} %, RSS ${procRssMB(server.child.pid)?.toFixed(0)} MB; load average ${load0.map((x) => x.toFixed(2)).join(' ')}`);
     for (const n of Ns) {
       for (const proto of a.protos.split(',')) {
         const argv = proto === 'whep'
@@ -133,7 +134,7 @@ async function main() {
         await sleep(proto === 'whep' ? 3000 : 1000);
       }
     }
-    const out = { date: new Date().toISOString(), node: process.versions.node, fastsend: a.fastsend !== 'off', cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, videoKbps: Number(a['video-kbps']),
+    const out = { date: new Date().toISOString(), node: process.versions.node, fastsend: a.fastsend !== 'off', icePort: a['ice-port'], cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, videoKbps: Number(a['video-kbps']),
       idleCpuPct, loadavgStart: load0, rows };
     // Its own folder: bench/report.mjs reads bench/results/*.json as bench/run.mjs rows.
     mkdirSync(join(ROOT, 'bench/results/webrtc'), { recursive: true });

@@ -43,7 +43,7 @@ describe('audio bridge in headless Chromium (WHEP with Opus from AAC, WHIP Opus 
 
   before(async () => {
     S = await startServer([rtmp, flv, hls, webrtc, audiobridge], 'rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n' +
-      'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n' + `audiobridge:\n  ffmpeg: ${JSON.stringify(ffmpegPath)}\n  linger: 300ms\n`);
+      'webrtc:\n  port: "udp:0"\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n' + `audiobridge:\n  ffmpeg: ${JSON.stringify(ffmpegPath)}\n  linger: 300ms\n`);
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
   });

@@ -40,7 +40,7 @@ const nodeOnly = RUNTIME === 'node' ? false : 'runtime-independent interop: Node
 // deno-lint-ignore no-explicit-any
 const nodeDataChannel: typeof NDC = nodeOnly ? (null as any) : ((await import('node-datachannel')) as any).default;
 const BRIDGE = `audiobridge:\n  ffmpeg: ${JSON.stringify(ffmpegPath)}\n  linger: 300ms\n`;
-const WEBRTC = 'webrtc:\n  subscribe:\n    waittimeout: 5s\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n';
+const WEBRTC = 'webrtc:\n  subscribe:\n    waittimeout: 5s\n  port: "udp:0"\n  iceaddresses: ["127.0.0.1"]\n';
 
 /** Bridge transcoders listed in /api/sysinfo `children`. */
 async function bridgeChildren(S: TestServer): Promise<any[]> {

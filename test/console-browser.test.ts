@@ -79,7 +79,7 @@ describe('web console (headless Chromium)', { skip }, () => {
     recDir = mkdtempSync(join(tmpdir(), 'm7s-console-rec-'));
     A = await serve([rtmp, flv, hls, llhls, mp4, webrtc, record, snap, admin, preview],
       // WebRTC on loopback only, as test/webrtc-browser.test.ts does.
-      'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\nrtmp:\n  chunksize: 4096\n  tcp:\n    listenaddr: "127.0.0.1:0"\nhls:\n  fragment: 1s\nllhls:\n  part: 200ms\n'
+      'webrtc:\n  port: "udp:0"\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\nrtmp:\n  chunksize: 4096\n  tcp:\n    listenaddr: "127.0.0.1:0"\nhls:\n  fragment: 1s\nllhls:\n  part: 200ms\n'
       + `record:\n  fragment: 2s\n  filepath: "${recDir}/{unix}"\n  indexfile: "${recDir}/index.jsonl"\n`);
     B = await serve([rtmp, flv, admin], 'rtmp:\n  tcp:\n    listenaddr: "127.0.0.1:0"\n');
     // A TCP server that accepts and never answers: an instance that hangs.

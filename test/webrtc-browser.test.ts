@@ -30,7 +30,7 @@ const skip = !onNode ? 'Node pass only: the browser is the client; the server ru
   : !haveChromium && !process.env.CI ? `${CHROMIUM} not installed (apt-get install chromium)` : false;
 const root = (() => { let d = dirname(new URL(import.meta.url).pathname); while (!existsSync(join(d, 'package.json'))) d = dirname(d); return d; })();
 
-export const LOOPBACK_WEBRTC = 'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n';
+export const LOOPBACK_WEBRTC = 'webrtc:\n  port: "udp:0"\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n';
 
 interface Stats {
   currentTime: number; width: number; height: number; firstFrameMs: number | null; state: string | null;

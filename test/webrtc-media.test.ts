@@ -25,7 +25,7 @@ import { accessUnits, cleanupDataChannel, parameterSets, weriftViewer, whepPlay,
 const onNode = (process.env.M7S_TEST_RUNTIME ?? 'node') === 'node' && !(globalThis as any).Bun && !(globalThis as any).Deno;
 const skip = onNode ? false : 'runtime-independent interop: Node pass only';
 
-const CONFIG = 'webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n  nackhistory: 1024\n';
+const CONFIG = 'webrtc:\n  port: "udp:0"\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n  nackhistory: 1024\n';
 
 /** Seeded PRNG (mulberry32): a failing run repeats. */
 function prng(seed: number): () => number {
@@ -146,23 +146,27 @@ describe('webrtc: WHEP media path (packetize once, NACK from the shared history)
       for (const [ts, seq] of m1) if (m0.has(ts)) { assert.equal(m0.get(ts), seq, `sequence number of timestamp ${ts}`); same++; }
       assert.ok(same > 10, `frames both viewers got: ${same}`);
 
-      // A STUN flood on viewer 0's ICE port: well-formed binding requests (USERNAME, PRIORITY,
-      // ICE-CONTROLLING, a wrong MESSAGE-INTEGRITY) from an unknown peer, plus DTLS records of garbage.
-      // They are answered with an error or dropped; every viewer keeps playing.
+      // A STUN flood on the shared ICE port: well-formed binding requests (USERNAME, PRIORITY,
+      // ICE-CONTROLLING, a wrong MESSAGE-INTEGRITY) from an unknown peer, half of them naming viewer 0's
+      // ufrag (the mux hands those to its ICE agent) and half an unknown one (dropped by the mux), plus
+      // DTLS records of garbage. They are answered with an error or dropped; every viewer keeps playing.
       const port = Number(/a=candidate:\S+ \d+ \S+ \d+ 127\.0\.0\.1 (\d+) typ host/.exec(viewers[0]!.text)![1]);
+      const ufrag = /a=ice-ufrag:(\S+)/.exec(viewers[0]!.text)![1]!;
       const sock = createSocket('udp4');
       const counts = viewers.map((v) => v.frames.length);
-      const user = new TextEncoder().encode('abcd:wxyz'); // 9 bytes, padded to 12
+      const users = [new TextEncoder().encode(`${ufrag}:wxyz`), new TextEncoder().encode('abcd:wxyz')];
       for (let i = 0; i < 3000; i++) {
         let b: Uint8Array;
         if (i % 10 === 9) { b = new Uint8Array(60); crypto.getRandomValues(b); b.set([22, 0xfe, 0xfd]); } // DTLS handshake record of garbage
         else {
-          b = new Uint8Array(20 + 16 + 8 + 12 + 24);
+          const user = users[i % 2]!;
+          const userLen = (user.length + 3) & ~3;
+          b = new Uint8Array(20 + 4 + userLen + 8 + 12 + 24);
           const dv = new DataView(b.buffer);
           dv.setUint16(0, 0x0001); dv.setUint16(2, b.length - 20); dv.setUint32(4, 0x2112a442);
           crypto.getRandomValues(b.subarray(8, 20));
           let p = 20;
-          dv.setUint16(p, 0x0006); dv.setUint16(p + 2, user.length); b.set(user, p + 4); p += 16;
+          dv.setUint16(p, 0x0006); dv.setUint16(p + 2, user.length); b.set(user, p + 4); p += 4 + userLen;
           dv.setUint16(p, 0x0024); dv.setUint16(p + 2, 4); dv.setUint32(p + 4, 0x6e7f1eff); p += 8;
           dv.setUint16(p, 0x802a); dv.setUint16(p + 2, 8); crypto.getRandomValues(b.subarray(p + 4, p + 12)); p += 12;
           dv.setUint16(p, 0x0008); dv.setUint16(p + 2, 20); crypto.getRandomValues(b.subarray(p + 4, p + 24));

@@ -1,7 +1,8 @@
 // The webrtc plugin's WHIP/WHEP server on each runtime (werift's UDP, DTLS and SRTP under Node, Bun and
 // Deno), driven by an independent peer: node-datachannel (libdatachannel). H.264 and H.265 are published
 // by WHIP and played back by WHEP; bad offers get clear 4xx answers; sessions and sockets are freed after
-// 500 publish/play/DELETE cycles. Every candidate is on 127.0.0.1.
+// 500 publish/play/DELETE cycles. Every candidate is on 127.0.0.1, and every session shares the one ICE
+// port (webrtc.port "udp:0": the mux on a port the system picks); the per-session modes are checked too.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -10,7 +11,7 @@ import { createSocket } from 'node:dgram';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
-import webrtc, { parsePortRange } from '../plugins/webrtc/index.ts';
+import webrtc, { parseIcePort } from '../plugins/webrtc/index.ts';
 import { h264Score, negotiatePlay, negotiatePublish, OfferError } from '../plugins/webrtc/negotiate.ts';
 import { ffmpegPath, run, sleep, startServer, until, type TestServer } from './helpers/media.ts';
 import { nowSec, signHs256 } from './helpers/jwt.ts';
@@ -18,7 +19,7 @@ import { fuzz } from './helpers/fuzz.ts';
 import { FormatError } from '../src/format/bytes.ts';
 import { accessUnits, offerText, parameterSets, whepPlay, whipPublish, type NalCodec } from './helpers/webrtc-client.ts';
 
-const CONFIG = 'webrtc:\n  subscribe:\n    waittimeout: 1s\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n';
+const CONFIG = 'webrtc:\n  subscribe:\n    waittimeout: 1s\n  port: "udp:0"\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n';
 
 async function source(codec: NalCodec, dir: string): Promise<{ aus: { au: Uint8Array; key: boolean }[]; ps: Uint8Array[] }> {
   const out = join(dir, `src.${codec}`);
@@ -33,6 +34,9 @@ async function source(codec: NalCodec, dir: string): Promise<{ aus: { au: Uint8A
 }
 
 const sessions = async (S: TestServer): Promise<any[]> => (await (await fetch(`${S.http}/webrtc/api/list`)).json()).data.list;
+const ice = async (S: TestServer): Promise<any> => (await (await fetch(`${S.http}/webrtc/api/ice`)).json()).data;
+/** The ports of an SDP's host candidates. */
+const candidatePorts = (sdp: string): number[] => [...sdp.matchAll(/a=candidate:\S+ \d+ \S+ \d+ \S+ (\d+) typ host/g)].map((m) => Number(m[1]));
 /** A full GC (Bun: Bun.gc; Node and Deno: --expose-gc set at run time through node:v8). */
 function forceGc(): boolean {
   const B = (globalThis as any).Bun;
@@ -93,10 +97,16 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
           // RTP timestamps advance at 90 kHz, one frame (3600) at a time.
           const ts = play.frames.slice(1, 20).map((f, i) => (f.timestamp - play.frames[i]!.timestamp) >>> 0);
           assert.ok(ts.every((d) => d > 0 && d < 90000), `timestamp steps ${ts}`);
+          // One ICE port for all: the publisher's and the viewer's host candidates are both on the mux's.
+          const mux = await ice(S);
+          assert.equal(mux.mode, 'shared');
+          assert.ok(mux.port > 0);
+          assert.deepEqual([...new Set([...candidatePorts(pub.text), ...candidatePorts(play.text)])], [mux.port], `${pub.text}\n${play.text}`);
+          assert.equal(mux.sessions, 2);
           if (codec === 'h264') {
-            // Garbage on the publisher's ICE port: random datagrams (DTLS/SRTP-looking and not) and STUN
+            // Garbage on the shared ICE port: random datagrams (DTLS/SRTP-looking and not) and STUN
             // binding requests with unknown usernames. They are dropped; both sessions carry on.
-            const port = Number(/a=candidate:\S+ \d+ \S+ \d+ 127\.0\.0\.1 (\d+) typ host/.exec(pub.text)![1]);
+            const port = mux.port;
             const sock = createSocket('udp4');
             const before = play.frames.length;
             for (let i = 0; i < 2000; i++) {
@@ -111,6 +121,9 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
             sock.close();
             await until(() => play.frames.length >= before + 25, 10_000, `frames after the garbage (${play.frames.length - before})`);
             assert.equal(play.state(), 'connected');
+            const after = await ice(S);
+            const dropped = (x: any) => x.unknownAddress + x.unknownUfrag + x.refused;
+            assert.ok(dropped(after) - dropped(mux) >= 1900, `garbage dropped by the mux: ${dropped(after) - dropped(mux)} of 2000`);
           }
           // RTCP Sender Reports (RFC 3550 §6.4.1) for the media SSRC: wall clock as NTP (a real 32-bit
           // binary fraction), the RTP timestamp of that moment, packet and octet counts of what was sent.
@@ -269,7 +282,43 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
       await live.close();
     }
     await until(async () => (await sessions(S)).length === 0, 5000, 'no sessions left');
+    const left = await ice(S);
+    assert.deepEqual([left.sessions, left.transports, left.addresses], [0, 0, 0], `the mux forgot every session: ${JSON.stringify(left)}`);
   });
+});
+
+describe('webrtc: a port per session (webrtc.port a range, or "")', () => {
+  for (const [port, range] of [['udp:41000-41100', [41000, 41100]], ['', undefined]] as const) {
+    it(`port: "${port}": each session binds its own port${range ? ' from the range' : ''}, media flows`, async () => {
+      const S = await startServer([webrtc], CONFIG.replace('port: "udp:0"', `port: "${port}"`));
+      const dir = mkdtempSync(join(tmpdir(), 'm7s-webrtc-ports-'));
+      try {
+        assert.deepEqual(await ice(S), { mode: 'per-session', range: range ? [...range] : null });
+        const s264 = await source('h264', dir);
+        const pub = await whipPublish(S.http, 'live/ports', 'h264', s264.aus, s264.ps);
+        try {
+          assert.equal(pub.status, 201, pub.text);
+          await until(() => S.server.engine.getStream('live/ports')?.tracks.some((t) => t.frames >= 10), 15_000, 'frames from WHIP');
+          const play = await whepPlay(S.http, 'live/ports', 'h264');
+          try {
+            assert.equal(play.status, 201, play.text);
+            await until(() => play.frames.length >= 10, 15_000, `frames by WHEP (${play.packets()} packets)`);
+            const [a, b] = [candidatePorts(pub.text), candidatePorts(play.text)];
+            assert.ok(a.length && b.length);
+            assert.ok(a.every((p) => !b.includes(p)), `ports of their own: ${a} / ${b}`);
+            if (range) assert.ok([...a, ...b].every((p) => p >= range[0] && p <= range[1]), `in the range: ${a} ${b}`);
+          } finally {
+            await play.close();
+          }
+        } finally {
+          await pub.close();
+        }
+      } finally {
+        await S.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('webrtc: Bearer tokens through the auth gate', () => {
@@ -352,9 +401,15 @@ describe('webrtc: offer negotiation (unit)', () => {
     assert.ok(offerErrors > 100, `mutations rejected: ${offerErrors}`);
   });
 
-  it('port ranges: werift needs MIN < MAX', () => {
-    assert.deepEqual(parsePortRange('udp:9000-9100'), [9000, 9100]);
-    assert.equal(parsePortRange(''), undefined);
-    assert.throws(() => parsePortRange('udp:9000'), /range/);
+  it('webrtc.port: one shared port, a range per session, or any', () => {
+    assert.deepEqual(parseIcePort('udp:9000'), { mux: 9000 });
+    assert.deepEqual(parseIcePort('9000'), { mux: 9000 });
+    assert.deepEqual(parseIcePort('udp:0'), { mux: 0 });
+    assert.deepEqual(parseIcePort('udp:9000-9100'), { range: [9000, 9100] });
+    assert.deepEqual(parseIcePort(''), { any: true });
+    assert.throws(() => parseIcePort('udp:9100-9000'), /MIN < MAX/);
+    assert.throws(() => parseIcePort('udp:70000'), /out of range/);
+    assert.throws(() => parseIcePort('tcp:9000'), /TCP is not supported/);
+    assert.throws(() => parseIcePort('udp:abc'), /expected udp:PORT/);
   });
 });

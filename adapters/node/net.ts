@@ -415,6 +415,10 @@ class NodeUdpSocket implements UdpSocket {
     return r;
   }
 
+  readonly #afterSend = (err: Error | null): void => {
+    if (err) this.#reportError(err);
+  };
+
   send(data: Uint8Array, port: number, host: string): void {
     if (this.#closed) return;
     const q = this.#queue;
@@ -428,10 +432,9 @@ class NodeUdpSocket implements UdpSocket {
       return;
     }
     try {
-      // The callback keeps a failed send (EHOSTUNREACH, ENOBUFS…) from becoming an 'error' event.
-      this.#sock.send(data, port, host, (err) => {
-        if (err) this.#reportError(err);
-      });
+      // The callback keeps a failed send (EHOSTUNREACH, ENOBUFS…) from becoming an 'error' event; one
+      // function per socket, not a closure per datagram (the WebRTC ICE port sends every viewer's SRTP).
+      this.#sock.send(data, port, host, this.#afterSend);
     } catch (err) {
       // Bad port or address: drop the datagram, as the network would, and say so.
       this.#reportError(err);

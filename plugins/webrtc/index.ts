@@ -8,6 +8,7 @@
 //   GET    /webrtc/test/publish|play     test pages (camera/screen publish, play with stats)
 //   GET    /webrtc/api/list              sessions (the server's registry: publishers and players)
 //   POST   /webrtc/api/stop/{id}         end one
+//   GET    /webrtc/api/ice               the ICE port: shared or per session, and what the mux routed/dropped
 //
 // The WebRTC stack (werift) is loaded when the plugin starts: a runtime that cannot host it gets the
 // plugin disabled with the reason in /api/plugins, and every other plugin runs.
@@ -20,9 +21,12 @@ import type { Peer, PeerOptions } from './peer.ts';
 import { testPage } from './page.ts';
 import { WhepSink } from './whep.ts';
 import { WhipIngest } from './whip.ts';
+import { IceMux } from './icemux.ts';
 
 /** Largest SDP offer accepted (bytes). */
 const MAX_OFFER = 64 * 1024;
+/** Kernel receive buffer asked for the shared ICE port (every publisher's media arrives on it). */
+const ICE_RCVBUF = 4 * 1024 * 1024;
 /** Audio codecs a WHEP viewer can take; other audio (AAC) asks the audio bridge for Opus. */
 const WHEP_AUDIO = ['opus', 'pcma', 'pcmu'];
 
@@ -44,15 +48,27 @@ interface Session {
   stop(reason: string): void;
 }
 
-/** "udp:9000-9999" / "9000-9999" / "" → a port range for werift (which needs min < max), or undefined. */
-export function parsePortRange(s: string): [number, number] | undefined {
-  const v = s.trim().replace(/^udp:/i, '');
-  if (!v) return undefined;
-  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(v);
-  if (!m) throw new Error(`webrtc.port "${s}": expected udp:MIN-MAX`);
-  const a = Number(m[1]), b = Number(m[2] ?? m[1]);
-  if (a < 1 || b > 65535 || b <= a) throw new Error(`webrtc.port "${s}": werift binds one port per session, so give a range MIN-MAX with MIN < MAX (no single shared ICE port)`);
-  return [a, b];
+/** How ICE uses UDP ports: one shared port for every session, one port per session from a range, or any. */
+export type IcePorts = { mux: number } | { range: [number, number] } | { any: true };
+
+/**
+ * webrtc.port: "udp:9000" (every session on that one port; "udp:0" = one port the system picks),
+ * "udp:9000-9999" (a port of its own per session from the range), "" (a port of its own, any).
+ */
+export function parseIcePort(s: string): IcePorts {
+  const v = s.trim();
+  if (!v) return { any: true };
+  if (/^tcp:/i.test(v)) throw new Error(`webrtc.port "${s}": ICE over TCP is not supported; use udp:PORT (one port for all sessions) or udp:MIN-MAX`);
+  const m = /^(?:udp:)?(\d{1,5})(?:-(\d{1,5}))?$/i.exec(v);
+  if (!m) throw new Error(`webrtc.port "${s}": expected udp:PORT (one port for all sessions) or udp:MIN-MAX (one per session)`);
+  const a = Number(m[1]);
+  if (m[2] === undefined) {
+    if (a > 65535) throw new Error(`webrtc.port "${s}": port out of range`);
+    return { mux: a };
+  }
+  const b = Number(m[2]);
+  if (a < 1 || b > 65535 || b <= a) throw new Error(`webrtc.port "${s}": a range needs 1 <= MIN < MAX <= 65535`);
+  return { range: [a, b] };
 }
 
 const randomId = () => {
@@ -67,8 +83,8 @@ export default definePlugin({
   // werift opens UDP sockets itself (ICE); a host without them (the edge) shows the plugin disabled.
   needs: ['net'],
   defaults: {
-    /** ICE UDP ports, "udp:MIN-MAX" (one port per session: werift has no UDP mux); "" = any free port. */
-    port: t.str('udp:9000-9999'),
+    /** ICE UDP port(s): "udp:9000" = every session on that one port; "udp:MIN-MAX" = one port per session from the range; "" = one per session, any free port. */
+    port: t.str('udp:9000'),
     /** Only these local addresses are bound and advertised as ICE host candidates ([] = every interface). */
     iceaddresses: t.list(t.str('')),
     /** Extra host candidates: the public/NAT address(es) clients reach this server at (Docker, 1:1 NAT). */
@@ -93,14 +109,31 @@ export default definePlugin({
     // Loaded here, not at import: werift needs UDP sockets and Node's crypto, and a host without them
     // must only lose this plugin.
     const { createPeer } = await import('./peer.ts');
-    const portRange = parsePortRange(ctx.config.port);
+    const ports = parseIcePort(ctx.config.port);
+    const addrs = ctx.config.iceaddresses.filter(Boolean);
+    let mux: IceMux | undefined;
+    if ('mux' in ports) {
+      // One socket per address family (IPv6 only where an IPv6 address is configured, as werift gathers).
+      const v4 = addrs.find((a) => !a.includes(':'));
+      const v6 = addrs.find((a) => a.includes(':'));
+      const what = 'WebRTC ICE (all sessions)';
+      const udp4 = !addrs.length || v4 ? (await ctx.listenUdp(`${v4 ?? ''}:${ports.mux}`, { what, recvBufferSize: ICE_RCVBUF })) ?? undefined : undefined;
+      const udp6 = v6 ? (await ctx.listenUdp(`[${v6}]:${udp4?.port ?? ports.mux}`, { what, type: 'udp6', recvBufferSize: ICE_RCVBUF })) ?? undefined : undefined;
+      mux = new IceMux({
+        udp4, udp6,
+        dedicated: (type) => ctx.bindUdp({ type, host: type === 'udp6' ? v6 : v4, what: 'WebRTC TURN client' }),
+        wrap: (b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength),
+      });
+      log.info(`ICE: every WebRTC session on UDP port ${mux.port}`);
+    }
+    const portRange = 'range' in ports ? ports.range : undefined;
     ctx.sessions.declareGroups('publishers', 'players');
     const byUrlId = (id: string): Session | undefined => ctx.sessions.byKey<Session>(id)?.ref;
 
     const iceServers = () => ctx.config.iceservers
       .flatMap((s) => s.urls.filter(Boolean).map((u) => ({ urls: u, username: s.username || undefined, credential: s.credential || undefined })));
     const peerOptions = (): PeerOptions => ({
-      iceServers: iceServers(), portRange, addresses: ctx.config.iceaddresses.filter(Boolean),
+      iceServers: iceServers(), portRange, mux, addresses: addrs,
       publicIps: ctx.config.publicip.filter(Boolean), gatherTimeoutMs: ctx.config.gathertimeout, fastSend: ctx.config.fastsend,
     });
     /** RFC 9725 / draft-ietf-wish-whep: ICE servers as Link headers. */
@@ -320,6 +353,11 @@ export default definePlugin({
       void added;
       return new Response(null, { status: 204 });
     });
+
+    // The ICE port: how it is used and what the mux routed or dropped (docs/plugins/webrtc.md).
+    ctx.http.get('/api/ice', (c) => ctx.ok(c, mux
+      ? { mode: 'shared', port: mux.port, ...mux.counts, ...mux.stats }
+      : { mode: 'per-session', range: portRange ?? null }));
 
     if (ctx.config.testpage) {
       ctx.http.get('/test/publish', (c) => c.html(testPage('publish')));

@@ -2,11 +2,14 @@
 // nothing outside this file sees a werift type. Media crosses the boundary as serialized RTP packets in
 // Uint8Arrays (werift's Buffers are converted here); codec choice, (de)packetizing and timing are ours.
 //
-// werift 0.24.4 has no UDP mux: each peer binds its own UDP port(s), from `portRange` when given. It
-// gathers host candidates on every interface; `addresses` restricts what we advertise (and binds the
-// sockets to the first of them), so tests keep every candidate on 127.0.0.1.
+// werift 0.24.4 binds a UDP socket per ICE host candidate (from `portRange` when given). With `mux`, every
+// one of those is a view of the one shared ICE port instead (icemux.ts; hooked in at werift's
+// UdpTransport.init, only for the connections we mark). werift gathers host candidates on every
+// interface; `addresses` restricts what we advertise (and binds the sockets to the first of them), so
+// tests keep every candidate on 127.0.0.1.
 
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, type RTCRtpTransceiver } from 'werift';
+import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, UdpTransport, type RTCRtpTransceiver } from 'werift';
+import type { IceMux } from './icemux.ts';
 import { SrtpSendStream } from './srtp.ts';
 import { toNtp } from '../../src/format/rtcp/index.ts';
 import { parseIp } from '../../src/net/ip.ts';
@@ -17,8 +20,10 @@ const NO_HISTORY = new Proxy([] as unknown[], { set: () => true, get: (t, k) => 
 export interface PeerOptions {
   /** STUN/TURN servers for gathering (turn needs username + credential). */
   iceServers?: { urls: string; username?: string; credential?: string }[];
-  /** UDP ports for ICE, [min, max] (werift needs min < max). */
+  /** UDP ports for ICE, [min, max] (werift needs min < max), one per session; ignored with `mux`. */
   portRange?: [number, number];
+  /** The shared ICE port: every host candidate of this peer on it. */
+  mux?: IceMux;
   /** Only these local addresses are advertised as host candidates (empty = all interfaces). */
   addresses?: string[];
   /** Extra host candidates (a public or NAT address that reaches this machine). */
@@ -76,6 +81,36 @@ const AUDIO = [
   new RTCRtpCodecParameters({ mimeType: 'audio/PCMA', clockRate: 8000, channels: 1, payloadType: 8 }),
   new RTCRtpCodecParameters({ mimeType: 'audio/PCMU', clockRate: 8000, channels: 1, payloadType: 0 }),
 ];
+
+/** Marks a connection's `portRange` option as "take the transport from this mux" (see hookWerift). */
+const MUX = Symbol.for('m7s.webrtc.icemux');
+type MuxMarker = [number, number] & { [MUX]?: (type: 'udp4' | 'udp6') => unknown };
+let hooked = false;
+
+/**
+ * werift creates each host candidate's socket with `UdpTransport.init(type, { portRange, ... })`, reading
+ * portRange from its ICE connection's options. For a connection whose portRange carries our marker, the
+ * transport comes from the mux instead; every other caller (other peers, werift clients in tests) gets
+ * werift's own socket. Installed once, on the class werift's ICE code calls.
+ */
+function hookWerift(): void {
+  if (hooked) return;
+  hooked = true;
+  const U = UdpTransport as unknown as { init(type: string, options?: { portRange?: MuxMarker }): Promise<unknown> };
+  const init = U.init;
+  U.init = function (this: unknown, type: string, options?: { portRange?: MuxMarker }) {
+    const make = options?.portRange?.[MUX];
+    if (typeof make === 'function') return Promise.resolve().then(() => make(type === 'udp6' ? 'udp6' : 'udp4'));
+    return init.call(this, type, options);
+  };
+}
+
+/** An ICE ufrag the mux can route by: werift's own is 4 hex digits (65536 values: sessions would collide). */
+function uniqueUfrag(): string {
+  const b = new Uint8Array(12);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
 
 const isLoopback = (a: string): boolean => /^127\./.test(a) || a === '::1';
 
@@ -201,7 +236,7 @@ class WeriftPeer implements Peer {
       codecs: { video: VIDEO, audio: AUDIO },
       iceServers: opts.iceServers ?? [],
       iceUseIpv6: addr.length ? addr.some((a) => a.includes(':')) : false,
-      icePortRange: opts.portRange,
+      icePortRange: opts.mux ? undefined : opts.portRange,
       iceInterfaceAddresses: addr.length ? { udp4: addr.find((a) => !a.includes(':')), udp6: addr.find((a) => a.includes(':')) } : undefined,
       iceAdditionalHostAddresses: [...addr, ...(opts.publicIps ?? [])].length ? [...addr, ...(opts.publicIps ?? [])] : undefined,
       bundlePolicy: 'max-bundle',
@@ -226,6 +261,7 @@ class WeriftPeer implements Peer {
     if (!(this.opts.iceServers ?? []).some((s) => /^stuns?:/i.test(s.urls))) {
       for (const t of this.pc.iceTransports) (t.connection as { stunServer?: unknown }).stunServer = undefined;
     }
+    if (this.opts.mux) this.useMux(this.opts.mux);
     for (const tr of this.pc.getTransceivers()) this.wire(tr, direction);
     this.keepEarlyDtls();
     let ans = await this.pc.createAnswer();
@@ -242,6 +278,19 @@ class WeriftPeer implements Peer {
     const sdp = this.filterCandidates(this.pc.localDescription?.sdp ?? '');
     if (!/\r\na=candidate:/.test(sdp)) throw new Error('no ICE candidate could be gathered on the configured addresses');
     return sdp;
+  }
+
+  /** Before gathering: a routable ufrag, and host candidates on the shared port (hookWerift). */
+  private useMux(mux: IceMux): void {
+    hookWerift();
+    for (const t of this.pc.iceTransports) {
+      const conn = t.connection as unknown as { localUsername: string; localPassword: string; userHistory: Record<string, string>; options: { portRange?: MuxMarker } };
+      delete conn.userHistory[conn.localUsername];
+      const ufrag = uniqueUfrag();
+      conn.localUsername = ufrag;
+      conn.userHistory[ufrag] = conn.localPassword;
+      conn.options.portRange = Object.assign([0, 0] as [number, number], { [MUX]: (type: 'udp4' | 'udp6') => mux.transport(type, ufrag) });
+    }
   }
 
   private wire(tr: RTCRtpTransceiver, direction: 'recvonly' | 'sendonly'): void {

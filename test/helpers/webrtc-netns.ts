@@ -33,7 +33,7 @@ const r = await run(ffmpegPath, ['-hide_banner', '-loglevel', 'error', '-y', '-f
   '-b:v', '800k', '-g', '25', '-bf', '0', '-pix_fmt', 'yuv420p', '-f', 'h264', out]);
 if (r.code !== 0) throw new Error(r.stderr);
 const bytes = new Uint8Array(readFileSync(out));
-const S = await startServer([webrtc], `webrtc:\n  port: ""\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n  nackhistory: ${HISTORY}\n`);
+const S = await startServer([webrtc], `webrtc:\n  port: "udp:0"\n  iceaddresses: ["127.0.0.1"]\n  pli: 1s\n  nackhistory: ${HISTORY}\n`);
 const path = 'live/netns';
 const pub = await whipPublish(S.http, path, 'h264', accessUnits('h264', bytes), parameterSets('h264', bytes));
 let code = 0;
