@@ -152,4 +152,5 @@ async function main() {
   }
 }
 
-main().catch((e) => { console.error(e); process.exit(1); });
+// exit explicitly: the esbuild service started by build() would keep the process alive.
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
