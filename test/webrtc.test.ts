@@ -5,7 +5,8 @@
 // port (webrtc.port "udp:0": the mux on a port the system picks); the per-session modes are checked too.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { createSocket } from 'node:dgram';
 import { setFlagsFromString } from 'node:v8';
@@ -284,6 +285,73 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
     await until(async () => (await sessions(S)).length === 0, 5000, 'no sessions left');
     const left = await ice(S);
     assert.deepEqual([left.sessions, left.transports, left.addresses], [0, 0, 0], `the mux forgot every session: ${JSON.stringify(left)}`);
+  });
+});
+
+// coturn (Debian package coturn) as the server's TURN server: with TURN in webrtc.iceservers werift also
+// gathers a relay candidate per session, and a TURN server tells allocations apart by the client's
+// address and port, so on the shared ICE port each session's TURN client must move to a socket of its
+// own (icemux.ts). Without that, the second of two concurrent sessions gets no relay candidate (437).
+const TURNSERVER = '/usr/bin/turnserver';
+describe('webrtc: server-side TURN gathering through coturn on the shared ICE port', { skip: existsSync(TURNSERVER) ? false : 'coturn not installed (Debian package coturn)' }, () => {
+  it('two concurrent sessions each get a relay candidate of their own; media still flows', async () => {
+    const probe = createSocket('udp4');
+    await new Promise<void>((r) => probe.bind(0, '127.0.0.1', r));
+    const turnPort = probe.address().port;
+    probe.close();
+    const dir = mkdtempSync(join(tmpdir(), 'm7s-turn-'));
+    const turn = spawn(TURNSERVER, ['-n', '--listening-ip=127.0.0.1', `--listening-port=${turnPort}`, '--relay-ip=127.0.0.1',
+      '--min-port=49200', '--max-port=49400', '--lt-cred-mech', '--user=m7s:secret', '--realm=m7s.test', '--no-tls', '--no-dtls',
+      '--allow-loopback-peers', '--no-cli', '--log-file=stdout', '--simple-log', `--pidfile=${join(dir, 'turn.pid')}`, `--userdb=${join(dir, 'turndb')}`],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let turnLog = '';
+    turn.stdout!.on('data', (d) => { turnLog += d; });
+    turn.stderr!.on('data', (d) => { turnLog += d; });
+    let S: TestServer | undefined;
+    try {
+      await until(() => /listener opened on *: *127\.0\.0\.1:\d+/i.test(turnLog) || turnLog.includes('Total General servers'), 10_000, `coturn up: ${turnLog.slice(-500)}`);
+      await sleep(300);
+      S = await startServer([webrtc], CONFIG + `  iceservers:\n    - urls: ["turn:127.0.0.1:${turnPort}"]\n      username: m7s\n      credential: secret\n`);
+      const offer = await offerText('h264', 'SendOnly');
+      const post = async (path: string) => {
+        const r = await fetch(`${S!.http}/webrtc/push/${path}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
+        return { status: r.status, text: await r.text(), location: r.headers.get('location') ?? '' };
+      };
+      const [a, b] = await Promise.all([post('live/turn-a'), post('live/turn-b')]);
+      assert.equal(a.status, 201, a.text);
+      assert.equal(b.status, 201, b.text);
+      const relay = (sdp: string) => [...sdp.matchAll(/a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 (\d+) typ relay/gi)].map((m) => Number(m[1]));
+      const [ra, rb] = [relay(a.text), relay(b.text)];
+      assert.equal(ra.length, 1, `session a: one relay candidate\n${a.text}\n${turnLog.slice(-2000)}`);
+      assert.equal(rb.length, 1, `session b: one relay candidate\n${b.text}\n${turnLog.slice(-2000)}`);
+      assert.notEqual(ra[0], rb[0]);
+      const mux = await ice(S);
+      assert.equal(mux.dedicated, 2, JSON.stringify(mux));
+      // Host candidates stay on the shared port.
+      assert.deepEqual([...new Set([...candidatePorts(a.text), ...candidatePorts(b.text)])], [mux.port]);
+      for (const x of [a, b]) assert.equal((await fetch(S.http + x.location, { method: 'DELETE' })).status, 200);
+
+      // A publisher and a viewer with TURN configured: media flows.
+      const s264 = await source('h264', dir);
+      const pub = await whipPublish(S.http, 'live/turn', 'h264', s264.aus, s264.ps);
+      try {
+        assert.equal(pub.status, 201, pub.text);
+        const play = await whepPlay(S.http, 'live/turn', 'h264');
+        try {
+          assert.equal(play.status, 201, play.text);
+          await until(() => play.frames.length >= 10, 15_000, `frames by WHEP (${play.packets()} packets)`);
+        } finally {
+          await play.close();
+        }
+      } finally {
+        await pub.close();
+      }
+      await until(async () => (await ice(S!)).transports === 0, 5000, 'mux empty');
+    } finally {
+      await S?.stop();
+      turn.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
