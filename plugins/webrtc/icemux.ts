@@ -236,7 +236,10 @@ export class MuxTransport {
     return this.own ??= (async () => {
       this.mux.detach(this);
       const s = await this.mux.dedicated(this.socketType);
-      if (this.closed) await s.close();
+      if (this.closed) {
+        await s.close();
+        return s;
+      }
       s.onMessage = (d, from) => this.deliver(d, from);
       this.socket = s;
       return s;

@@ -22,6 +22,7 @@ import { testPage } from './page.ts';
 import { WhepSink } from './whep.ts';
 import { WhipIngest } from './whip.ts';
 import { IceMux } from './icemux.ts';
+import { toHex } from '../../src/format/bytes.ts';
 
 /** Largest SDP offer accepted (bytes). */
 const MAX_OFFER = 64 * 1024;
@@ -71,11 +72,7 @@ export function parseIcePort(s: string): IcePorts {
   return { range: [a, b] };
 }
 
-const randomId = () => {
-  const b = new Uint8Array(12);
-  crypto.getRandomValues(b);
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-};
+const randomId = (): string => toHex(crypto.getRandomValues(new Uint8Array(12)));
 
 export default definePlugin({
   name: 'webrtc',

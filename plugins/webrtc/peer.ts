@@ -13,6 +13,7 @@ import type { IceMux } from './icemux.ts';
 import { SrtpSendStream } from './srtp.ts';
 import { toNtp } from '../../src/format/rtcp/index.ts';
 import { parseIp } from '../../src/net/ip.ts';
+import { toHex } from '../../src/format/bytes.ts';
 
 /** werift's per-sender NACK history, switched off: assignments vanish, lookups find nothing. */
 const NO_HISTORY = new Proxy([] as unknown[], { set: () => true, get: (t, k) => (typeof k === 'string' && /^\d+$/.test(k) ? undefined : Reflect.get(t, k)) });
@@ -106,11 +107,7 @@ function hookWerift(): void {
 }
 
 /** An ICE ufrag the mux can route by: werift's own is 4 hex digits (65536 values: sessions would collide). */
-function uniqueUfrag(): string {
-  const b = new Uint8Array(12);
-  crypto.getRandomValues(b);
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
+const uniqueUfrag = (): string => toHex(crypto.getRandomValues(new Uint8Array(12)));
 
 const isLoopback = (a: string): boolean => /^127\./.test(a) || a === '::1';
 

@@ -4,7 +4,7 @@
 //
 // Demultiplexing (RFC 7983 §7): a first byte of 0-3 is STUN, 20-63 DTLS, 128-191 RTP/RTCP.
 
-import { FormatError, textDecoder } from './bytes.ts';
+import { FormatError, textDecoder, toHex } from './bytes.ts';
 
 export const STUN_MAGIC = 0x2112a442;
 export const STUN_HEADER = 20;
@@ -39,8 +39,6 @@ export interface StunHeader {
   length: number;
 }
 
-const HEX: string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
-
 /**
  * The STUN header of `b`, or undefined when `b` is not a STUN message (first two bits not zero, too
  * short, no magic cookie, or a length field that disagrees with the datagram). Never throws.
@@ -54,9 +52,7 @@ export function peekStun(b: Uint8Array): StunHeader | undefined {
   // Type: M11..M7 C1 M6..M4 C0 M3..M0 (RFC 8489 §5).
   const cls = (((type >> 7) & 2) | ((type >> 4) & 1)) as StunClass;
   const method = (type & 0x000f) | ((type >> 1) & 0x0070) | ((type >> 2) & 0x0f80);
-  let txid = '';
-  for (let i = 8; i < STUN_HEADER; i++) txid += HEX[b[i]!];
-  return { cls, method, txid, length };
+  return { cls, method, txid: toHex(b.subarray(8, STUN_HEADER)), length };
 }
 
 /**
