@@ -519,10 +519,17 @@ const wanted = args.servers.split(',').filter(Boolean);
 for (const id of wanted) {
   const m = /^(m7s-(?:node|bun|deno)):([a-z]+=[0-9a-z.]+(?:\+[a-z]+=[0-9a-z.]+)*)$/.exec(id);
   if (!m || SERVERS[id]) continue;
-  const base = SERVERS[m[1]], spec = m[2].replaceAll('+', ',');
+  const base = SERVERS[m[1]], label = m[2].replaceAll('+', ' ');
+  // directwrite=0 is not a config key: it sets M7S_DIRECT_WRITE=0 (the Node adapter then writes through
+  // socket.write(), as before the direct write path), for before/after rows in one run.
+  const settings = m[2].split('+'), env = settings.filter((kv) => kv.startsWith('directwrite=')).map((kv) => `M7S_DIRECT_WRITE=${kv.split('=')[1]}`);
+  const spec = settings.filter((kv) => !kv.startsWith('directwrite=')).join(',');
   SERVERS[id] = {
-    ...base, label: () => `${base.label()} ${spec.replaceAll(',', ' ')}`,
-    cmd: (dir) => { const [c, argv] = base.cmd(dir); return [c, argv.map((x) => (x.endsWith('m7s.yaml') ? m7sConfig(dir, spec) : x))]; },
+    ...base, label: () => `${base.label()} ${label}`,
+    cmd: (dir) => {
+      const [c, argv] = base.cmd(dir), args2 = argv.map((x) => (x.endsWith('m7s.yaml') ? m7sConfig(dir, spec) : x));
+      return env.length ? ['env', [...env, c, ...args2]] : [c, args2];
+    },
   };
 }
 const runnable = [];

@@ -269,6 +269,38 @@ describe('TCP', () => {
     assert.equal(drains, 1);
   });
 
+  it('bytes queued for a peer that does not read survive the writer dropping its buffers (GC)', async () => {
+    // Node's direct write path (adapters/node/direct-write.ts) hands libuv a pointer, not a copy: the
+    // request must keep each buffer alive until the kernel took it. Here every chunk is dropped right
+    // after write(), then garbage is made until the collector has run, and only then does the peer read.
+    const CHUNK = 256 * 1024, COUNT = 48;
+    const accepted = deferred<TcpConn>();
+    const server = res.server(await rt.listenTcp({ port: 0, host: HOST }, (c) => accepted.resolve(res.conn(c))));
+    const client = res.conn(await rt.connectTcp({ host: HOST, port: server.port }));
+    const sc = await within(5000, accepted.promise, 'accept');
+    for (let i = 0; i < COUNT; i++) sc.write(pattern(i * CHUNK, CHUNK));
+    assert.ok(sc.buffered > 0, 'nothing queued: the peer must not be reading yet');
+    const gc = (globalThis as { gc?: () => void }).gc;
+    for (let round = 0; round < 8; round++) {
+      let junk: unknown[] = [];
+      for (let i = 0; i < 64; i++) junk.push(new Uint8Array(MiB).fill(round));
+      for (let i = 0; i < 200_000; i++) junk.push({ i });
+      junk = [];
+      gc?.();
+      await sleep(5);
+    }
+    const check = new PatternChecker();
+    const closed = deferred<Error | undefined>();
+    client.onClose = (err) => closed.resolve(err);
+    client.onData = (d) => check.feed(d);
+    await within(20_000, until(() => check.pos >= COUNT * CHUNK || client.closed, 20_000, 'all bytes'), 'reading the queued bytes');
+    assert.equal(check.firstMismatch, -1, `queued bytes corrupted at ${check.firstMismatch}`);
+    assert.equal(check.pos, COUNT * CHUNK, 'bytes lost');
+    assert.equal(sc.closed, false, 'the writing side failed');
+    sc.end();
+    assert.equal(await within(10_000, closed.promise, 'end'), undefined);
+  });
+
   it('fans out the same buffers to 1000 concurrent connections', async () => {
     const N = 1000;
     const FRAMES = 100;

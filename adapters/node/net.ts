@@ -26,7 +26,7 @@ import type {
 } from '../../src/net/types.ts';
 import { UdpUnsupportedError } from '../../src/net/types.ts';
 import { ConnGuard, type GuardEntry } from './conn-guard.ts';
-import { bufferView } from './buffer-view.ts';
+import { SocketWriter } from './direct-write.ts';
 
 /** Default high-water mark for a connection's write queue. */
 export const DEFAULT_HIGH_WATER_MARK = 1 << 20;
@@ -69,6 +69,7 @@ class NodeTcpConn implements TcpConn {
   guard: GuardEntry | null = null;
 
   readonly #socket: net.Socket;
+  readonly #writer: SocketWriter;
   readonly #hwm: number;
   #onData: ((chunk: Uint8Array) => void) | null = null;
   #reading = false;
@@ -80,6 +81,7 @@ class NodeTcpConn implements TcpConn {
   constructor(socket: net.Socket, highWaterMark: number) {
     this.#socket = socket;
     this.#hwm = highWaterMark;
+    this.#writer = new SocketWriter(socket, () => this.#maybeDrain());
     // Captured now: Node clears these once the socket is destroyed, and logs want them afterwards.
     this.remoteAddress = normalizeAddress(socket.remoteAddress);
     this.remotePort = socket.remotePort ?? 0;
@@ -89,11 +91,7 @@ class NodeTcpConn implements TcpConn {
       // Keep the first error; 'close' follows and reports it.
       this.#error ??= err;
     });
-    socket.on('drain', () => {
-      if (!this.#waitingDrain || this.#closed) return;
-      this.#waitingDrain = false;
-      this.#call(this.onDrain);
-    });
+    socket.on('drain', () => this.#maybeDrain());
     socket.on('close', () => {
       if (this.#closed) return;
       this.#closed = true;
@@ -110,7 +108,7 @@ class NodeTcpConn implements TcpConn {
   }
 
   get buffered(): number {
-    return this.#socket.writableLength;
+    return this.#writer.buffered;
   }
 
   get closed(): boolean {
@@ -141,29 +139,34 @@ class NodeTcpConn implements TcpConn {
   }
 
   write(chunk: Uint8Array): boolean {
-    const s = this.#socket;
-    if (this.#closed || s.destroyed || s.writableEnded) return false;
-    if (chunk.byteLength > 0) s.write(bufferView(chunk));
+    if (this.#closed || this.#writer.ended) return false;
+    if (chunk.byteLength > 0) this.#writer.write(chunk);
     return this.#afterWrite();
   }
 
   writev(chunks: Uint8Array[]): boolean {
-    const s = this.#socket;
-    if (this.#closed || s.destroyed || s.writableEnded) return false;
-    if (chunks.length === 1) { if (chunks[0]!.byteLength > 0) s.write(bufferView(chunks[0]!)); return this.#afterWrite(); }
-    // cork/uncork makes the stream hand all chunks to the kernel in one writev().
-    s.cork();
-    for (const c of chunks) if (c.byteLength > 0) s.write(c);
-    s.uncork();
+    if (this.#closed || this.#writer.ended) return false;
+    if (chunks.length === 1) { if (chunks[0]!.byteLength > 0) this.#writer.write(chunks[0]!); }
+    else this.#writer.writev(chunks); // one writev() for all chunks
     return this.#afterWrite();
   }
 
   #afterWrite(): boolean {
-    if (this.#socket.writableLength < this.#hwm) return true;
-    // Node emits 'drain' once its buffer is empty after a write that crossed its own (smaller)
-    // high-water mark, which is always the case here since ours is larger.
+    if (this.#writer.buffered < this.#hwm) return true;
     this.#waitingDrain = true;
     return false;
+  }
+
+  /**
+   * Called on Node's 'drain' (its own buffer emptied after a write that crossed its 16 KiB mark, always
+   * the case before ours at 1 MiB is reached) and after each direct write that libuv completed later.
+   * Half the high-water mark: the bytes may sit partly in Node's buffer and partly in libuv's queue,
+   * and either completion may be the last one to come.
+   */
+  #maybeDrain(): void {
+    if (!this.#waitingDrain || this.#closed || this.#writer.buffered > this.#hwm / 2) return;
+    this.#waitingDrain = false;
+    this.#call(this.onDrain);
   }
 
   pause(): void {

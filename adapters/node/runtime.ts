@@ -2,7 +2,7 @@
 // @hono/node-server 2.x, whose built-in WebSocket support uses the `ws` package.
 
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Server } from 'node:http';
 import { serve, upgradeWebSocket as honoUpgrade } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
@@ -12,7 +12,7 @@ import { bindUdp, connectTcp, listenTcp } from './net.ts';
 import { hostSysinfo, nodeHost } from './host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { nodeStreamResponse } from './stream-response.ts';
-import { bufferView } from './buffer-view.ts';
+import { SocketWriter } from './direct-write.ts';
 import { guardNodeHttpServer } from './http-guard.ts';
 
 async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
@@ -68,36 +68,43 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
 
 /** The `ws` internals the raw frame path relies on (ws 8). */
 interface WsInternals {
-  _socket?: { write(b: Uint8Array): boolean; cork(): void; uncork(): void; destroyed: boolean };
+  _socket?: Socket;
   _sender?: { _state: number; _queue: unknown[] };
   _extensions?: Record<string, unknown>;
   readyState: number;
+  bufferedAmount: number;
+  [WS_WRITER]?: SocketWriter;
 }
+const WS_WRITER = Symbol('m7s.wsWriter');
 
 /**
  * Pre-framed messages go straight to the socket when `ws` has nothing of its own in flight: no
  * compression negotiated (our server never offers it), its sender idle (state 0, empty queue). Then
- * ordering with ws's own frames (close, pong) is the socket's write order.
+ * ordering with ws's own frames (close, pong) is the socket's write order. Backpressure is polled
+ * (wsBuffered), so the writer needs no completion callback.
  */
 const writeRawWsFrame = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]): boolean => {
   const w = raw as WsInternals;
   const sock = w._socket, sender = w._sender;
   if (w.readyState !== 1 || !sock || sock.destroyed || !sender || sender._state !== 0 || sender._queue.length) return false;
   if (w._extensions && Object.keys(w._extensions).length) return false;
-  if (frame instanceof Uint8Array) sock.write(bufferView(frame));
-  else {
-    // One message in parts: cork so the kernel gets them in one writev().
-    sock.cork();
-    for (const p of frame) if (p.byteLength) sock.write(p);
-    sock.uncork();
-  }
+  const writer = w[WS_WRITER] ??= new SocketWriter(sock, () => {});
+  if (frame instanceof Uint8Array) writer.write(frame);
+  else writer.writev(frame); // one message in parts: one writev()
   return true;
+};
+
+/** ws's own count (its socket's Writable and its sender) plus what direct writes left in libuv's queue. */
+const wsBuffered = (raw: unknown): number => {
+  const w = raw as WsInternals;
+  const writer = w[WS_WRITER];
+  return writer ? w.bufferedAmount - (w._socket?.writableLength ?? 0) + writer.buffered : w.bufferedAmount;
 };
 
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   const ctx = c as Context;
   if (!isUpgrade(ctx.req.raw)) return undefined;
-  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, (raw) => (raw as { bufferedAmount: number }).bufferedAmount, writeRawWsFrame));
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, wsBuffered, writeRawWsFrame));
 };
 
 /** @hono/node-server passes `{ incoming, outgoing }` as env (like its conninfo helper reads it). */

@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { ByteSink } from '../../src/net/body.ts';
 import { framingHead } from '../../src/net/framing.ts';
-import { bufferView } from './buffer-view.ts';
+import { SocketWriter } from './direct-write.ts';
 import type { StreamedResponse } from '../../src/net/types.ts';
 
 const CRLF = new Uint8Array([13, 10]);
@@ -25,9 +25,11 @@ class NodeResponseSink implements ByteSink {
   #waitingDrain = false;
   readonly #res: ServerResponse;
   readonly #socket: Socket;
+  readonly #writer: SocketWriter;
   readonly #hwm: number;
+  /** Node's 'drain' or a direct write completed later; half the mark, as NodeTcpConn explains. */
   readonly #onDrain = () => {
-    if (!this.#waitingDrain || this.#closed) return;
+    if (!this.#waitingDrain || this.#closed || this.#writer.buffered > this.#hwm / 2) return;
     this.#waitingDrain = false;
     try { this.onDrain?.(); } catch { /* the producer's problem */ }
   };
@@ -36,13 +38,14 @@ class NodeResponseSink implements ByteSink {
     this.#res = res;
     this.#socket = socket;
     this.#hwm = hwm;
+    this.#writer = new SocketWriter(socket, this.#onDrain);
     socket.setNoDelay(true);
     socket.on('drain', this.#onDrain);
     // 'close' on the response: the client went away, or our end() finished it.
     res.once('close', () => this.#finish(res.writableFinished ? undefined : new Error('client disconnected')));
   }
 
-  get buffered(): number { return this.#closed ? 0 : this.#socket.writableLength; }
+  get buffered(): number { return this.#closed ? 0 : this.#writer.buffered; }
   get closed(): boolean { return this.#closed; }
 
   write(chunk: Uint8Array): boolean {
@@ -54,18 +57,13 @@ class NodeResponseSink implements ByteSink {
     let size = 0;
     for (const c of chunks) size += c.byteLength;
     if (size === 0) return this.#check();
-    const s = this.#socket;
-    s.cork();
-    s.write(framingHead('chunked', size));
-    for (const c of chunks) if (c.byteLength) s.write(c);
-    s.write(CRLF);
-    s.uncork();
+    this.#writer.writev([framingHead('chunked', size), ...chunks, CRLF]);
     return this.#check();
   }
 
   writeFramed(framed: Uint8Array): boolean {
     if (!this.#open()) return false;
-    this.#socket.write(bufferView(framed));
+    this.#writer.write(framed);
     return this.#check();
   }
 
@@ -77,12 +75,12 @@ class NodeResponseSink implements ByteSink {
 
   #open(): boolean {
     if (this.#closed) return false;
-    if (this.#socket.destroyed) { this.#finish(new Error('client disconnected')); return false; }
+    if (this.#writer.ended) { this.#finish(new Error('client disconnected')); return false; }
     return true;
   }
 
   #check(): boolean {
-    if (this.#socket.writableLength < this.#hwm) return true;
+    if (this.#writer.buffered < this.#hwm) return true;
     this.#waitingDrain = true;
     return false;
   }

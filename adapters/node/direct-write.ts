@@ -1,0 +1,159 @@
+// Socket writes below Node's Writable, for the fan-out's hot path.
+//
+// A live viewer costs one write per video frame. Through socket.write() each of them runs Node's stream
+// machinery in JavaScript (Writable.write, _writeGeneric, a new WriteWrap, onwrite, the after-write
+// tick): a CPU profile of 1000 HTTP-FLV viewers had more samples there than in all of m7s's own fan-out
+// code. When the socket's Writable holds nothing (nothing buffered, nothing in flight, not corked), this
+// module hands the bytes to the socket's libuv handle itself, as Node's own _writeGeneric does:
+// `handle.writeBuffer(req, buf)` / `handle.writev(req, chunks, true)`. libuv tries the write at once;
+// what the kernel does not take stays queued in libuv (handle.writeQueueSize) and completes later
+// through req.oncomplete. Order is kept because libuv writes its queue in order and Node's Writable
+// only ever calls the handle after us when it had nothing queued when we wrote.
+//
+// What it relies on (Node ≥ 20; checked once here, else every write takes socket.write()):
+// `process.binding('stream_wrap')` (on the process.binding allow-list) for WriteWrap and the
+// last-write-was-async flag, and the TCP handle's writeBuffer / writev / writeQueueSize. Bun has no such
+// binding and Deno's is a JavaScript polyfill with its own timing, so both keep socket.write().
+// M7S_DIRECT_WRITE=0 turns it off (for comparing, or should a Node release change these internals).
+//
+// A request object is reused while writes complete synchronously (the common case at the live edge:
+// the kernel takes the frame at once); one that went asynchronous belongs to libuv until its
+// oncomplete and keeps its buffer referenced until then (libuv reads the memory later, no copy).
+
+import type { Socket } from 'node:net';
+import { bufferView } from './buffer-view.ts';
+
+interface WriteReq {
+  buffer: unknown;
+  oncomplete: ((status: number) => void) | null;
+}
+interface StreamHandle {
+  writeBuffer(req: WriteReq, buf: Uint8Array): number;
+  writev(req: WriteReq, chunks: readonly Uint8Array[], allBuffers: boolean): number;
+  readonly writeQueueSize: number;
+}
+interface Binding {
+  WriteWrap: new () => WriteReq;
+  streamBaseState: Int32Array;
+  kLastWriteWasAsync: number;
+}
+
+function probe(): Binding | null {
+  if ('Bun' in globalThis || 'Deno' in globalThis) return null;
+  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; binding?: (m: string) => unknown } }).process;
+  if (proc?.env?.M7S_DIRECT_WRITE === '0' || typeof proc?.binding !== 'function') return null;
+  try {
+    const b = proc.binding('stream_wrap') as Partial<Binding> | undefined;
+    if (typeof b?.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array) || typeof b.kLastWriteWasAsync !== 'number') return null;
+    return b as Binding;
+  } catch {
+    return null;
+  }
+}
+
+const binding = probe();
+
+/** Whether direct writes are in use in this process (for logs and tests). */
+export const directWriteEnabled = binding !== null;
+
+function errnoError(status: number): Error {
+  const e = new Error(`write failed (libuv error ${status})`) as Error & { errno: number; code: string };
+  e.errno = status;
+  e.code = status === -32 ? 'EPIPE' : status === -104 ? 'ECONNRESET' : 'EIO';
+  return e;
+}
+
+/** The parts of Node's Writable state read per write (public getters cost a call each). */
+interface WritableState { length: number; corked: number; ended: boolean; destroyed: boolean }
+
+/**
+ * Writes to one socket, directly to its handle when its Writable is idle. `onSettled` runs after each
+ * of our asynchronous writes completes (the owner checks for drain there).
+ */
+export class SocketWriter {
+  readonly #socket: Socket;
+  readonly #state: WritableState;
+  readonly #direct: boolean;
+  #req: WriteReq | null = null;
+  /** libuv's queue as last seen: read after a write that went asynchronous and at each completion;
+   * 0 after a write the kernel took at once (libuv only tries a write at once when its queue is empty). */
+  #queued = 0;
+  readonly #complete: (status: number) => void;
+
+  constructor(socket: Socket, onSettled: () => void) {
+    this.#socket = socket;
+    this.#state = (socket as unknown as { _writableState: WritableState })._writableState;
+    // TLS sockets write through their TLSWrap, whose queue this does not see: socket.write() there.
+    this.#direct = binding !== null && !(socket as { encrypted?: boolean }).encrypted;
+    this.#complete = (status: number) => {
+      if (status < 0 && !socket.destroyed) socket.destroy(errnoError(status));
+      const h = this.#handleOf();
+      this.#queued = h ? h.writeQueueSize : 0;
+      onSettled();
+    };
+  }
+
+  /** Bytes accepted but not yet taken by the kernel: Node's buffer plus libuv's queue. */
+  get buffered(): number {
+    return this.#state.length + this.#queued;
+  }
+
+  /** The writable side ended or was destroyed: writes are dropped. */
+  get ended(): boolean {
+    return this.#state.ended || this.#state.destroyed;
+  }
+
+  #handleOf(): StreamHandle | null {
+    return (this.#socket as unknown as { _handle: StreamHandle | null })._handle;
+  }
+
+  /** The handle to write to, or null when this write must go through socket.write(). */
+  #idleHandle(): StreamHandle | null {
+    const st = this.#state;
+    if (!this.#direct || st.length !== 0 || st.corked !== 0 || this.#socket.connecting) return null;
+    return this.#handleOf();
+  }
+
+  write(buf: Uint8Array): void {
+    const h = this.#idleHandle();
+    if (h === null) { this.#socket.write(bufferView(buf)); return; }
+    const req = this.#req ?? (this.#req = this.#newReq());
+    this.#after(h, req, h.writeBuffer(req, buf), buf);
+  }
+
+  /** Several chunks in one writev() call. */
+  writev(chunks: readonly Uint8Array[]): void {
+    const h = this.#idleHandle();
+    if (h === null) {
+      const s = this.#socket;
+      s.cork();
+      for (const c of chunks) if (c.byteLength) s.write(c);
+      s.uncork();
+      return;
+    }
+    const req = this.#req ?? (this.#req = this.#newReq());
+    this.#after(h, req, h.writev(req, chunks, true), chunks);
+  }
+
+  #after(h: StreamHandle, req: WriteReq, err: number, data: unknown): void {
+    if (err !== 0) {
+      // The handle refused outright (socket closing, EPIPE): the same end as a failed socket.write().
+      if (!this.#socket.destroyed) this.#socket.destroy(errnoError(err));
+      return;
+    }
+    if (binding!.streamBaseState[binding!.kLastWriteWasAsync]) {
+      // libuv keeps the request (and reads the memory) until oncomplete: keep the bytes alive with it
+      // (a copy of a chunk list: the caller may reuse its array).
+      req.buffer = Array.isArray(data) ? data.slice() : data;
+      this.#req = null;
+      this.#queued = h.writeQueueSize;
+    } else this.#queued = 0;
+  }
+
+  #newReq(): WriteReq {
+    const req = new binding!.WriteWrap();
+    req.buffer = null;
+    req.oncomplete = this.#complete;
+    return req;
+  }
+}
