@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { rename, writeFile as fsWriteFile } from 'node:fs/promises';
 import { Hono } from 'hono';
 import { currentRuntime, detectRuntime } from '../adapters/current.ts';
+import { directWriteEnabled } from '../adapters/node/direct-write.ts';
 import { createBodySink, wsByteSink, type ByteSink } from '../src/net/body.ts';
 import type { HttpServer, Runtime, TcpConn, TcpServer, UdpSocket, WsConn } from '../src/net/types.ts';
 
@@ -267,6 +268,12 @@ describe('TCP', () => {
     assert.equal(check.firstMismatch, -1, `data corrupted at byte ${check.firstMismatch}`);
     assert.equal(check.pos, written, 'bytes lost or duplicated');
     assert.equal(drains, 1);
+  });
+
+  it('writes go to the socket handle directly on Node and Deno, through socket.write() on Bun', { skip: process.env.M7S_DIRECT_WRITE === '0' && 'M7S_DIRECT_WRITE=0' }, () => {
+    // If a runtime release drops the internals adapters/node/direct-write.ts relies on, it falls back
+    // silently; this says so.
+    assert.equal(directWriteEnabled, rt.name !== 'bun');
   });
 
   it('bytes queued for a peer that does not read survive the writer dropping its buffers (GC)', async () => {

@@ -10,27 +10,33 @@
 // through req.oncomplete. Order is kept because libuv writes its queue in order and Node's Writable
 // only ever calls the handle after us when it had nothing queued when we wrote.
 //
-// What it relies on (Node ≥ 20; checked once here, else every write takes socket.write()):
-// `process.binding('stream_wrap')` (on the process.binding allow-list) for WriteWrap and the
-// last-write-was-async flag, and the TCP handle's writeBuffer / writev / writeQueueSize. Bun has no such
-// binding and Deno's is a JavaScript polyfill with its own timing, so both keep socket.write().
-// M7S_DIRECT_WRITE=0 turns it off (for comparing, or should a Node release change these internals).
+// What it relies on (checked once here, else every write takes socket.write()):
+// `process.binding('stream_wrap')` (on Node's process.binding allow-list) for WriteWrap and the
+// last-write-was-async flag, and the socket handle's writeBuffer / writev. Node ≥ 20 has them; so has
+// Deno 2.9, whose node:net runs Node's stream code on a native handle of the same shape (without
+// writeQueueSize: there a request's bytes count as queued until it completes). Bun has no such binding
+// and keeps socket.write(). M7S_DIRECT_WRITE=0 turns it off (for comparing, or should a runtime
+// release change these internals).
 //
 // A request object is reused while writes complete synchronously (the common case at the live edge:
 // the kernel takes the frame at once); one that went asynchronous belongs to libuv until its
 // oncomplete and keeps its buffer referenced until then (libuv reads the memory later, no copy).
 
 import type { Socket } from 'node:net';
+import nodeProcess from 'node:process';
 import { bufferView } from './buffer-view.ts';
 
 interface WriteReq {
   buffer: unknown;
-  oncomplete: ((status: number) => void) | null;
+  /** Bytes of an asynchronous write (what it adds to SocketWriter's queue count). */
+  bytes: number;
+  oncomplete: ((this: WriteReq, status: number) => void) | null;
 }
 interface StreamHandle {
   writeBuffer(req: WriteReq, buf: Uint8Array): number;
   writev(req: WriteReq, chunks: readonly Uint8Array[], allBuffers: boolean): number;
-  readonly writeQueueSize: number;
+  /** libuv's queued bytes (Node; Deno's handle has none). */
+  readonly writeQueueSize?: number;
 }
 interface Binding {
   WriteWrap: new () => WriteReq;
@@ -39,10 +45,11 @@ interface Binding {
 }
 
 function probe(): Binding | null {
-  if ('Bun' in globalThis || 'Deno' in globalThis) return null;
-  const proc = (globalThis as { process?: { env?: Record<string, string | undefined>; binding?: (m: string) => unknown } }).process;
-  if (proc?.env?.M7S_DIRECT_WRITE === '0' || typeof proc?.binding !== 'function') return null;
+  if ('Bun' in globalThis) return null;
+  const proc = nodeProcess as { env?: Record<string, string | undefined>; binding?: (m: string) => unknown };
   try {
+    // (Reading the environment throws on Deno without --allow-env.)
+    if (proc.env?.M7S_DIRECT_WRITE === '0' || typeof proc.binding !== 'function') return null;
     const b = proc.binding('stream_wrap') as Partial<Binding> | undefined;
     if (typeof b?.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array) || typeof b.kLastWriteWasAsync !== 'number') return null;
     return b as Binding;
@@ -74,23 +81,20 @@ export class SocketWriter {
   readonly #socket: Socket;
   readonly #state: WritableState;
   readonly #direct: boolean;
+  readonly #onSettled: () => void;
   #req: WriteReq | null = null;
-  /** libuv's queue as last seen: read after a write that went asynchronous and at each completion;
-   * 0 after a write the kernel took at once (libuv only tries a write at once when its queue is empty). */
+  /** Bytes in libuv's queue from our writes. Where the handle tells its queue (writeQueueSize, Node) it
+   * is read after a write that went asynchronous and at each completion; elsewhere each asynchronous
+   * request's bytes count until it completes. 0 after a write the kernel took at once (a write is only
+   * tried at once when the queue is empty). */
   #queued = 0;
-  readonly #complete: (status: number) => void;
 
   constructor(socket: Socket, onSettled: () => void) {
     this.#socket = socket;
+    this.#onSettled = onSettled;
     this.#state = (socket as unknown as { _writableState: WritableState })._writableState;
     // TLS sockets write through their TLSWrap, whose queue this does not see: socket.write() there.
     this.#direct = binding !== null && !(socket as { encrypted?: boolean }).encrypted;
-    this.#complete = (status: number) => {
-      if (status < 0 && !socket.destroyed) socket.destroy(errnoError(status));
-      const h = this.#handleOf();
-      this.#queued = h ? h.writeQueueSize : 0;
-      onSettled();
-    };
   }
 
   /** Bytes accepted but not yet taken by the kernel: Node's buffer plus libuv's queue. */
@@ -118,7 +122,7 @@ export class SocketWriter {
     const h = this.#idleHandle();
     if (h === null) { this.#socket.write(bufferView(buf)); return; }
     const req = this.#req ?? (this.#req = this.#newReq());
-    this.#after(h, req, h.writeBuffer(req, buf), buf);
+    this.#after(h, req, h.writeBuffer(req, buf), buf, buf.byteLength);
   }
 
   /** Several chunks in one writev() call. */
@@ -132,10 +136,12 @@ export class SocketWriter {
       return;
     }
     const req = this.#req ?? (this.#req = this.#newReq());
-    this.#after(h, req, h.writev(req, chunks, true), chunks);
+    let n = 0;
+    for (const c of chunks) n += c.byteLength;
+    this.#after(h, req, h.writev(req, chunks, true), chunks, n);
   }
 
-  #after(h: StreamHandle, req: WriteReq, err: number, data: unknown): void {
+  #after(h: StreamHandle, req: WriteReq, err: number, data: unknown, bytes: number): void {
     if (err !== 0) {
       // The handle refused outright (socket closing, EPIPE): the same end as a failed socket.write().
       if (!this.#socket.destroyed) this.#socket.destroy(errnoError(err));
@@ -145,15 +151,28 @@ export class SocketWriter {
       // libuv keeps the request (and reads the memory) until oncomplete: keep the bytes alive with it
       // (a copy of a chunk list: the caller may reuse its array).
       req.buffer = Array.isArray(data) ? data.slice() : data;
+      req.bytes = bytes;
       this.#req = null;
-      this.#queued = h.writeQueueSize;
+      const q = h.writeQueueSize;
+      this.#queued = typeof q === 'number' ? q : this.#queued + bytes;
     } else this.#queued = 0;
+  }
+
+  #settled(req: WriteReq, status: number): void {
+    const s = this.#socket;
+    if (status < 0 && !s.destroyed) s.destroy(errnoError(status));
+    const q = this.#handleOf()?.writeQueueSize;
+    this.#queued = typeof q === 'number' ? q : Math.max(0, this.#queued - req.bytes);
+    req.buffer = null;
+    this.#onSettled();
   }
 
   #newReq(): WriteReq {
     const req = new binding!.WriteWrap();
     req.buffer = null;
-    req.oncomplete = this.#complete;
+    req.bytes = 0;
+    const writer = this;
+    req.oncomplete = function (this: WriteReq, status: number) { writer.#settled(this, status); };
     return req;
   }
 }
