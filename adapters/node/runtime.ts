@@ -69,7 +69,7 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
 /** The `ws` internals the raw frame path relies on (ws 8). */
 interface WsInternals {
   _socket?: Socket;
-  _sender?: { _state: number; _queue: unknown[] };
+  _sender?: { _state: number; _queue: unknown[]; _bufferedBytes?: number };
   _extensions?: Record<string, unknown>;
   readyState: number;
   bufferedAmount: number;
@@ -85,10 +85,16 @@ const WS_WRITER = Symbol('m7s.wsWriter');
  */
 const writeRawWsFrame = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]): boolean => {
   const w = raw as WsInternals;
-  const sock = w._socket, sender = w._sender;
-  if (w.readyState !== 1 || !sock || sock.destroyed || !sender || sender._state !== 0 || sender._queue.length) return false;
-  if (w._extensions && Object.keys(w._extensions).length) return false;
-  const writer = w[WS_WRITER] ??= new SocketWriter(sock, () => {});
+  const sender = w._sender;
+  if (w.readyState !== 1 || !sender || sender._state !== 0 || sender._queue.length) return false;
+  let writer = w[WS_WRITER];
+  if (writer === undefined) {
+    // Extensions are settled by the handshake: checked once, with the socket.
+    const sock = w._socket;
+    if (!sock || (w._extensions && Object.keys(w._extensions).length)) return false;
+    writer = w[WS_WRITER] = new SocketWriter(sock, () => {});
+  }
+  if (writer.ended) return false;
   if (frame instanceof Uint8Array) writer.write(frame);
   else writer.writev(frame); // one message in parts: one writev()
   return true;
@@ -98,7 +104,8 @@ const writeRawWsFrame = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]
 const wsBuffered = (raw: unknown): number => {
   const w = raw as WsInternals;
   const writer = w[WS_WRITER];
-  return writer ? w.bufferedAmount - (w._socket?.writableLength ?? 0) + writer.buffered : w.bufferedAmount;
+  // ws counts its socket's Writable plus its sender's queue; the writer counts that Writable and libuv's queue.
+  return writer ? (w._sender?._bufferedBytes ?? 0) + writer.buffered : w.bufferedAmount;
 };
 
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
