@@ -304,7 +304,7 @@ describe('webrtc: server-side TURN gathering through coturn on the shared ICE po
       '--min-port=49200', '--max-port=49400', '--lt-cred-mech', '--user=m7s:secret', '--realm=m7s.test', '--no-tls', '--no-dtls',
       // A short allocation lifetime: werift sleeps (5/6 of it) between REFRESHes and its close() does not
       // cancel that sleep, so with coturn's default 600 s the file's process stayed alive 8 min 45 s after
-      // its last test (CI rehearsal ci10; 20 s with this).
+      // its last test (CI rehearsal ci10, and alone); 1 min 38 s with this (19.6 s with this suite skipped).
       '--max-allocate-lifetime=6',
       '--allow-loopback-peers', '--no-cli', '--log-file=stdout', '--simple-log', `--pidfile=${join(dir, 'turn.pid')}`, `--userdb=${join(dir, 'turndb')}`],
       { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -24,6 +24,7 @@
 
 import type { Socket } from 'node:net';
 import nodeProcess from 'node:process';
+import { getSystemErrorName } from 'node:util';
 import { bufferView } from './buffer-view.ts';
 
 interface WriteReq {
@@ -63,10 +64,13 @@ const binding = probe();
 /** Whether direct writes are in use in this process (for logs and tests). */
 export const directWriteEnabled = binding !== null;
 
+/** A libuv write status as the Error socket.write() would have reported (code EPIPE, ECONNRESET, ...). */
 function errnoError(status: number): Error {
-  const e = new Error(`write failed (libuv error ${status})`) as Error & { errno: number; code: string };
+  let code = 'EIO';
+  try { code = getSystemErrorName(status); } catch { /* not a known errno */ }
+  const e = new Error(`write ${code}`) as Error & { errno: number; code: string };
   e.errno = status;
-  e.code = status === -32 ? 'EPIPE' : status === -104 ? 'ECONNRESET' : 'EIO';
+  e.code = code;
   return e;
 }
 

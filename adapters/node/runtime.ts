@@ -100,11 +100,11 @@ const writeRawWsFrame = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]
   return true;
 };
 
-/** ws's own count (its socket's Writable and its sender) plus what direct writes left in libuv's queue. */
+/** ws's count is its socket's Writable plus its sender's queue; with direct writes, the writer's count
+ * (that Writable and libuv's queue) replaces the first part. */
 const wsBuffered = (raw: unknown): number => {
   const w = raw as WsInternals;
   const writer = w[WS_WRITER];
-  // ws counts its socket's Writable plus its sender's queue; the writer counts that Writable and libuv's queue.
   return writer ? (w._sender?._bufferedBytes ?? 0) + writer.buffered : w.bufferedAmount;
 };
 
