@@ -9,6 +9,7 @@ import { Hono } from 'hono';
 import { currentRuntime, detectRuntime } from '../adapters/current.ts';
 import { directWriteEnabled } from '../adapters/node/direct-write.ts';
 import { createBodySink, wsByteSink, type ByteSink } from '../src/net/body.ts';
+import { framedConcat } from '../src/net/framing.ts';
 import type { HttpServer, Runtime, TcpConn, TcpServer, UdpSocket, WsConn } from '../src/net/types.ts';
 
 const rt: Runtime = await currentRuntime();
@@ -581,6 +582,7 @@ for (const native of rt.name === 'node' ? [false] : [false, true]) {
     const liveSinks: { sink: ByteSink; closed: Deferred<Error | undefined>; closes: number }[] = [];
     let flood: { sink: ByteSink; written: number; blocked: boolean; finished: boolean; drained: Deferred<void>; done: Deferred<void> } | undefined;
     let wsFlood: typeof flood;
+    let directFlood: (NonNullable<typeof flood> & { direct: boolean }) | undefined;
     const wsEvents: string[] = [];
     let wsServerClose = deferred<{ code: number; reason: string; closed: boolean }>();
     let sinkClosed = deferred<Error | undefined>();
@@ -682,6 +684,47 @@ for (const native of rt.name === 'node' ? [false] : [false, true]) {
           },
         });
         return upgraded ?? c.text('WebSocket expected', 426);
+      });
+
+      // The live-response path the players use (Runtime.streamResponse, as PluginContext.streamBody picks
+      // it; a ReadableStream body where the runtime has none): the pattern as fast as the client takes
+      // it, through write(), writev() and writeFramed() of a buffer framed for the sink, as shared
+      // packagings are.
+      app.get('/flood-direct', (c) => {
+        const headers = { 'content-type': 'application/octet-stream' };
+        const direct = rt.streamResponse?.(c, 200, headers, MiB);
+        const { sink, response } = direct ?? (() => {
+          const b = createBodySink({ highWaterMark: MiB, copyShared: rt.copySharedBody });
+          return { sink: b.sink, response: new Response(b.body, { headers }) };
+        })();
+        const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred(), direct: !!direct };
+        directFlood = state;
+        const next = (n: number) => { const p = pattern(state.written, n); state.written += n; return p; };
+        const step = (): boolean => {
+          const k = (state.written / 65_536) % 3 | 0;
+          if (k === 0) return sink.write(next(65_536));
+          if (k === 1) return sink.writev([next(30_000), next(35_536)]);
+          const framing = sink.framing ?? '';
+          if (!sink.writeFramed) return sink.write(next(65_536));
+          return sink.writeFramed(framedConcat(framing, [next(65_536)], 65_536));
+        };
+        (async () => {
+          while (state.written < 256 * MiB && !sink.closed) {
+            while (state.written < 256 * MiB && step()) { /* until it pushes back */ }
+            const drainedNow = deferred();
+            sink.onDrain = () => drainedNow.resolve();
+            if (!(await settlesWithin(drainedNow.promise, 500))) {
+              state.blocked = true;
+              await drainedNow.promise;
+              state.drained.resolve();
+              break;
+            }
+          }
+          sink.end();
+          state.finished = true;
+          state.done.resolve();
+        })();
+        return response;
       });
 
       // Binary messages as fast as the client takes them, through wsByteSink.
@@ -816,6 +859,48 @@ for (const native of rt.name === 'node' ? [false] : [false, true]) {
       await within(20_000, f.done.promise, 'flood end');
       await within(20_000, closed.promise, 'response end');
       assert.ok(received >= f.written, `received ${received} of ${f.written} bytes`);
+    });
+
+    it('a live response (Runtime.streamResponse) reports backpressure from a client that does not read, then drains, bytes intact', async () => {
+      const client = res.conn(await rt.connectTcp({ host: HOST, port: http.port }));
+      client.write(new TextEncoder().encode(`GET /flood-direct HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`));
+      await until(() => directFlood?.blocked === true || directFlood?.finished === true, 60_000, 'the sink to block on a client that does not read');
+      const f = directFlood!;
+      // Node, Bun and Deno answer node:http requests through streamResponse; their own servers do not.
+      assert.equal(f.direct, !native, 'streamResponse used for node:http requests only');
+      assert.equal(f.blocked, true, `sink never blocked after ${f.written} bytes`);
+      assert.ok(f.sink.buffered >= MiB, `sink.buffered ${f.sink.buffered}`);
+      // Read it all: the head, then the body (chunked, or raw until close), checked against the pattern.
+      const parts: Uint8Array[] = [];
+      const closed = deferred();
+      client.onClose = () => closed.resolve();
+      client.onData = (d) => { parts.push(d.slice()); };
+      await within(20_000, f.drained.promise, 'onDrain once the client reads');
+      await within(20_000, f.done.promise, 'flood end');
+      await within(20_000, closed.promise, 'response end');
+      const all = concat(parts);
+      const text = new TextDecoder('latin1').decode(all.subarray(0, Math.min(all.byteLength, 4096)));
+      const headEnd = text.indexOf('\r\n\r\n');
+      assert.ok(headEnd > 0, 'response head');
+      assert.match(text.slice(0, headEnd), /^HTTP\/1\.1 200/);
+      const chunked = /\r\ntransfer-encoding:\s*chunked/i.test(text.slice(0, headEnd));
+      const check = new PatternChecker();
+      let p = headEnd + 4;
+      if (!chunked) check.feed(all.subarray(p));
+      else {
+        for (;;) {
+          let e = p;
+          while (e + 1 < all.byteLength && !(all[e] === 13 && all[e + 1] === 10)) e++;
+          const size = parseInt(new TextDecoder().decode(all.subarray(p, e)), 16);
+          assert.ok(Number.isFinite(size) && e + 2 + size + 2 <= all.byteLength, `chunk header at ${p}`);
+          if (size === 0) break;
+          check.feed(all.subarray(e + 2, e + 2 + size));
+          assert.ok(all[e + 2 + size] === 13 && all[e + 3 + size] === 10, `CRLF after the chunk at ${p}`);
+          p = e + 4 + size;
+        }
+      }
+      assert.equal(check.firstMismatch, -1, `body differs at byte ${check.firstMismatch}`);
+      assert.equal(check.pos, f.written, `received ${check.pos} of ${f.written} bytes`);
     });
 
     it('upgrades WebSockets and echoes binary and text', async () => {

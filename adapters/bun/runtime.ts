@@ -8,6 +8,7 @@ import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { nodeRuntime } from '../node/runtime.ts';
+import { nodeStreamResponse } from '../node/stream-response.ts';
 
 /** The slice of Bun's API used here (this file is type-checked without bun-types). */
 interface BunServer {
@@ -86,7 +87,8 @@ export const bunRuntime: Runtime = {
   serveHttp,
   upgradeWebSocket,
   // Only for node:http requests; answers undefined for Bun.serve ones (they use a ReadableStream body).
-  streamResponse: nodeRuntime.streamResponse,
+  // Through res.write(): Bun's node:http socket hides its send buffer (adapters/node/stream-response.ts).
+  streamResponse: (c, status, headers, hwm) => nodeStreamResponse(c, status, headers, hwm, true),
   connInfo,
   sysinfo: () => hostSysinfo('bun', Bun.version),
 };
