@@ -24,8 +24,8 @@
 // --linger keeps every connection open that many seconds after the result line, so the runner can
 // still read the server's view of the players (m7s's subscriber API) at the end of the window.
 
-import net from 'node:net';
 import { parseArgs } from 'node:util';
+import { connect } from './conn.mjs';
 import { FlvReader, HttpBody, splitHead, WsFrames } from './flv.mjs';
 import { findSeiMicros, wallMicros } from './media.mjs';
 import { rtmpSession } from './rtmp.mjs';
@@ -89,7 +89,7 @@ class Player {
     this.i = i; this.t0 = 0; this.joinedAt = 0; this.firstFrameMs = -1; this.liveEdgeMs = -1;
     this.bytes = 0; this.bytesAtStart = 0; this.bytesAtEnd = 0;
     this.videoFrames = 0; this.seiFrames = 0; this.error = null; this.closed = false; this.socket = null;
-    this.dispBase = NaN; this.lastTs = -Infinity; this.displayEdgeMs = -1;
+    this.dispBase = NaN; this.lastTs = -Infinity; this.displayEdgeMs = -1; this.rtmp = false;
   }
   /** Called for every video message/tag with its timestamp (ms) and the first bytes of its body. */
   video(prefix, len, ts) {
@@ -116,6 +116,8 @@ class Player {
     if (sample) { arrival.record(us); display.record(dus); }
   }
   fail(e) { if (!this.error) this.error = String(e?.message ?? e); }
+  /** Bytes received so far (RTMP: the socket's count, conn.mjs). */
+  received() { return this.rtmp ? this.socket.bytesIn : this.bytes; }
 }
 
 const target = new URL(a.url);
@@ -127,8 +129,7 @@ function startRtmp(p) {
     timeoutMs: JOIN_TIMEOUT,
   }).then(({ socket }) => {
     p.socket = socket;
-    // count bytes from here on (the handshake and commands are negligible)
-    socket.prependListener('data', (d) => { p.bytes += d.length; });
+    p.rtmp = true; // bytes: socket.bytesIn (conn.mjs), read when needed
   });
 }
 
@@ -147,7 +148,7 @@ function startRtsp(p) {
 /** HTTP-FLV or WS-FLV over a raw socket: request, response head, then the body decoders. */
 function startHttp(p, ws) {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: target.hostname, port: Number(target.port || 80) });
+    const socket = connect({ host: target.hostname, port: Number(target.port || 80) });
     p.socket = socket;
     socket.setNoDelay(true);
     const timer = setTimeout(() => { socket.destroy(); reject(new Error('join timeout')); }, JOIN_TIMEOUT);
@@ -161,11 +162,11 @@ function startHttp(p, ws) {
         : 'Connection: keep-alive\r\n';
       socket.write(`GET ${path} HTTP/1.1\r\nHost: ${target.host}\r\nUser-Agent: m7s-bench\r\n${extra}\r\n`);
     });
-    socket.on('data', (d) => {
+    socket.ondata = (d) => {
       p.bytes += d.length;
       try {
         if (body) { body.push(d, 0, d.length); return; }
-        head = head.length ? Buffer.concat([head, d]) : d;
+        head = Buffer.concat([head, d]); // a copy: d is the shared read buffer (conn.mjs)
         const split = splitHead(head);
         if (!split) { if (head.length > 16384) throw new Error('response head too large'); return; }
         const [text, start] = split;
@@ -178,7 +179,7 @@ function startHttp(p, ws) {
         if (start < head.length) body.push(head, start, head.length);
         head = null;
       } catch (e) { p.fail(e); clearTimeout(timer); socket.destroy(); reject(e); }
-    });
+    };
     socket.on('error', (e) => { p.fail(e); clearTimeout(timer); reject(e); });
     socket.on('close', () => { p.closed = true; clearTimeout(timer); reject(new Error('closed')); });
   });
@@ -209,14 +210,14 @@ async function main() {
   await sleep(WARMUP * 1000);
 
   // ---- the window
-  for (const p of players) p.bytesAtStart = p.bytes;
+  for (const p of players) p.bytesAtStart = p.received();
   const cpuA = process.cpuUsage(), tA = performance.now();
   measuring = true;
   emit({ event: 'window-start' });
   await sleep(SECONDS * 1000);
   measuring = false;
   const cpuB = process.cpuUsage(), tB = performance.now();
-  for (const p of players) p.bytesAtEnd = p.bytes;
+  for (const p of players) p.bytesAtEnd = p.received();
   emit({ event: 'window-end' });
 
   const secs = (tB - tA) / 1000;

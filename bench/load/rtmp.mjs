@@ -6,8 +6,8 @@
 // (into a fixed 18-byte scratch) and, for media messages, the first PREFIX bytes of the body (enough to
 // find the SEI). Control and command messages are collected whole (they are small and rare).
 
-import net from 'node:net';
 import { decodeAmf0, encodeAmf0 } from './amf0.mjs';
+import { connect } from './conn.mjs';
 
 /** How much of each video message body a player keeps (the SEI sits at the front). */
 export const PREFIX = 512;
@@ -159,7 +159,8 @@ export class ChunkReader {
   }
 }
 
-/** Plain handshake: C0+C1, wait for S0+S1+S2, send C2 (echo of S1). Resolves with leftover bytes. */
+/** Plain handshake: C0+C1, wait for S0+S1+S2, send C2 (echo of S1). Resolves with leftover bytes.
+ * `socket` comes from conn.mjs's connect() (reads arrive through socket.ondata). */
 export function handshake(socket) {
   return new Promise((resolve, reject) => {
     const c1 = Buffer.alloc(1537);
@@ -167,14 +168,13 @@ export function handshake(socket) {
     for (let i = 9; i < 1537; i++) c1[i] = (i * 7919) & 0xff; // arbitrary "random" bytes
     socket.write(c1);
     let got = Buffer.alloc(0);
-    const onData = (d) => {
+    socket.ondata = (d) => {
       got = Buffer.concat([got, d]);
       if (got.length < 3073) return;
-      socket.off('data', onData); socket.off('error', reject);
+      socket.ondata = null; socket.off('error', reject);
       socket.write(got.subarray(1, 1537)); // C2 = S1
       resolve(got.subarray(3073));
     };
-    socket.on('data', onData);
     socket.once('error', reject);
   });
 }
@@ -187,7 +187,7 @@ export function handshake(socket) {
 export function rtmpSession(url, mode, { onMedia = () => {}, onError = () => {}, timeoutMs = 10000 } = {}) {
   const { host, port, app, name, tcUrl } = parseRtmpUrl(url);
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const socket = connect({ host, port });
     socket.setNoDelay(true);
     const writer = new ChunkWriter(socket);
     let done = false;
@@ -236,7 +236,7 @@ export function rtmpSession(url, mode, { onMedia = () => {}, onError = () => {},
     socket.once('connect', async () => {
       let rest;
       try { rest = await handshake(socket); } catch (e) { fail(e); return; }
-      socket.on('data', feed);
+      socket.ondata = feed;
       writer.setChunkSize(mode === 'publish' ? 60000 : 4096);
       writer.command(3, 0, 'connect', 1, {
         app, flashVer: 'FMLE/3.0 (compatible; m7s-bench)', tcUrl, type: 'nonprivate',
