@@ -302,11 +302,7 @@ describe('webrtc: server-side TURN gathering through coturn on the shared ICE po
     const dir = mkdtempSync(join(tmpdir(), 'm7s-turn-'));
     const turn = spawn(TURNSERVER, ['-n', '--listening-ip=127.0.0.1', `--listening-port=${turnPort}`, '--relay-ip=127.0.0.1',
       '--min-port=49200', '--max-port=49400', '--lt-cred-mech', '--user=m7s:secret', '--realm=m7s.test', '--no-tls', '--no-dtls',
-      // A short allocation lifetime: werift sleeps (5/6 of it) between REFRESHes and its close() does not
-      // cancel that sleep, so with coturn's default 600 s the file's process stayed alive 8 min 45 s after
-      // its last test (CI rehearsal ci10, and alone); 1 min 38 s with this (19.6 s with this suite skipped).
-      '--max-allocate-lifetime=6',
-      '--allow-loopback-peers', '--no-cli', '--log-file=stdout', '--simple-log', `--pidfile=${join(dir, 'turn.pid')}`, `--userdb=${join(dir, 'turndb')}`],
+      '--allow-loopback-peers', '--no-cli', '--log-file=stdout', '--simple-log', '--verbose', `--pidfile=${join(dir, 'turn.pid')}`, `--userdb=${join(dir, 'turndb')}`],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     let turnLog = '';
     turn.stdout!.on('data', (d) => { turnLog += d; });
@@ -334,6 +330,10 @@ describe('webrtc: server-side TURN gathering through coturn on the shared ICE po
       // Host candidates stay on the shared port.
       assert.deepEqual([...new Set([...candidatePorts(a.text), ...candidatePorts(b.text)])], [mux.port]);
       for (const x of [a, b]) assert.equal((await fetch(S.http + x.location, { method: 'DELETE' })).status, 200);
+      // Closing a session deletes its TURN allocation at once (a Refresh with LIFETIME 0; coturn logs
+      // "delete" with --verbose) instead of leaving it, and werift's refresh timer with it, until the
+      // lifetime (coturn's default 600 s) ends.
+      await until(() => (turnLog.match(/session \d+: delete:/g) ?? []).length >= 2, 5000, `both TURN allocations deleted: ${turnLog.slice(-1500)}`);
 
       // A publisher and a viewer with TURN configured: media flows.
       const s264 = await source('h264', dir);

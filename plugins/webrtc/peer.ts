@@ -8,7 +8,7 @@
 // interface; `addresses` restricts what we advertise (and binds the sockets to the first of them), so
 // tests keep every candidate on 127.0.0.1.
 
-import { MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, UdpTransport, type RTCRtpTransceiver } from 'werift';
+import { classes, Message, methods, MediaStreamTrack, RTCPeerConnection, RTCRtpCodecParameters, RtpPacket, TurnProtocol, UdpTransport, type RTCRtpTransceiver } from 'werift';
 import type { IceMux } from './icemux.ts';
 import { SrtpSendStream } from './srtp.ts';
 import { toNtp } from '../../src/format/rtcp/index.ts';
@@ -104,6 +104,70 @@ function hookWerift(): void {
     if (typeof make === 'function') return Promise.resolve().then(() => make(type === 'udp6' ? 'udp6' : 'udp4'));
     return init.call(this, type, options);
   };
+  hookTurnRefresh();
+}
+
+/** werift's TURN client, as far as its allocation refresh goes. */
+interface TurnClient {
+  refresh: (exp: number) => void;
+  server: unknown;
+  /** Set once the allocation exists. */
+  relayedAddress?: unknown;
+  requestWithRetry(request: unknown, addr: unknown): Promise<[{ getAttributeValue(name: string): unknown }, unknown]>;
+  [REFRESH_TIMER]?: ReturnType<typeof setTimeout>;
+  [TURN_CLOSED]?: boolean;
+}
+const REFRESH_TIMER = Symbol('m7s.turn.refresh');
+const TURN_CLOSED = Symbol('m7s.turn.closed');
+/** How long close() waits for the TURN server to confirm the allocation's deletion. */
+const DEALLOCATE_WAIT_MS = 1000;
+
+/**
+ * Server-side TURN gathering (webrtc.iceservers with a turn: URL): werift's TURN client refreshes its
+ * allocation from a loop that sleeps 5/6 of the lifetime with a timer its close() cannot cancel, so a
+ * closed session's client (and its socket's state) stayed alive for up to 500 s with a server's default
+ * 600 s lifetime, and kept the process from exiting. Here the refresh is a timer that close() clears,
+ * and close() deletes the allocation on the server at once (a Refresh with LIFETIME 0, RFC 8656 §7)
+ * instead of leaving it until it expires.
+ */
+function hookTurnRefresh(): void {
+  const P = TurnProtocol.prototype as unknown as { connectionMade(this: TurnClient): Promise<void>; close(this: TurnClient): Promise<void> };
+  const made = P.connectionMade, close = P.close;
+  if (typeof made !== 'function' || typeof close !== 'function') return;
+  P.connectionMade = function (this: TurnClient) {
+    this.refresh = (exp) => scheduleTurnRefresh(this, exp);
+    return made.call(this);
+  };
+  P.close = async function (this: TurnClient) {
+    if (!this[TURN_CLOSED]) {
+      this[TURN_CLOSED] = true;
+      clearTimeout(this[REFRESH_TIMER]);
+      if (this.relayedAddress !== undefined) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        try {
+          await Promise.race([
+            this.requestWithRetry(new Message(methods.REFRESH, classes.REQUEST).setAttribute('LIFETIME', 0), this.server),
+            new Promise((r) => { timer = setTimeout(r, DEALLOCATE_WAIT_MS); }),
+          ]);
+        } catch { /* the server lets it expire instead */ } finally { clearTimeout(timer); }
+      }
+    }
+    return close.call(this);
+  };
+}
+
+function scheduleTurnRefresh(t: TurnClient, exp: number): void {
+  if (t[TURN_CLOSED]) return;
+  const lifetime = Number(exp) > 0 ? Number(exp) : 600;
+  t[REFRESH_TIMER] = setTimeout(async () => {
+    if (t[TURN_CLOSED]) return;
+    let next = lifetime;
+    try {
+      const [m] = await t.requestWithRetry(new Message(methods.REFRESH, classes.REQUEST).setAttribute('LIFETIME', lifetime), t.server);
+      next = Number(m.getAttributeValue('LIFETIME')) || lifetime;
+    } catch { /* tried again at the next turn, as werift does */ }
+    scheduleTurnRefresh(t, next);
+  }, (5 / 6) * lifetime * 1000);
 }
 
 /** An ICE ufrag the mux can route by: werift's own is 4 hex digits (65536 values: sessions would collide). */
