@@ -105,6 +105,35 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
+/** A sink written as fast as it takes bytes, to see backpressure reach it (the HTTP flood routes). */
+interface Flood { sink: ByteSink; written: number; blocked: boolean; finished: boolean; drained: Deferred<void>; done: Deferred<void> }
+
+/**
+ * Writes to `sink` through `step` (one write, adding to `written`; false once the sink pushes back)
+ * until the sink stays blocked for 500 ms (`blocked`), then waits for its drain (`drained`) and ends it
+ * (`done`). Stops at 256 MiB should it never block.
+ */
+function startFlood(sink: ByteSink, step: (f: Flood) => boolean): Flood {
+  const f: Flood = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred() };
+  (async () => {
+    while (f.written < 256 * MiB && !sink.closed) {
+      while (f.written < 256 * MiB && step(f)) { /* until it pushes back */ }
+      const drainedNow = deferred();
+      sink.onDrain = () => drainedNow.resolve();
+      if (!(await settlesWithin(drainedNow.promise, 500))) {
+        f.blocked = true;
+        await drainedNow.promise;
+        f.drained.resolve();
+        break;
+      }
+    }
+    sink.end();
+    f.finished = true;
+    f.done.resolve();
+  })();
+  return f;
+}
+
 /** Resolves once `cond()` holds; rejects after `ms`. */
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const t0 = Date.now();
@@ -580,9 +609,9 @@ for (const native of rt.name === 'node' ? [false] : [false, true]) {
     // Per-test coordination between the routes and the clients.
     const gates = new Map<string, Deferred<void>>();
     const liveSinks: { sink: ByteSink; closed: Deferred<Error | undefined>; closes: number }[] = [];
-    let flood: { sink: ByteSink; written: number; blocked: boolean; finished: boolean; drained: Deferred<void>; done: Deferred<void> } | undefined;
-    let wsFlood: typeof flood;
-    let directFlood: (NonNullable<typeof flood> & { direct: boolean }) | undefined;
+    let flood: Flood | undefined;
+    let wsFlood: Flood | undefined;
+    let directFlood: (Flood & { direct: boolean }) | undefined;
     const wsEvents: string[] = [];
     let wsServerClose = deferred<{ code: number; reason: string; closed: boolean }>();
     let sinkClosed = deferred<Error | undefined>();
@@ -641,30 +670,8 @@ for (const native of rt.name === 'node' ? [false] : [false, true]) {
       // Writes as fast as the client takes it, to see backpressure reach the sink.
       app.get('/flood', () => {
         const { body, sink } = createBodySink({ highWaterMark: MiB });
-        const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred() };
-        flood = state;
         const chunk = new Uint8Array(64 * 1024).fill(0x5a);
-        (async () => {
-          while (state.written < 256 * MiB) {
-            while (sink.write(chunk)) state.written += chunk.byteLength;
-            state.written += chunk.byteLength;
-            const drainedNow = deferred();
-            sink.onDrain = () => drainedNow.resolve();
-            const t = deferred<'timeout'>();
-            const timer = setTimeout(() => t.resolve('timeout'), 500);
-            const r = await Promise.race([drainedNow.promise.then(() => 'drain' as const), t.promise]);
-            clearTimeout(timer);
-            if (r === 'timeout') {
-              state.blocked = true;
-              await drainedNow.promise;
-              state.drained.resolve();
-              break;
-            }
-          }
-          sink.end();
-          state.finished = true;
-          state.done.resolve();
-        })();
+        flood = startFlood(sink, (f) => { f.written += chunk.byteLength; return sink.write(chunk); });
         return new Response(body);
       });
 
@@ -697,33 +704,14 @@ for (const native of rt.name === 'node' ? [false] : [false, true]) {
           const b = createBodySink({ highWaterMark: MiB, copyShared: rt.copySharedBody });
           return { sink: b.sink, response: new Response(b.body, { headers }) };
         })();
-        const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred(), direct: !!direct };
-        directFlood = state;
-        const next = (n: number) => { const p = pattern(state.written, n); state.written += n; return p; };
-        const step = (): boolean => {
-          const k = (state.written / 65_536) % 3 | 0;
-          if (k === 0) return sink.write(next(65_536));
-          if (k === 1) return sink.writev([next(30_000), next(35_536)]);
-          const framing = sink.framing ?? '';
-          if (!sink.writeFramed) return sink.write(next(65_536));
-          return sink.writeFramed(framedConcat(framing, [next(65_536)], 65_536));
-        };
-        (async () => {
-          while (state.written < 256 * MiB && !sink.closed) {
-            while (state.written < 256 * MiB && step()) { /* until it pushes back */ }
-            const drainedNow = deferred();
-            sink.onDrain = () => drainedNow.resolve();
-            if (!(await settlesWithin(drainedNow.promise, 500))) {
-              state.blocked = true;
-              await drainedNow.promise;
-              state.drained.resolve();
-              break;
-            }
-          }
-          sink.end();
-          state.finished = true;
-          state.done.resolve();
-        })();
+        const next = (f: Flood, n: number) => { const p = pattern(f.written, n); f.written += n; return p; };
+        directFlood = Object.assign(startFlood(sink, (f) => {
+          const k = (f.written / 65_536) % 3 | 0;
+          if (k === 0) return sink.write(next(f, 65_536));
+          if (k === 1) return sink.writev([next(f, 30_000), next(f, 35_536)]);
+          if (!sink.writeFramed) return sink.write(next(f, 65_536));
+          return sink.writeFramed(framedConcat(sink.framing ?? '', [next(f, 65_536)], 65_536));
+        }), { direct: !!direct });
         return response;
       });
 
@@ -732,26 +720,8 @@ for (const native of rt.name === 'node' ? [false] : [false, true]) {
         const upgraded = await rt.upgradeWebSocket(c, {
           onOpen(ws) {
             const sink = wsByteSink(ws, MiB);
-            const state = { sink, written: 0, blocked: false, finished: false, drained: deferred(), done: deferred() };
-            wsFlood = state;
             const chunk = new Uint8Array(64 * 1024).fill(0xa5);
-            (async () => {
-              while (state.written < 256 * MiB && !sink.closed) {
-                while (sink.write(chunk)) state.written += chunk.byteLength;
-                state.written += chunk.byteLength;
-                const drainedNow = deferred();
-                sink.onDrain = () => drainedNow.resolve();
-                if (!(await settlesWithin(drainedNow.promise, 500))) {
-                  state.blocked = true;
-                  await drainedNow.promise;
-                  state.drained.resolve();
-                  break;
-                }
-              }
-              sink.end();
-              state.finished = true;
-              state.done.resolve();
-            })();
+            wsFlood = startFlood(sink, (f) => { f.written += chunk.byteLength; return sink.write(chunk); });
           },
         });
         return upgraded ?? c.text('WebSocket expected', 426);
