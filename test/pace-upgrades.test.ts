@@ -12,7 +12,9 @@ const busy = (ms: number) => { const end = performance.now() + ms; while (perfor
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A fake upgrade: the listener's (req, socket, head) with a socket that records destroy(). */
-const upgrade = (i: number) => [{ i }, { destroyed: false, destroy() { this.destroyed = true; } }, new Uint8Array(0)] as const;
+type FakeSocket = { destroyed: boolean; destroy(): void };
+const upgrade = (i: number): [{ i: number }, FakeSocket, Uint8Array] =>
+  [{ i }, { destroyed: false, destroy() { this.destroyed = true; } }, new Uint8Array(0)];
 
 describe('paceUpgrades: a burst of WebSocket upgrades spread over event-loop turns', () => {
   it('serves the first ~5 ms of a burst at once, the rest in later turns, in order, with other work in between', async () => {
