@@ -447,6 +447,19 @@ async function measure(serverId, proto, n, tmp, { slow = false, sampleApi = fals
     players = startLoad('node', [join(LOAD, 'players.mjs'), '--proto', proto, '--url', def.urls[proto], '--n', String(n),
       '--warmup', String(WARMUP), '--seconds', String(SECONDS), '--edge-ms', String(EDGE_MS),
       ...(sampleApi ? ['--linger', '3'] : [])], logs('players')); // connections stay up for the last API sample
+    // The join storm, in 200 ms slices from the players' start: the server's CPU (% of its core) and how
+    // busy the load core was. A first-frame figure measured while the load core was ~100 % busy says as
+    // much about the players as about the server.
+    const joinPhase = { sliceMs: 200, serverPct: [], loadCorePct: [] };
+    let jPrev = { srv: procCpu(server.pid), core: coreTimes(LOAD_CORE), t: performance.now() };
+    const joinTimer = setInterval(() => {
+      const cur = { srv: procCpu(server.pid), core: coreTimes(LOAD_CORE), t: performance.now() };
+      if (cur.srv && jPrev.srv) joinPhase.serverPct.push(Math.round(((cur.srv.user - jPrev.srv.user + cur.srv.sys - jPrev.srv.sys) * 1000 / (cur.t - jPrev.t)) * 100));
+      if (cur.core && jPrev.core) joinPhase.loadCorePct.push(Math.round(((cur.core.busy - jPrev.core.busy) / Math.max(1, cur.core.total - jPrev.core.total)) * 100));
+      jPrev = cur;
+      if (joinPhase.serverPct.length >= 8) clearInterval(joinTimer);
+    }, joinPhase.sliceMs);
+    row.joinPhase = joinPhase;
     // players.mjs's window edges go straight on to the slow player
     if (slow) players.lineHooks.add((l) => { const e = tryJson(l)?.event; if (e === 'window-start') slowP?.stdin.write('start\n'); else if (e === 'window-end') slowP?.stdin.write('end\n'); });
     const joined = await waitEvent(players, 'joined', 60000);
@@ -566,6 +579,7 @@ function report(row) {
     `, display p50 ${fmt(row.display?.p50, 0)} ms, display edge p50 ${fmt(row.display?.edge?.p50, 0)} ms (${row.display?.edge?.reached ?? '-'}/${n})` +
     `, lat p50 ${fmt(row.latency.p50)} p99 ${fmt(row.latency.p99)} ms` +
     ` | players ok ${row.players.ok}/${n}${row.players.noVideo ? `, ${row.players.noVideo} got no video` : ''}` +
+    (row.joinPhase ? ` | join (per ${row.joinPhase.sliceMs} ms) server ${row.joinPhase.serverPct.join('/')} %, load core ${row.joinPhase.loadCorePct.join('/')} %` : '') +
     (row.subscribers ? ` | server: others max buffered ${fmt(row.subscribers.maxBuffered / 1024, 0)} KB, dropped ${row.subscribers.framesDropped}` : ''));
   const s = row.slowPlayer;
   if (!s) return;
