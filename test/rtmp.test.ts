@@ -18,6 +18,8 @@ import { defaultSubscribe } from '../src/core/config.ts';
 import { SyntheticSource } from '../src/core/synthetic.ts';
 import { makeKeyAuthArgs } from '../src/core/auth.ts';
 import { Logger } from '../src/log.ts';
+import { Server } from '../src/server.ts';
+import type { Runtime } from '../src/net/types.ts';
 import type { TcpConn } from '../src/net/types.ts';
 import { ffmpegPath, ffprobe, run, sleep, start, startServer, testSourceArgs, until, videoLoss, type TestServer } from './helpers/media.ts';
 
@@ -149,6 +151,59 @@ describe('rtmp: chunk stream', () => {
   });
 });
 
+describe('rtmp: writes per join', () => {
+  // What the server writes to a joining player: the handshake reply, one write per command reply, and
+  // play's status events with the whole catch-up GOP as one vectored write (one syscall, not one per
+  // message or per 64 KB batch). The server runs on the real runtime and sockets; only its accepted
+  // connections are wrapped to count write()/writev() calls.
+  it('a player gets connect, createStream and play (status + 300 KB catch-up GOP) in one write each', async () => {
+    const calls: { conn: number; parts: number; bytes: number }[] = [];
+    let conns = 0;
+    const counting = (c: TcpConn): TcpConn => {
+      const id = ++conns;
+      return new Proxy(c, {
+        get(t, k) {
+          if (k === 'write') return (b: Uint8Array) => { calls.push({ conn: id, parts: 1, bytes: b.length }); return t.write(b); };
+          if (k === 'writev') return (bs: Uint8Array[]) => { calls.push({ conn: id, parts: bs.length, bytes: bs.reduce((n, b) => n + b.length, 0) }); return t.writev(bs); };
+          const v = (t as unknown as Record<string | symbol, unknown>)[k];
+          return typeof v === 'function' ? v.bind(t) : v;
+        },
+        set(t, k, v) { (t as unknown as Record<string | symbol, unknown>)[k] = v; return true; },
+      });
+    };
+    const runtime = new Proxy(rt, {
+      get(t, k) {
+        if (k === 'listenTcp') return (o: Parameters<Runtime['listenTcp']>[0], on: (c: TcpConn) => void) => t.listenTcp(o, (c) => on(counting(c)));
+        const v = (t as unknown as Record<string | symbol, unknown>)[k];
+        return typeof v === 'function' ? v.bind(t) : v;
+      },
+    });
+    const server = await Server.start({ runtime, plugins: [rtmp], configText: `global:\n  http:\n    listenaddr: "127.0.0.1:0"\n${rtmpYaml()}`, logger: Logger.silent(), watch: false });
+    try {
+      const port = server.listening.find((x) => x.plugin === 'rtmp')!.port;
+      const pub = await server.engine.publish('live/join', { protocol: 'test' });
+      const src = new SyntheticSource(pub, { fps: 25, gop: 50, videoBytes: 20_000, sampleRate: 44100 });
+      src.burst(15); // a keyframe and 14 more frames cached: ~300 KB of catch-up
+      const c = await client(`rtmp://127.0.0.1:${port}/live/join`);
+      try {
+        const sid = (await c.call(5000, 'createStream', null)).args[0] as number;
+        const afterCreate = calls.length;
+        let video = 0;
+        const got = new Promise<void>((resolve) => { c.onMediaMessage = (m) => { if (m.type === MSG.VIDEO && ++video === 15) resolve(); }; });
+        c.sendCommand(sid, 'play', 0, null, 'join', -2000);
+        await Promise.race([got, sleep(5000).then(() => { throw new Error(`${video} of 15 video messages`); })]);
+        const mine = calls.filter((x) => x.conn === conns);
+        const play = calls.slice(afterCreate).filter((x) => x.conn === conns);
+        const playBytes = play.reduce((n, x) => n + x.bytes, 0);
+        assert.ok(playBytes > 300_000, `play answered with ${playBytes} bytes`);
+        // handshake, connect (window ack, peer bandwidth, chunk size, _result), createStream, play
+        assert.ok(mine.length <= 4, `the server wrote to the player ${mine.length} times: ${JSON.stringify(mine)}`);
+        assert.equal(play.length, 1, `play: ${JSON.stringify(play)}`);
+      } finally { c.close(); }
+    } finally { await server.stop(); }
+  });
+});
+
 describe('rtmp: shared chunking', () => {
   it('two players share the same chunk bytes of a frame; timestamps stay exact for both', async () => {
     const engine = new Engine({ subscribe: { ...defaultSubscribe, catchup: 0 } }); // joiners keep their GOP's times here
@@ -163,7 +218,7 @@ describe('rtmp: shared chunking', () => {
           buffered: 0, closed: false, remoteAddress: '', remotePort: 0,
           writev: (c: Uint8Array[]) => { outs[i].push(...c); return true; }, write: (c: Uint8Array) => { outs[i].push(c); return true; },
         } as unknown as TcpConn;
-        const rc = { conn: fake, outChunkSize: 4096, closed: false, subscribers: new Set(), sendUserControl() {} } as unknown as RtmpConnection;
+        const rc = { conn: fake, outChunkSize: 4096, closed: false, subscribers: new Set(), sendUserControl() {}, writev: (c: Uint8Array[]) => fake.writev(c) } as unknown as RtmpConnection;
         const sink = new RtmpPlaySink(rc, 1, 4);
         sinks.push(sink);
         await engine.subscribe('live/share', { protocol: 'rtmp', sink });

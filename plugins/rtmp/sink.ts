@@ -220,7 +220,7 @@ export class RtmpPlaySink implements SubscriberSink {
     if (this.rc.closed || this.rc.conn.closed) { b.length = 0; return false; }
     // TcpConn.writev is done with the array when it returns, so it is reused (one per viewer, not per
     // flush); a batch of one chunk (the live edge's shared range) is a plain write in the adapter.
-    const ok = this.rc.conn.writev(b);
+    const ok = this.rc.writev(b);
     b.length = 0;
     return ok;
   }
@@ -228,7 +228,7 @@ export class RtmpPlaySink implements SubscriberSink {
   /** The engine ended the subscription: Stream EOF, and let the owner decide about the connection. */
   close(reason: string, sub: Subscriber): void {
     this.rc.subscribers.delete(sub);
-    if (this.batch.length && !this.rc.closed) this.rc.conn.writev(this.batch);
+    if (this.batch.length && !this.rc.closed) this.rc.writev(this.batch);
     this.batch = [];
     if (!this.rc.closed) this.rc.sendUserControl(UC.STREAM_EOF, this.streamId);
     this.hooks.end?.(reason, sub);
