@@ -317,13 +317,25 @@ function fmt3(csid: number): Uint8Array {
   return b;
 }
 
+/** Length of the basic header for a csid (1, 2 or 3 bytes). */
+const basicLen = (csid: number): number => (csid < 64 ? 1 : csid < 320 ? 2 : 3);
+
+/** Write the basic header for (fmt, csid) at h[0..]; returns its length. Headers are built per frame for
+ * some players (catch-up, first frames), so this writes in place instead of allocating a basicHeader. */
+function putBasic(h: Uint8Array, fmt: number, csid: number): number {
+  if (csid < 2 || csid > 65599) throw new RangeError(`chunk stream id ${csid} out of range`);
+  if (csid < 64) { h[0] = (fmt << 6) | csid; return 1; }
+  if (csid < 320) { h[0] = fmt << 6; h[1] = csid - 64; return 2; }
+  const v = csid - 64;
+  h[0] = (fmt << 6) | 1; h[1] = v & 0xff; h[2] = v >> 8;
+  return 3;
+}
+
 /** A fmt-0 header (basic + message header + extended timestamp when needed). */
 export function type0Header(csid: number, timestamp: number, length: number, type: number, streamId: number): Uint8Array {
-  const bh = basicHeader(0, csid);
   const ext = timestamp >= 0xffffff;
-  const h = new Uint8Array(bh.length + 11 + (ext ? 4 : 0));
-  h.set(bh);
-  let p = bh.length;
+  const h = new Uint8Array(basicLen(csid) + 11 + (ext ? 4 : 0));
+  let p = putBasic(h, 0, csid);
   const t = ext ? 0xffffff : timestamp;
   h[p++] = t >>> 16; h[p++] = t >>> 8; h[p++] = t;
   h[p++] = length >>> 16; h[p++] = length >>> 8; h[p++] = length;
@@ -335,10 +347,8 @@ export function type0Header(csid: number, timestamp: number, length: number, typ
 
 /** A fmt-1 header with a timestamp delta below 0xFFFFFF. */
 export function type1Header(csid: number, delta: number, length: number, type: number): Uint8Array {
-  const bh = basicHeader(1, csid);
-  const h = new Uint8Array(bh.length + 7);
-  h.set(bh);
-  let p = bh.length;
+  const h = new Uint8Array(basicLen(csid) + 7);
+  let p = putBasic(h, 1, csid);
   h[p++] = delta >>> 16; h[p++] = delta >>> 8; h[p++] = delta;
   h[p++] = length >>> 16; h[p++] = length >>> 8; h[p++] = length;
   h[p++] = type;
