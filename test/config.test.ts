@@ -363,6 +363,7 @@ describe('query args, diffs, YAML output', () => {
     assert.equal(value.waittimeout, 2000);
     assert.equal(value.subaudio, false);
     assert.equal(sub.waittimeout, 10_000, 'input not mutated');
+    assert.equal(applyArgs(globalSchema.subscribe, sub, {}).value, sub, 'no args: the section itself, no copy');
     const flag = applyArgs(globalSchema.subscribe, sub, { subaudio: '' });
     assert.equal(flag.value.subaudio, true, 'a bare flag means true');
     const bad = applyArgs(globalSchema.subscribe, sub, { submode: '7' }, { section: 'subscribe' });

@@ -376,13 +376,17 @@ export interface ApplyArgsOptions {
  * Returns a copy of a resolved section with settings overridden by URL query args
  * (`?waittimeout=5s&subaudio=false`). Arg names are normalised; `a.b=1` reaches nested keys; args
  * that match no setting are ignored; a bare flag (`?iframeonly`) means true for a boolean.
- * Bad values are returned as errors and leave the setting unchanged.
+ * Bad values are returned as errors and leave the setting unchanged. Without args it returns the
+ * section itself, not a copy: callers must not modify the value.
  */
 export function applyArgs<T>(schema: SchemaLike, resolvedValue: T, args: URLSearchParams | Record<string, string>, opts: ApplyArgsOptions = {}): { value: T; errors: ConfigIssue[] } {
-  const s = compile(schema);
   const errors: ConfigIssue[] = [];
-  const value = cloneData(resolvedValue);
   const entries: [string, string][] = args instanceof URLSearchParams ? [...args.entries()] : Object.entries(args);
+  // Most plays and publishes carry no query args: the resolved value as it is (no clone, no schema walk),
+  // which every join of a player used to pay for.
+  if (entries.length === 0) return { value: resolvedValue, errors };
+  const s = compile(schema);
+  const value = cloneData(resolvedValue);
   const deny = new Set((opts.deny ?? []).map((d) => d.split('.').map(normalizeKey).join('.')));
   const allow = opts.allow ? new Set(opts.allow.map((d) => d.split('.').map(normalizeKey).join('.'))) : undefined;
   const prefix = opts.section ? [opts.section] : [];
