@@ -184,11 +184,11 @@ async function buildM7s() {
 const subscribeLines = (spec) => spec
   ? ['  subscribe:', ...spec.split(',').map((kv) => { const [k, v] = kv.split('='); return `    ${k}: ${v}`; })]
   : [];
-const m7sConfig = (dir, spec = '') => {
+const m7sConfig = (dir, spec = '', httpLines = []) => {
   const file = join(dir, 'm7s.yaml');
   writeFileSync(file, [
     '# written by bench/run.mjs',
-    'global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${PORTS.http}`, ...subscribeLines(spec),
+    'global:', '  loglevel: warn', '  http:', `    listenaddr: 127.0.0.1:${PORTS.http}`, ...httpLines, ...subscribeLines(spec),
     'rtmp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtmp}`,
     'rtsp:', '  tcp:', `    listenaddr: 127.0.0.1:${PORTS.rtsp}`, '  udpaddr: ""', '  rtcpaddr: ""',
     // GB28181 listens on a fixed port (5060): off, so a bench can run beside another m7s (a test, bench/webrtc.mjs).
@@ -528,19 +528,21 @@ const info = machine();
 let m7sBuild = null;
 const wanted = args.servers.split(',').filter(Boolean);
 // Variants: "m7s-node:mergewrite=100ms" (several settings joined by "+", e.g. "m7s-node:mergewrite=100ms+catchup=0")
-// is m7s-node with those global.subscribe settings; it gets its own rows and label.
+// is m7s-node with those global.subscribe settings (and the two below); it gets its own rows and label.
 for (const id of wanted) {
   const m = /^(m7s-(?:node|bun|deno)):([a-z]+=[0-9a-z.]+(?:\+[a-z]+=[0-9a-z.]+)*)$/.exec(id);
   if (!m || SERVERS[id]) continue;
   const base = SERVERS[m[1]], label = m[2].replaceAll('+', ' ');
   // directwrite=0 is not a config key: it sets M7S_DIRECT_WRITE=0 (the Node adapter then writes through
   // socket.write(), as before the direct write path), for before/after rows in one run.
+  // nativeserver=true is global.http.nativeserver (Bun.serve / Deno's own server instead of node:http).
   const settings = m[2].split('+'), env = settings.filter((kv) => kv.startsWith('directwrite=')).map((kv) => `M7S_DIRECT_WRITE=${kv.split('=')[1]}`);
-  const spec = settings.filter((kv) => !kv.startsWith('directwrite=')).join(',');
+  const httpLines = settings.filter((kv) => kv.startsWith('nativeserver=')).map((kv) => `    nativeserver: ${kv.split('=')[1]}`);
+  const spec = settings.filter((kv) => !kv.startsWith('directwrite=') && !kv.startsWith('nativeserver=')).join(',');
   SERVERS[id] = {
     ...base, label: () => `${base.label()} ${label}`,
     cmd: (dir) => {
-      const [c, argv] = base.cmd(dir), args2 = argv.map((x) => (x.endsWith('m7s.yaml') ? m7sConfig(dir, spec) : x));
+      const [c, argv] = base.cmd(dir), args2 = argv.map((x) => (x.endsWith('m7s.yaml') ? m7sConfig(dir, spec, httpLines) : x));
       return env.length ? ['env', [...env, c, ...args2]] : [c, args2];
     },
   };
