@@ -243,10 +243,10 @@ export abstract class RtmpConnection {
     this.write(chunkMessageBytes(csid, MSG.DATA_AMF0, streamId, 0, amf0Encode(...values), this.outChunkSize));
   }
 
-  // Writes are coalesced per turn: what one turn sends (the handshake's reply, connect's four control
+  // Writes are coalesced per turn: what one turn sends (the handshake's reply, connect's three control
   // messages and _result, play's user control, status events and catch-up GOP) leaves in one vectored
   // write at the end of the turn (a microtask), not one syscall and one TCP segment each. A join of
-  // 1000 RTMP players made ~13 writes per player; the live fan-out (one flush per frame, nothing
+  // 1000 RTMP players made ~15 writes per player; the live fan-out (one flush per frame, nothing
   // queued) still writes at once.
   private out: Uint8Array[] = [];
   private outQueued = false;
