@@ -18,6 +18,8 @@
 //               core 1 was > 85 % busy is marked load-limited (the client, not the server, set the pace)
 //   players     median kb/s per player, first-frame p50, latency p50/p99 from the SEI clock, and
 //               time to live edge (connect start -> first frame with latency < --edge-ms) p50/max
+//   join phase  the server's CPU and the load core's busy % in eight 200 ms slices from the players'
+//               start (row.joinPhase, printed with the row): what the join storm cost the server
 // Results go to bench/results/<date>.json, then docs/BENCHMARKS.md and docs/bench-cpu.svg are
 // regenerated from every result file (bench/report.mjs).
 //
