@@ -216,7 +216,8 @@ const SERVERS = {
   'm7s-bun': {
     label: () => `m7s ${info.m7s} (Bun ${info.bun})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,
     missing: () => (BUN ? null : 'bun not found (npm ci installs it as a devDependency)'),
-    cmd: (dir) => [BUN, [join(ROOT, 'adapters/bun/main.ts'), '-c', m7sConfig(dir)]],
+    // M7S_BENCH_BUN_ARGS: extra bun flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+    cmd: (dir) => [BUN, [...(process.env.M7S_BENCH_BUN_ARGS?.split(' ').filter(Boolean) ?? []), join(ROOT, 'adapters/bun/main.ts'), '-c', m7sConfig(dir)]],
   },
   'm7s-deno': {
     label: () => `m7s ${info.m7s} (Deno ${info.deno?.split(' ')[1]})`, protos: ['rtmp', 'flv', 'ws', 'rtsp'], urls: m7sUrls,
