@@ -302,11 +302,9 @@ export class ChunkReader {
 
 /** The basic header (fmt + csid) in its 1, 2 or 3 byte form. */
 export function basicHeader(fmt: number, csid: number): Uint8Array {
-  if (csid < 2 || csid > 65599) throw new RangeError(`chunk stream id ${csid} out of range`);
-  if (csid < 64) return new Uint8Array([(fmt << 6) | csid]);
-  if (csid < 320) return new Uint8Array([fmt << 6, csid - 64]);
-  const v = csid - 64;
-  return new Uint8Array([(fmt << 6) | 1, v & 0xff, v >> 8]);
+  const h = new Uint8Array(basicLen(csid));
+  putBasic(h, fmt, csid);
+  return h;
 }
 
 const fmt3Cache = new Map<number, Uint8Array>();
@@ -318,10 +316,10 @@ function fmt3(csid: number): Uint8Array {
 }
 
 /** Length of the basic header for a csid (1, 2 or 3 bytes). */
-const basicLen = (csid: number): number => (csid < 64 ? 1 : csid < 320 ? 2 : 3);
+function basicLen(csid: number): number { return csid < 64 ? 1 : csid < 320 ? 2 : 3; }
 
-/** Write the basic header for (fmt, csid) at h[0..]; returns its length. Headers are built per frame for
- * some players (catch-up, first frames), so this writes in place instead of allocating a basicHeader. */
+/** Write the basic header for (fmt, csid) at h[0..]; returns its length. type0Header/type1Header write it
+ * in place (they are built per frame for some players: catch-up, first frames), not as an array of its own. */
 function putBasic(h: Uint8Array, fmt: number, csid: number): number {
   if (csid < 2 || csid > 65599) throw new RangeError(`chunk stream id ${csid} out of range`);
   if (csid < 64) { h[0] = (fmt << 6) | csid; return 1; }
