@@ -197,7 +197,7 @@ export { EngineError, type EngineErrorCode } from './core/errors.ts';
 export { FormatError, UnsupportedFormatError } from './format/bytes.ts';
 export { Frame, sameBytes, Track, type CodecConfig, type TrackKind } from './core/frame.ts';
 export type { Publisher, PublisherInfo } from './core/publisher.ts';
-export type { Subscriber, SubscriberInfo, SubscriberSink } from './core/subscriber.ts';
+export type { SharedStartBytes, Subscriber, SubscriberInfo, SubscriberSink } from './core/subscriber.ts';
 export type { Stream, StreamInfo } from './core/stream.ts';
 export type { AudioBridge, AudioTranscoder, BridgeInfo, TranscodeOutput, TranscoderFactory } from './core/bridge.ts';
 export type { DescribeOptions, Engine, EngineEvents, PublishActionFn, PublishOptions, PullFn, StreamDescription, SubscribeOptions } from './core/engine.ts';

@@ -590,4 +590,47 @@ describe('flv: shared packaging of frame ranges', () => {
       engine.shutdown();
     }
   });
+
+  it('players joining at one point share one start burst (catch-up retimed); bytes equal the per-frame path', async () => {
+    const engine = new Engine({ subscribe: { ...defaultSubscribe, catchup: 100 } });
+    try {
+      const pub = await engine.publish('live/start', { protocol: 'test' });
+      const src = new SyntheticSource(pub, { fps: 25, gop: 50, sampleRate: 44100 });
+      src.burst(30); // 1.2 s of GOP cached: joiners fast-forward it in 100 ms
+      const a = recSink(), b = recSink(), c = recSink(), d = recSink('chunked');
+      const subA = await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(a) });
+      const subB = await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(b) });
+      // data: true takes data tracks too, so its start is its own (the per-frame path, flushed in batches)
+      const subC = await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(c), data: true });
+      await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(d) });
+      const biggest = (cs: Uint8Array[]) => cs.reduce((m, x) => (x.length > m.length ? x : m));
+      const startA = biggest(a.chunks);
+      assert.ok(startA.length > 30_000, `the GOP goes out in one buffer (${startA.length} bytes)`);
+      assert.ok(b.chunks.includes(startA), 'the second joiner writes the first one\'s start buffer');
+      assert.ok(!c.chunks.includes(startA) && !d.chunks.includes(startA), 'other selections and framings build their own');
+      assert.equal(subB.framesSent, subA.framesSent, 'the shared start counts the frames it carries');
+      assert.equal(subB.bytesSent, subA.bytesSent);
+      src.burst(1);
+      const e = recSink();
+      await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(e) });
+      assert.ok(!a.chunks.includes(biggest(e.chunks)), 'a joiner after the next frame gets a new start');
+      src.burst(20);
+      const bytesA = concat(a.chunks);
+      assert.deepEqual(concat(b.chunks), bytesA, 'shared start = the builder\'s bytes, also after it');
+      assert.deepEqual(concat(c.chunks), bytesA, 'shared start = per-frame path, byte for byte');
+      assert.deepEqual(dechunk(concat(d.chunks)), bytesA, 'chunked framing carries the same FLV');
+      assert.equal(subC.framesSent, subA.framesSent);
+      for (const bytes of [bytesA, concat(e.chunks)]) {
+        const tags = tagsOf(bytes);
+        const video = tags.filter((t) => t.type === FLV_TAG_VIDEO && t.data[1] !== 0);
+        assert.equal(video[0]!.data[0]! >> 4, 1, 'starts at a keyframe');
+        assert.equal(tags.filter((t) => t.type === FLV_TAG_VIDEO && t.data[1] === 0).length, 1, 'one sequence header');
+        for (let i = 1; i < video.length; i++) assert.ok(video[i]!.timestamp > video[i - 1]!.timestamp, 'video timestamps rise');
+        assert.ok(video[1]!.timestamp - video[0]!.timestamp < 20, 'the cached GOP is fast-forwarded (catch-up)');
+        assert.equal(video[video.length - 1]!.timestamp - video[video.length - 2]!.timestamp, 40, 'then live at 25 fps');
+      }
+    } finally {
+      engine.shutdown();
+    }
+  });
 });

@@ -205,6 +205,15 @@ describe('rtmp: writes per join', () => {
 });
 
 describe('rtmp: shared chunking', () => {
+  /** An RtmpConnection stand-in (chunk size 4096) whose writes are recorded in `out`. */
+  const recordingConn = (out: Uint8Array[]) => {
+    const fake = {
+      buffered: 0, closed: false, remoteAddress: '', remotePort: 0,
+      writev: (c: Uint8Array[]) => { out.push(...c); return true; }, write: (c: Uint8Array) => { out.push(c); return true; },
+    } as unknown as TcpConn;
+    return { conn: fake, outChunkSize: 4096, closed: false, subscribers: new Set(), sendUserControl() {}, writev: (c: Uint8Array[]) => fake.writev(c) } as unknown as RtmpConnection;
+  };
+
   it('two players share the same chunk bytes of a frame; timestamps stay exact for both', async () => {
     const engine = new Engine({ subscribe: { ...defaultSubscribe, catchup: 0 } }); // joiners keep their GOP's times here
     try {
@@ -214,11 +223,7 @@ describe('rtmp: shared chunking', () => {
       const outs: Uint8Array[][] = [[], []];
       const sinks: RtmpPlaySink[] = [];
       for (let i = 0; i < 2; i++) {
-        const fake = {
-          buffered: 0, closed: false, remoteAddress: '', remotePort: 0,
-          writev: (c: Uint8Array[]) => { outs[i].push(...c); return true; }, write: (c: Uint8Array) => { outs[i].push(c); return true; },
-        } as unknown as TcpConn;
-        const rc = { conn: fake, outChunkSize: 4096, closed: false, subscribers: new Set(), sendUserControl() {}, writev: (c: Uint8Array[]) => fake.writev(c) } as unknown as RtmpConnection;
+        const rc = recordingConn(outs[i]);
         const sink = new RtmpPlaySink(rc, 1, 4);
         sinks.push(sink);
         await engine.subscribe('live/share', { protocol: 'rtmp', sink });
@@ -245,6 +250,43 @@ describe('rtmp: shared chunking', () => {
         for (let i = 1; i < au.length; i++) assert.ok(au[i] - au[i - 1] >= 22 && au[i] - au[i - 1] <= 24, `audio step ${au[i] - au[i - 1]}`);
         // Audio and video stay aligned (no drift from rounding deltas): last timestamps within 50 ms.
         assert.ok(Math.abs(v[v.length - 1] - au[au.length - 1]) < 60, `A/V ${v[v.length - 1]} vs ${au[au.length - 1]}`);
+      }
+    } finally { engine.shutdown(); }
+  });
+
+  for (const catchup of [100, 0]) it(`players joining at one point share one start burst (catchup ${catchup}), then continue on shared chunks`, async () => {
+    const engine = new Engine({ subscribe: { ...defaultSubscribe, catchup } });
+    try {
+      const pub = await engine.publish('live/start', { protocol: 'test' });
+      const src = new SyntheticSource(pub, { fps: 25, gop: 50, sampleRate: 44100 });
+      src.burst(30);
+      const outs: Uint8Array[][] = [[], [], []];
+      const sinks: RtmpPlaySink[] = [];
+      for (let i = 0; i < 3; i++) {
+        const rc = recordingConn(outs[i]);
+        const sink = new RtmpPlaySink(rc, i === 2 ? 2 : 1, 4); // player 2: another message stream id
+        sinks.push(sink);
+        await engine.subscribe('live/start', { protocol: 'rtmp', sink });
+      }
+      const biggest = outs[0].reduce((m, x) => (x.length > m.length ? x : m));
+      assert.ok(biggest.length > 30_000, `the first GOP is one buffer (${biggest.length} bytes)`);
+      assert.ok(outs[1].includes(biggest), 'player 1 writes player 0\'s start buffer');
+      assert.ok(!outs[2].includes(biggest), 'another stream id (in the fmt-0 headers) builds its own');
+      src.burst(30);
+      assert.deepEqual(concatAll(outs[1]), concatAll(outs[0]), 'same bytes after the shared start');
+      assert.ok(sinks[1].sharedFrames + sinks[1].sharedRanges > 20, 'and it continues on shared chunks');
+      for (const out of [outs[0], outs[2]]) {
+        const msgs: RtmpMessage[] = [];
+        const r = new ChunkReader((m) => msgs.push(m));
+        r.setChunkSize(4096);
+        r.feed(concatAll(out));
+        const v = msgs.filter((m) => m.type === 9 && m.payload[1] === 1);
+        assert.equal(v[0]!.payload[0]! >> 4, 1, 'starts at a keyframe');
+        if (catchup) assert.ok(v[1]!.timestamp - v[0]!.timestamp < 20, 'the cached GOP is fast-forwarded');
+        else assert.equal(v[1]!.timestamp - v[0]!.timestamp, 40, 'the cached GOP keeps its times');
+        for (let i = 1; i < v.length; i++) assert.ok(v[i]!.timestamp > v[i - 1]!.timestamp, 'video timestamps rise');
+        assert.equal(v[v.length - 1]!.timestamp - v[v.length - 2]!.timestamp, 40, 'then live at 25 fps');
+        assert.ok(v.every((m) => m.streamId === (out === outs[2] ? 2 : 1)), 'its own message stream id');
       }
     } finally { engine.shutdown(); }
   });

@@ -9,7 +9,7 @@
 // bodies and PreviousTagSize trailers are still built once per frame (the frame's packaging cache).
 
 import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
-import type { Subscriber } from '../../src/plugin.ts';
+import type { SharedStartBytes, Subscriber } from '../../src/plugin.ts';
 import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaData, flvSequenceHeader, flvTagType } from '../../src/format/flv-media.ts';
 import { flvHeader, flvTag, writeFlvTagHeader, FLV_TAG_HEADER_SIZE, FLV_TAG_SCRIPT } from '../../src/format/flv.ts';
 import { BatchedByteSink } from '../../src/net/batch-sink.ts';
@@ -83,9 +83,28 @@ export class FlvPlaySink extends BatchedByteSink {
   private shareFraming: Framing | null = null;
   private shareKey = 'flv';
 
-  shared(from: number, _to: number, sub: Subscriber): number {
+  private initShare(): void {
     if (this.shareFraming === null) { this.shareFraming = this.framing; this.shareKey = this.shareFraming ? 'flv:' + this.shareFraming : 'flv'; }
-    const framing = this.shareFraming;
+  }
+
+  /** A player's first burst is the same for all that join at one point: built once (Subscriber.sharedStart). */
+  startKey(): string {
+    this.initShare();
+    return this.shareKey;
+  }
+
+  takeStart(): SharedStartBytes {
+    return { bytes: this.takeFramed(), state: this.lastMs };
+  }
+
+  queueStart(start: SharedStartBytes): void {
+    this.lastMs = start.state as number;
+    if (start.bytes) this.queueFramed(start.bytes);
+  }
+
+  shared(from: number, _to: number, sub: Subscriber): number {
+    this.initShare();
+    const framing = this.shareFraming!;
     const r = sub.stream.sharedRange(this.shareKey, from, () => buildRange(sub, from, framing));
     this.queueFramed(r.bytes);
     this.lastMs = r.lastMs;

@@ -16,7 +16,7 @@
 // header, so players of different stream ids share the same chunks as long as the csids match.
 
 import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
-import type { Subscriber, SubscriberSink } from '../../src/plugin.ts';
+import type { SharedStartBytes, Subscriber, SubscriberSink } from '../../src/plugin.ts';
 import { AmfEcmaArray, amf0Encode } from '../../src/format/amf.ts';
 import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaFields, flvSequenceHeader } from '../../src/format/flv-media.ts';
 import { framedConcat } from '../../src/net/framing.ts';
@@ -212,6 +212,32 @@ export class RtmpPlaySink implements SubscriberSink {
     this.batch.push(r.bytes);
     this.sharedRanges++;
     return r.size;
+  }
+
+  /**
+   * Shared start (Subscriber.sharedStart): players that join at one point get the same first burst, as
+   * long as their chunk size, chunk stream ids and message stream id are the same (the fmt-0 headers
+   * carry the stream id).
+   */
+  startKey(): string {
+    return 'rtmp:' + this.rc.outChunkSize + ':' + this.csids[0] + ':' + this.streamId;
+  }
+
+  takeStart(): SharedStartBytes {
+    const b = this.batch;
+    let size = 0;
+    for (const c of b) size += c.length;
+    const bytes = b.length ? framedConcat('', b, size) : null;
+    this.batch = [];
+    return { bytes, state: { lastSeq: [...this.lastSeq], lastMs: [...this.lastMs], shared: this.sharedFrames, own: this.own } };
+  }
+
+  queueStart(start: SharedStartBytes): void {
+    const st = start.state as { lastSeq: number[]; lastMs: number[]; shared: number; own: number };
+    for (let k = 0; k < 3; k++) { this.lastSeq[k] = st.lastSeq[k]!; this.lastMs[k] = st.lastMs[k]!; }
+    this.sharedFrames = st.shared;
+    this.own = st.own;
+    if (start.bytes) this.batch.push(start.bytes);
   }
 
   flush(): boolean {

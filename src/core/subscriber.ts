@@ -35,6 +35,18 @@ export interface SubscriberSink {
    * subscriber's state does not allow it (the frames then go through frame() one by one).
    */
   shared?(from: number, to: number, sub: Subscriber): number;
+  /**
+   * Optional shared start (see Subscriber.sharedStart): players that join a stream at the same point get
+   * the same first burst (sequence headers and the cached GOP, catch-up retimed), so it is built once and
+   * its bytes written to each. `startKey` names what the sink's output depends on besides the engine's
+   * state (its format and framing), or undefined when this subscriber's start cannot be shared.
+   * `takeStart` returns what config()/frame() queued since the last flush as one buffer framed for the
+   * transport, and the sink's own state after it; `queueStart` queues such a buffer (built by another
+   * subscriber's sink with the same key) and adopts that state.
+   */
+  startKey?(sub: Subscriber): string | undefined;
+  takeStart?(sub: Subscriber): SharedStartBytes;
+  queueStart?(start: SharedStartBytes, sub: Subscriber): void;
   /** A player that may have its first GOP retimed to reach the live edge (subscribe.catchup). */
   readonly catchup?: boolean;
   /**
@@ -59,6 +71,22 @@ export interface SubscriberSink {
 }
 
 export type SubscriberState = 'waiting' | 'live' | 'blocked' | 'closed';
+
+/** A shared start's bytes as a sink took them (SubscriberSink.takeStart); null bytes: nothing queued. */
+export interface SharedStartBytes { bytes: Uint8Array | null; state: unknown }
+
+/** What a shared start leaves a subscriber in (Subscriber.sharedStart). */
+interface SharedStart {
+  out: SharedStartBytes;
+  cursor: number;
+  needKey: boolean;
+  baseSec: number;
+  retimeLastMs: number;
+  /** Codec configs sent: [track id, version]. */
+  cfg: [number, number][];
+  frames: number;
+  bytes: number;
+}
 
 export interface SubscriberInfo {
   id: number;
@@ -153,6 +181,8 @@ export class Subscriber {
   private retimeLastMs = -Infinity;
   /** Bytes to batch before a flush: large for the first GOP burst, one frame while recovering from a block. */
   private flushEvery = MAX_BATCH_BYTES;
+  /** Nothing sent yet since start(): the next pump may take a shared start (see sharedStart). */
+  private startPending = false;
 
   constructor(
     readonly stream: Stream,
@@ -225,6 +255,7 @@ export class Subscriber {
     if (this.sink.streamTimeline) this.baseSec = 0;
     this.planCatchup();
     this.pickAudio();
+    this.startPending = true;
     this.state = 'live';
     try {
       this.sink.begin?.(this);
@@ -379,6 +410,17 @@ export class Subscriber {
         }
       }
     }
+    if (this.startPending) {
+      this.startPending = false;
+      if (this.sharedStart(c)) return;
+    }
+    this.sendFrames(c);
+  }
+
+  /** The per-frame path: frames from `c` to the live edge through config()/frame(), flushed in batches. */
+  private sendFrames(c: number): void {
+    const ring = this.stream.ring;
+    const sink = this.sink;
     const degraded = this.degraded;
     const keyOnly = this.config.iframeonly || degraded;
     let batch = 0;
@@ -431,6 +473,7 @@ export class Subscriber {
     }
     this.cursor = c;
     if (c >= this.retimeEnd) this.retimeEnd = -1;
+    if (this.capturing) return;
     if (batch > 0 && !sink.flush(this)) {
       if (this.state === 'live') this.blocked();
       return;
@@ -442,6 +485,75 @@ export class Subscriber {
       this.needKey = true; // P-frames need the frames it did not get: start again at a keyframe
     }
   }
+
+  /**
+   * The first pump of a player, shared. What it sends from `c` to the live edge depends only on the ring
+   * and on state every subscriber starts with (no configs sent, waiting for a keyframe, the same catch-up
+   * map and timestamp base, the default track selection): players joining between two frames of the
+   * stream get the same bytes. In a join storm (a thousand viewers within a second) the first of them
+   * builds the burst through the per-frame path in one buffer (Stream.sharedRange, keyed by that state)
+   * and the others only write it, instead of each packaging the whole GOP again. The subscriber's own
+   * state afterwards is the builder's. Returns false when this subscriber cannot take it.
+   */
+  private sharedStart(c: number): boolean {
+    const sink = this.sink;
+    if (!this.shareable || this.degraded || !sink.takeStart || !sink.queueStart) return false;
+    const sk = sink.startKey?.(this);
+    if (sk === undefined) return false;
+    // What begin() queued (headers) goes out first, on its own.
+    if (!sink.flush(this)) {
+      if (this.state === 'live') this.blocked();
+      return true;
+    }
+    if (this.state !== 'live') return true;
+    const key = `start:${sk}:${this.retimeEnd}:${this.retimeK}:${this.retimeEdgeSec}:${this.baseSec}`;
+    let built = false;
+    const st = this.stream.sharedRange(key, c, () => {
+      built = true;
+      return this.buildStart(c);
+    });
+    if (!built) {
+      this.cursor = st.cursor;
+      this.needKey = st.needKey;
+      this.baseSec = st.baseSec;
+      this.retimeLastMs = st.retimeLastMs;
+      for (const [id, v] of st.cfg) this.cfgSent.set(id, v);
+      this.framesSent += st.frames;
+      this.bytesSent += st.bytes;
+    }
+    if (this.cursor >= this.retimeEnd) this.retimeEnd = -1;
+    if (st.out.bytes) {
+      sink.queueStart(st.out, this);
+      if (!sink.flush(this)) {
+        if (this.state === 'live') this.blocked();
+        return true;
+      }
+    }
+    this.flushEvery = MAX_BATCH_BYTES;
+    return true;
+  }
+
+  /** Run the per-frame path from `c` without flushing and take what it queued (see sharedStart). */
+  private buildStart(c: number): SharedStart {
+    const frames0 = this.framesSent, bytes0 = this.bytesSent;
+    const every = this.flushEvery, retimeEnd = this.retimeEnd;
+    this.flushEvery = Infinity;
+    this.capturing = true;
+    try {
+      this.sendFrames(c);
+    } finally {
+      this.flushEvery = every;
+      this.capturing = false;
+    }
+    this.retimeEnd = retimeEnd; // sharedStart clears it, for every subscriber alike
+    return {
+      out: this.sink.takeStart!(this),
+      cursor: this.cursor, needKey: this.needKey, baseSec: this.baseSec, retimeLastMs: this.retimeLastMs,
+      cfg: [...this.cfgSent], frames: this.framesSent - frames0, bytes: this.bytesSent - bytes0,
+    };
+  }
+  /** Inside buildStart: sendFrames queues without flushing. */
+  private capturing = false;
 
   /**
    * How many frames of [from, to) this subscriber sends, when it would send each through frame()

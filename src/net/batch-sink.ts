@@ -5,7 +5,7 @@
 import type { CodecConfig, Frame, Track } from '../core/frame.ts';
 import type { Subscriber, SubscriberSink } from '../core/subscriber.ts';
 import type { ByteSink } from './body.ts';
-import type { Framing } from './framing.ts';
+import { type Framing, framedConcat } from './framing.ts';
 
 export abstract class BatchedByteSink implements SubscriberSink {
   /** Chunks queued since the last flush. */
@@ -56,6 +56,20 @@ export abstract class BatchedByteSink implements SubscriberSink {
   protected queueFramed(b: Uint8Array): void {
     if (this.framed || this.batch.length) this.flush(); // keep the order; the last flush reports pushback
     this.framed = b;
+  }
+
+  /**
+   * What was queued since the last flush as one buffer with this.framing, taken off the queue (null:
+   * nothing queued). For a shared start (SubscriberSink.takeStart): it is then written to every player
+   * that joins at the same point through queueFramed().
+   */
+  protected takeFramed(): Uint8Array | null {
+    const b = this.batch;
+    if (!b.length) return null;
+    this.batch = [];
+    let size = 0;
+    for (const c of b) size += c.byteLength;
+    return framedConcat(this.framing, b, size);
   }
 
   flush(): boolean {
