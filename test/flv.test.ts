@@ -500,10 +500,10 @@ function makeFakePublisher() {
 
 describe('flv: shared packaging of frame ranges', () => {
   /** A ByteSink that records every chunk it is handed (framed or not). */
-  function recSink(framing: Framing = '') {
+  function recSink(framing: Framing = '', gathers = false) {
     const chunks: Uint8Array[] = [];
     const sink: ByteSink & { chunks: Uint8Array[] } = {
-      chunks, buffered: 0, closed: false, onDrain: null, onClose: null, framing,
+      chunks, buffered: 0, closed: false, onDrain: null, onClose: null, framing, gathers,
       write(c) { chunks.push(c); return true; },
       writev(cs) {
         // unframed writes get the framing here, like a real transport would add it
@@ -610,6 +610,15 @@ describe('flv: shared packaging of frame ranges', () => {
       assert.ok(!c.chunks.includes(startA) && !d.chunks.includes(startA), 'other selections and framings build their own');
       assert.equal(subB.framesSent, subA.framesSent, 'the shared start counts the frames it carries');
       assert.equal(subB.bytesSent, subA.bytesSent);
+      // A connection that gathers (one vectored write) gets the start's chunks as they are: the same
+      // objects for every joiner, tag headers included; the per-frame path makes its own headers.
+      const g1 = recSink('', true), g2 = recSink('', true);
+      await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(g1) });
+      await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(g2) });
+      const ownOf = (x: Uint8Array[], y: Uint8Array[]) => x.filter((ch) => !y.includes(ch)).length;
+      assert.ok(ownOf(g2.chunks, g1.chunks) <= 5, `only begin()'s header chunks are the joiner's own (${ownOf(g2.chunks, g1.chunks)})`);
+      assert.ok(ownOf(c.chunks, g1.chunks) >= 30, 'the per-frame path has its own tag headers');
+      assert.deepEqual(concat(g2.chunks), concat(a.chunks), 'same bytes gathered or joined');
       src.burst(1);
       const e = recSink();
       await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(e) });
@@ -618,6 +627,7 @@ describe('flv: shared packaging of frame ranges', () => {
       const bytesA = concat(a.chunks);
       assert.deepEqual(concat(b.chunks), bytesA, 'shared start = the builder\'s bytes, also after it');
       assert.deepEqual(concat(c.chunks), bytesA, 'shared start = per-frame path, byte for byte');
+      assert.deepEqual(concat(g2.chunks), bytesA, 'also gathered');
       assert.deepEqual(dechunk(concat(d.chunks)), bytesA, 'chunked framing carries the same FLV');
       assert.equal(subC.framesSent, subA.framesSent);
       for (const bytes of [bytesA, concat(e.chunks)]) {

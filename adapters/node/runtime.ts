@@ -166,7 +166,9 @@ const wsBuffered = (raw: unknown): number => {
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
   const ctx = c as Context;
   if (!isUpgrade(ctx.req.raw)) return undefined;
-  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, wsBuffered, writeRawWsFrame));
+  // Bun's `ws` is its own shim: no sender state to check (its _sender._state is null), so raw frames
+  // would never be taken there; without the writer its sinks frame nothing and gather nothing.
+  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, wsBuffered, RUNS_ON_BUN ? undefined : writeRawWsFrame));
 };
 
 /** @hono/node-server passes `{ incoming, outgoing }` as env (like its conninfo helper reads it). */

@@ -92,6 +92,8 @@ class NodeResponseSink implements ByteSink {
   }
 
   get framing(): Framing { return this.#body.framing; }
+  /** Straight to the socket: one vectored write (through res.write, a call per chunk). */
+  get gathers(): boolean { return this.#body instanceof SocketBody; }
   get buffered(): number { return this.#closed ? 0 : this.#body.buffered; }
   get closed(): boolean { return this.#closed; }
 

@@ -94,12 +94,12 @@ export class FlvPlaySink extends BatchedByteSink {
   }
 
   takeStart(): SharedStartBytes {
-    return { bytes: this.takeFramed(), state: this.lastMs };
+    return this.takeQueued(this.lastMs);
   }
 
   queueStart(start: SharedStartBytes): void {
     this.lastMs = start.state as number;
-    if (start.bytes) this.queueFramed(start.bytes);
+    this.queueShared(start);
   }
 
   shared(from: number, _to: number, sub: Subscriber): number {

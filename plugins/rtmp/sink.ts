@@ -224,12 +224,11 @@ export class RtmpPlaySink implements SubscriberSink {
   }
 
   takeStart(): SharedStartBytes {
-    const b = this.batch;
+    const parts = this.batch;
     let size = 0;
-    for (const c of b) size += c.length;
-    const bytes = b.length ? framedConcat('', b, size) : null;
+    for (const c of parts) size += c.length;
     this.batch = [];
-    return { bytes, state: { lastSeq: [...this.lastSeq], lastMs: [...this.lastMs], shared: this.sharedFrames, own: this.own } };
+    return { parts, size, state: { lastSeq: [...this.lastSeq], lastMs: [...this.lastMs], shared: this.sharedFrames, own: this.own } };
   }
 
   queueStart(start: SharedStartBytes): void {
@@ -237,7 +236,8 @@ export class RtmpPlaySink implements SubscriberSink {
     for (let k = 0; k < 3; k++) { this.lastSeq[k] = st.lastSeq[k]!; this.lastMs[k] = st.lastMs[k]!; }
     this.sharedFrames = st.shared;
     this.own = st.own;
-    if (start.bytes) this.batch.push(start.bytes);
+    // The connection's writev gathers the chunks (the frames' own packagings) into one write.
+    for (const c of start.parts) this.batch.push(c);
   }
 
   flush(): boolean {

@@ -40,9 +40,9 @@ export interface SubscriberSink {
    * the same first burst (sequence headers and the cached GOP, catch-up retimed), so it is built once and
    * its bytes written to each. `startKey` names what the sink's output depends on besides the engine's
    * state (its format and framing), or undefined when this subscriber's start cannot be shared.
-   * `takeStart` returns what config()/frame() queued since the last flush as one buffer framed for the
-   * transport, and the sink's own state after it; `queueStart` queues such a buffer (built by another
-   * subscriber's sink with the same key) and adopts that state.
+   * `takeStart` takes what config()/frame() queued since the last flush, and the sink's own state
+   * after it; `queueStart` queues such bytes (taken from another subscriber's sink with the same key)
+   * and adopts that state.
    */
   startKey?(sub: Subscriber): string | undefined;
   takeStart?(sub: Subscriber): SharedStartBytes;
@@ -72,8 +72,13 @@ export interface SubscriberSink {
 
 export type SubscriberState = 'waiting' | 'live' | 'blocked' | 'closed';
 
-/** A shared start's bytes as a sink took them (SubscriberSink.takeStart); null bytes: nothing queued. */
-export interface SharedStartBytes { bytes: Uint8Array | null; state: unknown }
+/**
+ * A shared start's bytes as a sink took them (SubscriberSink.takeStart): the chunks it queued (payload,
+ * not framed for a transport), their total size and the sink's own state after them. `joined`: the
+ * chunks in one framed buffer, made on first need by a sink whose connection would otherwise copy or
+ * make a call per chunk (see ByteSink.gathers), then shared too.
+ */
+export interface SharedStartBytes { parts: Uint8Array[]; size: number; state: unknown; joined?: Uint8Array }
 
 /** What a shared start leaves a subscriber in (Subscriber.sharedStart). */
 interface SharedStart {
@@ -522,7 +527,7 @@ export class Subscriber {
       this.bytesSent += st.bytes;
     }
     if (this.cursor >= this.retimeEnd) this.retimeEnd = -1;
-    if (st.out.bytes) {
+    if (st.out.size > 0) {
       sink.queueStart(st.out, this);
       if (!sink.flush(this)) {
         if (this.state === 'live') this.blocked();

@@ -3,7 +3,7 @@
 // the ByteSink's drain/close to the subscriber. Format plugins (flv, mp4) add begin/config/frame.
 
 import type { CodecConfig, Frame, Track } from '../core/frame.ts';
-import type { Subscriber, SubscriberSink } from '../core/subscriber.ts';
+import type { SharedStartBytes, Subscriber, SubscriberSink } from '../core/subscriber.ts';
 import type { ByteSink } from './body.ts';
 import { type Framing, framedConcat } from './framing.ts';
 
@@ -58,18 +58,29 @@ export abstract class BatchedByteSink implements SubscriberSink {
     this.framed = b;
   }
 
-  /**
-   * What was queued since the last flush as one buffer with this.framing, taken off the queue (null:
-   * nothing queued). For a shared start (SubscriberSink.takeStart): it is then written to every player
-   * that joins at the same point through queueFramed().
-   */
-  protected takeFramed(): Uint8Array | null {
-    const b = this.batch;
-    if (!b.length) return null;
+  /** What was queued since the last flush, taken off the queue (for SubscriberSink.takeStart). */
+  protected takeQueued(state: unknown): SharedStartBytes {
+    const parts = this.batch;
     this.batch = [];
     let size = 0;
-    for (const c of b) size += c.byteLength;
-    return framedConcat(this.framing, b, size);
+    for (const c of parts) size += c.byteLength;
+    return { parts, size, state };
+  }
+
+  /**
+   * Queue a shared start (SubscriberSink.queueStart). Where the connection gathers (one vectored
+   * write, nothing copied) its chunks go out as they are; elsewhere one framed buffer, made once for
+   * every player that joins at that point. The chunks are the frames' own packagings, so a player
+   * whose connection holds them back keeps nothing alive that the stream's other players do not.
+   */
+  protected queueShared(start: SharedStartBytes): void {
+    if (start.size === 0) return;
+    if (this.out.gathers) {
+      if (this.framed) this.flush(); // keep the order
+      for (const c of start.parts) this.batch.push(c);
+      return;
+    }
+    this.queueFramed((start.joined ??= framedConcat(this.framing, start.parts, start.size)));
   }
 
   flush(): boolean {

@@ -20,6 +20,11 @@ export interface ByteSink {
   write(chunk: Uint8Array): boolean;
   /** Queue several chunks in order. Same return as write(). */
   writev(chunks: Uint8Array[]): boolean;
+  /**
+   * True when writev() hands its chunks to the connection as they are, in one vectored write (no copy,
+   * no call per chunk): many small chunks then cost about what one buffer does.
+   */
+  readonly gathers?: boolean;
   /** Bytes queued and not yet taken by the consumer. */
   readonly buffered: number;
   /** True after end() or once the consumer went away; writes are then dropped. */
@@ -201,6 +206,9 @@ class WsSink extends SinkBase {
   }
 
   get framing(): Framing { return this.#ws.sendFramed ? 'ws' : ''; }
+
+  /** Raw frames: the header and the chunks go to the socket as one vectored write. */
+  get gathers(): boolean { return this.#ws.sendFramed !== undefined; }
 
   writeFramed(framed: Uint8Array): boolean {
     if (!this.#open()) return false;
