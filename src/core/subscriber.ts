@@ -505,12 +505,6 @@ export class Subscriber {
     if (!this.shareable || this.degraded || !sink.takeStart || !sink.queueStart) return false;
     const sk = sink.startKey?.(this);
     if (sk === undefined) return false;
-    // What begin() queued (headers) goes out first, on its own.
-    if (!sink.flush(this)) {
-      if (this.state === 'live') this.blocked();
-      return true;
-    }
-    if (this.state !== 'live') return true;
     const key = `start:${sk}:${this.retimeEnd}:${this.retimeK}:${this.retimeEdgeSec}:${this.baseSec}`;
     let built = false;
     const st = this.stream.sharedRange(key, c, () => {
@@ -527,12 +521,11 @@ export class Subscriber {
       this.bytesSent += st.bytes;
     }
     if (this.cursor >= this.retimeEnd) this.retimeEnd = -1;
-    if (st.out.size > 0) {
-      sink.queueStart(st.out, this);
-      if (!sink.flush(this)) {
-        if (this.state === 'live') this.blocked();
-        return true;
-      }
+    // After what begin() queued (headers): one write where the connection gathers.
+    if (st.out.size > 0) sink.queueStart(st.out, this);
+    if (!sink.flush(this)) {
+      if (this.state === 'live') this.blocked();
+      return true;
     }
     this.flushEvery = MAX_BATCH_BYTES;
     return true;
@@ -540,8 +533,11 @@ export class Subscriber {
 
   /** Run the per-frame path from `c` without flushing and take what it queued (see sharedStart). */
   private buildStart(c: number): SharedStart {
+    // What begin() queued is this player's own: out first, so the burst holds only the shared part.
+    // (Pushback shows at the flush after the burst.)
+    this.sink.flush(this);
     const frames0 = this.framesSent, bytes0 = this.bytesSent;
-    const every = this.flushEvery, retimeEnd = this.retimeEnd;
+    const every = this.flushEvery;
     this.flushEvery = Infinity;
     this.capturing = true;
     try {
@@ -550,7 +546,6 @@ export class Subscriber {
       this.flushEvery = every;
       this.capturing = false;
     }
-    this.retimeEnd = retimeEnd; // sharedStart clears it, for every subscriber alike
     return {
       out: this.sink.takeStart!(this),
       cursor: this.cursor, needKey: this.needKey, baseSec: this.baseSec, retimeLastMs: this.retimeLastMs,
