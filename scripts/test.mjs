@@ -62,6 +62,44 @@ if (!filters.length) {
   console.log('typecheck ok');
 }
 const totals = { passed: 0, failed: 0, skipped: 0 };
+
+// The failing tests' names and first error lines, repeated under the summary: CI keeps only the tail
+// of a long log, and a flaky test is found by its name.
+function failures(rt, out) {
+  const lines = strip(out).split('\n');
+  const got = [];
+  if (rt === 'bun') {
+    // Bun prints a test's error above its "(fail)" line, after the previous test's result line.
+    lines.forEach((l, i) => {
+      if (!l.startsWith('(fail) ')) return;
+      let j = i - 1;
+      while (j >= 0 && i - j <= 60 && !/^\((pass|skip|fail|todo)\) /.test(lines[j])) j--;
+      const block = lines.slice(j + 1, i).map((x) => x.trim());
+      const said = block.filter((x) => /^(\w*Error\b|error:)/.test(x)).slice(0, 3);
+      const where = block.filter((x) => /^at .*\/(test|src|plugins|adapters)\//.test(x)).slice(0, 2);
+      got.push(l, ...[...said, ...where].map((x) => '    ' + x));
+    });
+  } else if (rt === 'node') {
+    // TAP: "not ok N - name", then a YAML block with the error; a failing suite repeats its child.
+    lines.forEach((l, i) => {
+      const m = l.match(/^(\s*)not ok \d+ - (.*)$/);
+      if (!m) return;
+      const detail = [];
+      for (let j = i + 1; j < lines.length && j < i + 40 && !/^\s*\.\.\.$/.test(lines[j]); j++) {
+        if (/^\s*(error|location|failureType|code):/.test(lines[j])) detail.push('    ' + lines[j].trim());
+      }
+      got.push(`not ok - ${m[2]}`, ...detail.slice(0, 4));
+    });
+  } else {
+    // Deno lists "name => file:line" under "FAILURES" at the end.
+    const at = lines.findIndex((l) => /^\s*FAILURES\s*$/.test(l));
+    if (at >= 0) for (let j = at + 1; j < lines.length && lines[j].trim(); j++) got.push(lines[j].trim());
+    const err = lines.findIndex((l) => /^\s*ERRORS\s*$/.test(l));
+    const end = at > err ? Math.min(at, err + 16) : err + 16;
+    if (err >= 0) got.push(...lines.slice(err + 1, end).filter((x) => x.trim()).map((x) => '    ' + x.trim()));
+  }
+  return got.slice(0, 60);
+}
 let anyFail = false;
 const results = [];
 
@@ -83,19 +121,19 @@ for (const rt of which) {
     const m = strip(r.out);
     const pass = +(m.match(/^# pass (\d+)/m)?.[1] ?? 0), fail = +(m.match(/^# fail (\d+)/m)?.[1] ?? 0);
     const skip = +(m.match(/^# skipped (\d+)/m)?.[1] ?? 0) + +(m.match(/^# todo (\d+)/m)?.[1] ?? 0);
-    results.push({ rt, pass, fail, skip, code: r.code });
+    results.push({ rt, pass, fail, skip, code: r.code, failed: failures(rt, r.out) });
   } else if (rt === 'deno') {
     r = await run(binOf('deno', 'deno'), ['test', '-A', '--no-check', ...files], { M7S_TEST_RUNTIME: 'deno', NO_COLOR: '1' });
     const m = strip(r.out).match(/(ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?(?: \| (\d+) ignored(?: \((\d+) steps?\))?)?/);
     // describe/it become steps under Deno; count steps when present so the figures compare with Node's.
     const pass = m ? +(m[3] ?? m[2]) : 0, fail = m ? +(m[5] ?? m[4]) : 0, skip = m ? +(m[7] ?? m[6] ?? 0) : 0;
-    results.push({ rt, pass, fail, skip, code: r.code });
+    results.push({ rt, pass, fail, skip, code: r.code, failed: failures(rt, r.out) });
   } else {
     r = await run(binOf('bun', 'bun'), ['test', '--timeout', '300000', ...files.map((f) => './' + f)], { M7S_TEST_RUNTIME: 'bun' });
     const m = strip(r.out);
     const pass = +(m.match(/^\s*(\d+) pass/m)?.[1] ?? 0), fail = +(m.match(/^\s*(\d+) fail/m)?.[1] ?? 0);
     const skip = +(m.match(/^\s*(\d+) skip/m)?.[1] ?? 0);
-    results.push({ rt, pass, fail, skip, code: r.code });
+    results.push({ rt, pass, fail, skip, code: r.code, failed: failures(rt, r.out) });
   }
   if (r.code !== 0) anyFail = true;
 }
@@ -105,6 +143,11 @@ for (const x of results) {
   console.log(`${x.rt.padEnd(5)} ${x.pass} passed, ${x.fail} failed, ${x.skip} skipped (exit ${x.code})`);
   totals.passed += x.pass; totals.failed += x.fail; totals.skipped += x.skip;
   if (x.code !== 0 && x.fail === 0) totals.failed += 1; // a runner that crashed counts as a failure
+}
+for (const x of results) {
+  if (!x.failed.length) continue;
+  console.log(`\n--- failed on ${x.rt} ---`);
+  for (const l of x.failed) console.log(l);
 }
 console.log(`total: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(anyFail || totals.failed ? 1 : 0);
