@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// What a WebSocket join costs the runtime itself, before any m7s code: a 20-line server answers every
+// upgrade with one message of --burst bytes (a catch-up GOP's size), and --n clients join the way the
+// bench's players do (50 every 20 ms). Measured in the server: its CPU (user, sys) from the first
+// connection's open to the last one's, per join. Servers:
+//   bun-native   Bun.serve + server.upgrade (what global.http.nativeserver: true runs)
+//   bun-nodehttp Bun's node:http + its `ws` (m7s's default on Bun)
+//   node-nodehttp Node's node:http + `ws` (m7s on Node)
+//   deno-nodehttp Deno's node:http + `ws` (m7s's default on Deno)
+//
+//   node bench/ws-join-cost.mjs [--n 1000] [--burst 55000] [--rounds 3] [--servers bun-native,bun-nodehttp,node-nodehttp,deno-nodehttp]
+//
+// Prints one line per run and the median per server. Server on core 0, clients on core 1 (taskset when
+// present). Compare the servers of one run as ratios: the machine is shared.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, realpathSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+
+const ROOT = resolve(new URL('..', import.meta.url).pathname);
+const { values: a } = parseArgs({
+  options: {
+    n: { type: 'string', default: '1000' }, burst: { type: 'string', default: '55000' }, rounds: { type: 'string', default: '3' },
+    servers: { type: 'string', default: 'bun-native,bun-nodehttp,node-nodehttp,deno-nodehttp' },
+  },
+});
+const N = Number(a.n), BURST = Number(a.burst), ROUNDS = Number(a.rounds);
+const bin = (name) => (existsSync(join(ROOT, 'node_modules/.bin', name)) ? realpathSync(join(ROOT, 'node_modules/.bin', name)) : name);
+const BUN = bin('bun'), DENO = bin('deno');
+const TASKSET = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+
+const script = join(ROOT, 'bench/load/ws-join-server.mjs');
+
+async function once(server) {
+  const [runtime, pre, mode] = {
+    'bun-native': [BUN, [], 'native'], 'bun-nodehttp': [BUN, [], 'nodehttp'],
+    'node-nodehttp': [process.execPath, [], 'nodehttp'], 'deno-nodehttp': [DENO, ['run', '-A'], 'nodehttp'],
+  }[server];
+  const argv = [...pre, script, mode, String(N), String(BURST)];
+  const p = TASKSET ? spawn('taskset', ['-c', '0', runtime, ...argv]) : spawn(runtime, argv);
+  const lines = [];
+  let buf = '';
+  const next = () => new Promise((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`${server}: no answer`)), 30_000);
+    const look = () => { if (lines.length) { clearTimeout(t); res(JSON.parse(lines.shift())); } else setTimeout(look, 5); };
+    look();
+  });
+  p.stdout.on('data', (d) => { buf += d; let i; while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); } });
+  p.stderr.on('data', (d) => process.stderr.write(d));
+  const { port } = await next();
+  const socks = [];
+  for (let i = 0; i < N; i++) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    ws.on('error', () => {});
+    socks.push(ws);
+    if (i % 50 === 49) await new Promise((r) => setTimeout(r, 20));
+  }
+  const r = await next();
+  for (const ws of socks) ws.terminate();
+  await new Promise((res) => p.once('exit', res));
+  return r;
+}
+
+if (TASKSET) spawnSync('taskset', ['-cp', '1', String(process.pid)]);
+const servers = a.servers.split(',');
+const all = Object.fromEntries(servers.map((s) => [s, []]));
+for (let r = 0; r < ROUNDS; r++) {
+  for (const s of servers) {
+    const x = await once(s);
+    all[s].push(x);
+    console.log(`${s.padEnd(14)} round ${r + 1}: user ${x.user.toFixed(0)} µs + sys ${x.sys.toFixed(0)} µs per join`);
+  }
+}
+const med = (v) => { const s = [...v].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
+console.log(`\nmedian per join (n ${N}, burst ${BURST} bytes, ${ROUNDS} rounds): | server | user µs | sys µs | total µs |`);
+for (const s of servers) {
+  const u = med(all[s].map((x) => x.user)), y = med(all[s].map((x) => x.sys)), t = med(all[s].map((x) => x.user + x.sys));
+  console.log(`| ${s} | ${u.toFixed(0)} | ${y.toFixed(0)} | ${t.toFixed(0)} |`);
+}
