@@ -12,7 +12,8 @@ import { currentRuntime } from '../adapters/current.ts';
 import { Server } from '../src/server.ts';
 import { Logger } from '../src/log.ts';
 import { definePlugin } from '../src/plugin.ts';
-import { canonicalPath, isGuardedPath } from '../src/http/guard.ts';
+import { canonicalPath, canonicalPathFull, isGuardedPath } from '../src/http/guard.ts';
+import { prng } from './helpers/fuzz.ts';
 import { IpSet, parseIp } from '../src/net/ip.ts';
 import { SyntheticSource } from '../src/core/synthetic.ts';
 import flv from '../plugins/flv/index.ts';
@@ -149,6 +150,21 @@ describe('security: API guard (faults 1 and 4, secure defaults)', () => {
       assert.ok(isGuardedPath(p), p);
     }
     for (const p of ['/flv/live/x.flv', '/hls/live/x.m3u8', '/demo/open', '/apix', '/a/b/api']) assert.ok(!isGuardedPath(p), p);
+  });
+
+  it('canonicalPath\'s shortcut for plain paths gives what the whole algorithm gives (seeded random paths)', () => {
+    const rnd = prng(19);
+    const atoms = ['/', '/', '/', 'a', 'B', 'api', 'API', 'flv', '.', '..', '%2e', '%2E', '%2f', '%61', '%25', '%', '\\', ' ', '\t', '\u00a0', 'x.flv', '.hidden', 'é', 'İ'];
+    let plain = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let p = rnd() < 0.9 ? '/' : '';
+      const n = 1 + Math.floor(rnd() * 8);
+      for (let k = 0; k < n; k++) p += atoms[Math.floor(rnd() * atoms.length)];
+      if (/^(?:\/[^/%\\\s.][^/%\\\s]*)+\/?$/.test(p)) plain++;
+      assert.equal(canonicalPath(p), canonicalPathFull(p), JSON.stringify(p));
+    }
+    assert.ok(plain > 1000, `${plain} of the paths took the shortcut`);
+    for (const p of ['/flv/live/bench.flv', '/API/', '/a/b/', '/', '']) assert.equal(canonicalPath(p), canonicalPathFull(p), p);
   });
 
   it('IP ranges: loopback is 127.0.0.0/8 and ::1, IPv4-mapped forms included', () => {

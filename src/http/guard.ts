@@ -55,8 +55,22 @@ export type ApiDecision =
 /** /api/... or /{anything}/api/... in the canonical form. */
 const API_RE = /^\/(?:[^/]+\/)?api(?:\/|$)/;
 
+/**
+ * A path with nothing to decode or collapse: segments with no `%`, backslash or whitespace, none empty,
+ * none starting with `.` (so no `.` or `..`). Its canonical form is itself, lower-cased, without a
+ * trailing slash: what canonicalPathFull makes of it, without building the segments (every request
+ * passes here twice; test/security.test.ts compares the two on random paths).
+ */
+const PLAIN_PATH = /^(?:\/[^/%\\\s.][^/%\\\s]*)+\/?$/;
+
 /** Decodes percent-escapes until stable (at most 4 rounds); `\` → `/`; collapses `//`, `.`, `..`; lower-case. */
 export function canonicalPath(p: string): string {
+  if (PLAIN_PATH.test(p)) return (p.charCodeAt(p.length - 1) === 47 ? p.slice(0, -1) : p).toLowerCase();
+  return canonicalPathFull(p);
+}
+
+/** canonicalPath without the shortcut for plain paths. */
+export function canonicalPathFull(p: string): string {
   let s = p;
   for (let i = 0; i < 4; i++) {
     let d: string;
