@@ -9,6 +9,8 @@ import {
   type FlvTag, type FlvDemuxerOptions,
 } from '../src/format/flv.ts';
 import { amf0Encode } from '../src/format/amf.ts';
+import { flvMetaData, flvMetaFields } from '../src/format/flv-media.ts';
+import { Track } from '../src/core/frame.ts';
 import { concat, FormatError, fromHex, toHex, UnsupportedFormatError } from '../src/format/bytes.ts';
 import { parseAvcC } from '../src/codec/h264.ts';
 import { parseAsc } from '../src/codec/aac.ts';
@@ -381,6 +383,23 @@ describe('FLV script data', () => {
     const s = parseScriptTagBody(buildScriptTagBody('onTextData', { text: 'hi' }, 2));
     assert.deepEqual(s, { name: 'onTextData', value: { text: 'hi' }, values: [{ text: 'hi' }, 2] });
     assert.throws(() => parseScriptTagBody(amf0Encode(1, 2)), /name string/);
+  });
+
+  it('onMetaData for the same tracks is encoded once and shared; a changed field gets its own', () => {
+    const v = new Track('video', 0, 90000, { codec: 'h264', width: 1280, height: 720 });
+    const a = new Track('audio', 0, 44100, { codec: 'aac', sampleRate: 44100, channels: 2 });
+    v.fps = 30;
+    const m1 = flvMetaData([v, a]), m2 = flvMetaData([v, a]);
+    assert.equal(m2, m1, 'the same bytes object for a second player');
+    assert.deepEqual(m1, buildOnMetaData(flvMetaFields([v, a])), 'what encoding the fields gives');
+    assert.deepEqual(parseOnMetaData(m1), { width: 1280, height: 720, framerate: 30, videocodecid: 7, audiocodecid: 10, audiosamplerate: 44100, stereo: true, encoder: 'm7s' });
+    v.fps = 29.9;
+    const m3 = flvMetaData([v, a]);
+    assert.notEqual(m3, m1);
+    assert.equal(parseOnMetaData(m3)!.framerate, 29.9);
+    assert.notEqual(flvMetaData([v]), m1, 'other tracks, other bytes');
+    // More distinct values than the cache keeps: still right.
+    for (let i = 0; i < 100; i++) { v.fps = i; assert.equal(parseOnMetaData(flvMetaData([v]))!.framerate, i || undefined); }
   });
 });
 

@@ -18,7 +18,7 @@
 import type { CodecConfig, Frame, Track } from '../../src/plugin.ts';
 import type { SharedStartBytes, Subscriber, SubscriberSink } from '../../src/plugin.ts';
 import { AmfEcmaArray, amf0Encode } from '../../src/format/amf.ts';
-import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaFields, flvSequenceHeader } from '../../src/format/flv-media.ts';
+import { flvBody, flvBodyWithCts, flvCanCarry, flvMetaFields, flvSequenceHeader, metaBytes } from '../../src/format/flv-media.ts';
 import { framedConcat } from '../../src/net/framing.ts';
 import { chunkBody, chunkMessage, MSG, type0Header, type1Header, UC } from './chunk.ts';
 import type { RtmpConnection } from './conn.ts';
@@ -129,8 +129,11 @@ export class RtmpPlaySink implements SubscriberSink {
     sub.bufferedFn = () => this.rc.conn.buffered;
     this.hooks.begin?.(sub);
     const tracks = sub.tracks().filter(flvCanCarry);
-    const meta = new AmfEcmaArray(flvMetaFields(tracks));
-    const payload = this.hooks.setDataFrame ? amf0Encode('@setDataFrame', 'onMetaData', meta) : amf0Encode('onMetaData', meta);
+    const fields = flvMetaFields(tracks), push = !!this.hooks.setDataFrame;
+    const payload = metaBytes(push ? 'rtmp-push' : 'rtmp', fields, () => {
+      const meta = new AmfEcmaArray(fields);
+      return push ? amf0Encode('@setDataFrame', 'onMetaData', meta) : amf0Encode('onMetaData', meta);
+    });
     this.batch.push(...chunkMessage(this.csids[KIND.data], MSG.DATA_AMF0, this.streamId, 0, [payload], this.rc.outChunkSize));
   }
 
