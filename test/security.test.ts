@@ -14,6 +14,7 @@ import { Logger } from '../src/log.ts';
 import { definePlugin } from '../src/plugin.ts';
 import { canonicalPath, canonicalPathFull, isGuardedPath } from '../src/http/guard.ts';
 import { prng } from './helpers/fuzz.ts';
+import { urlParts } from '../src/http/url.ts';
 import { IpSet, parseIp } from '../src/net/ip.ts';
 import { SyntheticSource } from '../src/core/synthetic.ts';
 import flv from '../plugins/flv/index.ts';
@@ -165,6 +166,24 @@ describe('security: API guard (faults 1 and 4, secure defaults)', () => {
     }
     assert.ok(plain > 1000, `${plain} of the paths took the shortcut`);
     for (const p of ['/flv/live/bench.flv', '/API/', '/a/b/', '/', '']) assert.equal(canonicalPath(p), canonicalPathFull(p), p);
+  });
+
+  it('urlParts gives new URL()\'s pathname and search, with or without its shortcut (seeded random URLs)', () => {
+    const rnd = prng(20);
+    const atoms = ['/', '/', 'a', 'B', 'live', '.', '..', '%2e', '%2E', '%', '%41', '\\', ' ', '?', '??', '=', '&', '#', 'x.flv',
+      '.flv', 'é', '"', '<', '{', '|', '^', '`', '\t', '~', ':', '@', '!', "'", '(', '*', ';', ','];
+    let n = 0;
+    for (let i = 0; i < 20_000; i++) {
+      let s = 'http://127.0.0.1:8080' + (rnd() < 0.9 ? '/' : '');
+      const k = 1 + Math.floor(rnd() * 8);
+      for (let j = 0; j < k; j++) s += atoms[Math.floor(rnd() * atoms.length)];
+      let u: URL;
+      try { u = new URL(s); } catch { continue; }
+      n++;
+      assert.deepEqual(urlParts(s), { pathname: u.pathname, search: u.search }, JSON.stringify(s));
+    }
+    assert.ok(n > 15_000);
+    assert.deepEqual(urlParts('http://h/flv/live/x.flv?token=a%20b&x=1'), { pathname: '/flv/live/x.flv', search: '?token=a%20b&x=1' });
   });
 
   it('IP ranges: loopback is 127.0.0.0/8 and ::1, IPv4-mapped forms included', () => {

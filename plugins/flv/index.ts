@@ -12,6 +12,7 @@ import type { Context } from 'hono';
 import { EngineError } from '../../src/plugin.ts';
 import type { Publisher } from '../../src/plugin.ts';
 import { requestAuth } from '../../src/http/peer.ts';
+import { urlParts } from '../../src/http/url.ts';
 import { FormatError } from '../../src/format/bytes.ts';
 import type { WsConn } from '../../src/net/types.ts';
 import { t } from '../../src/config/schema.ts';
@@ -140,7 +141,7 @@ export default definePlugin({
     // ------------------------------------------------------------------------------------ streams
 
     ctx.http.on(['GET', 'HEAD', 'POST', 'PUT', 'OPTIONS'], '/*', async (c, next) => {
-      const url = new URL(c.req.url);
+      const url = urlParts(c.req.url);
       // The stream path: everything after /flv/ with the .flv extension removed; the query = args.
       const m = /^\/flv\/(.+)\.flv$/i.exec(url.pathname);
       if (!m) return next();
@@ -149,11 +150,12 @@ export default definePlugin({
       const method = c.req.method;
       if (method === 'OPTIONS') return new Response(null, { status: 204, headers: { allow: 'GET, HEAD, POST, PUT, OPTIONS' } });
       if (method === 'HEAD') return new Response(null, { status: 200, headers: PLAY_HEADERS });
-      const who = requestAuth(c);
-      const remote = who.remote ?? ctx.remoteOf(c);
-      if (method === 'POST' || method === 'PUT') return httpPublish(c, target, streamPath, remote, who);
-      if (c.req.header('upgrade')?.toLowerCase() === 'websocket' && url.searchParams.has('publish')) {
-        const res = await ctx.upgradeWebSocket(c, wsPublish(target, streamPath, remote, who));
+      // Publishers' credentials and peer (players get theirs in ctx.play).
+      const publisher = () => { const who = requestAuth(c); return { who, remote: who.remote ?? ctx.remoteOf(c) }; };
+      if (method === 'POST' || method === 'PUT') { const p = publisher(); return httpPublish(c, target, streamPath, p.remote, p.who); }
+      if (c.req.header('upgrade')?.toLowerCase() === 'websocket' && new URLSearchParams(url.search).has('publish')) {
+        const p = publisher();
+        const res = await ctx.upgradeWebSocket(c, wsPublish(target, streamPath, p.remote, p.who));
         if (res) return res;
       }
       return ctx.play(c, {

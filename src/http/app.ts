@@ -74,6 +74,9 @@ export function applyMiddleware(app: Hono, http: () => HttpConfig, logger: Logge
     const q = url.indexOf('?');
     const start = url.indexOf('/', url.indexOf(':') + 3);
     const rawPath = start < 0 ? '/' : url.slice(start, q < 0 ? undefined : q);
+    // Players and publishers (no API path in any form) pass as apiAccess would let them, before the
+    // peer lookup and the query are built: a join storm's requests are all of this kind.
+    if (!isGuardedPath(c.req.path, rawPath)) { await next(); return; }
     const req = {
       method: c.req.method, path: c.req.path, rawPath, ip: peer(c), headers: c.req.raw.headers,
       query: new URLSearchParams(q < 0 ? '' : url.slice(q + 1)),
