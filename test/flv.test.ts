@@ -13,8 +13,10 @@ import { FlvDemuxer, flvHeader, parseVideoTagBody, FLV_TAG_VIDEO, type FlvTag } 
 import { FormatError } from '../src/format/bytes.ts';
 import { FlvFeed } from '../plugins/flv/feed.ts';
 import { FlvPlaySink } from '../plugins/flv/play.ts';
+import { prefixedStart } from '../src/net/batch-sink.ts';
 import { Engine } from '../src/core/engine.ts';
 import { defaultSubscribe } from '../src/core/config.ts';
+import type { SharedStartBytes } from '../src/core/subscriber.ts';
 import type { ByteSink } from '../src/net/body.ts';
 import type { Framing } from '../src/net/framing.ts';
 import { ffmpegPath, ffprobe, run, sleep, start, startServer, testSourceArgs, until, videoLoss, type TestServer } from './helpers/media.ts';
@@ -591,6 +593,26 @@ describe('flv: shared packaging of frame ranges', () => {
     }
   });
 
+  it('a start after a player\'s head bytes: one buffer per distinct head, exact bytes, framed once', () => {
+    const u8 = (...b: number[]) => new Uint8Array(b);
+    const start: SharedStartBytes = { parts: [u8(1, 2, 3), u8(4, 5)], size: 5, state: 0 };
+    const x1 = prefixedStart(start, [u8(9), u8(8)], '')!;
+    assert.deepEqual([...x1], [9, 8, 1, 2, 3, 4, 5]);
+    const x2 = prefixedStart(start, [u8(9), u8(7)], '')!;
+    assert.deepEqual([...x2], [9, 7, 1, 2, 3, 4, 5], 'another head: its own bytes');
+    assert.equal(prefixedStart(start, [u8(9, 8)], ''), x1, 'the same head bytes in other chunks: the same buffer');
+    assert.equal(prefixedStart(start, [u8(9, 7)], ''), x2);
+    assert.deepEqual([...prefixedStart(start, [u8(9, 8, 0)], '')!], [9, 8, 0, 1, 2, 3, 4, 5], 'a longer head is not a match');
+    // Kept per start: a few heads; an evicted one is built again, with the right bytes.
+    for (let h = 10; h < 15; h++) assert.deepEqual([...prefixedStart(start, [u8(h)], '')!], [h, 1, 2, 3, 4, 5]);
+    assert.deepEqual([...prefixedStart(start, [u8(9), u8(8)], '')!], [9, 8, 1, 2, 3, 4, 5]);
+    assert.ok(start.withHead!.length <= 4);
+    // WebSocket framing: one frame header for head and start together.
+    const ws = prefixedStart({ parts: [u8(1, 2, 3)], size: 3, state: 0 }, [u8(7)], 'ws')!;
+    assert.deepEqual([...ws], [0x82, 4, 7, 1, 2, 3]);
+    assert.equal(prefixedStart(start, [new Uint8Array(16 * 1024 + 1)], ''), null, 'a long head is not shared');
+  });
+
   it('players joining at one point share one start burst (catch-up retimed); bytes equal the per-frame path', async () => {
     const engine = new Engine({ subscribe: { ...defaultSubscribe, catchup: 100 } });
     try {
@@ -600,14 +622,23 @@ describe('flv: shared packaging of frame ranges', () => {
       const a = recSink(), b = recSink(), c = recSink(), d = recSink('chunked');
       const subA = await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(a) });
       const subB = await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(b) });
+      const b2 = recSink();
+      await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(b2) });
       // data: true takes data tracks too, so its start is its own (the per-frame path, flushed in batches)
       const subC = await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(c), data: true });
       await engine.subscribe('live/start', { protocol: 'flv', sink: new FlvPlaySink(d) });
       const biggest = (cs: Uint8Array[]) => cs.reduce((m, x) => (x.length > m.length ? x : m));
       const startA = biggest(a.chunks);
       assert.ok(startA.length > 30_000, `the GOP goes out in one buffer (${startA.length} bytes)`);
-      assert.ok(b.chunks.includes(startA), 'the second joiner writes the first one\'s start buffer');
-      assert.ok(!c.chunks.includes(startA) && !d.chunks.includes(startA), 'other selections and framings build their own');
+      // The builder wrote its headers, then the start; a joiner after it writes both in one buffer
+      // (one WebSocket message, one send), and the next joiner with the same headers that same buffer.
+      assert.equal(b.chunks.length, 1, 'a joiner\'s headers and start go out in one write');
+      const startB = b.chunks[0]!;
+      assert.deepEqual(startB.subarray(startB.length - startA.length), startA, 'its start is the builder\'s');
+      assert.deepEqual(startB.subarray(0, startB.length - startA.length), concat(a.chunks.slice(0, a.chunks.indexOf(startA))), 'after the same headers');
+      assert.equal(b2.chunks.length, 1);
+      assert.equal(b2.chunks[0], startB, 'the next joiner with the same headers writes the same buffer');
+      assert.ok(![startA, startB].some((x) => c.chunks.includes(x) || d.chunks.includes(x)), 'other selections and framings build their own');
       assert.equal(subB.framesSent, subA.framesSent, 'the shared start counts the frames it carries');
       assert.equal(subB.bytesSent, subA.bytesSent);
       // A connection that gathers (one vectored write) gets the start's chunks as they are: the same
@@ -626,6 +657,7 @@ describe('flv: shared packaging of frame ranges', () => {
       src.burst(20);
       const bytesA = concat(a.chunks);
       assert.deepEqual(concat(b.chunks), bytesA, 'shared start = the builder\'s bytes, also after it');
+      assert.deepEqual(concat(b2.chunks), bytesA);
       assert.deepEqual(concat(c.chunks), bytesA, 'shared start = per-frame path, byte for byte');
       assert.deepEqual(concat(g2.chunks), bytesA, 'also gathered');
       assert.deepEqual(dechunk(concat(d.chunks)), bytesA, 'chunked framing carries the same FLV');

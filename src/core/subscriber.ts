@@ -78,7 +78,11 @@ export type SubscriberState = 'waiting' | 'live' | 'blocked' | 'closed';
  * chunks in one framed buffer, made on first need by a sink whose connection would otherwise copy or
  * make a call per chunk (see ByteSink.gathers), then shared too.
  */
-export interface SharedStartBytes { parts: Uint8Array[]; size: number; state: unknown; joined?: Uint8Array }
+export interface SharedStartBytes {
+  parts: Uint8Array[]; size: number; state: unknown; joined?: Uint8Array;
+  /** The same after a player's own head bytes (its stream headers), per distinct head: one write per join. */
+  withHead?: { head: Uint8Array; bytes: Uint8Array }[];
+}
 
 /** What a shared start leaves a subscriber in (Subscriber.sharedStart). */
 interface SharedStart {

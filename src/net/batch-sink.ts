@@ -70,8 +70,9 @@ export abstract class BatchedByteSink implements SubscriberSink {
   /**
    * Queue a shared start (SubscriberSink.queueStart). Where the connection gathers (one vectored
    * write, nothing copied) its chunks go out as they are; elsewhere one framed buffer, made once for
-   * every player that joins at that point. The chunks are the frames' own packagings, so a player
-   * whose connection holds them back keeps nothing alive that the stream's other players do not.
+   * every player that joins at that point with the same headers queued before it. The chunks are the
+   * frames' own packagings, so a player whose connection holds them back keeps nothing alive that the
+   * stream's other players do not.
    */
   protected queueShared(start: SharedStartBytes): void {
     if (start.size === 0) return;
@@ -80,6 +81,10 @@ export abstract class BatchedByteSink implements SubscriberSink {
       for (const c of start.parts) this.batch.push(c);
       return;
     }
+    // What the player queued before it (begin()'s headers, the same for the players of one stream) goes
+    // out in the same buffer: one write per join instead of two (a WebSocket message or a send each).
+    const withHead = this.framed === null && this.batch.length > 0 ? prefixedStart(start, this.batch, this.framing) : null;
+    if (withHead) { this.batch = []; this.framed = withHead; return; }
     this.queueFramed((start.joined ??= framedConcat(this.framing, start.parts, start.size)));
   }
 
@@ -105,4 +110,37 @@ export abstract class BatchedByteSink implements SubscriberSink {
     this.out.end();
     this.onEnd?.(reason);
   }
+}
+
+/** Head bytes longer than this are not worth a start of their own; the start goes out after them. */
+const MAX_START_HEAD = 16 * 1024;
+/** Distinct heads kept per start (players of one stream mostly have one; a few selections differ). */
+const MAX_START_HEADS = 4;
+
+/**
+ * The start in one framed buffer after `head` (what the player queued before it), made once per distinct
+ * head bytes and kept on the start for the next joiners (SharedStartBytes.withHead). Null when the head
+ * is too long to share. (Exported for its test.)
+ */
+export function prefixedStart(start: SharedStartBytes, head: readonly Uint8Array[], framing: Framing): Uint8Array | null {
+  let n = 0;
+  for (const c of head) n += c.byteLength;
+  if (n > MAX_START_HEAD) return null;
+  const kept = (start.withHead ??= []);
+  for (const e of kept) if (e.head.byteLength === n && sameBytes(e.head, head)) return e.bytes;
+  const one = framedConcat('', head, n);
+  const bytes = framedConcat(framing, [one, ...start.parts], n + start.size);
+  if (kept.length >= MAX_START_HEADS) kept.shift();
+  kept.push({ head: one, bytes });
+  return bytes;
+}
+
+/** Whether `chunks`, one after the other, hold exactly the bytes of `b` (same total length checked by the caller). */
+function sameBytes(b: Uint8Array, chunks: readonly Uint8Array[]): boolean {
+  let off = 0;
+  for (const c of chunks) {
+    for (let i = 0; i < c.length; i++) if (c[i] !== b[off + i]) return false;
+    off += c.length;
+  }
+  return true;
 }
