@@ -111,6 +111,10 @@ class NodeTcpConn implements TcpConn {
     return this.#writer.buffered;
   }
 
+  get gathers(): boolean {
+    return this.#writer.gathers;
+  }
+
   get closed(): boolean {
     return this.#closed;
   }

@@ -239,7 +239,9 @@ export class RtmpPlaySink implements SubscriberSink {
     for (let k = 0; k < 3; k++) { this.lastSeq[k] = st.lastSeq[k]!; this.lastMs[k] = st.lastMs[k]!; }
     this.sharedFrames = st.shared;
     this.own = st.own;
-    // The connection's writev gathers the chunks (the frames' own packagings) into one write.
+    // The connection's writev gathers the chunks (the frames' own packagings) into one write. Where it
+    // would copy them into one buffer per player instead (Bun), the start is joined once for all.
+    if (this.rc.conn.gathers === false) { if (start.size) this.batch.push((start.joined ??= framedConcat('', start.parts, start.size))); return; }
     for (const c of start.parts) this.batch.push(c);
   }
 

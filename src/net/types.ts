@@ -19,6 +19,10 @@ export interface TcpConn {
   /** Queue several chunks as one vectored write (one syscall where the runtime allows). Same return as write().
    * The array is the caller's again when writev returns (the chunks, not the array, are kept). */
   writev(chunks: Uint8Array[]): boolean;
+  /** writev() hands the chunks to the kernel as they are (one vectored write, nothing copied). False
+   * where the runtime copies them into one buffer first (Bun): a chunk list shared by many connections
+   * is then better joined once by its owner. */
+  readonly gathers?: boolean;
   /** Called with each chunk read; the chunk belongs to the callee (adapters never reuse read buffers).
    * Reading starts when this is first set, so nothing is lost while the owner sets up. */
   onData: ((chunk: Uint8Array) => void) | null;
