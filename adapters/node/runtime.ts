@@ -42,7 +42,7 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
     server.once('error', onListenError);
   });
   server.off('error', onListenError);
-  if (RUNS_ON_BUN) paceUpgrades(server);
+  if (RUNS_ON_BUN) paceRequests(server);
   // Errors after listening (EMFILE on accept and the like) must not crash the process. Malformed
   // requests are answered 400 by node:http's default 'clientError' handling.
   server.on('error', () => {});
@@ -67,58 +67,61 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
   };
 }
 
-/** Longest stretch of WebSocket upgrades served in one event-loop turn on Bun (see paceUpgrades). */
-const UPGRADE_TURN_MS = 5;
+/** Longest stretch of requests and WebSocket upgrades served in one event-loop turn on Bun (see paceRequests). */
+const REQUEST_TURN_MS = 5;
 
 /**
- * Bun only: at most UPGRADE_TURN_MS of WebSocket upgrades are served per turn of the event loop; the
- * rest wait in a queue for the next turns. Bun's node:http server accepts a pending connection, reads
- * its request and runs our handler, then accepts the next, and polls no other socket until the
- * listening socket has nothing left. While players join faster than it serves them (1000 WS-FLV
- * players in 0.4 s; upgrade, subscribe and catch-up GOP take ~0.7 ms each), the publisher was not read
- * for ~0.7 s and every player got that stretch of the stream late: live edge and display delay ~1 s
- * for the whole session. Between the queue's turns the loop reads the publisher (BENCHMARKS.md, fifth
- * pass). Upgrades that come while the queue is empty and this turn's budget lasts are served at once,
- * so outside of a join storm nothing changes. Plain requests are left alone: queued the same way,
- * HTTP-FLV players on Bun got no byte at all (not examined further).
+ * Bun only: at most REQUEST_TURN_MS of requests and WebSocket upgrades are served per turn of the
+ * event loop; the rest wait in one queue, in arrival order, for the next turns. Bun's node:http server
+ * accepts a pending connection, reads its request and runs our handler, then accepts the next, and
+ * polls no other socket until the listening socket has nothing left. While players join faster than it
+ * serves them (1000 players in 0.4 s; subscribe and catch-up GOP take some 0.5 ms each), the publisher
+ * was not read for most of a second and every player got that stretch of the stream late: live edge
+ * and display delay near 1 s for the whole session (WS-FLV: BENCHMARKS.md, fifth pass; HTTP-FLV:
+ * ninth pass). Between the queue's turns the loop reads the publisher. What comes while the queue is
+ * empty and this turn's budget lasts is served at once, so outside of a join storm nothing changes.
+ * A request whose handler waits keeps its body: node:http holds a request's bytes until it is read.
  */
-export function paceUpgrades(server: Server): void {
+export function paceRequests(server: Server): void {
   type Listener = (...args: unknown[]) => void;
-  const listeners = server.listeners('upgrade') as Listener[];
-  if (!listeners.length) return;
-  server.removeAllListeners('upgrade');
-  const serve = (args: unknown[]) => {
-    for (const l of listeners) {
+  const queue: { ls: Listener[]; args: unknown[] }[] = [];
+  let turnStart = -1; // when this turn's work began; -1: none yet
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const serve = (ls: Listener[], args: unknown[]) => {
+    for (const l of ls) {
       try {
         l.apply(server, args);
       } catch {
-        (args[1] as Socket).destroy(); // as node:http does when an upgrade listener throws
+        // As node:http does when an upgrade listener throws; for a request, its response's socket.
+        (args[1] as { destroy(): void }).destroy();
       }
     }
   };
-  const queue: unknown[][] = [];
-  let turnStart = -1; // when this turn's upgrade work began; -1: none yet
-  let timer: ReturnType<typeof setTimeout> | null = null;
   // The timer runs in the loop's next turn: it serves the queue within a fresh budget, or just ends the turn.
   const nextTurn = () => { timer ??= setTimeout(drain, 0); };
   const drain = () => {
     timer = null;
     turnStart = performance.now();
     let i = 0;
-    while (i < queue.length && performance.now() - turnStart < UPGRADE_TURN_MS) serve(queue[i++]);
+    while (i < queue.length && performance.now() - turnStart < REQUEST_TURN_MS) { const q = queue[i++]!; serve(q.ls, q.args); }
     queue.splice(0, i);
     if (queue.length) nextTurn();
     else turnStart = -1;
   };
-  server.on('upgrade', (...args: unknown[]) => {
-    if (!queue.length) {
-      const now = performance.now();
-      if (turnStart < 0) { turnStart = now; nextTurn(); }
-      if (now - turnStart < UPGRADE_TURN_MS) { serve(args); return; }
-    }
-    queue.push(args);
-    nextTurn();
-  });
+  for (const event of ['request', 'upgrade'] as const) {
+    const ls = server.listeners(event) as Listener[];
+    if (!ls.length) continue;
+    server.removeAllListeners(event);
+    server.on(event, (...args: unknown[]) => {
+      if (!queue.length) {
+        const now = performance.now();
+        if (turnStart < 0) { turnStart = now; nextTurn(); }
+        if (now - turnStart < REQUEST_TURN_MS) { serve(ls, args); return; }
+      }
+      queue.push({ ls, args });
+      nextTurn();
+    });
+  }
 }
 
 /** The `ws` internals the raw frame path relies on (ws 8). */
