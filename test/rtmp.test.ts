@@ -12,7 +12,7 @@ import { ClientHandshake, checkDigestS2, digestOffset, digestPacket, findC1Diges
 import { ChunkReader, chunkMessage, MSG, type RtmpMessage, type1Header, chunkBody, basicHeader } from '../plugins/rtmp/chunk.ts';
 import { RtmpClient, parseRtmpUrl } from '../plugins/rtmp/client.ts';
 import { RtmpPlaySink } from '../plugins/rtmp/sink.ts';
-import type { RtmpConnection } from '../plugins/rtmp/conn.ts';
+import { RtmpConnection } from '../plugins/rtmp/conn.ts';
 import { Engine } from '../src/core/engine.ts';
 import { defaultSubscribe } from '../src/core/config.ts';
 import { SyntheticSource } from '../src/core/synthetic.ts';
@@ -201,6 +201,50 @@ describe('rtmp: writes per join', () => {
         assert.equal(play.length, 1, `play: ${JSON.stringify(play)}`);
       } finally { c.close(); }
     } finally { await server.stop(); }
+  });
+});
+
+describe('rtmp: messages shared between connections', () => {
+  class Conn extends RtmpConnection {
+    protected onCommand(): void {}
+    protected onMedia(): void {}
+    protected onClosed(): void {}
+  }
+  const recorder = () => {
+    const out: Uint8Array[] = [];
+    const tcp = {
+      id: 0, remoteAddress: '', remotePort: 0, localPort: 0, buffered: 0, closed: false, onData: null, onDrain: null, onClose: null,
+      write: (c: Uint8Array) => { out.push(c); return true; }, writev: (cs: Uint8Array[]) => { out.push(...cs); return true; },
+      pause() {}, resume() {}, setNoDelay() {}, end() {}, destroy() {},
+    } as unknown as TcpConn;
+    return { out, conn: new Conn(tcp, { role: 'server', logger: Logger.silent(), maxMessageSize: 1 << 20 }) };
+  };
+  const status = (c: RtmpConnection, path: string) => () => {
+    c.sendUserControl(0, 1);
+    c.sendStatus(1, 'status', 'NetStream.Play.Start', `Started playing ${path}.`, { details: path });
+  };
+
+  it('sendShared: built once per key and chunk size, then the same buffers; bytes as sent without it', async () => {
+    const a = recorder(), b = recorder(), plain = recorder(), other = recorder(), big = recorder();
+    a.conn.sendShared('play\0' + 1 + '\0live/s1', status(a.conn, 'live/s1'));
+    let built = 0;
+    b.conn.sendShared('play\0' + 1 + '\0live/s1', () => { built++; status(b.conn, 'live/s1')(); });
+    status(plain.conn, 'live/s1')();
+    other.conn.sendShared('play\0' + 1 + '\0live/s2', status(other.conn, 'live/s2'));
+    big.conn.outChunkSize = 16; // the status message spans several chunks at this size
+    big.conn.sendShared('play\0' + 1 + '\0live/s1', status(big.conn, 'live/s1'));
+    await sleep(0); // writes leave at the end of the turn
+    assert.equal(built, 0, 'a second connection does not build again');
+    assert.ok(a.out.length >= 2 && a.out.every((x, i) => x === b.out[i]), 'the same buffers');
+    assert.deepEqual(concatAll(b.out), concatAll(plain.out), 'the bytes a plain send makes');
+    assert.notDeepEqual(concatAll(other.out), concatAll(a.out), 'another path: its own bytes');
+    assert.ok(new TextDecoder().decode(concatAll(other.out)).includes('live/s2'));
+    const plain16 = recorder();
+    plain16.conn.outChunkSize = 16;
+    status(plain16.conn, 'live/s1')();
+    await sleep(0);
+    assert.deepEqual(concatAll(big.out), concatAll(plain16.out), 'another chunk size: chunked for it');
+    assert.ok(concatAll(big.out).length > concatAll(a.out).length);
   });
 });
 

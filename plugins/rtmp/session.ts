@@ -253,10 +253,13 @@ export class RtmpSession extends RtmpConnection {
     const sink = new RtmpPlaySink(this, s.id, 4 + (s.id - 1) * 3, {
       begin: () => {
         s.state = 'playing';
-        this.sendUserControl(UC.STREAM_BEGIN, s.id);
-        this.sendStatus(s.id, 'status', 'NetStream.Play.Reset', `Playing and resetting ${path}.`, { details: path });
-        this.sendStatus(s.id, 'status', 'NetStream.Play.Start', `Started playing ${path}.`, { details: path });
-        this.sendData(5, s.id, '|RtmpSampleAccess', true, true);
+        // The same bytes for every player of this path on this stream id: encoded once (sendShared).
+        this.sendShared(`play\0${s.id}\0${path}`, () => {
+          this.sendUserControl(UC.STREAM_BEGIN, s.id);
+          this.sendStatus(s.id, 'status', 'NetStream.Play.Reset', `Playing and resetting ${path}.`, { details: path });
+          this.sendStatus(s.id, 'status', 'NetStream.Play.Start', `Started playing ${path}.`, { details: path });
+          this.sendData(5, s.id, '|RtmpSampleAccess', true, true);
+        });
       },
       end: (reason) => {
         if (this.closed) return;
