@@ -6,6 +6,7 @@ import type { CodecConfig, Frame, Track } from '../core/frame.ts';
 import type { SharedStartBytes, Subscriber, SubscriberSink } from '../core/subscriber.ts';
 import type { ByteSink } from './body.ts';
 import { type Framing, framedConcat } from './framing.ts';
+import { bytesEqual, concat } from '../format/bytes.ts';
 
 export abstract class BatchedByteSink implements SubscriberSink {
   /** Chunks queued since the last flush. */
@@ -126,21 +127,11 @@ export function prefixedStart(start: SharedStartBytes, head: readonly Uint8Array
   let n = 0;
   for (const c of head) n += c.byteLength;
   if (n > MAX_START_HEAD) return null;
+  const one = concat(head);
   const kept = (start.withHead ??= []);
-  for (const e of kept) if (e.head.byteLength === n && sameBytes(e.head, head)) return e.bytes;
-  const one = framedConcat('', head, n);
+  for (const e of kept) if (bytesEqual(e.head, one)) return e.bytes;
   const bytes = framedConcat(framing, [one, ...start.parts], n + start.size);
   if (kept.length >= MAX_START_HEADS) kept.shift();
   kept.push({ head: one, bytes });
   return bytes;
-}
-
-/** Whether `chunks`, one after the other, hold exactly the bytes of `b` (same total length checked by the caller). */
-function sameBytes(b: Uint8Array, chunks: readonly Uint8Array[]): boolean {
-  let off = 0;
-  for (const c of chunks) {
-    for (let i = 0; i < c.length; i++) if (c[i] !== b[off + i]) return false;
-    off += c.length;
-  }
-  return true;
 }
