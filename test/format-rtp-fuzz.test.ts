@@ -7,7 +7,7 @@
 // the slowest targets are SDP (5-18 s) and the RTSP header parsers (4-20 s).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fuzz } from './helpers/fuzz.ts';
+import { fuzz, fuzzTarget } from './helpers/fuzz.ts';
 import { h264AacFrames, h265Frames, tempDir } from './helpers/frames.ts';
 import {
   RtspParser, parseTransport, parseSession, parseRtpInfo, parseNptRange, parseChallenges, parseAuthorization, checkAuthorization,
@@ -30,21 +30,6 @@ import { TsMuxer } from '../src/format/ts.ts';
 const CASES = Number(process.env.M7S_FUZZ_CASES ?? 20000);
 const enc = (s: string) => textEncoder.encode(s);
 
-function heapUsed(): number {
-  (globalThis as { gc?: () => void }).gc?.();
-  return process.memoryUsage().heapUsed;
-}
-
-/** Run a fuzz target, report its speed, and check the heap did not grow by more than `boundMb`. */
-function fuzzTarget(name: string, seeds: Uint8Array[], fn: (b: Uint8Array) => unknown, boundMb = 64): void {
-  const before = heapUsed();
-  const t0 = Date.now();
-  fuzz(name, seeds, fn, CASES, 0x5eed ^ name.length);
-  const ms = Date.now() - t0;
-  const grown = (heapUsed() - before) / 1048576;
-  console.log(`fuzz ${name}: ${CASES} cases in ${ms} ms, heap ${grown >= 0 ? '+' : ''}${grown.toFixed(1)} MB`);
-  assert.ok(grown < boundMb, `${name}: heap grew by ${grown.toFixed(1)} MB over ${CASES} cases`);
-}
 
 test('fuzz: RTSP message parser and header parsers', () => {
   const req = serializeRequest({ method: 'SETUP', uri: 'rtsp://127.0.0.1/live/a/trackID=0', headers: new RtspHeaders({ CSeq: 3, Transport: 'RTP/AVP/TCP;unicast;interleaved=0-1', Session: 'abc;timeout=60' }) });

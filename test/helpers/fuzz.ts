@@ -42,3 +42,20 @@ export function fuzz(name: string, seeds: Uint8Array[], fn: (b: Uint8Array) => u
     }
   }
 }
+
+function heapUsed(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed;
+}
+
+/** fuzz() with `cases` (M7S_FUZZ_CASES by default) and a seed from the name; reports its speed and
+ * checks the heap did not grow by more than `boundMb`. */
+export function fuzzTarget(name: string, seeds: Uint8Array[], fn: (b: Uint8Array) => unknown, boundMb = 64, cases = Number(process.env.M7S_FUZZ_CASES ?? 20000)): void {
+  const before = heapUsed();
+  const t0 = Date.now();
+  fuzz(name, seeds, fn, cases, 0x5eed ^ name.length);
+  const ms = Date.now() - t0;
+  const grown = (heapUsed() - before) / 1048576;
+  console.log(`fuzz ${name}: ${cases} cases in ${ms} ms, heap ${grown >= 0 ? '+' : ''}${grown.toFixed(1)} MB`);
+  assert.ok(grown < boundMb, `${name}: heap grew by ${grown.toFixed(1)} MB over ${cases} cases`);
+}
