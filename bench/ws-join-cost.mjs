@@ -7,6 +7,9 @@
 //   bun-nodehttp Bun's node:http + its `ws` (m7s's default on Bun)
 //   node-nodehttp Node's node:http + `ws` (m7s on Node)
 //   deno-nodehttp Deno's node:http + `ws` (m7s's default on Deno)
+//   bun-sockets  m7s's own server on Bun.listen (adapters/bun/socket-server.ts; m7s's default on Bun)
+//   bun-listen-raw, bun-nodehttp-raw, node-nodehttp-raw: the handshake and one frame written by hand
+//                on Bun.listen / node:http sockets (what a join costs below any server code)
 //
 //   node bench/ws-join-cost.mjs [--n 1000] [--burst 55000] [--rounds 3] [--servers bun-native,bun-nodehttp,node-nodehttp,deno-nodehttp]
 //
@@ -23,7 +26,7 @@ const ROOT = resolve(new URL('..', import.meta.url).pathname);
 const { values: a } = parseArgs({
   options: {
     n: { type: 'string', default: '1000' }, burst: { type: 'string', default: '55000' }, rounds: { type: 'string', default: '3' },
-    servers: { type: 'string', default: 'bun-native,bun-nodehttp,node-nodehttp,deno-nodehttp' },
+    servers: { type: 'string', default: 'bun-native,bun-sockets,bun-nodehttp,node-nodehttp,deno-nodehttp' },
   },
 });
 const N = Number(a.n), BURST = Number(a.burst), ROUNDS = Number(a.rounds);
@@ -36,6 +39,7 @@ const script = join(ROOT, 'bench/load/ws-join-server.mjs');
 async function once(server) {
   const [runtime, pre, mode] = {
     'bun-native': [BUN, [], 'native'], 'bun-nodehttp': [BUN, [], 'nodehttp'],
+    'bun-nodehttp-raw': [BUN, [], 'nodehttp-raw'], 'bun-listen-raw': [BUN, [], 'bunlisten-raw'], 'bun-sockets': [BUN, [], 'sockets'], 'node-nodehttp-raw': [process.execPath, [], 'nodehttp-raw'],
     'node-nodehttp': [process.execPath, [], 'nodehttp'], 'deno-nodehttp': [DENO, ['run', '-A'], 'nodehttp'],
   }[server];
   const argv = [...pre, script, mode, String(N), String(BURST)];

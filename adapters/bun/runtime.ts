@@ -1,5 +1,6 @@
 // The Bun Runtime: sockets, files and process come from the node adapter (node:net, node:dgram,
-// node:tls, node:fs work unchanged on Bun); HTTP is Bun.serve with hono/bun's WebSocket helpers.
+// node:tls, node:fs work unchanged on Bun); HTTP is m7s's own server on Bun's raw sockets
+// (./socket-server.ts), or Bun.serve with hono/bun's WebSocket helpers (global.http.nativeserver).
 
 import type { Context } from 'hono';
 import { upgradeWebSocket as honoUpgrade, websocket } from 'hono/bun';
@@ -7,8 +8,7 @@ import type { FetchHandler, HttpServeOptions, HttpServer, PeerInfo, Runtime, Upg
 import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
-import { nodeRuntime } from '../node/runtime.ts';
-import { nodeStreamResponse } from '../node/stream-response.ts';
+import { serveSockets, socketConnInfo, socketStreamResponse, socketUpgradeWebSocket } from './socket-server.ts';
 
 /** The slice of Bun's API used here (this file is type-checked without bun-types). */
 interface BunServer {
@@ -58,20 +58,20 @@ const upgradeNative: UpgradeWebSocket = (c, handler) => {
 // ---- Limits (issue 9, fault 7). Bun.serve shows no connection to its caller: it cannot cap
 // connections, its header timeout is fixed (~10 s, not configurable), and at the descriptor limit
 // silent sockets lock every player out until Bun's own timer frees them. So by default HTTP on Bun is
-// served by node:http (the Node adapter, with its connection guard and timeouts), which Bun runs
-// unchanged; `global.http.nativeserver: true` picks Bun.serve instead.
+// m7s's own server on Bun's raw sockets (./socket-server.ts: the connection guard and timeouts of the
+// Node adapter, at Bun.serve's cost per connection); `global.http.nativeserver: true` picks Bun.serve.
 
 const serveHttp = (opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> =>
-  opts.native ? serveNative(opts, fetch) : nodeRuntime.serveHttp(opts, fetch);
+  opts.native ? serveNative(opts, fetch) : serveSockets(opts, fetch);
 
-/** Requests served by node:http carry its bindings ({ incoming, outgoing }) as env. */
 const upgradeWebSocket: UpgradeWebSocket = (c, handler) =>
-  (c as { env?: { incoming?: unknown } }).env?.incoming ? nodeRuntime.upgradeWebSocket(c, handler) : upgradeNative(c, handler);
+  socketConnInfo(c) ? socketUpgradeWebSocket(c, handler) : upgradeNative(c, handler);
 
 /** Bun.serve passes the server as the handler's second argument (our env); it knows each request's peer. */
 const connInfo = (c: unknown): PeerInfo | undefined => {
+  const own = socketConnInfo(c);
+  if (own) return own;
   const ctx = c as Context;
-  if ((ctx.env as { incoming?: unknown } | undefined)?.incoming) return nodeRuntime.connInfo(c); // served by node:http
   const srv = ctx.env as { requestIP?: (r: Request) => { address: string; port: number } | null } | undefined;
   if (typeof srv?.requestIP !== 'function') return undefined;
   const info = srv.requestIP(ctx.req.raw);
@@ -86,9 +86,8 @@ export const bunRuntime: Runtime = {
   bindUdp,
   serveHttp,
   upgradeWebSocket,
-  // Only for node:http requests; answers undefined for Bun.serve ones (they use a ReadableStream body).
-  // Through res.write(): Bun's node:http socket hides its send buffer (adapters/node/stream-response.ts).
-  streamResponse: (c, status, headers, hwm) => nodeStreamResponse(c, status, headers, hwm, true),
+  // Only for requests of our own server; undefined for Bun.serve ones (they use a ReadableStream body).
+  streamResponse: socketStreamResponse,
   connInfo,
   sysinfo: () => hostSysinfo('bun', Bun.version),
 };

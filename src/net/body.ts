@@ -208,7 +208,7 @@ class WsSink extends SinkBase {
   get framing(): Framing { return this.#ws.sendFramed ? 'ws' : ''; }
 
   /** Raw frames: the header and the chunks go to the socket as one vectored write. */
-  get gathers(): boolean { return this.#ws.sendFramed !== undefined; }
+  get gathers(): boolean { return this.#ws.sendFramed !== undefined && this.#ws.gathers !== false; }
 
   writeFramed(framed: Uint8Array): boolean {
     if (!this.#open()) return false;

@@ -140,6 +140,11 @@ export interface WsConn {
    * An array is one message in parts (the header first), written in order with no copy.
    */
   sendFramed?(frame: Uint8Array | readonly Uint8Array[]): boolean;
+  /**
+   * False where sendFramed() with an array costs a write call per part or a copy (Bun's sockets have
+   * no writev): a sink then sends one buffer built once for all viewers instead. Absent = true.
+   */
+  readonly gathers?: boolean;
   close(code?: number, reason?: string): void;
 }
 
