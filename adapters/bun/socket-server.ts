@@ -67,6 +67,16 @@ const CRLF = new Uint8Array([13, 10]);
 const LAST_CHUNK = new TextEncoder().encode('0\r\n\r\n');
 const CONTINUE_100 = new TextEncoder().encode('HTTP/1.1 100 Continue\r\n\r\n');
 
+let dateText = '';
+let dateSecond = -1;
+/** The Date header's value (RFC 9110 §6.6.1: an origin server with a clock sends it), made once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const sec = Math.floor(now / 1000);
+  if (sec !== dateSecond) { dateSecond = sec; dateText = new Date(sec * 1000).toUTCString(); }
+  return dateText;
+}
+
 /** What the fetch handler sees as `env` (hono's c.env): how upgradeWebSocket, streamResponse and connInfo find the connection. */
 export class SocketRequestEnv {
   /** Set when the handler took the connection (a WebSocket, or a body written by streamResponse). */
@@ -246,7 +256,7 @@ class Conn {
 
   respondAndClose(status: number, text: string): void {
     const body = new TextEncoder().encode(text + '\n');
-    this.out.write(responseHead(status, [['content-type', 'text/plain; charset=utf-8'], ['content-length', String(body.byteLength)], ['connection', 'close']]));
+    this.out.write(responseHead(status, [['content-type', 'text/plain; charset=utf-8'], ['content-length', String(body.byteLength)], ['date', httpDate()], ['connection', 'close']]));
     this.out.write(body);
     this.endAfterFlush();
   }
@@ -308,35 +318,45 @@ class Conn {
     const isHead = head.method === 'HEAD';
     const keepAlive = wantsKeepAlive(head) && !res.headers.get('connection')?.toLowerCase().includes('close');
     const status = res.status;
-    const noBody = isHead || status === 204 || status === 304 || (status >= 100 && status < 200);
+    const bodiless = status === 204 || status === 304 || (status >= 100 && status < 200);
     const headers: [string, string][] = [];
     let length: string | null = null;
+    let dated = false;
     for (const [k, v] of res.headers) {
       if (k === 'content-length') { length = v; continue; }
       if (k === 'transfer-encoding' || k === 'connection' || k === 'keep-alive') continue;
+      if (k === 'date') dated = true;
       headers.push([k, v]);
     }
+    if (!dated) headers.push(['date', httpDate()]);
+    // A body without a length that ends at once (a string or bytes, as most API answers) gets one; a
+    // longer or live body goes out chunked (HTTP/1.1) or until the connection closes (HTTP/1.0).
+    let body: PeekedBody | null = null;
+    if (!bodiless && res.body) {
+      body = await peekBody(res.body, length === null);
+      if (this.isClosed) { body.reader.cancel().catch(() => {}); return; }
+      if (length === null && body.done) length = String(body.first.reduce((n, c) => n + c.byteLength, 0));
+    }
     let chunked = false;
-    const stream = noBody ? null : res.body;
-    if (length !== null && (!noBody || isHead)) headers.push(['content-length', length]);
-    else if (stream === null) { if (!noBody) headers.push(['content-length', '0']); }
+    if (length !== null && !bodiless) headers.push(['content-length', length]);
+    else if (body === null) { if (!bodiless && !isHead) headers.push(['content-length', '0']); } // HEAD: hono drops the body, the length is unknown
     else if (head.version === '1.1') { chunked = true; headers.push(['transfer-encoding', 'chunked']); }
-    const close = !keepAlive || (stream !== null && !chunked && length === null);
+    const close = !keepAlive || (body !== null && !chunked && length === null && !isHead);
     headers.push(['connection', close ? 'close' : 'keep-alive']);
     let headBytes: Uint8Array;
     try {
       headBytes = responseHead(status, headers, res.statusText || undefined);
     } catch (e) {
+      body?.reader.cancel().catch(() => {});
       this.#failed(env, e);
       return;
     }
     this.out.write(headBytes);
-    if (stream) {
-      const ok = await this.#pipe(stream, chunked);
+    if (body && isHead) body.reader.cancel().catch(() => {});
+    else if (body) {
+      const ok = await this.#pipe(body, chunked);
       if (!ok) { this.destroy(); return; }
       if (chunked) this.out.write(LAST_CHUNK);
-    } else if (res.body && !noBody) {
-      await res.body.cancel().catch(() => {});
     }
     if (close) { this.endAfterFlush(); return; }
     this.#responseDone = true;
@@ -347,21 +367,27 @@ class Conn {
   }
 
   /** A response body from a ReadableStream, with backpressure. False when the client left or the stream failed. */
-  async #pipe(stream: ReadableStream<Uint8Array>, chunked: boolean): Promise<boolean> {
-    const reader = stream.getReader();
+  async #pipe(body: PeekedBody, chunked: boolean): Promise<boolean> {
+    const { reader } = body;
+    const put = (v: Uint8Array) => {
+      if (!v.byteLength) return;
+      if (chunked) this.out.writev([framingHead('chunked', v.byteLength), v, CRLF]);
+      else this.out.write(v);
+    };
+    for (const c of body.first) put(c);
+    if (body.done) return !this.isClosed;
     const onClose = () => { reader.cancel(new Error('client disconnected')).catch(() => {}); };
     this.closeWaiters.add(onClose);
+    let next = body.next;
     try {
       for (;;) {
         if (this.out.buffered >= RESPONSE_HWM) await this.waitDrain(RESPONSE_HWM / 2);
-        if (this.state === 'closed') return false;
-        const { done, value } = await reader.read();
+        if (this.isClosed) return false;
+        const { done, value } = await (next ?? reader.read());
+        next = null;
         if (done) return !this.isClosed;
         if (this.isClosed) return false;
-        const v = value instanceof Uint8Array ? value : new Uint8Array(value as ArrayBuffer);
-        if (!v.byteLength) continue;
-        if (chunked) this.out.writev([framingHead('chunked', v.byteLength), v, CRLF]);
-        else this.out.write(v);
+        put(value instanceof Uint8Array ? value : new Uint8Array(value as ArrayBuffer));
       }
     } catch {
       return false;
@@ -501,6 +527,38 @@ class BodyFeed {
     this.#failed = true;
     try { this.#ctl.error(err); } catch { /* closed */ }
   }
+}
+
+/** A response body's first chunk(s), and whether it already ended. */
+interface PeekedBody {
+  reader: ReadableStreamDefaultReader<Uint8Array>;
+  first: Uint8Array[];
+  done: boolean;
+  /** A read in flight (the body did not end within the peek). */
+  next: Promise<ReadableStreamReadResult<Uint8Array>> | null;
+}
+
+/** Microtask turns a body's end may take after its only chunk (a Response made from a string or bytes: two on Bun 1.4). */
+const PEEK_TURNS = 4;
+
+/** Read a body's first chunk and, when `wantEnd`, see whether it ends within a few microtask turns. */
+async function peekBody(stream: ReadableStream<Uint8Array>, wantEnd: boolean): Promise<PeekedBody> {
+  const reader = stream.getReader();
+  const toU8 = (v: unknown) => (v instanceof Uint8Array ? v : new Uint8Array(v as ArrayBuffer));
+  let r: ReadableStreamReadResult<Uint8Array>;
+  try { r = await reader.read(); } catch { return { reader, first: [], done: true, next: null }; }
+  if (r.done) return { reader, first: [], done: true, next: null };
+  const first = [toU8(r.value)];
+  if (!wantEnd) return { reader, first, done: false, next: null };
+  let settled: ReadableStreamReadResult<Uint8Array> | null = null;
+  let failed = false;
+  const next = reader.read();
+  next.then((x) => { settled = x; }, () => { failed = true; });
+  for (let i = 0; i < PEEK_TURNS && !settled && !failed; i++) await Promise.resolve();
+  const got = settled as ReadableStreamReadResult<Uint8Array> | null;
+  if (got?.done) return { reader, first, done: true, next: null };
+  if (got) return { reader, first: [...first, toU8(got.value)], done: false, next: null };
+  return { reader, first, done: false, next };
 }
 
 function wantsKeepAlive(head: HttpRequestHead): boolean {
@@ -689,9 +747,9 @@ export function socketStreamResponse(c: unknown, status: number, headers: Record
   const list: [string, string][] = [];
   for (const [k, v] of Object.entries(headers)) {
     const lk = k.toLowerCase();
-    if (lk !== 'content-length' && lk !== 'transfer-encoding' && lk !== 'connection') list.push([lk, v]);
+    if (lk !== 'content-length' && lk !== 'transfer-encoding' && lk !== 'connection' && lk !== 'date') list.push([lk, v]);
   }
-  list.push(['transfer-encoding', 'chunked'], ['connection', 'close']);
+  list.push(['date', httpDate()], ['transfer-encoding', 'chunked'], ['connection', 'close']);
   const conn = env.conn;
   conn.take(env, 'stream');
   conn.out.write(responseHead(status, list));

@@ -1,0 +1,223 @@
+// m7s's own HTTP/1.1 and WebSocket server on Bun's raw sockets (adapters/bun/socket-server.ts, the
+// default HTTP server on Bun). The adapter contract (test/adapters.test.ts) covers what every runtime's
+// server does; this file drives the protocol details a server of our own must get right with exact
+// bytes from a raw TCP client: keep-alive and pipelining, request bodies (chunked, 100-continue, unread),
+// HEAD, refusals with their status, the header timeout and the connection guard, a request's signal
+// when its client leaves, and WebSocket control frames and protocol errors. Bun only.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Hono } from 'hono';
+import { currentRuntime } from '../adapters/current.ts';
+import type { HttpServer, Runtime, TcpConn, WsConn } from '../src/net/types.ts';
+import { concat } from '../src/format/bytes.ts';
+
+const rt: Runtime = await currentRuntime();
+const HOST = '127.0.0.1';
+const enc = (s: string) => new TextEncoder().encode(s);
+const latin1 = (b: Uint8Array) => String.fromCharCode(...b);
+
+/** A raw client: everything it received, as latin1 text, and whether the server closed it. */
+class Raw {
+  parts: Uint8Array[] = [];
+  closed = false;
+  constructor(readonly conn: TcpConn) {
+    conn.onData = (d) => { this.parts.push(d.slice()); };
+    conn.onClose = () => { this.closed = true; };
+  }
+  get text(): string { return latin1(concat(this.parts)); }
+  send(s: string | Uint8Array): void { this.conn.write(typeof s === 'string' ? enc(s) : s); }
+  async until(pred: (text: string) => boolean, what: string, ms = 5000): Promise<string> {
+    const end = Date.now() + ms;
+    while (!pred(this.text)) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.text.slice(0, 400))}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.text;
+  }
+  async untilClosed(ms = 5000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!this.closed) {
+      if (Date.now() > end) throw new Error('the server did not close the connection');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}
+
+/** A masked client frame (RFC 6455 §5.3). */
+function clientFrame(opcode: number, payload: Uint8Array, mask = true): Uint8Array {
+  const key = Uint8Array.of(0x12, 0x34, 0x56, 0x78);
+  const head = payload.length < 126 ? Uint8Array.of(0x80 | opcode, (mask ? 0x80 : 0) | payload.length)
+    : Uint8Array.of(0x80 | opcode, (mask ? 0x80 : 0) | 126, payload.length >> 8, payload.length & 0xff);
+  const body = payload.map((b, i) => (mask ? b ^ key[i % 4]! : b));
+  return concat(mask ? [head, key, body] : [head, body]);
+}
+
+const skip = rt.name !== 'bun' && 'Bun only: the server of adapters/bun/socket-server.ts';
+
+describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
+  let http: HttpServer;
+  const clients: Raw[] = [];
+  let aborted = 0;
+  const wsEvents: string[] = [];
+  const connect = async () => { const c = new Raw(await rt.connectTcp({ host: HOST, port: http.port })); clients.push(c); return c; };
+
+  before(async () => {
+    const app = new Hono();
+    app.get('/hello/:n', (c) => c.text(`hello ${c.req.param('n')}`));
+    app.post('/len', async (c) => {
+      const b = new Uint8Array(await c.req.arrayBuffer());
+      let sum = 0;
+      for (const x of b) sum = (sum + x) % 65521;
+      return c.text(`${b.length} ${sum}`);
+    });
+    app.post('/refuse', (c) => c.text('no', 401)); // never reads its body
+    app.get('/wait', async (c) => {
+      await new Promise<void>((resolve) => c.req.raw.signal.addEventListener('abort', () => { aborted++; resolve(); }));
+      return c.text('late');
+    });
+    app.get('/ws', async (c) => (await rt.upgradeWebSocket(c, {
+      onOpen: (ws: WsConn) => { wsEvents.push('open'); ws.send('hi'); },
+      onMessage: (ws, d) => { wsEvents.push(`msg ${typeof d === 'string' ? d : d.length}`); ws.send(d); },
+      onClose: (_ws, code) => { wsEvents.push(`close ${code}`); },
+    })) ?? c.text('not an upgrade', 400));
+    http = await rt.serveHttp({ port: 0, host: HOST, limits: { readHeaderTimeout: 400, idleTimeout: 2000, maxConnections: 6 } }, app.fetch);
+  });
+
+  after(async () => {
+    for (const c of clients) c.conn.destroy();
+    await http?.close();
+  });
+
+  it('keep-alive: two pipelined requests in one write get two answers in order on one connection, with Date and Content-Length', async () => {
+    const c = await connect();
+    c.send(`GET /hello/1 HTTP/1.1\r\nHost: ${HOST}\r\n\r\nGET /hello/2 HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    const t = await c.until((s) => s.includes('hello 2'), 'both answers');
+    assert.ok(t.indexOf('hello 1') < t.indexOf('hello 2'));
+    assert.equal(t.match(/HTTP\/1\.1 200 OK\r\n/g)?.length, 2);
+    assert.match(t, /\r\ncontent-length: 7\r\n/);
+    assert.match(t, /\r\ndate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n/);
+    assert.match(t, /\r\nconnection: keep-alive\r\n/);
+    assert.equal(c.closed, false);
+    c.send(`GET /hello/3 HTTP/1.1\r\nHost: ${HOST}\r\nConnection: close\r\n\r\n`);
+    await c.until((s) => s.includes('hello 3'), 'third answer');
+    await c.untilClosed();
+  });
+
+  it('request bodies: chunked with 100-continue, Content-Length split over writes; an unread body does not stall the next request', async () => {
+    const c = await connect();
+    c.send(`POST /len HTTP/1.1\r\nHost: ${HOST}\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n`);
+    await c.until((s) => s.startsWith('HTTP/1.1 100 Continue\r\n\r\n'), '100 Continue');
+    c.send('3;ext=1\r\nabc\r\n');
+    await new Promise((r) => setTimeout(r, 20));
+    c.send('2\r\nde\r\n0\r\nTrailer: x\r\n\r\n');
+    await c.until((s) => s.includes('\r\n\r\n5 495'), 'the chunked body read whole (a..e sum 495)');
+    const big = new Uint8Array(100_000).fill(1);
+    c.send(`POST /len HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${big.length}\r\n\r\n`);
+    c.send(big.subarray(0, 40_000));
+    await new Promise((r) => setTimeout(r, 20));
+    c.send(big.subarray(40_000));
+    await c.until((s) => s.includes('100000 34479'), 'a 100 kB body');
+    c.send(`POST /refuse HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: ${big.length}\r\n\r\n`);
+    c.send(big);
+    c.send(`GET /hello/after HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    await c.until((s) => s.includes('hello after'), 'the request after an unread body');
+    assert.match(c.text, /HTTP\/1\.1 401 Unauthorized/);
+  });
+
+  it('HEAD: the head, no body, no false Content-Length; the next request on the connection is served', async () => {
+    const c = await connect();
+    c.send(`HEAD /hello/x HTTP/1.1\r\nHost: ${HOST}\r\n\r\nGET /hello/y HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    const t = await c.until((s) => s.includes('hello y'), 'the GET after HEAD');
+    const head = t.slice(0, t.indexOf('\r\n\r\n'));
+    assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.doesNotMatch(head, /\r\ncontent-length: 0/);
+    assert.ok(!t.includes('hello x'), 'no body for HEAD');
+  });
+
+  for (const [name, req, status] of [
+    ['a space before a colon', `GET / HTTP/1.1\r\nHost: a\r\nBad : x\r\n\r\n`, 400],
+    ['Content-Length with Transfer-Encoding (smuggling)', `POST /len HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`, 400],
+    ['an unsupported transfer coding', `POST /len HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n`, 501],
+    ['HTTP/2.0', `GET / HTTP/2.0\r\nHost: a\r\n\r\n`, 505],
+    ['a 20 kB head', `GET / HTTP/1.1\r\nHost: a\r\nX: ${'y'.repeat(20_000)}\r\n\r\n`, 431],
+    ['a bad chunked body', `POST /len HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n`, 0],
+  ] as const) {
+    it(`refuses ${name}${status ? ` with ${status}` : ''} and closes the connection`, async () => {
+      const c = await connect();
+      c.send(req);
+      await c.untilClosed();
+      if (status) assert.match(c.text, new RegExp(`^HTTP/1\\.1 ${status} `));
+      // The server carries on.
+      const d = await connect();
+      d.send(`GET /hello/ok HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      await d.until((s) => s.includes('hello ok'), 'a good request after it');
+    });
+  }
+
+  it('closes a connection that sends no head, or half a head, within the header timeout; a keep-alive one after the idle timeout', async () => {
+    const silent = await connect();
+    const half = await connect();
+    half.send(`GET /hello/1 HTTP/1.1\r\nHost: `);
+    const t0 = Date.now();
+    await silent.untilClosed(3000);
+    await half.untilClosed(3000);
+    assert.ok(Date.now() - t0 < 2000, `closed after ${Date.now() - t0} ms (timeout 400)`);
+    assert.equal(half.text, '');
+    const idle = await connect();
+    idle.send(`GET /hello/1 HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    await idle.until((s) => s.includes('hello 1'), 'the answer');
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(idle.closed, false, 'not closed by the header timeout between requests');
+    await idle.untilClosed(4000);
+  });
+
+  it('at the connection cap the oldest silent connection is closed for a new one', async () => {
+    const silent: Raw[] = [];
+    for (let i = 0; i < 6; i++) silent.push(await connect());
+    await new Promise((r) => setTimeout(r, 50));
+    const c = await connect();
+    c.send(`GET /hello/cap HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    await c.until((s) => s.includes('hello cap'), 'the new client served');
+    await silent[0]!.untilClosed(1000);
+  });
+
+  it("a request's signal aborts when its client leaves before the answer", async () => {
+    const c = await connect();
+    c.send(`GET /wait HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(aborted, 0);
+    c.conn.destroy();
+    const end = Date.now() + 3000;
+    while (aborted === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(aborted, 1);
+  });
+
+  it('WebSocket: handshake, messages both ways, ping answered with pong, close echoed; an unmasked frame closes with 1002', async () => {
+    const c = await connect();
+    c.send(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    // RFC 6455 §1.3's example key and accept value.
+    await c.until((s) => s.includes('s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi'), 'the 101 and the first message');
+    assert.match(c.text, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    const mark = c.text.length;
+    c.send(clientFrame(2, Uint8Array.of(1, 2, 3)));
+    c.send(clientFrame(9, enc('png')));
+    await c.until((s) => s.slice(mark).includes('\x82\x03\x01\x02\x03') && s.slice(mark).includes('\x8a\x03png'), 'the echo and the pong');
+    c.send(clientFrame(8, Uint8Array.of(0x03, 0xe8)));
+    await c.until((s) => s.slice(mark).includes('\x88\x02\x03\xe8'), 'the close echoed');
+    await c.untilClosed();
+    assert.deepEqual(wsEvents, ['open', 'msg 3', 'close 1000']);
+
+    const d = await connect();
+    d.send(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await d.until((s) => s.includes('\x81\x02hi'), 'the first message');
+    d.send(clientFrame(2, Uint8Array.of(9), false));
+    await d.until((s) => s.includes('\x88') && s.slice(s.lastIndexOf('\x88')).startsWith('\x88') && s.includes('\x03\xea'), 'close 1002');
+    await d.untilClosed();
+    assert.equal(wsEvents.at(-1), 'close 1002');
+
+    const e = await connect();
+    e.send(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    await e.until((s) => /^HTTP\/1\.1 400 /.test(s), 'a bad key refused with 400');
+  });
+});
