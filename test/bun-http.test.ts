@@ -173,13 +173,22 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
   });
 
   it('at the connection cap the oldest silent connection is closed for a new one', async () => {
-    const silent: Raw[] = [];
-    for (let i = 0; i < 6; i++) silent.push(await connect());
-    await new Promise((r) => setTimeout(r, 50));
-    const c = await connect();
-    c.send(`GET /hello/cap HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
-    await c.until((s) => s.includes('hello cap'), 'the new client served');
-    await silent[0]!.untilClosed(1000);
+    // Its own server, with a header timeout far longer than the test: only the cap can close them.
+    const app = new Hono();
+    app.get('/x', (c) => c.text('served'));
+    const capped = await rt.serveHttp({ port: 0, host: HOST, limits: { readHeaderTimeout: 30_000, idleTimeout: 30_000, maxConnections: 3 } }, app.fetch);
+    try {
+      const open = async () => { const c = new Raw(await rt.connectTcp({ host: HOST, port: capped.port })); clients.push(c); return c; };
+      const silent: Raw[] = [];
+      for (let i = 0; i < 3; i++) { silent.push(await open()); await new Promise((r) => setTimeout(r, 20)); }
+      const c = await open();
+      c.send(`GET /x HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+      await c.until((s) => s.includes('served'), 'the new client served');
+      await silent[0]!.untilClosed(2000);
+      assert.deepEqual(silent.slice(1).map((s) => s.closed), [false, false], 'only the oldest silent one went');
+    } finally {
+      await capped.close();
+    }
   });
 
   it("a request's signal aborts when its client leaves before the answer", async () => {
@@ -219,5 +228,10 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
     const e = await connect();
     e.send(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     await e.until((s) => /^HTTP\/1\.1 400 /.test(s), 'a bad key refused with 400');
+
+    // A frame sent in the same write as the handshake (before the 101) is not lost.
+    const f = await connect();
+    f.send(concat([enc(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`), clientFrame(1, enc('early'))]));
+    await f.until((s) => s.includes('\x81\x05early'), 'the early frame echoed');
   });
 });

@@ -29,6 +29,7 @@ import type { FetchHandler, HttpLimits, HttpServeOptions, HttpServer, PeerInfo, 
 import { ConnGuard, type GuardEntry } from '../node/conn-guard.ts';
 import { DEFAULT_HTTP_LIMITS } from '../node/http-guard.ts';
 import { createHash } from 'node:crypto';
+import cluster from 'node:cluster';
 
 /** The slice of Bun's socket API used here (this file is type-checked without bun-types). */
 interface BunSocket {
@@ -435,6 +436,14 @@ class Conn {
     if (this.#responseDone && this.state === 'request') this.#finishRequest(EMPTY);
   }
 
+  /** Bytes that came after the head of a request that took the connection (a client's first WebSocket frames). */
+  takePending(): Uint8Array[] {
+    const p = this.#pending;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    return p;
+  }
+
   /** The handler took the connection for a live body or a WebSocket: no more requests on it. */
   take(env: SocketRequestEnv, as: 'ws' | 'stream'): void {
     env.taken = as;
@@ -683,6 +692,8 @@ export function socketUpgradeWebSocket(c: unknown, handler: WsHandler): Response
   queueMicrotask(() => {
     if (ws.closed) return;
     try { handler.onOpen?.(ws); } catch { ws.close(1011, 'internal error'); }
+    // Frames a client sent right behind its handshake (before our 101) waited with the request.
+    for (const p of conn.takePending()) { if (ws.closed) break; ws.onData(p); }
   });
   return new Response(null, { status: 101 });
 }
@@ -784,6 +795,9 @@ export async function serveSockets(opts: HttpServeOptions, fetch: FetchHandler):
   const listener = Bun.listen({
     hostname: opts.host ?? '0.0.0.0',
     port: opts.port,
+    // Workers of `--workers N` (adapters/node/workers.ts) share the ports: node:cluster on Bun binds
+    // with SO_REUSEPORT, and so must this listener there (only there: elsewhere a port taken is an error).
+    reusePort: cluster.isWorker === true,
     ...(opts.tls ? { tls: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
     socket: {
       open(sock: BunSocket) {
