@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
@@ -293,12 +294,25 @@ describe('webrtc: WHIP and WHEP with node-datachannel', () => {
 // address and port, so on the shared ICE port each session's TURN client must move to a socket of its
 // own (icemux.ts). Without that, the second of two concurrent sessions gets no relay candidate (437).
 const TURNSERVER = '/usr/bin/turnserver';
+
+/** A loopback port that is free for both UDP and TCP right now. */
+async function freeUdpAndTcpPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const udp = createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+    const port = udp.address().port;
+    const tcp = createServer();
+    const ok = await new Promise<boolean>((r) => { tcp.once('error', () => r(false)); tcp.listen(port, '127.0.0.1', () => r(true)); });
+    udp.close();
+    if (ok) { await new Promise<void>((r) => tcp.close(() => r())); return port; }
+  }
+  throw new Error('no port free for both UDP and TCP');
+}
 describe('webrtc: server-side TURN gathering through coturn on the shared ICE port', { skip: existsSync(TURNSERVER) ? false : 'coturn not installed (Debian package coturn)' }, () => {
   it('two concurrent sessions each get a relay candidate of their own; media still flows', async () => {
-    const probe = createSocket('udp4');
-    await new Promise<void>((r) => probe.bind(0, '127.0.0.1', r));
-    const turnPort = probe.address().port;
-    probe.close();
+    // coturn listens on the port over UDP and TCP (it retries a taken TCP port for ever, and then
+    // allocations can fail: seen once in CI): a port free on both.
+    const turnPort = await freeUdpAndTcpPort();
     const dir = mkdtempSync(join(tmpdir(), 'm7s-turn-'));
     const turn = spawn(TURNSERVER, ['-n', '--listening-ip=127.0.0.1', `--listening-port=${turnPort}`, '--relay-ip=127.0.0.1',
       '--min-port=49200', '--max-port=49400', '--lt-cred-mech', '--user=m7s:secret', '--realm=m7s.test', '--no-tls', '--no-dtls',
