@@ -82,7 +82,7 @@ function httpDate(): string {
 export class SocketRequestEnv {
   /** Set when the handler took the connection (a WebSocket, or a body written by streamResponse). */
   taken: 'ws' | 'stream' | null = null;
-  constructor(readonly conn: Conn, readonly head: HttpRequestHead, readonly req: Request) {}
+  constructor(readonly conn: Conn, readonly head: HttpRequestHead) {}
   /** The peer in the shape src/http/peer.ts reads from Deno's ServeHandlerInfo. */
   get remoteAddr(): { hostname: string; port: number } { return { hostname: this.conn.peer.address, port: this.conn.peer.port }; }
 }
@@ -250,12 +250,11 @@ class Conn {
     this.#startRequest(got.head, got.rest);
   }
 
-  /** A head we cannot serve: one short answer, then close. */
+  /** A head we cannot serve: one short answer, then close (not logged: a flood of bad requests would flood the log). */
   #refuse(e: unknown): void {
     const msg = e instanceof FormatError ? e.message : 'bad request';
     const status = /request head exceeds|header fields/.test(msg) ? 431 : /unsupported HTTP version/.test(msg) ? 505
       : /transfer coding|does not end with chunked/.test(msg) ? 501 : 400;
-    this.server.log(`http: ${msg}`, this.peer);
     this.respondAndClose(status, msg);
   }
 
@@ -299,7 +298,7 @@ class Conn {
       this.#refuse(new FormatError('malformed request'));
       return;
     }
-    const env = new SocketRequestEnv(this, head, req);
+    const env = new SocketRequestEnv(this, head);
     if (rest.byteLength) this.onData(rest);
     let res: Response | Promise<Response>;
     try {
@@ -311,8 +310,8 @@ class Conn {
     else res.then((r) => this.#respond(env, r), (e) => this.#failed(env, e));
   }
 
-  #failed(env: SocketRequestEnv, e: unknown): void {
-    this.server.log(`http handler failed: ${e instanceof Error ? e.message : String(e)}`, this.peer);
+  /** The handler threw (hono's own onError answers most failures before this): 500, as node:http and Bun.serve do. */
+  #failed(env: SocketRequestEnv, _e: unknown): void {
     if (this.state === 'closed' || env.taken) return;
     this.respondAndClose(500, 'internal error');
   }
@@ -783,9 +782,6 @@ class SocketServer {
   readonly guard: ConnGuard;
   constructor(readonly fetch: FetchHandler, readonly limits: HttpLimits, readonly tls: boolean, what: string) {
     this.guard = new ConnGuard(what, limits.maxConnections);
-  }
-  log(msg: string, peer: PeerInfo): void {
-    void msg; void peer; // malformed requests are answered, not logged line by line (a flood would flood the log)
   }
 }
 
