@@ -47,6 +47,20 @@ export function mergeRows(runs) {
   return { rows: sort(all.filter((r) => !r.slow)), slow: sort(all.filter((r) => r.slow)), failed: sort([...failed.values()]) };
 }
 
+/**
+ * A time to an edge (live or display) as p50 over all N players, those that never got there counting as
+ * never; in brackets how many got there when not all did. Results from before players.mjs reported
+ * `p50All` have only the p50 over those that got there: shown as is when all did, as a lower bound
+ * when half or more did, and as "not by half" when fewer did (that p50 said nothing about the others).
+ */
+function edgeCell(e, n) {
+  if (!e || e.p50 == null) return '–';
+  const of = e.reached < n ? ` (${e.reached}/${n})` : '';
+  if ('p50All' in e) return e.p50All == null ? `not by half${of}` : `${f(e.p50All, 0)}${of}`;
+  if (e.reached >= n) return f(e.p50, 0);
+  return e.reached * 2 < n ? `not by half${of}` : `≥ ${f(e.p50, 0)}${of}`;
+}
+
 function table(rows) {
   const out = [
     '| server | N | CPU % | user % | RSS MB | load-gen CPU % (core 1 busy %) | median kb/s per player | first frame p50 ms | live edge p50 ms | latency p50 ms | latency p99 ms | display p50 ms | display edge p50 ms | players ok |',
@@ -56,7 +70,7 @@ function table(rows) {
     const loadGen = (r.load.publisherPct ?? 0) + (r.load.playersPct ?? 0);
     const lim = r.loadLimited ? ' **load-limited**' : '';
     const noisy = r.serverCoreNoisy ? ` † (core busy ${f(r.serverCoreBusyPct, 0)})` : '';
-    out.push(`| ${r.label} | ${r.n} | ${f(r.serverCpu.pct)}${noisy} | ${f(r.serverCpu.userPct)} | ${f(r.rssMB, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${lim} | ${f(r.kbpsMedian, 0)} | ${f(r.firstFrameP50, 0)} | ${f(r.liveEdgeMs?.p50, 0)} | ${f(r.latency.p50)} | ${f(r.latency.p99)} | ${f(r.display?.p50, 0)} | ${f(r.display?.edge?.p50, 0)} | ${r.players.ok}/${r.n} |`);
+    out.push(`| ${r.label} | ${r.n} | ${f(r.serverCpu.pct)}${noisy} | ${f(r.serverCpu.userPct)} | ${f(r.rssMB, 0)} | ${f(loadGen)} (${f(r.load.coreBusyPct, 0)})${lim} | ${f(r.kbpsMedian, 0)} | ${f(r.firstFrameP50, 0)} | ${edgeCell(r.liveEdgeMs, r.n)} | ${f(r.latency.p50)} | ${f(r.latency.p99)} | ${f(r.display?.p50, 0)} | ${edgeCell(r.display?.edge, r.n)} | ${r.players.ok}/${r.n} |`);
   }
   return out.join('\n');
 }
@@ -187,8 +201,8 @@ export function markdown(allRuns, merged) {
     `- Noise: before each row the runner waits (up to 20 s) for both cores to be < 15 % busy; † marks a row where core ${me.serverCore} was more than 15 points busier than the server itself during the window (something else ran there).`,
     '- Latency: every video frame carries an SEI NAL (user_data_unregistered, fixed UUID) with the publisher\'s wall clock in µs, stamped just before the frame is written; a player records now − stamp for each frame received during the window and more than 3 s after it joined. p50/p99 over all players\' frames.',
     '- First frame: from the player starting to connect to its first video message/tag (with N players joining at once).',
-    `- Live edge: from the player starting to connect to its first video frame whose SEI latency is below ${me.edgeMs ?? 100} ms (a new player first gets the server's cached GOP, old frames, then live ones); p50 over players. "–": not measured in that run.`,
-    `- Display: what a player without a buffer of its own would show. It paces frames by their timestamps from the first one it got (a frame that arrives after its time stalls that clock); display latency = when the frame is shown − the SEI stamp, p50 over the window. This is where a GOP cache's cost shows: a cached GOP sent at once with its original timestamps is shown a GOP age late for the whole session (node-media-server ≈ 1.0–1.3 s here); a server without a cache (nginx-rtmp) waits for the next keyframe instead (first frame ≈ 0.6–0.9 s); m7s fast-forwards the cached GOP into \`subscribe.catchup\` (100 ms). Display edge: time to the first frame shown less than the live-edge threshold late.`,
+    `- Live edge: from the player starting to connect to its first video frame whose SEI latency is below ${me.edgeMs ?? 100} ms (a new player first gets the server's cached GOP, old frames, then live ones); p50 over all players, those that never got there counting as never, with how many did in brackets when not all did ("not by half": fewer than half did; "≥": a run from before 2026-12-02 that recorded only the p50 over those that did). "–": not measured in that run.`,
+    `- Display: what a player without a buffer of its own would show. It paces frames by their timestamps from the first one it got (a frame that arrives after its time stalls that clock); display latency = when the frame is shown − the SEI stamp, p50 over the window. This is where a GOP cache's cost shows: a cached GOP sent at once with its original timestamps is shown a GOP age late for the whole session (node-media-server ≈ 1.0–1.3 s here); a server without a cache (nginx-rtmp) waits for the next keyframe instead (first frame ≈ 0.6–0.9 s); m7s fast-forwards the cached GOP into \`subscribe.catchup\` (100 ms). Display edge: time to the first frame shown less than the live-edge threshold late, p50 over all players as for the live edge.`,
     '- Median kb/s: each player\'s received bytes over the window, median over players (≈ 2200 means it kept up).',
     '- Servers: m7s from this tree (bundled like `npm run build`, run as `node …/m7s.mjs -c`, `bun adapters/bun/main.ts -c`, `deno run -A adapters/deno/main.ts -c`; log level warn); node-media-server with its v4 defaults (webadmin off); nginx-rtmp (Debian, one process, `live on`, RTMP only).',
     '',

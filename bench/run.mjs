@@ -20,6 +20,9 @@
 //               time to live edge (connect start -> first frame with latency < --edge-ms) p50/max
 //   join phase  the server's CPU and the load core's busy % in eight 200 ms slices from the players'
 //               start (row.joinPhase, printed with the row): what the join storm cost the server
+//   merge       m7s only: the stream's adaptive write merging (autoMerge, ms) and the share of the last
+//               second its fan-out took (fanoutBusy), from GET /api/stream/info at the window's start and
+//               end (row.merge): merged writes add tens of ms of latency and save CPU
 // Results go to bench/results/<date>.json, then docs/BENCHMARKS.md and docs/bench-cpu.svg are
 // regenerated from every result file (bench/report.mjs).
 //
@@ -371,6 +374,20 @@ async function m7sSubscribers() {
 }
 
 /**
+ * m7s only: the stream's `autoMerge` and `fanoutBusy` from GET /api/stream/info/live/bench (docs/api.md:
+ * ms of merged writes the stream added by itself under load, and the share of the last second its
+ * fan-out took), or null. Merged writes add tens of ms of latency and save CPU.
+ */
+async function m7sMerge() {
+  try {
+    const r = await fetch(`http://127.0.0.1:${PORTS.http}/api/stream/info/live/bench`, { signal: AbortSignal.timeout(2000) });
+    const body = await r.json();
+    const info = body?.data ?? body;
+    return typeof info?.autoMerge === 'number' ? { autoMerge: info.autoMerge, fanoutBusy: info.fanoutBusy ?? null } : null;
+  } catch { return null; }
+}
+
+/**
  * Samples the subscriber list every second while the window runs. The slow player is the subscriber
  * whose `remote` port is the slow player's local port (slow_player.py reports it); when that does not
  * match (a proxy, an address format we do not know) it is the one with the fewest bytes sent: it joined
@@ -471,6 +488,8 @@ async function measure(serverId, proto, n, tmp, { slow = false, sampleApi = fals
     if (slow && !slowJoined) await startSlow();
     if (!(await waitEvent(players, 'window-start', (WARMUP + 10) * 1000))) throw new Error('no window start');
     const a = { t: performance.now(), srv: procCpu(server.pid), pub: procCpu(pub.pid), pl: procCpu(players.pid), sl: slowP && procCpu(slowP.pid), core: coreTimes(LOAD_CORE), score: coreTimes(SERVER_CORE) };
+    const isM7s = serverId.startsWith('m7s');
+    const mergeAtStart = isM7s ? m7sMerge() : null; // read after the counters, not waited for here
     // RSS: highest 1 s sample over the window
     let rss = procRssMB(server.pid) ?? 0;
     const rssTimer = setInterval(() => { rss = Math.max(rss, procRssMB(server.pid) ?? 0); }, 1000);
@@ -480,6 +499,7 @@ async function measure(serverId, proto, n, tmp, { slow = false, sampleApi = fals
     if (!end) { await sampler?.stop(); throw new Error('no window end'); }
     const b = { t: performance.now(), srv: procCpu(server.pid), pub: procCpu(pub.pid), pl: procCpu(players.pid), sl: slowP && procCpu(slowP.pid), core: coreTimes(LOAD_CORE), score: coreTimes(SERVER_CORE) };
     const api = await sampler?.stop();
+    if (isM7s) row.merge = { start: await mergeAtStart, end: await m7sMerge() };
     rss = Math.max(rss, procRssMB(server.pid) ?? 0);
     const result = await waitEvent(players, 'result', 10000);
     if (!result) throw new Error('no player result');
@@ -581,10 +601,11 @@ function report(row) {
   log(`${tag} cpu ${fmt(row.serverCpu.pct)}% (user ${fmt(row.serverCpu.userPct)}) rss ${fmt(row.rssMB, 0)}MB` +
     ` | load ${fmt((row.load.publisherPct ?? 0) + (row.load.playersPct ?? 0), 0)}% (core ${fmt(row.load.coreBusyPct, 0)}%)${row.loadLimited ? ' LOAD-LIMITED' : ''}${row.serverCoreNoisy ? ` NOISY core ${SERVER_CORE} ${fmt(row.serverCoreBusyPct, 0)}%` : ''}` +
     ` | ${fmt(row.kbpsMedian, 0)} kb/s, first ${fmt(row.firstFrameP50, 0)} ms, live edge p50 ${fmt(row.liveEdgeMs?.p50, 0)} max ${fmt(row.liveEdgeMs?.max, 0)} ms (${row.liveEdgeMs?.reached ?? '-'}/${n})` +
-    `, display p50 ${fmt(row.display?.p50, 0)} ms, display edge p50 ${fmt(row.display?.edge?.p50, 0)} ms (${row.display?.edge?.reached ?? '-'}/${n})` +
+    `, display p50 ${fmt(row.display?.p50, 0)} ms, display edge p50 ${fmt(row.display?.edge?.p50, 0)} ms (${row.display?.edge?.reached ?? '-'}/${n}; of all ${row.display?.edge && 'p50All' in row.display.edge ? fmt(row.display.edge.p50All, 0) : '?'})` +
     `, lat p50 ${fmt(row.latency.p50)} p99 ${fmt(row.latency.p99)} ms` +
     ` | players ok ${row.players.ok}/${n}${row.players.noVideo ? `, ${row.players.noVideo} got no video` : ''}` +
     (row.joinPhase ? ` | join (per ${row.joinPhase.sliceMs} ms) server ${row.joinPhase.serverPct.join('/')} %, load core ${row.joinPhase.loadCorePct.join('/')} %` : '') +
+    (row.merge ? ` | autoMerge ${row.merge.start?.autoMerge ?? '-'}/${row.merge.end?.autoMerge ?? '-'} ms, fan-out busy ${fmt(row.merge.start?.fanoutBusy, 2)}/${fmt(row.merge.end?.fanoutBusy, 2)}` : '') +
     (row.subscribers ? ` | server: others max buffered ${fmt(row.subscribers.maxBuffered / 1024, 0)} KB, dropped ${row.subscribers.framesDropped}` : ''));
   const s = row.slowPlayer;
   if (!s) return;

@@ -189,6 +189,8 @@ export class Stream {
 
   /** Merge window (ms) added under load, on top of each subscriber's subscribe.mergewrite. */
   autoMerge = 0;
+  /** Share of the last adapt() period spent writing to subscribers (0..1), for StreamInfo. */
+  fanoutBusy = 0;
   private fanoutMs = 0;
   private adaptAt = 0;
 
@@ -203,6 +205,7 @@ export class Stream {
     this.adaptAt = now;
     const busy = span > 0 && span < 5000 ? this.fanoutMs / span : 0;
     this.fanoutMs = 0;
+    this.fanoutBusy = busy;
     if (busy > 0.5) this.autoMerge = Math.min(this.autoMerge + 25, MAX_AUTO_MERGE_MS);
     else if (busy < 0.2 && this.autoMerge > 0) this.autoMerge = Math.max(this.autoMerge - 25, 0);
   }
@@ -430,7 +433,7 @@ export class Stream {
     return {
       path: this.path, state: this.state, createdAt: new Date(this.createdAt).toISOString(),
       publisher: this.publisher?.info() ?? null, publishCount: this.publishCount,
-      subscribers: this.subscribers.size, autoMerge: this.autoMerge,
+      subscribers: this.subscribers.size, autoMerge: this.autoMerge, fanoutBusy: Math.round(this.fanoutBusy * 1000) / 1000,
       tracks: this.tracks.map((t) => t.info()),
       ring: {
         frames: ring.size, bytes: ring.bytes, capacity: ring.capacity, syncPoints: ring.syncCount,
@@ -449,6 +452,8 @@ export interface StreamInfo {
   subscribers: number;
   /** Merge window (ms) the stream added under load (see Stream.adapt). */
   autoMerge: number;
+  /** Share of the last second spent writing to subscribers (0..1): over half turns autoMerge on. */
+  fanoutBusy: number;
   tracks: Record<string, unknown>[];
   ring: { frames: number; bytes: number; capacity: number; syncPoints: number; spanMs: number };
 }
