@@ -2,7 +2,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   Engine, EngineError, type Frame, md5Hex, parseStreamPath, Ring, SyntheticSource, syntheticIndex,
-  type Subscriber, type SubscriberSink, makeKeyAuthArgs, defaultPublish, defaultSubscribe, Track, Frame as FrameClass,
+  type Subscriber, type SubscriberSink, makeKeyAuthArgs, defaultPublish, defaultSubscribe, Track, Frame as FrameClass, Stream,
 } from '../src/core/index.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -593,7 +593,7 @@ describe('engine: adaptive merging under load', () => {
     const stream = e.getStream('live/busy')!;
     src.start();
     try {
-      await until(() => stream.autoMerge >= 50, 6000);
+      await until(() => stream.autoMerge >= 50, 9000);
       const f0 = flushes, n0 = src.pub.stream.ring.head;
       await sleep(1000);
       const frames = src.pub.stream.ring.head - n0, writes = flushes - f0;
@@ -603,6 +603,49 @@ describe('engine: adaptive merging under load', () => {
     } finally {
       src.stop();
     }
+  });
+});
+
+describe('engine: adaptive merging policy', () => {
+  /** A stream on its own, with adapt() driven by hand: `busy` is the share of each 1 s period spent in fan-out. */
+  function driven() {
+    const host = { onPublisherLost() {}, onSubscriberRemoved() {}, onStreamClosed() {} };
+    const s = new Stream('live/p', 'live', 'p', host, { ...defaultPublish });
+    const inner = s as unknown as { fanoutMs: number };
+    let t = 10_000;
+    s.adapt(t);
+    const period = (busy: number) => { inner.fanoutMs = busy * 1000; t += 1000; s.adapt(t); return s.autoMerge; };
+    return { s, period };
+  }
+
+  it('one overloaded second (a join storm, a GC pause) does not merge; two in a row do', () => {
+    const { s, period } = driven();
+    assert.equal(period(0.9), 0, 'one busy second');
+    assert.equal(period(0.3), 0);
+    assert.equal(period(0.9), 0, 'busy again, but not twice in a row');
+    assert.equal(period(0.9), 25, 'two in a row');
+    assert.equal(period(0.9), 50, 'and 25 more for each further one');
+    assert.equal(s.fanoutBusy, 0.9);
+  });
+
+  it('a merged stream gives merging back when its fan-out falls to a third of the time, not only to a fifth', () => {
+    const { period } = driven();
+    period(0.9); period(0.9); period(0.9);
+    assert.equal(period(0.45), 50, 'between a third and a half: kept');
+    assert.equal(period(0.25), 50);
+    assert.equal(period(0.25), 50, 'two calm seconds: kept');
+    assert.equal(period(0.25), 25, 'three: 25 ms back');
+    assert.equal(period(0.4), 25, 'the count starts again');
+    period(0.3); period(0.3);
+    assert.equal(period(0.3), 0);
+  });
+
+  it('under a fifth it gives 25 ms back every second', () => {
+    const { period } = driven();
+    for (let i = 0; i < 5; i++) period(0.8);
+    assert.equal(period(0.8), 125);
+    assert.equal(period(0.1), 100);
+    assert.equal(period(0.05), 75);
   });
 });
 

@@ -20,6 +20,16 @@ export interface StreamHost {
 
 /** The most adaptive merging adds to a stream's writes under load (ms). */
 export const MAX_AUTO_MERGE_MS = 200;
+/** Adaptive merging: share of the time in fan-out above which a period counts as overloaded. */
+const MERGE_BUSY = 0.5;
+/** Overloaded periods (of about a second) in a row before the stream merges more. */
+const MERGE_AFTER_PERIODS = 2;
+/** Share of the time in fan-out under which a period counts as calm. */
+const UNMERGE_BUSY = 0.35;
+/** Calm periods in a row before the stream gives 25 ms of merging back. */
+const UNMERGE_AFTER_PERIODS = 3;
+/** Under this share a period gives 25 ms back by itself (the load has gone). */
+const IDLE_BUSY = 0.2;
 
 /** Media time between audio sync points when a stream has no video. */
 const AUDIO_SYNC_SEC = 1;
@@ -193,12 +203,22 @@ export class Stream {
   fanoutBusy = 0;
   private fanoutMs = 0;
   private adaptAt = 0;
+  /** Consecutive adapt() periods over MERGE_BUSY / under UNMERGE_BUSY. */
+  private hotPeriods = 0;
+  private calmPeriods = 0;
 
   /**
    * @internal Called about once a second. When writing to this stream's subscribers took more than
-   * half of the time since the last call, the stream merges writes by another 25 ms (up to
-   * MAX_AUTO_MERGE_MS): fewer, larger writes, so the process keeps up and viewers get a little more
-   * latency instead of falling behind and skipping. Below a fifth it gives 25 ms back.
+   * half of the time for MERGE_AFTER_PERIODS periods in a row, the stream merges writes by another
+   * 25 ms (up to MAX_AUTO_MERGE_MS), and by 25 more for each further such period: fewer, larger writes,
+   * so the process keeps up and viewers get a little more latency instead of falling behind and
+   * skipping. It gives 25 ms back after each period under IDLE_BUSY, and after UNMERGE_AFTER_PERIODS
+   * periods in a row under UNMERGE_BUSY.
+   *
+   * Why not at once, and why not only when nearly idle: at 1000 viewers on the bench machine the
+   * fan-out takes 0.29-0.49 of the time unmerged and 0.23-0.27 merged by 25 ms. One second over half
+   * (a join storm, a GC pause, a busy neighbour) used to merge at once and, with a fifth as the only way
+   * back, for good: such bench rows ran at ~33 ms latency instead of ~7 (docs/BENCHMARKS.md).
    */
   adapt(now: number): void {
     const span = now - this.adaptAt;
@@ -206,8 +226,17 @@ export class Stream {
     const busy = span > 0 && span < 5000 ? this.fanoutMs / span : 0;
     this.fanoutMs = 0;
     this.fanoutBusy = busy;
-    if (busy > 0.5) this.autoMerge = Math.min(this.autoMerge + 25, MAX_AUTO_MERGE_MS);
-    else if (busy < 0.2 && this.autoMerge > 0) this.autoMerge = Math.max(this.autoMerge - 25, 0);
+    if (busy > MERGE_BUSY) {
+      this.calmPeriods = 0;
+      if (++this.hotPeriods >= MERGE_AFTER_PERIODS) this.autoMerge = Math.min(this.autoMerge + 25, MAX_AUTO_MERGE_MS);
+      return;
+    }
+    this.hotPeriods = 0;
+    if (busy >= UNMERGE_BUSY || this.autoMerge === 0) { this.calmPeriods = 0; return; }
+    if (busy < IDLE_BUSY || ++this.calmPeriods >= UNMERGE_AFTER_PERIODS) {
+      this.calmPeriods = 0;
+      this.autoMerge = Math.max(this.autoMerge - 25, 0);
+    }
   }
 
   // ---------------------------------------------------------------- merged writes
@@ -452,7 +481,7 @@ export interface StreamInfo {
   subscribers: number;
   /** Merge window (ms) the stream added under load (see Stream.adapt). */
   autoMerge: number;
-  /** Share of the last second spent writing to subscribers (0..1): over half turns autoMerge on. */
+  /** Share of the last second spent writing to subscribers (0..1): over 0.5 for a while turns autoMerge on. */
   fanoutBusy: number;
   tracks: Record<string, unknown>[];
   ring: { frames: number; bytes: number; capacity: number; syncPoints: number; spanMs: number };
