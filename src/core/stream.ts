@@ -23,7 +23,7 @@ export const MAX_AUTO_MERGE_MS = 200;
 /** Adaptive merging: share of the time in fan-out above which a period counts as overloaded. */
 const MERGE_BUSY = 0.5;
 /** Overloaded periods (of about a second) in a row before the stream merges more. */
-const MERGE_AFTER_PERIODS = 2;
+const MERGE_AFTER_PERIODS = 3;
 /** Share of the time in fan-out under which a period counts as calm. */
 const UNMERGE_BUSY = 0.35;
 /** Calm periods in a row before the stream gives 25 ms of merging back. */
@@ -218,7 +218,9 @@ export class Stream {
    * Why not at once, and why not only when nearly idle: at 1000 viewers on the bench machine the
    * fan-out takes 0.29-0.49 of the time unmerged and 0.23-0.27 merged by 25 ms. One second over half
    * (a join storm, a GC pause, a busy neighbour) used to merge at once and, with a fifth as the only way
-   * back, for good: such bench rows ran at ~33 ms latency instead of ~7 (docs/BENCHMARKS.md).
+   * back, for good: such bench rows ran at ~33 ms latency instead of ~7 (docs/BENCHMARKS.md). The
+   * join storm of 1000 RTMP or WS-FLV players (the process saturated for 1.5-3 s) kept two periods in a
+   * row over half in two runs of eighteen, hence three.
    */
   adapt(now: number): void {
     const span = now - this.adaptAt;
