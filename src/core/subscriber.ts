@@ -138,8 +138,6 @@ export const MAX_DEGRADE_HOLD_MS = 300_000;
 
 /** The least time (ms) between two frames a catch-up fast-forward leaves (see Subscriber.planCatchup). */
 export const MIN_RETIME_STEP_MS = 1.25;
-/** Catch-up: how finely the time since the edge frame arrived shortens the fast-forward (see planCatchup). */
-export const CATCHUP_LAG_STEP_MS = 10;
 
 /** Flush a batch once it holds this many bytes, so backpressure is noticed within a GOP burst. */
 const MAX_BATCH_BYTES = 64 * 1024;
@@ -281,8 +279,8 @@ export class Subscriber {
 
   /**
    * Instant start at the live edge. The viewer starts at the cached keyframe (first picture at once);
-   * the video from there to the live edge is retimed to play within `catchup` ms (less the time since
-   * the edge frame arrived), ending at the live edge's own time, and the cached audio is left out (it cannot be played faster). A player then shows
+   * the video from there to the live edge is retimed to play within `catchup` ms, ending at the live
+   * edge's own time, and the cached audio is left out (it cannot be played faster). A player then shows
    * the keyframe at once, fast-forwards for `catchup` ms and plays live, instead of staying behind by
    * the age of the cached GOP for the whole session.
    *
@@ -307,14 +305,7 @@ export class Subscriber {
     const firstSec = first.dts / clock, edgeSec = t.lastDts / clock;
     const span = edgeSec - firstSec;
     if (!(span * 1000 > ms)) return; // already close enough to the edge
-    // The edge frame arrived `lag` ms ago, so the next live frame is due `lag` ms sooner than a
-    // fast-forward ending `ms` after the first picture assumes: a player would stay ms + lag (up to a
-    // frame interval more) behind. End it that much sooner instead (in CATCHUP_LAG_STEP_MS steps, so that
-    // players joining between two frames still share a few starts, at most 4 at 30 fps; at most half of ms).
-    const edgeFrame = ring.get(t.lastSeq);
-    const lagMs = edgeFrame
-      ? Math.min(ms / 2, Math.floor(Math.max(0, Date.now() - edgeFrame.arrival) / CATCHUP_LAG_STEP_MS) * CATCHUP_LAG_STEP_MS) : 0;
-    let k = (ms - lagMs) / 1000 / span;
+    let k = ms / 1000 / span;
     // Frames at least MIN_RETIME_STEP_MS apart (a long GOP at a high frame rate takes a little longer).
     const stepMs = (t.frameDuration || span * clock / Math.max(1, t.lastSeq - this.cursor)) * 1000 / clock;
     if (stepMs > 0 && k * stepMs < MIN_RETIME_STEP_MS) k = Math.min(1, MIN_RETIME_STEP_MS / stepMs);
