@@ -216,11 +216,12 @@ export class Stream {
    * periods in a row under UNMERGE_BUSY.
    *
    * Why not at once, and why not only when nearly idle: at 1000 viewers on the bench machine the
-   * fan-out takes 0.29-0.49 of the time unmerged and 0.23-0.27 merged by 25 ms. One second over half
-   * (a join storm, a GC pause, a busy neighbour) used to merge at once and, with a fifth as the only way
-   * back, for good: such bench rows ran at ~33 ms latency instead of ~7 (docs/BENCHMARKS.md). The
-   * join storm of 1000 RTMP or WS-FLV players (the process saturated for 1.5-3 s) kept two periods in a
-   * row over half in two runs of eighteen, hence three.
+   * fan-out takes 0.22-0.60 of the time unmerged (7 of 169 one-second readings over half) and
+   * 0.24-0.27 merged by 25 ms. One second over half (a join storm, a GC pause, a busy neighbour) used
+   * to merge at once and, with a fifth as the only way back, for good: such bench rows ran at ~33 ms
+   * latency instead of ~7 (docs/BENCHMARKS.md). The join storm of 1000 RTMP players kept two periods
+   * in a row over half in both full runs with two (Node, Deno), hence three; it can still take three (the
+   * stream then unmerges three seconds after the storm).
    */
   adapt(now: number): void {
     const span = now - this.adaptAt;
