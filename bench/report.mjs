@@ -54,7 +54,7 @@ export function mergeRows(runs) {
  * when half or more did, and as "not by half" when fewer did (that p50 said nothing about the others).
  */
 function edgeCell(e, n) {
-  if (!e || e.p50 == null) return '–';
+  if (!e || e.reached == null) return '–'; // not measured in that run (none got there is "not by half (0/N)")
   const of = e.reached < n ? ` (${e.reached}/${n})` : '';
   if ('p50All' in e) return e.p50All == null ? `not by half${of}` : `${f(e.p50All, 0)}${of}`;
   if (e.reached >= n) return f(e.p50, 0);

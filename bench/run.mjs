@@ -364,13 +364,19 @@ async function waitQuiet(maxMs) {
 
 // ---------------------------------------------------------------------------- m7s subscriber API
 
-/** m7s only: GET /api/subscribers/live/bench -> [SubscriberInfo] (docs/api.md), or null. */
-async function m7sSubscribers() {
+/** m7s only: GET /api/<path> on the bench's HTTP port -> the answer's `data` (docs/api.md), or null. */
+async function m7sApi(path) {
   try {
-    const r = await fetch(`http://127.0.0.1:${PORTS.http}/api/subscribers/live/bench`, { signal: AbortSignal.timeout(2000) });
+    const r = await fetch(`http://127.0.0.1:${PORTS.http}/api/${path}`, { signal: AbortSignal.timeout(2000) });
     const body = await r.json();
-    return Array.isArray(body?.data) ? body.data : null;
+    return body?.data ?? null;
   } catch { return null; }
+}
+
+/** m7s only: GET /api/subscribers/live/bench -> [SubscriberInfo], or null. */
+async function m7sSubscribers() {
+  const list = await m7sApi('subscribers/live/bench');
+  return Array.isArray(list) ? list : null;
 }
 
 /**
@@ -379,12 +385,8 @@ async function m7sSubscribers() {
  * fan-out took), or null. Merged writes add tens of ms of latency and save CPU.
  */
 async function m7sMerge() {
-  try {
-    const r = await fetch(`http://127.0.0.1:${PORTS.http}/api/stream/info/live/bench`, { signal: AbortSignal.timeout(2000) });
-    const body = await r.json();
-    const info = body?.data ?? body;
-    return typeof info?.autoMerge === 'number' ? { autoMerge: info.autoMerge, fanoutBusy: info.fanoutBusy ?? null } : null;
-  } catch { return null; }
+  const info = await m7sApi('stream/info/live/bench');
+  return typeof info?.autoMerge === 'number' ? { autoMerge: info.autoMerge, fanoutBusy: info.fanoutBusy ?? null } : null;
 }
 
 /**

@@ -484,7 +484,7 @@ export interface StreamInfo {
   subscribers: number;
   /** Merge window (ms) the stream added under load (see Stream.adapt). */
   autoMerge: number;
-  /** Share of the last second spent writing to subscribers (0..1): over 0.5 for a while turns autoMerge on. */
+  /** Share of the last second spent writing to subscribers (0..1): over half for three seconds in a row turns autoMerge on. */
   fanoutBusy: number;
   tracks: Record<string, unknown>[];
   ring: { frames: number; bytes: number; capacity: number; syncPoints: number; spanMs: number };
