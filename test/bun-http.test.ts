@@ -3,7 +3,8 @@
 // server does; this file drives the protocol details a server of our own must get right with exact
 // bytes from a raw TCP client: keep-alive and pipelining, request bodies (chunked, 100-continue, unread),
 // HEAD, refusals with their status, the header timeout and the connection guard, a request's signal
-// when its client leaves, and WebSocket control frames and protocol errors. Bun only.
+// when its client leaves (Bun only); and WebSocket control frames, protocol errors and refused upgrades
+// on every runtime's default server (m7s does the upgrade itself on all three).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,7 +60,6 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
   let http: HttpServer;
   const clients: Raw[] = [];
   let aborted = 0;
-  const wsEvents: string[] = [];
   const connect = async () => { const c = new Raw(await rt.connectTcp({ host: HOST, port: http.port })); clients.push(c); return c; };
 
   before(async () => {
@@ -76,11 +76,6 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
       await new Promise<void>((resolve) => c.req.raw.signal.addEventListener('abort', () => { aborted++; resolve(); }));
       return c.text('late');
     });
-    app.get('/ws', async (c) => (await rt.upgradeWebSocket(c, {
-      onOpen: (ws: WsConn) => { wsEvents.push('open'); ws.send('hi'); },
-      onMessage: (ws, d) => { wsEvents.push(`msg ${typeof d === 'string' ? d : d.length}`); ws.send(d); },
-      onClose: (_ws, code) => { wsEvents.push(`close ${code}`); },
-    })) ?? c.text('not an upgrade', 400));
     http = await rt.serveHttp({ port: 0, host: HOST, limits: { readHeaderTimeout: 400, idleTimeout: 2000, maxConnections: 6 } }, app.fetch);
   });
 
@@ -201,8 +196,36 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
     while (aborted === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.equal(aborted, 1);
   });
+});
 
-  it('WebSocket: handshake, messages both ways, ping answered with pong, close echoed; an unmasked frame closes with 1002', async () => {
+// WebSocket upgrades m7s does itself, on every runtime's default HTTP server: Bun's socket server, and
+// node:http's upgrade event on Node and Deno (adapters/node/ws-upgrade.ts). Both frame with
+// src/net/ws-session.ts; the exact bytes here are what RFC 6455 asks of a server.
+describe('WebSocket upgrades on the default HTTP server (every runtime)', () => {
+  let http: HttpServer;
+  const clients: Raw[] = [];
+  const wsEvents: string[] = [];
+  const connect = async () => { const c = new Raw(await rt.connectTcp({ host: HOST, port: http.port })); clients.push(c); return c; };
+  const upgradeHead = (path: string, key = 'dGhlIHNhbXBsZSBub25jZQ==') =>
+    `GET ${path} HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+
+  before(async () => {
+    const app = new Hono();
+    app.get('/ws', async (c) => (await rt.upgradeWebSocket(c, {
+      onOpen: (ws: WsConn) => { wsEvents.push('open'); ws.send('hi'); },
+      onMessage: (ws, d) => { wsEvents.push(`msg ${typeof d === 'string' ? d : d.length}`); ws.send(d); },
+      onClose: (_ws, code) => { wsEvents.push(`close ${code}`); },
+    })) ?? c.text('not an upgrade', 400));
+    app.get('/private', (c) => c.text('who are you', 401, { 'www-authenticate': 'Basic realm="m7s"' }));
+    http = await rt.serveHttp({ port: 0, host: HOST }, app.fetch);
+  });
+
+  after(async () => {
+    for (const c of clients) c.conn.destroy();
+    await http?.close();
+  });
+
+  it('handshake, messages both ways, ping answered with pong, close echoed; an unmasked frame closes with 1002', async () => {
     const c = await connect();
     c.send(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
     // RFC 6455 §1.3's example key and accept value.
@@ -233,5 +256,36 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
     const f = await connect();
     f.send(concat([enc(`GET /ws HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`), clientFrame(1, enc('early'))]));
     await f.until((s) => s.includes('\x81\x05early'), 'the early frame echoed');
+  });
+
+  it('an upgrade the route refuses gets its status, headers and body; the server carries on', async () => {
+    const a = await connect();
+    a.send(upgradeHead('/private'));
+    const t = await a.until((s) => s.includes('who are you'), 'the 401 answer');
+    assert.match(t, /^HTTP\/1\.1 401 /);
+    assert.match(t, /\r\nwww-authenticate: Basic realm="m7s"\r\n/i);
+    const b = await connect();
+    b.send(upgradeHead('/nowhere'));
+    await b.until((s) => /^HTTP\/1\.1 404 /.test(s), 'a 404 for an unknown path');
+    const c = await connect();
+    c.send(upgradeHead('/ws'));
+    await c.until((s) => s.includes('\x81\x02hi'), 'an upgrade after the refusals');
+  });
+
+  it('closing the server closes its open WebSockets', async () => {
+    const app = new Hono();
+    const closes: number[] = [];
+    app.get('/ws', async (c) => (await rt.upgradeWebSocket(c, { onClose: (_ws, code) => { closes.push(code); } })) ?? c.text('no', 400));
+    const own = await rt.serveHttp({ port: 0, host: HOST }, app.fetch);
+    const c = new Raw(await rt.connectTcp({ host: HOST, port: own.port }));
+    clients.push(c);
+    c.send(upgradeHead('/ws'));
+    await c.until((s) => s.includes('\r\n\r\n'), 'the 101');
+    assert.match(c.text, /^HTTP\/1\.1 101 /);
+    await own.close();
+    await c.untilClosed();
+    const end = Date.now() + 3000;
+    while (!closes.length && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(closes.length, 1, 'the handler heard the close');
   });
 });

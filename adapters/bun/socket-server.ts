@@ -22,10 +22,11 @@
 import type { Context } from 'hono';
 import { FormatError } from '../../src/format/bytes.ts';
 import { bodyFraming, type BodyFraming, ChunkedDecoder, headerValue, HttpHeadParser, responseHead, type HttpRequestHead } from '../../src/format/http1.ts';
-import { checkUpgradeRequest, WsFrameParser, WsProtocolError, wsCloseFrame, wsFrame } from '../../src/format/websocket.ts';
+import { checkUpgradeRequest } from '../../src/format/websocket.ts';
+import { WS_GUID, WsSession, type WsTransport } from '../../src/net/ws-session.ts';
 import { framingHead, type Framing } from '../../src/net/framing.ts';
 import type { ByteSink } from '../../src/net/body.ts';
-import type { FetchHandler, HttpLimits, HttpServeOptions, HttpServer, PeerInfo, StreamedResponse, WsConn, WsHandler } from '../../src/net/types.ts';
+import type { FetchHandler, HttpLimits, HttpServeOptions, HttpServer, PeerInfo, StreamedResponse, WsHandler } from '../../src/net/types.ts';
 import { ConnGuard, type GuardEntry } from '../node/conn-guard.ts';
 import { DEFAULT_HTTP_LIMITS } from '../node/http-guard.ts';
 import { createHash } from 'node:crypto';
@@ -58,11 +59,6 @@ const BODY_HWM = 256 * 1024;
 const RESPONSE_HWM = 1 << 20;
 /** Chunks this large are written as they are; runs of smaller ones are joined into one write. */
 const JOIN_BELOW = 8 * 1024;
-/** Largest WebSocket message taken from a client (WS-FLV publish: a keyframe per message). */
-const WS_MAX_MESSAGE = 16 << 20;
-/** After our close frame, how long the client has to answer with its own before the socket is closed. */
-const WS_CLOSE_WAIT_MS = 2000;
-const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const EMPTY = new Uint8Array(0);
 const CRLF = new Uint8Array([13, 10]);
 const LAST_CHUNK = new TextEncoder().encode('0\r\n\r\n');
@@ -167,7 +163,7 @@ class Conn {
   readonly drainWaiters = new Set<() => void>();
   /** Called once when the connection closes. */
   readonly closeWaiters = new Set<() => void>();
-  ws: SocketWs | null = null;
+  ws: WsSession | null = null;
 
   constructor(readonly sock: BunSocket, readonly server: SocketServer) {
     this.out = new SocketQueue(sock, () => this.destroy());
@@ -595,82 +591,17 @@ function requestUrl(head: HttpRequestHead, tls: boolean): string {
 
 // ---- WebSocket --------------------------------------------------------------------------------------
 
-let nextWsId = 1;
-
-class SocketWs implements WsConn {
-  readonly id = nextWsId++;
-  closed = false;
-  /** Bun's sockets have no writev: an array of parts costs a copy (SocketQueue.writev). */
-  readonly gathers = false;
-  #parser = new WsFrameParser({ maxMessageBytes: WS_MAX_MESSAGE });
-  #closeSent = false;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  constructor(private readonly conn: Conn, private readonly handler: WsHandler) {}
-
-  get buffered(): number { return this.closed ? 0 : this.conn.out.buffered; }
-
-  send(data: Uint8Array | string): void {
-    if (this.closed || this.#closeSent) return;
-    if (typeof data === 'string') { this.conn.out.write(wsFrame(1, data)); return; }
-    this.conn.out.writev([framingHead('ws', data.byteLength), data]);
-  }
-
-  sendFramed(frame: Uint8Array | readonly Uint8Array[]): boolean {
-    if (this.closed || this.#closeSent) return false;
-    if (frame instanceof Uint8Array) this.conn.out.write(frame);
-    else this.conn.out.writev(frame);
-    return true;
-  }
-
-  close(code = 1000, reason = ''): void {
-    if (this.closed || this.#closeSent) return;
-    this.#closeSent = true;
-    try { this.conn.out.write(wsCloseFrame(code, reason)); } catch { this.conn.out.write(wsCloseFrame(1000)); }
-    this.#closeTimer = setTimeout(() => this.conn.destroy(), WS_CLOSE_WAIT_MS);
-    (this.#closeTimer as unknown as { unref?: () => void }).unref?.();
-    this.#ended(code, reason);
-  }
-
-  onData(chunk: Uint8Array): void {
-    let events;
-    try {
-      events = this.#parser.push(chunk);
-    } catch (e) {
-      const code = e instanceof WsProtocolError ? e.closeCode : 1002;
-      this.close(code, e instanceof Error ? e.message.slice(0, 100) : 'protocol error');
-      this.conn.endAfterFlush();
-      return;
-    }
-    for (const ev of events) {
-      if (ev.type === 'message') {
-        if (this.closed) continue;
-        try { this.handler.onMessage?.(this, ev.data); } catch { this.close(1011, 'internal error'); }
-      } else if (ev.type === 'ping') {
-        if (!this.#closeSent) this.conn.out.write(wsFrame(10, ev.data));
-      } else if (ev.type === 'close') {
-        if (!this.#closeSent) {
-          this.#closeSent = true;
-          this.conn.out.write(wsCloseFrame(ev.code === 1005 ? 1000 : ev.code));
-          this.#ended(ev.code, ev.reason);
-        }
-        clearTimeout(this.#closeTimer);
-        this.conn.endAfterFlush();
-        return;
-      }
-    }
-  }
-
-  /** The socket closed (either side). */
-  onSocketClose(): void {
-    clearTimeout(this.#closeTimer);
-    this.#ended(1006, '');
-  }
-
-  #ended(code: number, reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    try { this.handler.onClose?.(this, code, reason); } catch { /* the handler's problem */ }
-  }
+/** A connection's queue as a WebSocket's transport (src/net/ws-session.ts). */
+function wsTransport(conn: Conn): WsTransport {
+  return {
+    get buffered() { return conn.out.buffered; },
+    /** Bun's sockets have no writev: an array of parts costs a copy (SocketQueue.writev). */
+    gathers: false,
+    write: (b) => conn.out.write(b),
+    writev: (parts) => conn.out.writev(parts),
+    endAfterFlush: () => conn.endAfterFlush(),
+    destroy: () => conn.destroy(),
+  };
 }
 
 /** Runtime.upgradeWebSocket for requests served here: the handshake (RFC 6455 §4.2.2) at once, then onOpen. */
@@ -686,14 +617,10 @@ export function socketUpgradeWebSocket(c: unknown, handler: WsHandler): Response
   conn.take(env, 'ws');
   conn.state = 'ws';
   conn.out.write(responseHead(101, [['upgrade', 'websocket'], ['connection', 'Upgrade'], ['sec-websocket-accept', accept]]));
-  const ws = (conn.ws = new SocketWs(conn, handler));
+  const ws = (conn.ws = new WsSession(wsTransport(conn), handler));
   conn.resume();
-  queueMicrotask(() => {
-    if (ws.closed) return;
-    try { handler.onOpen?.(ws); } catch { ws.close(1011, 'internal error'); }
-    // Frames a client sent right behind its handshake (before our 101) waited with the request.
-    for (const p of conn.takePending()) { if (ws.closed) break; ws.onData(p); }
-  });
+  // Frames a client sent right behind its handshake (before our 101) waited with the request.
+  queueMicrotask(() => ws.open(conn.takePending()));
   return new Response(null, { status: 101 });
 }
 

@@ -1,22 +1,19 @@
 // The Node.js Runtime: sockets from ./net.ts, files/process from ./host.ts, HTTP from
-// @hono/node-server 2.x, whose built-in WebSocket support uses the `ws` package.
+// @hono/node-server 2.x; WebSocket upgrades by m7s itself (./ws-upgrade.ts).
 
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { serve, upgradeWebSocket as honoUpgrade } from '@hono/node-server';
-import { WebSocketServer } from 'ws';
+import { serve } from '@hono/node-server';
 import type { Context } from 'hono';
-import type { FetchHandler, HttpServeOptions, HttpServer, PeerInfo, Runtime, UpgradeWebSocket } from '../../src/net/types.ts';
+import type { FetchHandler, HttpServeOptions, HttpServer, PeerInfo, Runtime } from '../../src/net/types.ts';
 import { bindUdp, connectTcp, listenTcp } from './net.ts';
 import { hostSysinfo, nodeHost } from './host.ts';
-import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { nodeStreamResponse } from './stream-response.ts';
-import { SocketWriter } from './direct-write.ts';
 import { guardNodeHttpServer } from './http-guard.ts';
+import { nodeUpgradeWebSocket, serveUpgrades, type UpgradeTracker } from './ws-upgrade.ts';
 
 async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
-  const wss = new WebSocketServer({ noServer: true });
   const tlsOpts = opts.tls
     ? { createServer: createHttpsServer, serverOptions: { cert: opts.tls.cert, key: opts.tls.key } }
     : {};
@@ -26,11 +23,10 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
     onListenError = reject;
     server = serve(
       {
-        // @hono/node-server passes its bindings ({ incoming, outgoing }) as env; upgradeWebSocket needs them.
+        // @hono/node-server passes its bindings ({ incoming, outgoing }) as env (connInfo reads them).
         fetch: (req, env) => fetch(req, env),
         port: opts.port,
         hostname: opts.host,
-        websocket: { server: wss },
         // @hono/node-server swaps the global Request/Response for lighter ones, a Node optimisation.
         // Bun and Deno run this server too, where their own Response is native and their own server
         // (global.http.nativeserver) accepts only that: leave the globals alone there.
@@ -42,6 +38,7 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
     server.once('error', onListenError);
   });
   server.off('error', onListenError);
+  const sockets: UpgradeTracker = serveUpgrades(server, fetch, !!opts.tls);
   if (RUNS_ON_BUN) paceRequests(server);
   // Errors after listening (EMFILE on accept and the like) must not crash the process. Malformed
   // requests are answered 400 by node:http's default 'clientError' handling.
@@ -60,7 +57,7 @@ async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<H
       new Promise<void>((resolve) => {
         // Live responses never finish on their own: close every connection, WebSockets included
         // (upgraded sockets are no longer tracked by the HTTP server).
-        for (const ws of wss.clients) ws.terminate();
+        sockets.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
@@ -124,56 +121,6 @@ export function paceRequests(server: Server): void {
   }
 }
 
-/** The `ws` internals the raw frame path relies on (ws 8). */
-interface WsInternals {
-  _socket?: Socket;
-  _sender?: { _state: number; _queue: unknown[]; _bufferedBytes?: number };
-  _extensions?: Record<string, unknown>;
-  readyState: number;
-  bufferedAmount: number;
-  [WS_WRITER]?: SocketWriter;
-}
-const WS_WRITER = Symbol('m7s.wsWriter');
-
-/**
- * Pre-framed messages go straight to the socket when `ws` has nothing of its own in flight: no
- * compression negotiated (our server never offers it), its sender idle (state 0, empty queue). Then
- * ordering with ws's own frames (close, pong) is the socket's write order. Backpressure is polled
- * (wsBuffered), so the writer needs no completion callback.
- */
-const writeRawWsFrame = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]): boolean => {
-  const w = raw as WsInternals;
-  const sender = w._sender;
-  if (w.readyState !== 1 || !sender || sender._state !== 0 || sender._queue.length) return false;
-  let writer = w[WS_WRITER];
-  if (writer === undefined) {
-    // Extensions are settled by the handshake: checked once, with the socket.
-    const sock = w._socket;
-    if (!sock || (w._extensions && Object.keys(w._extensions).length)) return false;
-    writer = w[WS_WRITER] = new SocketWriter(sock, () => {});
-  }
-  if (writer.ended) return false;
-  if (frame instanceof Uint8Array) writer.write(frame);
-  else writer.writev(frame); // one message in parts: one writev()
-  return true;
-};
-
-/** ws's count is its socket's Writable plus its sender's queue; with direct writes, the writer's count
- * (that Writable and libuv's queue) replaces the first part. */
-const wsBuffered = (raw: unknown): number => {
-  const w = raw as WsInternals;
-  const writer = w[WS_WRITER];
-  return writer ? (w._sender?._bufferedBytes ?? 0) + writer.buffered : w.bufferedAmount;
-};
-
-const upgradeWebSocket: UpgradeWebSocket = (c, handler) => {
-  const ctx = c as Context;
-  if (!isUpgrade(ctx.req.raw)) return undefined;
-  // Bun's `ws` is its own shim: no sender state to check (its _sender._state is null), so raw frames
-  // would never be taken there; without the writer its sinks frame nothing and gather nothing.
-  return upgradeOr400(honoUpgrade, ctx, toHonoEvents(handler, wsBuffered, RUNS_ON_BUN ? undefined : writeRawWsFrame));
-};
-
 /** @hono/node-server passes `{ incoming, outgoing }` as env (like its conninfo helper reads it). */
 const connInfo = (c: unknown): PeerInfo | undefined => {
   const env = (c as Context).env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined;
@@ -192,7 +139,7 @@ export const nodeRuntime: Runtime = {
   connectTcp,
   bindUdp,
   serveHttp,
-  upgradeWebSocket,
+  upgradeWebSocket: nodeUpgradeWebSocket,
   connInfo,
   streamResponse: nodeStreamResponse,
   sysinfo: () => hostSysinfo('node', process.versions.node),
