@@ -10,6 +10,7 @@
 //   bun-sockets  m7s's own server on Bun.listen (adapters/bun/socket-server.ts; m7s's default on Bun)
 //   bun-listen-raw, bun-nodehttp-raw, node-nodehttp-raw: the handshake and one frame written by hand
 //                on Bun.listen / node:http sockets (what a join costs below any server code)
+//   node-net-raw the same on a bare node:net server (no node:http: the floor of a server of our own on Node)
 //
 //   node bench/ws-join-cost.mjs [--n 1000] [--burst 55000] [--rounds 3] [--servers bun-native,bun-nodehttp,node-nodehttp,deno-nodehttp]
 //
@@ -39,7 +40,7 @@ const script = join(ROOT, 'bench/load/ws-join-server.mjs');
 async function once(server) {
   const [runtime, pre, mode] = {
     'bun-native': [BUN, [], 'native'], 'bun-nodehttp': [BUN, [], 'nodehttp'],
-    'bun-nodehttp-raw': [BUN, [], 'nodehttp-raw'], 'bun-listen-raw': [BUN, [], 'bunlisten-raw'], 'bun-sockets': [BUN, [], 'sockets'], 'node-nodehttp-raw': [process.execPath, [], 'nodehttp-raw'],
+    'bun-nodehttp-raw': [BUN, [], 'nodehttp-raw'], 'bun-listen-raw': [BUN, [], 'bunlisten-raw'], 'bun-sockets': [BUN, [], 'sockets'], 'node-nodehttp-raw': [process.execPath, [], 'nodehttp-raw'], 'node-net-raw': [process.execPath, [], 'net-raw'],
     'node-nodehttp': [process.execPath, [], 'nodehttp'], 'deno-nodehttp': [DENO, ['run', '-A'], 'nodehttp'],
   }[server];
   const argv = [...pre, script, mode, String(N), String(BURST)];

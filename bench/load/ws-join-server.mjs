@@ -4,6 +4,7 @@
 // `ws` is the npm package on Node and Bun's own shim on Bun (as in m7s's Node adapter).
 // MODE: native (Bun.serve), nodehttp (node:http + ws), nodehttp-raw (node:http, handshake and frame
 // written by hand), bunlisten-raw (Bun.listen, the same by hand: the floor of a server of our own),
+// net-raw (node:net, the same by hand: that floor on Node),
 // sockets (m7s's adapters/bun/socket-server.ts with a bare handler).
 // SKIP=K: K joins first that are not measured (the JIT warmed up; the client must open N + K).
 // THREADS=1: also print each thread's CPU ms over the window on stderr (Bun's JIT workers, GC).
@@ -37,12 +38,29 @@ if (mode === 'native') {
   const srv = await serveSockets({ port: 0, host: '127.0.0.1' }, (req, env) =>
     socketUpgradeWebSocket({ env, req: { raw: req } }, { onOpen: (ws) => onOpen({ send: (b) => ws.send(b) }) }) ?? new Response('no', { status: 400 }));
   port = srv.port;
-} else if (mode === 'nodehttp-raw' || mode === 'bunlisten-raw') {
+} else if (mode === 'nodehttp-raw' || mode === 'bunlisten-raw' || mode === 'net-raw') {
   const { createHash } = await import('node:crypto');
   const accept = (key) => createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64');
   const frame = (n) => { const h = new Uint8Array(10); h[0] = 0x82; h[1] = 127; new DataView(h.buffer).setUint32(6, n); return h; };
   const hdr = frame(size);
-  if (mode === 'nodehttp-raw') {
+  if (mode === 'net-raw') {
+    const net = await import('node:net');
+    const srv = net.createServer({ noDelay: true }, (sock) => {
+      let head = '';
+      sock.on('error', () => {});
+      const onData = (d) => {
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        sock.off('data', onData); sock.on('data', () => {});
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(head)[1];
+        sock.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ' + accept(key) + '\r\n\r\n');
+        onOpen({ send: (b) => { sock.write(hdr); sock.write(b); } });
+      };
+      sock.on('data', onData);
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    port = srv.address().port;
+  } else if (mode === 'nodehttp-raw') {
     const http = await import('node:http');
     const srv = http.createServer((q, r) => { r.statusCode = 400; r.end(); });
     srv.on('upgrade', (req, sock) => {
