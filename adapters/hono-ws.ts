@@ -8,14 +8,6 @@ import type { WsConn, WsHandler } from '../src/net/types.ts';
 
 let nextWsId = 1;
 
-/**
- * Writes one complete, already framed WebSocket message to the runtime's raw socket, bypassing the
- * library's framing (shared packagings carry the frame header, see src/net/framing.ts). Returns false
- * when it cannot right now (the library has queued frames of its own, compression is on); the caller
- * then sends the payload the normal way.
- */
-export type RawFrameWriter = (raw: unknown, frame: Uint8Array | readonly Uint8Array[]) => boolean;
-
 /** Close code for "the server hit an unexpected condition" (RFC 6455 §7.4.1). */
 const INTERNAL_ERROR = 1011;
 
@@ -24,15 +16,10 @@ class HonoWsConn implements WsConn {
   closed = false;
   readonly #ctx: WSContext;
   readonly #bufferedOf: (raw: unknown) => number;
-  readonly #rawWrite: RawFrameWriter | undefined;
-  /** Present when the adapter can write whole pre-built frames to the socket (WsConn.sendFramed). */
-  readonly sendFramed?: (frame: Uint8Array | readonly Uint8Array[]) => boolean;
 
-  constructor(ctx: WSContext, bufferedOf: (raw: unknown) => number, rawWrite?: RawFrameWriter) {
+  constructor(ctx: WSContext, bufferedOf: (raw: unknown) => number) {
     this.#ctx = ctx;
     this.#bufferedOf = bufferedOf;
-    this.#rawWrite = rawWrite;
-    if (rawWrite) this.sendFramed = (frame) => !this.closed && this.#rawWrite!(this.#ctx.raw, frame);
   }
 
   get buffered(): number {
@@ -76,10 +63,10 @@ function toMessage(data: unknown): Uint8Array | string | Promise<Uint8Array> | u
  * connection's WsConn). `bufferedOf` reads the queued byte count from the runtime's raw socket.
  * A handler that throws closes its socket with 1011 instead of crashing the server.
  */
-export function toHonoEvents(handler: WsHandler, bufferedOf: (raw: unknown) => number, rawWrite?: RawFrameWriter): WSEvents {
+export function toHonoEvents(handler: WsHandler, bufferedOf: (raw: unknown) => number): WSEvents {
   let conn: HonoWsConn | undefined;
   // hono/bun builds a fresh WSContext per event (same raw socket); keep the first.
-  const connOf = (ctx: WSContext) => (conn ??= new HonoWsConn(ctx, bufferedOf, rawWrite));
+  const connOf = (ctx: WSContext) => (conn ??= new HonoWsConn(ctx, bufferedOf));
   const guard = (c: HonoWsConn, fn: () => void) => {
     try {
       fn();

@@ -143,13 +143,17 @@ export const nodeUpgradeWebSocket: UpgradeWebSocket = (c, handler: WsHandler) =>
   };
   transport.write(Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`));
   const ws = new WsSession(transport, handler);
-  socket.on('data', (chunk: Buffer) => ws.onData(chunk));
   socket.once('close', () => ws.onSocketClose());
   // node:http's sockets are half-open: a client that sent FIN without a close frame is gone.
   socket.once('end', () => socket.end());
-  socket.resume();
   const early = pending.head.byteLength ? [pending.head] : undefined;
-  // After the route returned (as a runtime's own upgrade does): onOpen, then what came behind the head.
-  queueMicrotask(() => ws.open(early));
+  // After the route returned (as a runtime's own upgrade does): onOpen, then what came behind the head,
+  // then the socket's later bytes. node:http leaves an upgraded socket unread until it gets a 'data'
+  // listener, so nothing can overtake the head.
+  queueMicrotask(() => {
+    ws.open(early);
+    socket.on('data', (chunk: Buffer) => ws.onData(chunk));
+    socket.resume();
+  });
   return switching();
 };
