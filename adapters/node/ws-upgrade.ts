@@ -12,6 +12,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { createHash } from 'node:crypto';
 import { checkUpgradeRequest } from '../../src/format/websocket.ts';
+import { responseHead } from '../../src/format/http1.ts';
 import { WS_GUID, WsSession, type WsTransport } from '../../src/net/ws-session.ts';
 import type { FetchHandler, UpgradeWebSocket, WsHandler } from '../../src/net/types.ts';
 import { SocketWriter } from './direct-write.ts';
@@ -23,6 +24,8 @@ interface PendingUpgrade {
   socket: Socket;
   /** Bytes the client sent behind its head (node:http's `head` argument). */
   head: Uint8Array;
+  /** The request's header pairs, names lower-case (read once per join). */
+  headers: [string, string][];
   /** The socket was taken for a WebSocket: the upgrade listener writes no answer. */
   taken: boolean;
 }
@@ -39,26 +42,31 @@ function headerPairs(req: IncomingMessage): [string, string][] {
   return out;
 }
 
-/** A status line's reason phrase for the answers written here. */
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 500: 'Internal Server Error' };
-
 /** Answer an upgrade request that did not become a WebSocket with `res` (or `status`) and close. */
 async function reject(socket: Socket, res: Response | undefined, status = 400): Promise<void> {
   if (socket.destroyed) return;
   const st = res ? res.status : status;
   let body = new Uint8Array(0);
-  const lines: string[] = [];
+  const headers: [string, string][] = [];
   if (res) {
     res.headers.forEach((v, k) => {
       const lk = k.toLowerCase();
-      if (lk !== 'content-length' && lk !== 'transfer-encoding' && lk !== 'connection' && !/[\r\n]/.test(v)) lines.push(`${k}: ${v}`);
+      if (lk !== 'content-length' && lk !== 'transfer-encoding' && lk !== 'connection') headers.push([lk, v]);
     });
     try { body = new Uint8Array(await res.arrayBuffer()); } catch { /* a body that fails: none */ }
     if (body.byteLength > 64 * 1024) body = body.subarray(0, 64 * 1024);
   }
   if (socket.destroyed) return;
-  lines.push('connection: close', `content-length: ${body.byteLength}`);
-  socket.end(Buffer.concat([Buffer.from(`HTTP/1.1 ${st} ${REASONS[st] ?? ''}\r\n${lines.join('\r\n')}\r\n\r\n`), bufferView(body)]));
+  const close: [string, string][] = [['connection', 'close'], ['content-length', String(body.byteLength)]];
+  let head: Uint8Array;
+  try {
+    head = responseHead(st, [...headers, ...close]);
+  } catch {
+    // A header the handler set that cannot go on the wire (CR/LF, not a token): a bare 500.
+    body = new Uint8Array(0);
+    head = responseHead(500, [['connection', 'close'], ['content-length', '0']]);
+  }
+  socket.end(Buffer.concat([bufferView(head), bufferView(body)]));
 }
 
 /** The open WebSockets of one server (closed with it). */
@@ -74,12 +82,12 @@ export function serveUpgrades(server: Server, fetch: FetchHandler, tls: boolean)
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', () => {});
     if (req.headers.upgrade?.toLowerCase() !== 'websocket') { void reject(socket, undefined, 400); return; }
-    const pending: PendingUpgrade = { socket, head, taken: false };
+    const pending: PendingUpgrade = { socket, head, headers: headerPairs(req), taken: false };
     let request: Request;
     try {
       const target = req.url ?? '/';
       const url = target.startsWith('/') ? `${tls ? 'https' : 'http'}://${req.headers.host ?? 'localhost'}${target}` : target;
-      request = new Request(url, { headers: headerPairs(req) });
+      request = new Request(url, { headers: pending.headers });
     } catch {
       void reject(socket, undefined, 400);
       return;
@@ -121,7 +129,7 @@ export const nodeUpgradeWebSocket: UpgradeWebSocket = (c, handler: WsHandler) =>
   const pending = env?.[UPGRADE];
   const req = env?.incoming;
   if (!pending || !req || pending.taken) return undefined;
-  const pairs = headerPairs(req);
+  const pairs = pending.headers;
   const bad = checkUpgradeRequest(req.method ?? '', pairs);
   if (bad) return new Response(`${bad}\n`, { status: 400, headers: { 'content-type': 'text/plain; charset=utf-8' } });
   const socket = pending.socket;
@@ -141,7 +149,7 @@ export const nodeUpgradeWebSocket: UpgradeWebSocket = (c, handler: WsHandler) =>
     endAfterFlush: () => { if (!writer.ended) socket.end(); },
     destroy: () => { socket.destroy(); },
   };
-  transport.write(Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ${accept}\r\n\r\n`));
+  transport.write(responseHead(101, [['upgrade', 'websocket'], ['connection', 'Upgrade'], ['sec-websocket-accept', accept]]));
   const ws = new WsSession(transport, handler);
   socket.once('close', () => ws.onSocketClose());
   // node:http's sockets are half-open: a client that sent FIN without a close frame is gone.
