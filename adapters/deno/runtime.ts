@@ -9,7 +9,7 @@ import { bindUdp, connectTcp, listenTcp } from '../node/net.ts';
 import { hostSysinfo, nodeHost } from '../node/host.ts';
 import { isUpgrade, toHonoEvents, upgradeOr400 } from '../hono-ws.ts';
 import { openWebSockets, serveGuarded } from './serve-guarded.ts';
-import { nodeRuntime } from '../node/runtime.ts';
+import { nodeRuntime, serveNodeHttp } from '../node/runtime.ts';
 import { denoRecvBuffer } from './udp-rcvbuf.ts';
 
 /** The slice of Deno's API used here (this file is type-checked without Deno's types). */
@@ -111,12 +111,14 @@ const connInfo = (c: unknown): PeerInfo | undefined => {
  * loop with limits; Deno.serve where Deno.serveHttp is gone). Why node:http by default: at 1000 HTTP-FLV
  * viewers Deno's own server copied every shared chunk into each response's ReadableStream (65 % of a
  * core, 648 MB, players starved at 570 kb/s of 2.1 Mb/s); node:http on Deno served all of them at full
- * rate (see docs/BENCHMARKS.md, issue 19).
+ * rate (see docs/BENCHMARKS.md, issue 19). m7s's own server (../http-server.ts, the default on Node and
+ * Bun) costs Deno about what node:http does per join (bench/ws-join-cost.mjs, medians of three: a
+ * WebSocket join 338 against 366 µs, an HTTP-FLV GET 300 against 308 µs), so Deno keeps node:http.
  */
 const serveHttp = (opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> =>
   opts.native
     ? (typeof (globalThis as unknown as { Deno: { serveHttp?: unknown } }).Deno.serveHttp === 'function' ? serveGuarded(opts, fetch) : serveHttpUnguarded(opts, fetch))
-    : nodeRuntime.serveHttp(opts, fetch);
+    : serveNodeHttp(opts, fetch);
 
 export const denoRuntime: Runtime = {
   ...nodeHost,

@@ -1,5 +1,6 @@
-// The Node.js Runtime: sockets from ./net.ts, files/process from ./host.ts, HTTP from
-// @hono/node-server 2.x; WebSocket upgrades by m7s itself (./ws-upgrade.ts).
+// The Node.js Runtime: sockets from ./net.ts, files/process from ./host.ts, HTTP by m7s's own server on
+// node:net (./socket-server.ts), or with `global.http.nativeserver: true` by node:http through
+// @hono/node-server 2.x, its WebSocket upgrades done by m7s (./ws-upgrade.ts).
 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -12,8 +13,10 @@ import { hostSysinfo, nodeHost } from './host.ts';
 import { nodeStreamResponse } from './stream-response.ts';
 import { guardNodeHttpServer } from './http-guard.ts';
 import { nodeUpgradeWebSocket, serveUpgrades, type UpgradeTracker } from './ws-upgrade.ts';
+import { serveNodeSockets, socketConnInfo, socketStreamResponse, socketUpgradeWebSocket } from './socket-server.ts';
 
-async function serveHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
+/** HTTP through node:http (@hono/node-server): `global.http.nativeserver: true` on Node, the default on Deno. */
+export async function serveNodeHttp(opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> {
   const tlsOpts = opts.tls
     ? { createServer: createHttpsServer, serverOptions: { cert: opts.tls.cert, key: opts.tls.key } }
     : {};
@@ -122,7 +125,7 @@ export function paceRequests(server: Server): void {
 }
 
 /** @hono/node-server passes `{ incoming, outgoing }` as env (like its conninfo helper reads it). */
-const connInfo = (c: unknown): PeerInfo | undefined => {
+const nodeHttpConnInfo = (c: unknown): PeerInfo | undefined => {
   const env = (c as Context).env as { incoming?: { socket?: { remoteAddress?: string; remotePort?: number } } } | undefined;
   const s = env?.incoming?.socket;
   return s?.remoteAddress ? { address: s.remoteAddress, port: s.remotePort ?? 0 } : undefined;
@@ -132,6 +135,15 @@ const connInfo = (c: unknown): PeerInfo | undefined => {
 const RUNS_ELSEWHERE = 'Bun' in globalThis || 'Deno' in globalThis;
 const RUNS_ON_BUN = 'Bun' in globalThis;
 
+/** Requests of m7s's own server, else node:http's. */
+const serveHttp = (opts: HttpServeOptions, fetch: FetchHandler): Promise<HttpServer> =>
+  opts.native ? serveNodeHttp(opts, fetch) : serveNodeSockets(opts, fetch);
+const upgradeWebSocket: Runtime['upgradeWebSocket'] = (c, handler) =>
+  socketConnInfo(c) ? socketUpgradeWebSocket(c, handler) : nodeUpgradeWebSocket(c, handler);
+const connInfo = (c: unknown): PeerInfo | undefined => socketConnInfo(c) ?? nodeHttpConnInfo(c);
+const streamResponse: NonNullable<Runtime['streamResponse']> = (c, status, headers, hwm) =>
+  socketConnInfo(c) ? socketStreamResponse(c, status, headers, hwm) : nodeStreamResponse(c, status, headers, hwm);
+
 export const nodeRuntime: Runtime = {
   ...nodeHost,
   name: 'node',
@@ -139,8 +151,8 @@ export const nodeRuntime: Runtime = {
   connectTcp,
   bindUdp,
   serveHttp,
-  upgradeWebSocket: nodeUpgradeWebSocket,
+  upgradeWebSocket,
   connInfo,
-  streamResponse: nodeStreamResponse,
+  streamResponse,
   sysinfo: () => hostSysinfo('node', process.versions.node),
 };

@@ -16,6 +16,7 @@ import { responseHead } from '../../src/format/http1.ts';
 import { WS_GUID, WsSession, type WsTransport } from '../../src/net/ws-session.ts';
 import type { FetchHandler, UpgradeWebSocket, WsHandler } from '../../src/net/types.ts';
 import { SocketWriter } from './direct-write.ts';
+import { switchingResponse } from '../http-server.ts';
 import { bufferView } from './buffer-view.ts';
 
 /** What an upgrade request carries in its env (beside node:http's `incoming`), for nodeUpgradeWebSocket. */
@@ -114,14 +115,6 @@ export function serveUpgrades(server: Server, fetch: FetchHandler, tls: boolean)
   return { close: () => { for (const s of open) s.destroy(); open.clear(); } };
 }
 
-/** A 101 answer for the fetch handler (Node's own Response refuses 1xx statuses; hono's and Deno's take it). */
-function switching(): Response {
-  try {
-    return new Response(null, { status: 101 });
-  } catch {
-    return new Response(null, { status: 200 });
-  }
-}
 
 /** Runtime.upgradeWebSocket for requests served by serveUpgrades; undefined for any other request. */
 export const nodeUpgradeWebSocket: UpgradeWebSocket = (c, handler: WsHandler) => {
@@ -163,5 +156,5 @@ export const nodeUpgradeWebSocket: UpgradeWebSocket = (c, handler: WsHandler) =>
     socket.on('data', (chunk: Buffer) => ws.onData(chunk));
     socket.resume();
   });
-  return switching();
+  return switchingResponse();
 };

@@ -5,7 +5,8 @@
 // MODE: native (Bun.serve), nodehttp (node:http + ws), nodehttp-raw (node:http, handshake and frame
 // written by hand), bunlisten-raw (Bun.listen, the same by hand: the floor of a server of our own),
 // net-raw (node:net, the same by hand: that floor on Node),
-// sockets (m7s's adapters/bun/socket-server.ts with a bare handler).
+// sockets (m7s's adapters/bun/socket-server.ts with a bare handler), m7s-sockets / m7s-nodehttp (m7s's
+// HTTP servers on Node: see below).
 // SKIP=K: K joins first that are not measured (the JIT warmed up; the client must open N + K).
 // THREADS=1: also print each thread's CPU ms over the window on stderr (Bun's JIT workers, GC).
 const [mode, n, size] = [process.argv[2], +process.argv[3], +process.argv[4]];
@@ -37,6 +38,24 @@ if (mode === 'native') {
   const { serveSockets, socketUpgradeWebSocket } = await import('../../adapters/bun/socket-server.ts');
   const srv = await serveSockets({ port: 0, host: '127.0.0.1' }, (req, env) =>
     socketUpgradeWebSocket({ env, req: { raw: req } }, { onOpen: (ws) => onOpen({ send: (b) => ws.send(b) }) }) ?? new Response('no', { status: 400 }));
+  port = srv.port;
+} else if (mode === 'm7s-sockets' || mode === 'm7s-nodehttp') {
+  // m7s's HTTP servers with a bare handler, through the Runtime calls m7s's plugins make: on Node, its
+  // own server on node:net (the default) or node:http (global.http.nativeserver: true). M7S_RUNTIME:
+  // the bundle of adapters/node/runtime.ts (bench/ws-join-cost.mjs builds it). KIND=flv: the join is an
+  // HTTP GET answered through streamResponse with one BURST-byte chunk (an HTTP-FLV player's catch-up).
+  const { nodeRuntime: rt } = await import(process.env.M7S_RUNTIME);
+  const flv = process.env.KIND === 'flv';
+  const srv = await rt.serveHttp({ port: 0, host: '127.0.0.1', native: mode === 'm7s-nodehttp' }, (req, env) => {
+    const c = { env, req: { raw: req } };
+    if (flv) {
+      const s = rt.streamResponse(c, 200, { 'content-type': 'video/x-flv' }, 1 << 20);
+      if (!s) return new Response('no', { status: 500 });
+      onOpen({ send: (b) => s.sink.write(b) });
+      return s.response;
+    }
+    return rt.upgradeWebSocket(c, { onOpen: (ws) => onOpen({ send: (b) => ws.send(b) }) }) ?? new Response('no', { status: 400 });
+  });
   port = srv.port;
 } else if (mode === 'nodehttp-raw' || mode === 'bunlisten-raw' || mode === 'net-raw') {
   const { createHash } = await import('node:crypto');

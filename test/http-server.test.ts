@@ -1,10 +1,11 @@
-// m7s's own HTTP/1.1 and WebSocket server on Bun's raw sockets (adapters/bun/socket-server.ts, the
-// default HTTP server on Bun). The adapter contract (test/adapters.test.ts) covers what every runtime's
-// server does; this file drives the protocol details a server of our own must get right with exact
-// bytes from a raw TCP client: keep-alive and pipelining, request bodies (chunked, 100-continue, unread),
-// HEAD, refusals with their status, the header timeout and the connection guard, a request's signal
-// when its client leaves (Bun only); and WebSocket control frames, protocol errors and refused upgrades
-// on every runtime's default server (m7s does the upgrade itself on all three).
+// m7s's own HTTP/1.1 and WebSocket server (adapters/http-server.ts: the default HTTP server on Node, on
+// node:net, and on Bun, on Bun's raw sockets). The adapter contract (test/adapters.test.ts) covers what
+// every runtime's server does; this file drives the protocol details a server of our own must get right
+// with exact bytes from a raw TCP client: keep-alive and pipelining, request bodies (chunked,
+// 100-continue, unread), HEAD, refusals with their status, the header timeout and the connection guard,
+// a request's signal when its client leaves, a live body's head sent with its first chunk (Node and Bun;
+// Deno serves node:http); and WebSocket control frames, protocol errors and refused upgrades on every
+// runtime's default server (m7s does the upgrade itself on all three).
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +13,7 @@ import { Hono } from 'hono';
 import { currentRuntime } from '../adapters/current.ts';
 import type { HttpServer, Runtime, TcpConn, WsConn } from '../src/net/types.ts';
 import { concat } from '../src/format/bytes.ts';
+import { Conn, SocketServer, socketStreamResponse, socketUpgradeWebSocket, type Wire } from '../adapters/http-server.ts';
 
 const rt: Runtime = await currentRuntime();
 const HOST = '127.0.0.1';
@@ -54,12 +56,13 @@ function clientFrame(opcode: number, payload: Uint8Array, mask = true): Uint8Arr
   return concat(mask ? [head, key, body] : [head, body]);
 }
 
-const skip = rt.name !== 'bun' && 'Bun only: the server of adapters/bun/socket-server.ts';
+const skip = rt.name === 'deno' && 'Node and Bun only: Deno serves node:http (adapters/deno/runtime.ts)';
 
-describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
+describe("m7s's HTTP server on raw sockets (Node, Bun)", { skip }, () => {
   let http: HttpServer;
   const clients: Raw[] = [];
   let aborted = 0;
+  const live: { end(): void }[] = [];
   const connect = async () => { const c = new Raw(await rt.connectTcp({ host: HOST, port: http.port })); clients.push(c); return c; };
 
   before(async () => {
@@ -76,10 +79,19 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
       await new Promise<void>((resolve) => c.req.raw.signal.addEventListener('abort', () => { aborted++; resolve(); }));
       return c.text('late');
     });
+    // A live body (HTTP-FLV's path): its first chunk written in the same turn ('now') or 300 ms later.
+    app.get('/live/:when', (c) => {
+      const s = rt.streamResponse!(c, 200, { 'content-type': 'video/x-flv' }, 1 << 20)!;
+      if (c.req.param('when') === 'now') s.sink.write(enc('FIRST-CHUNK'));
+      else setTimeout(() => s.sink.write(enc('LATE-CHUNK')), 300);
+      live.push(s.sink);
+      return s.response;
+    });
     http = await rt.serveHttp({ port: 0, host: HOST, limits: { readHeaderTimeout: 400, idleTimeout: 2000, maxConnections: 6 } }, app.fetch);
   });
 
   after(async () => {
+    for (const s of live) s.end();
     for (const c of clients) c.conn.destroy();
     await http?.close();
   });
@@ -196,10 +208,27 @@ describe("Bun: m7s's HTTP server on raw sockets", { skip }, () => {
     while (aborted === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.equal(aborted, 1);
   });
+
+  it('a live body: the head with a first chunk written in its turn, and alone (at once) when none is', async () => {
+    const now = await connect();
+    now.send(`GET /live/now HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    const t = await now.until((s) => s.includes('FIRST-CHUNK'), 'the first chunk');
+    assert.match(t, /^HTTP\/1\.1 200 OK\r\n[^]*\r\ntransfer-encoding: chunked\r\n[^]*\r\n\r\nb\r\nFIRST-CHUNK\r\n$/);
+    now.conn.destroy();
+
+    const late = await connect();
+    const t0 = Date.now();
+    late.send(`GET /live/late HTTP/1.1\r\nHost: ${HOST}\r\n\r\n`);
+    const head = await late.until((s) => s.includes('\r\n\r\n'), 'the head alone', 2000);
+    assert.ok(Date.now() - t0 < 250, `the head came after ${Date.now() - t0} ms, not at once`);
+    assert.ok(!head.includes('LATE-CHUNK'));
+    await late.until((s) => s.includes('LATE-CHUNK'), 'the late chunk');
+    late.conn.destroy();
+  });
 });
 
-// WebSocket upgrades m7s does itself, on every runtime's default HTTP server: Bun's socket server, and
-// node:http's upgrade event on Node and Deno (adapters/node/ws-upgrade.ts). Both frame with
+// WebSocket upgrades m7s does itself, on every runtime's default HTTP server: m7s's own server on Node
+// and Bun, and node:http's upgrade event on Deno (adapters/node/ws-upgrade.ts). Both frame with
 // src/net/ws-session.ts; the exact bytes here are what RFC 6455 asks of a server.
 describe('WebSocket upgrades on the default HTTP server (every runtime)', () => {
   let http: HttpServer;
@@ -287,5 +316,62 @@ describe('WebSocket upgrades on the default HTTP server (every runtime)', () => 
     const end = Date.now() + 3000;
     while (!closes.length && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     assert.equal(closes.length, 1, 'the handler heard the close');
+  });
+});
+
+// How many writes the server makes, seen on a Wire that records them (the in-process client above reads
+// after the server's turn, so two writes in one turn arrive as one read there and cannot show this).
+describe("m7s's HTTP server: one write for a live body's head or a 101 and the first chunk of its turn", () => {
+  class RecordingWire implements Wire {
+    readonly peer = { address: '127.0.0.1', port: 40000 };
+    readonly buffered = 0;
+    readonly gathers = true;
+    writes: string[] = [];
+    write(b: Uint8Array): void { this.writes.push(latin1(b)); }
+    writev(chunks: readonly Uint8Array[]): void { this.writes.push(latin1(concat([...chunks]))); }
+    end(): void {}
+    terminate(): void {}
+    pause(): void {}
+    resume(): void {}
+  }
+  const app = new Hono();
+  app.get('/live/:when', (c) => {
+    const s = socketStreamResponse(c, 200, { 'content-type': 'video/x-flv' }, 1 << 20)!;
+    if (c.req.param('when') === 'now') s.sink.write(enc('FIRST-CHUNK'));
+    else setTimeout(() => s.sink.write(enc('LATE-CHUNK')), 50);
+    return s.response;
+  });
+  app.get('/ws', (c) => socketUpgradeWebSocket(c, { onOpen: (ws: WsConn) => ws.send('hi') }) ?? c.text('no', 400));
+  const server = new SocketServer(app.fetch, { readHeaderTimeout: 0, idleTimeout: 0, maxConnections: 0 }, false, 'test');
+  const open = (head: string) => {
+    const wire = new RecordingWire();
+    const conn = new Conn(wire, server);
+    conn.onData(enc(head));
+    return { wire, conn };
+  };
+  const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+  it('a live body: head and first chunk in one write; a late chunk: the head alone at the end of its turn', async () => {
+    const now = open('GET /live/now HTTP/1.1\r\nHost: x\r\n\r\n');
+    await settle();
+    assert.equal(now.wire.writes.length, 1, JSON.stringify(now.wire.writes));
+    assert.match(now.wire.writes[0]!, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nb\r\nFIRST-CHUNK\r\n$/);
+    now.conn.destroy();
+
+    const late = open('GET /live/late HTTP/1.1\r\nHost: x\r\n\r\n');
+    await settle();
+    assert.equal(late.wire.writes.length, 1);
+    assert.match(late.wire.writes[0]!, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\n$/);
+    await settle(100);
+    assert.deepEqual(late.wire.writes.slice(1), ['a\r\nLATE-CHUNK\r\n']);
+    late.conn.destroy();
+  });
+
+  it('a WebSocket: the 101 and the message onOpen sent in one write', async () => {
+    const ws = open('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    await settle();
+    assert.equal(ws.wire.writes.length, 1, JSON.stringify(ws.wire.writes));
+    assert.match(ws.wire.writes[0]!, /^HTTP\/1\.1 101 [^]*s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=\r\n\r\n\x81\x02hi$/);
+    ws.conn.destroy();
   });
 });
