@@ -11,6 +11,11 @@
 // The object passes `instanceof Request` (its prototype chain goes through Request.prototype) and
 // answers every member of Request.prototype: the four above from its own fields, every other one from
 // the real Request, made once, with the same headers object, body stream and signal.
+//
+// One thing it cannot be: the *input* of undici's `new Request(input)` or `fetch(input)`, which reads
+// undici's private state of a Request it recognises (on Node 20 that throws). As an init it works
+// (`new Request(url, c.req.raw)`, as hono's mount and src/http/api.ts pass it); code that forwards a
+// request passes it so.
 
 interface LightInit {
   headers: [string, string][];
