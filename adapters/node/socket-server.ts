@@ -22,7 +22,8 @@ import { normalizeAddress } from './net.ts';
 export { socketConnInfo, socketStreamResponse, socketUpgradeWebSocket } from '../http-server.ts';
 
 /** Node's Request is undici's, ~100 µs a join under load: requests are light ones (../light-request.ts).
- * Deno runs this server too, with a native Request of 1–2 µs: its own. */
+ * Deno's default is node:http (adapters/deno/runtime.ts); where Deno runs this server (bench/
+ * ws-join-cost.mjs's deno-m7s-sockets) its native Request costs 1–2 µs and is kept. */
 const LIGHT = !('Deno' in globalThis);
 
 /** A node:net (or node:tls) socket as a Wire. */
